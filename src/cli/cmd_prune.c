@@ -1,0 +1,277 @@
+/* ecprune prune: prune a model and report what it cost. */
+#include "cli.h"
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void help(FILE *f)
+{
+    fprintf(f,
+        "usage: ecprune prune MODEL.onnx --data D --sparsity S -o PRUNED.onnx [options]\n\n"
+        "Removes the fraction S of the weights (biases are never pruned) that a criterion deems\n"
+        "cheapest. With the default method, elimination-compensation (ec), every removed weight\n"
+        "is compensated by shifting the bias of the neuron it fed by the optimal amount, and a\n"
+        "weight's importance is the output deviation left after that shift.\n\n"
+        "  --data D             dataset whose training split calibrates (and fine-tunes) and\n"
+        "                       whose test split is reported: mnist, fashion, diffsorp[:noise],\n"
+        "                       DIR, FILE.csv\n"
+        "  --method M           ec (default), ec-exact, random, magnitude, magnitude-bc, gradient,\n"
+        "                       taylor, obd, wanda\n"
+        "  --sensitivity K      for ec/ec-exact: output (default: sum_k (dy_k/dz)^2, exact),\n"
+        "                       probe (Rademacher estimate, for wide outputs), loss (Gauss-Newton)\n"
+        "  --probes P           probes for --sensitivity probe (16)\n"
+        "  --sparsity S         target fraction of prunable weights, 0 <= S < 1 (0.9)\n"
+        "  --scope global|layer one ranking across layers (default) or S in every layer\n"
+        "  --exclude-layer L    never prune layer L (0-based; repeat or give a list 0,2)\n"
+        "  --steps T            iterative pruning on the cubic schedule, statistics recomputed\n"
+        "                       at each step (1 = one-shot, the default)\n"
+        "  --finetune-epochs E  training epochs after each step, pruned weights held at 0 (0)\n"
+        "  --lr R, --batch B    fine-tuning optimiser (Adam 1e-3, 128)\n"
+        "  --calib N            calibration samples: the first N training samples after a\n"
+        "                       seeded shuffle (2000, or all if fewer)\n"
+        "  --seed S             calibration sampling, random scores, probes, fine-tuning (1)\n"
+        "  --dump-scores DIR    write score_L.npy and comp_L.npy per layer (first step)\n"
+        "  --threads T          BLAS threads\n"
+        "  --target-cols C      CSV data: target column numbers\n"
+        "  -o, --output FILE    the pruned model (.onnx)\n"
+        "  --json               machine-readable result\n\n"
+        "example:\n"
+        "  ecprune prune m.onnx --data mnist --method ec --sparsity 0.9 -o p.onnx\n");
+}
+
+static int parse_excludes(const char *s, uint64_t *mask)
+{
+    while (*s) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 0 || v > 63 || (*end && *end != ','))
+            return cli_usage_error("prune", "--exclude-layer '%s': expected layer numbers 0..63",
+                                   s);
+        *mask |= 1ULL << v;
+        s = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+static int dump_scores(const ecp_mlp *m, const ecp_dataset *train, const ecp_prune_opts *o,
+                       const char *dir, ecp_error *err)
+{
+    ecp_dataset *calib = NULL;
+    ecp_scores *sc = NULL;
+    int64_t nc = o->calib < train->n ? o->calib : train->n;
+    if (ecp_prune_calib(train, nc, o->seed, &calib, err) ||
+        ecp_prune_scores(m, calib, o->method, o->sens, o->probes, o->seed + 1, &sc, err)) {
+        ecp_dataset_free(calib);
+        return 1;
+    }
+    int rc = 0;
+    char path[4200];
+    for (int l = 0; l < ecp_mlp_n_layers(m) && !rc; l++) {
+        int64_t r = ecp_mlp_layer_out(m, l), c = ecp_mlp_layer_in(m, l);
+        float *buf = malloc((size_t)(r * c) * sizeof *buf);
+        if (!buf) {
+            ecp_fail(err, ECP_ERR_MEMORY, "--dump-scores: out of memory");
+            rc = 1;
+            break;
+        }
+        for (int pass = 0; pass < 2 && !rc; pass++) {
+            double *src = pass == 0 ? sc->score[l] : (sc->comp ? sc->comp[l] : NULL);
+            if (!src)
+                continue;
+            for (int64_t k = 0; k < r * c; k++)
+                buf[k] = (float)src[k];
+            snprintf(path, sizeof path, "%s/%s_%d.npy", dir, pass ? "comp" : "score", l);
+            rc = ecp_npy_write_f32(path, buf, r, c, err) != ECP_OK;
+        }
+        free(buf);
+    }
+    ecp_scores_free(sc);
+    ecp_dataset_free(calib);
+    return rc;
+}
+
+int cmd_prune(int argc, char **argv)
+{
+    enum { O_SENS = 256, O_PROBES, O_SCOPE, O_EXCL, O_STEPS, O_FT, O_LR, O_BATCH, O_CALIB, O_SEED,
+           O_DUMP, O_THREADS, O_TC, O_JSON, O_METHOD, O_SPARSITY, O_DATA };
+    static const struct option opts[] = {
+        {"data", required_argument, 0, O_DATA},       {"method", required_argument, 0, O_METHOD},
+        {"sensitivity", required_argument, 0, O_SENS}, {"probes", required_argument, 0, O_PROBES},
+        {"sparsity", required_argument, 0, O_SPARSITY}, {"scope", required_argument, 0, O_SCOPE},
+        {"exclude-layer", required_argument, 0, O_EXCL}, {"steps", required_argument, 0, O_STEPS},
+        {"finetune-epochs", required_argument, 0, O_FT}, {"lr", required_argument, 0, O_LR},
+        {"batch", required_argument, 0, O_BATCH},     {"calib", required_argument, 0, O_CALIB},
+        {"seed", required_argument, 0, O_SEED},       {"dump-scores", required_argument, 0, O_DUMP},
+        {"threads", required_argument, 0, O_THREADS}, {"target-cols", required_argument, 0, O_TC},
+        {"output", required_argument, 0, 'o'},        {"json", no_argument, 0, O_JSON},
+        {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
+    ecp_prune_opts po;
+    ecp_prune_opts_default(&po);
+    const char *data = NULL, *out = NULL, *dump = NULL, *target_cols = NULL;
+    long v, threads = 0;
+    double d;
+    int json = 0, c, rc, calib_given = 0;
+    ecp_error err = {0};
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_DATA: data = optarg; break;
+        case O_METHOD:
+            if (!ecp_prune_method_exists(optarg))
+                return cli_usage_error("prune", "--method '%s': unknown (choose ec, ec-exact, "
+                                       "random, magnitude, magnitude-bc, gradient, taylor, obd, "
+                                       "wanda)", optarg);
+            po.method = optarg;
+            break;
+        case O_SENS:
+            if (ecp_sens_parse(optarg, &po.sens, &err))
+                return cli_die("prune", &err);
+            break;
+        case O_PROBES:
+            if ((rc = cli_parse_int("prune", "--probes", optarg, 1, 100000, &v))) return rc;
+            po.probes = (int)v;
+            break;
+        case O_SPARSITY:
+            if ((rc = cli_parse_double("prune", "--sparsity", optarg, 0, 1, &d))) return rc;
+            if (d >= 1)
+                return cli_usage_error("prune", "--sparsity %s: must be below 1 (a layer keeps "
+                                       "at least one weight)", optarg);
+            po.sparsity = d;
+            break;
+        case O_SCOPE:
+            if (!strcmp(optarg, "global")) po.scope_layer = 0;
+            else if (!strcmp(optarg, "layer")) po.scope_layer = 1;
+            else return cli_usage_error("prune", "--scope '%s': choose global or layer", optarg);
+            break;
+        case O_EXCL: if ((rc = parse_excludes(optarg, &po.exclude_mask))) return rc; break;
+        case O_STEPS:
+            if ((rc = cli_parse_int("prune", "--steps", optarg, 1, 1000, &v))) return rc;
+            po.steps = (int)v;
+            break;
+        case O_FT:
+            if ((rc = cli_parse_int("prune", "--finetune-epochs", optarg, 0, 10000, &v))) return rc;
+            po.finetune_epochs = (int)v;
+            break;
+        case O_LR:
+            if ((rc = cli_parse_double("prune", "--lr", optarg, 1e-12, 100, &d))) return rc;
+            po.finetune.optim.lr = d;
+            break;
+        case O_BATCH:
+            if ((rc = cli_parse_int("prune", "--batch", optarg, 1, 1 << 20, &v))) return rc;
+            po.finetune.batch = (int)v;
+            break;
+        case O_CALIB:
+            if ((rc = cli_parse_int("prune", "--calib", optarg, 1, 1L << 40, &v))) return rc;
+            po.calib = v;
+            calib_given = 1;
+            break;
+        case O_SEED:
+            if ((rc = cli_parse_int("prune", "--seed", optarg, 0, 0x7fffffffL, &v))) return rc;
+            po.seed = (uint64_t)v;
+            break;
+        case O_DUMP: dump = optarg; break;
+        case O_THREADS:
+            if ((rc = cli_parse_int("prune", "--threads", optarg, 1, 1024, &threads))) return rc;
+            break;
+        case O_TC: target_cols = optarg; break;
+        case 'o': out = optarg; break;
+        case O_JSON: json = 1; break;
+        case 'h': help(stdout); return 0;
+        default: return cli_usage_error("prune", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc - 1)
+        return cli_usage_error("prune", "expected exactly one model file");
+    if (!data || (!out && !dump))
+        return cli_usage_error("prune", "--data and -o are required");
+    cli_set_threads((int)threads);
+    const char *model = argv[optind];
+    ecp_mlp *m = NULL;
+    ecp_dataset *train = NULL, *test = NULL;
+    int status = 1;
+    ecp_data_opts dopt;
+    ecp_data_opts_default(&dopt);
+    dopt.target_cols = target_cols;
+    if (ecp_onnx_load(&m, model, &err) || ecp_data_open(data, &dopt, &train, &test, &err) ||
+        ecp_check_fit(m, train, model, data, &err)) {
+        status = cli_die("prune", &err);
+        goto done;
+    }
+    if (!calib_given && po.calib > train->n)
+        po.calib = train->n;
+    if (po.calib > train->n) {
+        status = cli_usage_error("prune", "--calib %lld: the training set has only %lld samples",
+                                 (long long)po.calib, (long long)train->n);
+        goto done;
+    }
+    for (int l = ecp_mlp_n_layers(m); l < 64; l++)
+        po.exclude_mask &= ~(1ULL << l);
+    if (dump && dump_scores(m, train, &po, dump, &err)) {
+        status = cli_die("prune", &err);
+        goto done;
+    }
+    if (!out) {
+        status = 0;
+        goto done;
+    }
+    ecp_eval_result before, after;
+    ecp_prune_report rep;
+    po.progress = 1;
+    if (ecp_evaluate(m, test, &before, &err) || ecp_prune(m, train, &po, &rep, &err) ||
+        ecp_evaluate(m, test, &after, &err) || ecp_onnx_save(m, out, &err)) {
+        status = cli_die("prune", &err);
+        goto done;
+    }
+    int L = ecp_mlp_n_layers(m);
+    double achieved = (double)rep.pruned / (double)rep.weights;
+    if (json) {
+        printf("{\"method\":\"%s\",\"sensitivity\":\"%s\",\"target\":%.6f,\"sparsity\":%.6f,",
+               po.method, ecp_sens_name(po.sens), po.sparsity, achieved);
+        printf("\"before\":{\"loss\":%.9g", before.loss);
+        if (before.accuracy >= 0) printf(",\"accuracy\":%.6f", before.accuracy);
+        printf("},\"after\":{\"loss\":%.9g", after.loss);
+        if (after.accuracy >= 0) printf(",\"accuracy\":%.6f", after.accuracy);
+        printf("},\"layers\":[");
+        for (int l = 0; l < L; l++) {
+            double nw = (double)ecp_mlp_layer_in(m, l) * ecp_mlp_layer_out(m, l);
+            printf("%s{\"sparsity\":%.6f,\"pruned\":%lld,\"dead_neurons\":%d}", l ? "," : "",
+                   rep.layer_pruned[l] / nw, (long long)rep.layer_pruned[l], rep.dead_inputs[l]);
+        }
+        printf("],\"pruned\":%lld,\"weights\":%lld,\"steps\":%d,\"finetune_epochs\":%d,"
+               "\"calib\":%lld,\"stats_seconds\":%.4f,\"seconds\":%.4f}\n",
+               (long long)rep.pruned, (long long)rep.weights, po.steps, po.finetune_epochs,
+               (long long)po.calib, rep.stats_seconds, rep.seconds);
+    } else {
+        printf("%s: method %s", model, po.method);
+        if (!strcmp(po.method, "ec") || !strcmp(po.method, "ec-exact"))
+            printf(" (sensitivity %s)", ecp_sens_name(po.sens));
+        printf(", %s, %d step%s, %d fine-tuning epoch%s, %lld calibration samples\n",
+               po.scope_layer ? "per layer" : "global", po.steps, po.steps > 1 ? "s" : "",
+               po.finetune_epochs, po.finetune_epochs == 1 ? "" : "s", (long long)po.calib);
+        printf("  %-8s %12s %10s\n", "", "test loss", "accuracy");
+        printf("  %-8s %12.6f", "before", before.loss);
+        if (before.accuracy >= 0) printf(" %9.2f%%", 100 * before.accuracy);
+        printf("\n  %-8s %12.6f", "after", after.loss);
+        if (after.accuracy >= 0) printf(" %9.2f%%", 100 * after.accuracy);
+        printf("\n  sparsity %.4f (%lld of %lld weights)\n", achieved, (long long)rep.pruned,
+               (long long)rep.weights);
+        for (int l = 0; l < L; l++) {
+            double nw = (double)ecp_mlp_layer_in(m, l) * ecp_mlp_layer_out(m, l);
+            printf("    layer %d  %5d x %-5d  sparsity %.4f", l, ecp_mlp_layer_out(m, l),
+                   ecp_mlp_layer_in(m, l), rep.layer_pruned[l] / nw);
+            if (rep.dead_inputs[l])
+                printf("  (%d neuron%s left with no input)", rep.dead_inputs[l],
+                       rep.dead_inputs[l] == 1 ? "" : "s");
+            printf("\n");
+        }
+        printf("  statistics and scores: %.3f s; total %.3f s\n  wrote %s\n", rep.stats_seconds,
+               rep.seconds, out);
+    }
+    status = 0;
+done:
+    ecp_mlp_free(m);
+    ecp_dataset_free(train);
+    ecp_dataset_free(test);
+    return status;
+}

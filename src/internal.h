@@ -1,0 +1,56 @@
+/* Internal definitions shared by the library's modules (and white-box tests). */
+#ifndef ECP_INTERNAL_H
+#define ECP_INTERNAL_H
+
+#include "ecprune.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int n_in, n_out;
+    ecp_act act;
+    float *W;        /* n_out x n_in row-major */
+    float *b;        /* n_out */
+    uint8_t *pruned; /* n_out x n_in; 1 = pruned (and W == 0) */
+} ecp_layer;
+
+struct ecp_mlp {
+    int n_layers;
+    int *sizes; /* n_layers + 1 */
+    ecp_layer *layer;
+};
+
+struct ecp_ws {
+    int cap;
+    int n_layers;
+    float **a;  /* a[0..L]: batch x sizes[i] */
+    float **z;  /* z[0..L-1]: pre-activation of layer l, batch x sizes[l+1] */
+    float **dz; /* dL/dz of layer l */
+    float *da;  /* scratch: dL/da of the current layer's input, batch x max width */
+};
+
+struct ecp_grads {
+    int n_layers;
+    float **dW;
+    float **db;
+    size_t *nw; /* weights per layer */
+    int *nb;    /* biases per layer */
+};
+
+/* Overflow-checked allocation: NULL (and an ECP_ERR_MEMORY message) on failure or overflow. */
+void *ecp_alloc(size_t count, size_t size, const char *what, ecp_error *err);
+void *ecp_zalloc(size_t count, size_t size, const char *what, ecp_error *err);
+
+/* Reads a whole file into memory (for parsers that want random access). */
+ecp_status ecp_read_file(const char *path, unsigned char **buf, size_t *len, size_t max_len,
+                         ecp_error *err);
+/* Reads a whole file, inflating it when it is gzip-compressed (zlib). */
+ecp_status ecp_read_file_gz(const char *path, unsigned char **buf, size_t *len, size_t max_len,
+                            ecp_error *err);
+
+int ecp_file_exists(const char *path);
+int ecp_dir_exists(const char *path);
+ecp_status ecp_mkdir_p(const char *path, ecp_error *err);
+
+#endif

@@ -1,0 +1,407 @@
+/* The dense MLP: parameters, masks, and the batched forward and backward passes on OpenBLAS.
+ * Forward and backward of a layer sit side by side so that a change to one is seen with the
+ * other. Activations are row-major batch x width, so every product is one cblas_sgemm. */
+#include "../internal.h"
+#include <cblas.h>
+#include <math.h>
+
+ecp_status ecp_mlp_create(ecp_mlp **out, int n_layers, const int *sizes, const ecp_act *acts,
+                          ecp_error *err)
+{
+    *out = NULL;
+    if (n_layers < 1 || n_layers > 1000)
+        return ecp_fail(err, ECP_ERR_ARG, "an MLP needs 1 to 1000 layers, not %d", n_layers);
+    for (int i = 0; i <= n_layers; i++)
+        if (sizes[i] < 1 || sizes[i] > (1 << 24))
+            return ecp_fail(err, ECP_ERR_ARG, "layer width %d out of range [1, 2^24]", sizes[i]);
+    for (int l = 0; l < n_layers; l++)
+        if ((unsigned)acts[l] >= ECP_ACT_COUNT)
+            return ecp_fail(err, ECP_ERR_ARG, "layer %d: invalid activation %d", l, (int)acts[l]);
+    ecp_mlp *m = ecp_zalloc(1, sizeof *m, "mlp", err);
+    if (!m)
+        return ECP_ERR_MEMORY;
+    m->n_layers = n_layers;
+    m->sizes = ecp_alloc((size_t)n_layers + 1, sizeof *m->sizes, "mlp", err);
+    m->layer = ecp_zalloc((size_t)n_layers, sizeof *m->layer, "mlp", err);
+    if (!m->sizes || !m->layer) {
+        ecp_mlp_free(m);
+        return ECP_ERR_MEMORY;
+    }
+    memcpy(m->sizes, sizes, ((size_t)n_layers + 1) * sizeof *sizes);
+    for (int l = 0; l < n_layers; l++) {
+        ecp_layer *L = &m->layer[l];
+        L->n_in = sizes[l];
+        L->n_out = sizes[l + 1];
+        L->act = acts[l];
+        size_t nw = (size_t)L->n_in * (size_t)L->n_out;
+        L->W = ecp_zalloc(nw, sizeof *L->W, "mlp weights", err);
+        L->b = ecp_zalloc((size_t)L->n_out, sizeof *L->b, "mlp bias", err);
+        L->pruned = ecp_zalloc(nw, 1, "mlp mask", err);
+        if (!L->W || !L->b || !L->pruned) {
+            ecp_mlp_free(m);
+            return ECP_ERR_MEMORY;
+        }
+    }
+    *out = m;
+    return ECP_OK;
+}
+
+void ecp_mlp_free(ecp_mlp *m)
+{
+    if (!m)
+        return;
+    if (m->layer)
+        for (int l = 0; l < m->n_layers; l++) {
+            free(m->layer[l].W);
+            free(m->layer[l].b);
+            free(m->layer[l].pruned);
+        }
+    free(m->layer);
+    free(m->sizes);
+    free(m);
+}
+
+ecp_status ecp_mlp_clone(const ecp_mlp *m, ecp_mlp **out, ecp_error *err)
+{
+    ecp_act acts[1000];
+    for (int l = 0; l < m->n_layers; l++)
+        acts[l] = m->layer[l].act;
+    ecp_status s = ecp_mlp_create(out, m->n_layers, m->sizes, acts, err);
+    if (s)
+        return s;
+    return ecp_mlp_copy(*out, m, err);
+}
+
+ecp_status ecp_mlp_copy(ecp_mlp *dst, const ecp_mlp *src, ecp_error *err)
+{
+    if (dst->n_layers != src->n_layers)
+        return ecp_fail(err, ECP_ERR_SHAPE, "copy: models have %d and %d layers", dst->n_layers,
+                        src->n_layers);
+    for (int i = 0; i <= src->n_layers; i++)
+        if (dst->sizes[i] != src->sizes[i])
+            return ecp_fail(err, ECP_ERR_SHAPE, "copy: width %d differs (%d vs %d)", i,
+                            dst->sizes[i], src->sizes[i]);
+    for (int l = 0; l < src->n_layers; l++) {
+        const ecp_layer *S = &src->layer[l];
+        ecp_layer *D = &dst->layer[l];
+        size_t nw = (size_t)S->n_in * S->n_out;
+        memcpy(D->W, S->W, nw * sizeof *D->W);
+        memcpy(D->b, S->b, (size_t)S->n_out * sizeof *D->b);
+        memcpy(D->pruned, S->pruned, nw);
+        D->act = S->act;
+    }
+    return ECP_OK;
+}
+
+void ecp_mlp_init(ecp_mlp *m, uint64_t seed)
+{
+    ecp_rng r;
+    ecp_rng_seed(&r, seed);
+    for (int l = 0; l < m->n_layers; l++) {
+        ecp_layer *L = &m->layer[l];
+        /* torch.nn.Linear's default: kaiming_uniform(a=sqrt(5)) gives U(±1/sqrt(fan_in)). */
+        double bound = 1.0 / sqrt((double)L->n_in);
+        size_t nw = (size_t)L->n_in * L->n_out;
+        for (size_t i = 0; i < nw; i++)
+            L->W[i] = L->pruned[i] ? 0.0f : (float)((2 * ecp_rng_uniform(&r) - 1) * bound);
+        for (int i = 0; i < L->n_out; i++)
+            L->b[i] = (float)((2 * ecp_rng_uniform(&r) - 1) * bound);
+    }
+}
+
+ecp_status ecp_mlp_create_arch(ecp_mlp **out, const char *arch, ecp_act hidden_act,
+                               ecp_error *err)
+{
+    int sizes[1001], n = 0;
+    const char *p = arch;
+    *out = NULL;
+    while (*p) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > (1 << 24) || (*end && *end != '-'))
+            return ecp_fail(err, ECP_ERR_ARG,
+                            "--arch '%s': expected widths separated by '-', e.g. 784-300-100-10",
+                            arch);
+        if (n == 1001)
+            return ecp_fail(err, ECP_ERR_ARG, "--arch '%s': too many layers", arch);
+        sizes[n++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    if (n < 2)
+        return ecp_fail(err, ECP_ERR_ARG, "--arch '%s': needs at least an input and an output width",
+                        arch);
+    ecp_act acts[1000];
+    for (int l = 0; l < n - 1; l++)
+        acts[l] = l == n - 2 ? ECP_ACT_IDENTITY : hidden_act;
+    return ecp_mlp_create(out, n - 1, sizes, acts, err);
+}
+
+int ecp_mlp_n_layers(const ecp_mlp *m) { return m->n_layers; }
+int ecp_mlp_n_in(const ecp_mlp *m) { return m->sizes[0]; }
+int ecp_mlp_n_out(const ecp_mlp *m) { return m->sizes[m->n_layers]; }
+int ecp_mlp_layer_in(const ecp_mlp *m, int l) { return m->layer[l].n_in; }
+int ecp_mlp_layer_out(const ecp_mlp *m, int l) { return m->layer[l].n_out; }
+ecp_act ecp_mlp_layer_act(const ecp_mlp *m, int l) { return m->layer[l].act; }
+void ecp_mlp_set_layer_act(ecp_mlp *m, int l, ecp_act a) { m->layer[l].act = a; }
+float *ecp_mlp_weights(ecp_mlp *m, int l) { return m->layer[l].W; }
+float *ecp_mlp_bias(ecp_mlp *m, int l) { return m->layer[l].b; }
+uint8_t *ecp_mlp_pruned(ecp_mlp *m, int l) { return m->layer[l].pruned; }
+const float *ecp_mlp_weights_c(const ecp_mlp *m, int l) { return m->layer[l].W; }
+const float *ecp_mlp_bias_c(const ecp_mlp *m, int l) { return m->layer[l].b; }
+const uint8_t *ecp_mlp_pruned_c(const ecp_mlp *m, int l) { return m->layer[l].pruned; }
+
+int64_t ecp_mlp_n_weights(const ecp_mlp *m)
+{
+    int64_t n = 0;
+    for (int l = 0; l < m->n_layers; l++)
+        n += (int64_t)m->layer[l].n_in * m->layer[l].n_out;
+    return n;
+}
+
+int64_t ecp_mlp_n_params(const ecp_mlp *m)
+{
+    int64_t n = ecp_mlp_n_weights(m);
+    for (int l = 0; l < m->n_layers; l++)
+        n += m->layer[l].n_out;
+    return n;
+}
+
+int64_t ecp_mlp_layer_n_pruned(const ecp_mlp *m, int l)
+{
+    const ecp_layer *L = &m->layer[l];
+    size_t nw = (size_t)L->n_in * L->n_out;
+    int64_t c = 0;
+    for (size_t i = 0; i < nw; i++)
+        c += L->pruned[i];
+    return c;
+}
+
+int64_t ecp_mlp_n_pruned(const ecp_mlp *m)
+{
+    int64_t c = 0;
+    for (int l = 0; l < m->n_layers; l++)
+        c += ecp_mlp_layer_n_pruned(m, l);
+    return c;
+}
+
+void ecp_mlp_mask_from_zeros(ecp_mlp *m)
+{
+    for (int l = 0; l < m->n_layers; l++) {
+        ecp_layer *L = &m->layer[l];
+        size_t nw = (size_t)L->n_in * L->n_out;
+        for (size_t i = 0; i < nw; i++)
+            L->pruned[i] = L->W[i] == 0.0f;
+    }
+}
+
+void ecp_mlp_apply_mask(ecp_mlp *m)
+{
+    for (int l = 0; l < m->n_layers; l++) {
+        ecp_layer *L = &m->layer[l];
+        size_t nw = (size_t)L->n_in * L->n_out;
+        for (size_t i = 0; i < nw; i++)
+            if (L->pruned[i])
+                L->W[i] = 0.0f;
+    }
+}
+
+ecp_status ecp_mlp_check_finite(const ecp_mlp *m, const char *what, ecp_error *err)
+{
+    for (int l = 0; l < m->n_layers; l++) {
+        const ecp_layer *L = &m->layer[l];
+        size_t nw = (size_t)L->n_in * L->n_out;
+        for (size_t i = 0; i < nw; i++)
+            if (!isfinite(L->W[i]))
+                return ecp_fail(err, ECP_ERR_NUMERIC, "%s: layer %d weight %zu is not finite",
+                                what, l, i);
+        for (int i = 0; i < L->n_out; i++)
+            if (!isfinite(L->b[i]))
+                return ecp_fail(err, ECP_ERR_NUMERIC, "%s: layer %d bias %d is not finite", what,
+                                l, i);
+    }
+    return ECP_OK;
+}
+
+/* ------------------------------------------------------------------ workspace */
+
+ecp_status ecp_ws_create(ecp_ws **out, const ecp_mlp *m, int max_batch, ecp_error *err)
+{
+    *out = NULL;
+    if (max_batch < 1)
+        return ecp_fail(err, ECP_ERR_ARG, "batch size must be >= 1, not %d", max_batch);
+    ecp_ws *ws = ecp_zalloc(1, sizeof *ws, "workspace", err);
+    if (!ws)
+        return ECP_ERR_MEMORY;
+    int L = m->n_layers, wmax = 0;
+    ws->cap = max_batch;
+    ws->n_layers = L;
+    ws->a = ecp_zalloc((size_t)L + 1, sizeof *ws->a, "workspace", err);
+    ws->z = ecp_zalloc((size_t)L, sizeof *ws->z, "workspace", err);
+    ws->dz = ecp_zalloc((size_t)L, sizeof *ws->dz, "workspace", err);
+    if (!ws->a || !ws->z || !ws->dz)
+        goto fail;
+    for (int i = 0; i <= L; i++) {
+        wmax = m->sizes[i] > wmax ? m->sizes[i] : wmax;
+        ws->a[i] = ecp_alloc((size_t)max_batch * m->sizes[i], sizeof(float), "workspace", err);
+        if (!ws->a[i])
+            goto fail;
+        if (i < L) {
+            size_t n = (size_t)max_batch * m->sizes[i + 1];
+            ws->z[i] = ecp_alloc(n, sizeof(float), "workspace", err);
+            ws->dz[i] = ecp_alloc(n, sizeof(float), "workspace", err);
+            if (!ws->z[i] || !ws->dz[i])
+                goto fail;
+        }
+    }
+    ws->da = ecp_alloc((size_t)max_batch * wmax, sizeof(float), "workspace", err);
+    if (!ws->da)
+        goto fail;
+    *out = ws;
+    return ECP_OK;
+fail:
+    ecp_ws_free(ws);
+    return ECP_ERR_MEMORY;
+}
+
+void ecp_ws_free(ecp_ws *ws)
+{
+    if (!ws)
+        return;
+    for (int i = 0; i <= ws->n_layers; i++) {
+        if (ws->a)
+            free(ws->a[i]);
+        if (i < ws->n_layers) {
+            if (ws->z)
+                free(ws->z[i]);
+            if (ws->dz)
+                free(ws->dz[i]);
+        }
+    }
+    free(ws->a);
+    free(ws->z);
+    free(ws->dz);
+    free(ws->da);
+    free(ws);
+}
+
+int ecp_ws_max_batch(const ecp_ws *ws) { return ws->cap; }
+const float *ecp_ws_output(const ecp_ws *ws) { return ws->a[ws->n_layers]; }
+const float *ecp_ws_act(const ecp_ws *ws, int i) { return ws->a[i]; }
+const float *ecp_ws_pre(const ecp_ws *ws, int l) { return ws->z[l]; }
+const float *ecp_ws_dpre(const ecp_ws *ws, int l) { return ws->dz[l]; }
+
+/* ------------------------------------------------------------------ layer forward / backward */
+
+/* z = a W^T + b ; out = act(z) */
+static void layer_forward(const ecp_layer *L, const float *a, float *z, float *out, int batch)
+{
+    for (int n = 0; n < batch; n++)
+        memcpy(z + (size_t)n * L->n_out, L->b, (size_t)L->n_out * sizeof *z);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, L->n_out, L->n_in, 1.0f, a,
+                L->n_in, L->W, L->n_in, 1.0f, z, L->n_out);
+    ecp_act_forward(L->act, z, out, (size_t)batch * L->n_out);
+}
+
+/* Given dz of this layer: dW += dz^T a, db += sum_n dz, and (if da_in) da_in = dz W. */
+static void layer_backward(const ecp_layer *L, const float *a, const float *dz, float *da_in,
+                           float *dW, float *db, int batch)
+{
+    if (dW) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L->n_out, L->n_in, batch, 1.0f, dz,
+                    L->n_out, a, L->n_in, 1.0f, dW, L->n_in);
+        for (int n = 0; n < batch; n++) {
+            const float *d = dz + (size_t)n * L->n_out;
+            for (int i = 0; i < L->n_out; i++)
+                db[i] += d[i];
+        }
+    }
+    if (da_in)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, batch, L->n_in, L->n_out, 1.0f, dz,
+                    L->n_out, L->W, L->n_in, 0.0f, da_in, L->n_in);
+}
+
+void ecp_mlp_forward(const ecp_mlp *m, ecp_ws *ws, const float *x, int batch)
+{
+    if (ws->a[0] != x)
+        memcpy(ws->a[0], x, (size_t)batch * m->sizes[0] * sizeof(float));
+    for (int l = 0; l < m->n_layers; l++)
+        layer_forward(&m->layer[l], ws->a[l], ws->z[l], ws->a[l + 1], batch);
+}
+
+void ecp_mlp_backward(const ecp_mlp *m, ecp_ws *ws, const float *dy, int batch, ecp_grads *g)
+{
+    int L = m->n_layers;
+    const ecp_layer *top = &m->layer[L - 1];
+    ecp_act_backward(top->act, ws->z[L - 1], ws->a[L], dy, ws->dz[L - 1],
+                     (size_t)batch * top->n_out);
+    for (int l = L - 1; l >= 0; l--) {
+        const ecp_layer *Ly = &m->layer[l];
+        layer_backward(Ly, ws->a[l], ws->dz[l], l > 0 ? ws->da : NULL, g ? g->dW[l] : NULL,
+                       g ? g->db[l] : NULL, batch);
+        if (l > 0) {
+            const ecp_layer *P = &m->layer[l - 1];
+            ecp_act_backward(P->act, ws->z[l - 1], ws->a[l], ws->da, ws->dz[l - 1],
+                             (size_t)batch * P->n_out);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ gradients */
+
+ecp_status ecp_grads_create(ecp_grads **out, const ecp_mlp *m, ecp_error *err)
+{
+    *out = NULL;
+    ecp_grads *g = ecp_zalloc(1, sizeof *g, "gradients", err);
+    if (!g)
+        return ECP_ERR_MEMORY;
+    g->n_layers = m->n_layers;
+    g->dW = ecp_zalloc((size_t)m->n_layers, sizeof *g->dW, "gradients", err);
+    g->db = ecp_zalloc((size_t)m->n_layers, sizeof *g->db, "gradients", err);
+    g->nw = ecp_zalloc((size_t)m->n_layers, sizeof *g->nw, "gradients", err);
+    g->nb = ecp_zalloc((size_t)m->n_layers, sizeof *g->nb, "gradients", err);
+    if (!g->dW || !g->db || !g->nw || !g->nb) {
+        ecp_grads_free(g);
+        return ECP_ERR_MEMORY;
+    }
+    for (int l = 0; l < m->n_layers; l++) {
+        g->nw[l] = (size_t)m->layer[l].n_in * m->layer[l].n_out;
+        g->nb[l] = m->layer[l].n_out;
+        g->dW[l] = ecp_zalloc((size_t)m->layer[l].n_in * m->layer[l].n_out, sizeof(float),
+                              "gradients", err);
+        g->db[l] = ecp_zalloc((size_t)m->layer[l].n_out, sizeof(float), "gradients", err);
+        if (!g->dW[l] || !g->db[l]) {
+            ecp_grads_free(g);
+            return ECP_ERR_MEMORY;
+        }
+    }
+    *out = g;
+    return ECP_OK;
+}
+
+void ecp_grads_free(ecp_grads *g)
+{
+    if (!g)
+        return;
+    for (int l = 0; l < g->n_layers; l++) {
+        if (g->dW)
+            free(g->dW[l]);
+        if (g->db)
+            free(g->db[l]);
+    }
+    free(g->dW);
+    free(g->db);
+    free(g->nw);
+    free(g->nb);
+    free(g);
+}
+
+void ecp_grads_zero(ecp_grads *g)
+{
+    for (int l = 0; l < g->n_layers; l++) {
+        memset(g->dW[l], 0, g->nw[l] * sizeof(float));
+        memset(g->db[l], 0, (size_t)g->nb[l] * sizeof(float));
+    }
+}
+
+float *ecp_grads_w(ecp_grads *g, int l) { return g->dW[l]; }
+float *ecp_grads_b(ecp_grads *g, int l) { return g->db[l]; }

@@ -1,0 +1,60 @@
+/* Internal interfaces of the pruning module: statistics, criteria, selection. */
+#ifndef ECP_PRUNE_H
+#define ECP_PRUNE_H
+#include "../internal.h"
+
+/* What a criterion needs from the calibration pass. */
+enum {
+    ECP_NEED_MOMENTS = 1, /* m0, M1, M2 of the sensitivity-weighted inputs (ec, obd) */
+    ECP_NEED_GRAD = 2,    /* per-sample loss-gradient products (gradient, taylor) */
+    ECP_NEED_COLS = 4     /* per-input sums of a and a^2 (magnitude-bc, wanda) */
+};
+
+/* Streaming statistics of one pass over the calibration set, per layer l (n_out x n_in):
+ *   m0[i]    = sum_n s_i(x_n)
+ *   m1[i,j]  = sum_n s_i (a_j - c_j),   m2[i,j] = sum_n s_i (a_j - c_j)^2
+ *   sa[j]    = sum_n (a_j - c_j),       sa2[j]  = sum_n (a_j - c_j)^2
+ *   g1[i,j]  = sum_n |dl_n/dz_i| |a_j|, g2[i,j] = sum_n (dl_n/dz_i)^2 a_j^2
+ * c_j is the mean of a_j over the first batch: the moments are accumulated around it because
+ * m2 - m1^2/m0 cancels catastrophically when the variance is small against the mean squared. */
+typedef struct {
+    int n_layers;
+    int64_t n;
+    int need;
+    ecp_sens sens;
+    int *n_in, *n_out;
+    float **shift;
+    double **m0, **m1, **m2;
+    double **sa, **sa2;
+    double **g1, **g2;
+} ecp_stats;
+
+ecp_status ecp_stats_compute(const ecp_mlp *m, const ecp_dataset *calib, int need, ecp_sens sens,
+                             int probes, uint64_t seed, ecp_stats **out, ecp_error *err);
+void ecp_stats_free(ecp_stats *st);
+
+/* One criterion: fills score (and comp, when not NULL) of layer l from the statistics. */
+typedef void (*ecp_criterion_fn)(const ecp_mlp *m, const ecp_stats *st, int l, ecp_rng *rng,
+                                 double *score, double *comp);
+
+typedef struct {
+    const char *name;
+    int need;         /* ECP_NEED_* */
+    int sens_fixed;   /* -1: the user's --sensitivity; else the ecp_sens it always uses */
+    int compensates;
+    ecp_criterion_fn fn;
+    const char *summary;
+} ecp_method;
+
+const ecp_method *ecp_method_find(const char *name);
+
+/* ec-exact: minimises the true mean squared output deviation over delta for every weight. */
+ecp_status ecp_exact_scores(const ecp_mlp *m, const ecp_dataset *calib, const ecp_scores *lin,
+                            ecp_scores *out, int progress, ecp_error *err);
+
+/* Selects weights to reach `target` pruned weights in total (global) or per layer, applies
+ * W = 0, the mask and the compensation. */
+ecp_status ecp_select_apply(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_opts *o,
+                            double sparsity, ecp_prune_report *rep, ecp_error *err);
+
+#endif

@@ -1,0 +1,99 @@
+/* Schedules: one-shot, or T steps on the cubic schedule of Zhu & Gupta (2017) with the
+ * statistics recomputed on the masked network at every step, and optional fine-tuning (mask
+ * enforced by the optimiser, biases trainable) after every step. */
+#include "prune.h"
+#include <math.h>
+
+void ecp_prune_opts_default(ecp_prune_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->method = "ec";
+    o->sens = ECP_SENS_OUTPUT;
+    o->probes = 16;
+    o->sparsity = 0.9;
+    o->steps = 1;
+    o->calib = 2000;
+    o->seed = 1;
+    ecp_train_opts_default(&o->finetune);
+    o->finetune.progress = 0;
+}
+
+/* s_t = s_f (1 - (1 - t/T)^3) */
+static double cubic(double sf, int t, int T)
+{
+    double r = 1.0 - (double)t / T;
+    return sf * (1.0 - r * r * r);
+}
+
+/* The first `n` training samples after a shuffle seeded by `seed`. */
+ecp_status ecp_prune_calib(const ecp_dataset *train, int64_t n, uint64_t seed,
+                           ecp_dataset **out, ecp_error *err)
+{
+    if (n < 1 || n > train->n)
+        return ecp_fail(err, ECP_ERR_ARG, "--calib %lld: must be between 1 and the %lld training "
+                                          "samples", (long long)n, (long long)train->n);
+    int64_t *perm = ecp_alloc((size_t)train->n, sizeof *perm, "calibration", err);
+    if (!perm)
+        return ECP_ERR_MEMORY;
+    ecp_rng r;
+    ecp_rng_seed(&r, seed);
+    ecp_rng_permutation(&r, perm, train->n);
+    ecp_status s = ecp_dataset_subset(train, perm, n, out, err);
+    free(perm);
+    return s;
+}
+
+ecp_status ecp_prune(ecp_mlp *m, const ecp_dataset *train, const ecp_prune_opts *o,
+                     ecp_prune_report *rep, ecp_error *err)
+{
+    ecp_prune_report local;
+    if (!rep)
+        rep = &local;
+    memset(rep, 0, sizeof *rep);
+    if (!ecp_method_find(o->method))
+        return ecp_fail(err, ECP_ERR_ARG,
+                        "--method '%s': unknown (choose ec, ec-exact, random, magnitude, "
+                        "magnitude-bc, gradient, taylor, obd, wanda)", o->method);
+    if (!(o->sparsity >= 0 && o->sparsity < 1))
+        return ecp_fail(err, ECP_ERR_ARG, "--sparsity %g: must be in [0, 1)", o->sparsity);
+    if (o->steps < 1 || o->steps > 1000)
+        return ecp_fail(err, ECP_ERR_ARG, "--steps %d: must be in [1, 1000]", o->steps);
+    if (o->finetune_epochs < 0)
+        return ecp_fail(err, ECP_ERR_ARG, "--finetune-epochs must be >= 0");
+    if (m->n_layers > ECP_PRUNE_MAX_LAYERS)
+        return ecp_fail(err, ECP_ERR_UNSUPPORTED, "pruning handles at most %d layers",
+                        ECP_PRUNE_MAX_LAYERS);
+    int any = 0;
+    for (int l = 0; l < m->n_layers; l++)
+        any |= !((o->exclude_mask >> l) & 1);
+    if (!any)
+        return ecp_fail(err, ECP_ERR_ARG, "the model has no prunable layer (all excluded)");
+    ecp_status s = ecp_check_fit(m, train, "model", "data", err);
+    if (s)
+        return s;
+    ecp_dataset *calib = NULL;
+    if ((s = ecp_prune_calib(train, o->calib, o->seed, &calib, err)))
+        return s;
+    double t0 = ecp_now();
+    for (int t = 1; t <= o->steps && !s; t++) {
+        double target = o->steps == 1 ? o->sparsity : cubic(o->sparsity, t, o->steps);
+        double ts = ecp_now();
+        ecp_scores *sc = NULL;
+        s = ecp_prune_scores(m, calib, o->method, o->sens, o->probes, o->seed + (uint64_t)t, &sc,
+                             err);
+        rep->stats_seconds += ecp_now() - ts;
+        if (!s)
+            s = ecp_select_apply(m, sc, o, target, rep, err);
+        ecp_scores_free(sc);
+        if (!s && o->finetune_epochs > 0) {
+            ecp_train_opts to = o->finetune;
+            to.epochs = o->finetune_epochs;
+            to.seed = o->seed * 1000003ULL + (uint64_t)t;
+            to.progress = o->progress;
+            s = ecp_train(m, train, &to, NULL, err);
+        }
+    }
+    rep->seconds = ecp_now() - t0;
+    ecp_dataset_free(calib);
+    return s;
+}

@@ -1,0 +1,323 @@
+/* The calibration pass: one stream over the calibration set, batch by batch, with memory that
+ * depends on the model only. Per batch the moments are two GEMMs per layer in float (a batch
+ * sums at most STATS_BATCH terms) and are then added into double accumulators, so long
+ * calibration sets do not lose digits. */
+#include "prune.h"
+#include <cblas.h>
+#include <math.h>
+
+#define STATS_BATCH 256
+
+void ecp_stats_free(ecp_stats *st)
+{
+    if (!st)
+        return;
+    for (int l = 0; l < st->n_layers; l++) {
+        if (st->shift) free(st->shift[l]);
+        if (st->m0) free(st->m0[l]);
+        if (st->m1) free(st->m1[l]);
+        if (st->m2) free(st->m2[l]);
+        if (st->sa) free(st->sa[l]);
+        if (st->sa2) free(st->sa2[l]);
+        if (st->g1) free(st->g1[l]);
+        if (st->g2) free(st->g2[l]);
+    }
+    free(st->shift);
+    free(st->m0);
+    free(st->m1);
+    free(st->m2);
+    free(st->sa);
+    free(st->sa2);
+    free(st->g1);
+    free(st->g2);
+    free(st->n_in);
+    free(st->n_out);
+    free(st);
+}
+
+static ecp_status stats_alloc(const ecp_mlp *m, int need, ecp_stats **out, ecp_error *err)
+{
+    int L = m->n_layers;
+    ecp_stats *st = ecp_zalloc(1, sizeof *st, "statistics", err);
+    if (!st)
+        return ECP_ERR_MEMORY;
+    st->n_layers = L;
+    st->need = need;
+#define ARR(f, T) (st->f = ecp_zalloc((size_t)L, sizeof(T), "statistics", err))
+    if (!ARR(n_in, int) || !ARR(n_out, int) || !ARR(shift, float *) || !ARR(m0, double *) ||
+        !ARR(m1, double *) || !ARR(m2, double *) || !ARR(sa, double *) || !ARR(sa2, double *) ||
+        !ARR(g1, double *) || !ARR(g2, double *))
+        goto fail;
+#undef ARR
+    for (int l = 0; l < L; l++) {
+        size_t ni = (size_t)m->layer[l].n_in, no = (size_t)m->layer[l].n_out;
+        st->n_in[l] = (int)ni;
+        st->n_out[l] = (int)no;
+        if (!(st->shift[l] = ecp_zalloc(ni, sizeof(float), "statistics", err)))
+            goto fail;
+        if (need & ECP_NEED_MOMENTS) {
+            if (!(st->m0[l] = ecp_zalloc(no, sizeof(double), "statistics", err)) ||
+                !(st->m1[l] = ecp_zalloc(no * ni, sizeof(double), "statistics", err)) ||
+                !(st->m2[l] = ecp_zalloc(no * ni, sizeof(double), "statistics", err)))
+                goto fail;
+        }
+        if (need & (ECP_NEED_COLS | ECP_NEED_MOMENTS)) {
+            if (!(st->sa[l] = ecp_zalloc(ni, sizeof(double), "statistics", err)) ||
+                !(st->sa2[l] = ecp_zalloc(ni, sizeof(double), "statistics", err)))
+                goto fail;
+        }
+        if (need & ECP_NEED_GRAD) {
+            if (!(st->g1[l] = ecp_zalloc(no * ni, sizeof(double), "statistics", err)) ||
+                !(st->g2[l] = ecp_zalloc(no * ni, sizeof(double), "statistics", err)))
+                goto fail;
+        }
+    }
+    *out = st;
+    return ECP_OK;
+fail:
+    ecp_stats_free(st);
+    return ECP_ERR_MEMORY;
+}
+
+/* Scratch of one batch, sized for the widest layer. */
+typedef struct {
+    float **S;   /* per layer: B x n_out sensitivities */
+    float **S1;  /* cross-entropy: sum_k p_k J_k (per layer) */
+    float *A;    /* B x n_in: shifted inputs of the current layer */
+    float *A2;   /* their squares (or |a| for g1) */
+    float *D;    /* B x n_out scratch */
+    float *T;    /* n_out x n_in GEMM result */
+    float *dy;   /* B x K seed */
+    float *prob; /* B x K softmax (cross-entropy) */
+} scratch;
+
+/* acc[i] += sum over the B rows of x (B x n), in double. */
+static void colsum_add(double *acc, const float *x, int B, int n)
+{
+    for (int b = 0; b < B; b++) {
+        const float *r = x + (size_t)b * n;
+        for (int i = 0; i < n; i++)
+            acc[i] += r[i];
+    }
+}
+
+/* acc += X^T Y for X (B x no), Y (B x ni): one sgemm per batch, then into double. */
+static void gemm_add(double *acc, const float *X, const float *Y, int B, int no, int ni, float *T)
+{
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, no, ni, B, 1.0f, X, no, Y, ni, 0.0f, T,
+                ni);
+    size_t n = (size_t)no * ni;
+    for (size_t i = 0; i < n; i++)
+        acc[i] += T[i];
+}
+
+/* Accumulates s_i of every layer for this batch into sc->S (forward already done). */
+static void batch_sensitivities(const ecp_mlp *m, ecp_ws *ws, int B, ecp_sens sens, int probes,
+                                ecp_loss lk, ecp_rng *rng, scratch *sc)
+{
+    int L = m->n_layers, K = m->sizes[L];
+    for (int l = 0; l < L; l++) {
+        memset(sc->S[l], 0, (size_t)B * m->sizes[l + 1] * sizeof(float));
+        if (sc->S1)
+            memset(sc->S1[l], 0, (size_t)B * m->sizes[l + 1] * sizeof(float));
+    }
+    int xent = sens == ECP_SENS_LOSS && lk == ECP_LOSS_XENT;
+    if (xent) {
+        const float *y = ecp_ws_output(ws);
+        for (int b = 0; b < B; b++) {
+            const float *yb = y + (size_t)b * K;
+            float mx = yb[0];
+            for (int k = 1; k < K; k++)
+                mx = yb[k] > mx ? yb[k] : mx;
+            double se = 0;
+            for (int k = 0; k < K; k++)
+                se += exp((double)yb[k] - mx);
+            for (int k = 0; k < K; k++)
+                sc->prob[(size_t)b * K + k] = (float)(exp((double)yb[k] - mx) / se);
+        }
+    }
+    int passes = sens == ECP_SENS_PROBE ? probes : K;
+    for (int p = 0; p < passes; p++) {
+        if (sens == ECP_SENS_PROBE) {
+            for (size_t i = 0; i < (size_t)B * K; i++)
+                sc->dy[i] = (ecp_rng_u64(rng) >> 63) ? 1.0f : -1.0f;
+        } else {
+            memset(sc->dy, 0, (size_t)B * K * sizeof(float));
+            for (int b = 0; b < B; b++)
+                sc->dy[(size_t)b * K + p] = 1.0f;
+        }
+        ecp_mlp_backward(m, ws, sc->dy, B, NULL);
+        for (int l = 0; l < L; l++) {
+            int no = m->sizes[l + 1];
+            const float *dz = ecp_ws_dpre(ws, l);
+            float *S = sc->S[l];
+            if (xent) {
+                /* J^T H J = sum_k p_k J_k^2 - (sum_k p_k J_k)^2, since sum_k p_k = 1 */
+                for (int b = 0; b < B; b++) {
+                    float pk = sc->prob[(size_t)b * K + p];
+                    for (int i = 0; i < no; i++) {
+                        float j = dz[(size_t)b * no + i];
+                        S[(size_t)b * no + i] += pk * j * j;
+                        sc->S1[l][(size_t)b * no + i] += pk * j;
+                    }
+                }
+            } else {
+                float w = sens == ECP_SENS_PROBE  ? 1.0f / (float)probes
+                          : sens == ECP_SENS_LOSS ? 2.0f / (float)K
+                                                  : 1.0f;
+                size_t n = (size_t)B * no;
+                for (size_t i = 0; i < n; i++)
+                    S[i] += w * dz[i] * dz[i];
+            }
+        }
+    }
+    if (xent)
+        for (int l = 0; l < L; l++) {
+            size_t n = (size_t)B * m->sizes[l + 1];
+            for (size_t i = 0; i < n; i++) {
+                float v = sc->S[l][i] - sc->S1[l][i] * sc->S1[l][i];
+                sc->S[l][i] = v > 0 ? v : 0.0f;
+            }
+        }
+}
+
+static void scratch_free(scratch *sc, int L)
+{
+    for (int l = 0; l < L; l++) {
+        if (sc->S) free(sc->S[l]);
+        if (sc->S1) free(sc->S1[l]);
+    }
+    free(sc->S);
+    free(sc->S1);
+    free(sc->A);
+    free(sc->A2);
+    free(sc->D);
+    free(sc->T);
+    free(sc->dy);
+    free(sc->prob);
+}
+
+static ecp_status scratch_alloc(const ecp_mlp *m, int B, int xent, scratch *sc, ecp_error *err)
+{
+    int L = m->n_layers, wmax = 0;
+    size_t tmax = 0;
+    memset(sc, 0, sizeof *sc);
+    for (int i = 0; i <= L; i++)
+        wmax = m->sizes[i] > wmax ? m->sizes[i] : wmax;
+    for (int l = 0; l < L; l++) {
+        size_t t = (size_t)m->sizes[l] * m->sizes[l + 1];
+        tmax = t > tmax ? t : tmax;
+    }
+    int K = m->sizes[L];
+    sc->S = ecp_zalloc((size_t)L, sizeof(float *), "statistics", err);
+    if (xent)
+        sc->S1 = ecp_zalloc((size_t)L, sizeof(float *), "statistics", err);
+    sc->A = ecp_alloc((size_t)B * wmax, sizeof(float), "statistics", err);
+    sc->A2 = ecp_alloc((size_t)B * wmax, sizeof(float), "statistics", err);
+    sc->D = ecp_alloc((size_t)B * wmax, sizeof(float), "statistics", err);
+    sc->T = ecp_alloc(tmax, sizeof(float), "statistics", err);
+    sc->dy = ecp_alloc((size_t)B * K, sizeof(float), "statistics", err);
+    sc->prob = ecp_alloc((size_t)B * K, sizeof(float), "statistics", err);
+    if (!sc->S || (xent && !sc->S1) || !sc->A || !sc->A2 || !sc->D || !sc->T || !sc->dy ||
+        !sc->prob)
+        return ECP_ERR_MEMORY;
+    for (int l = 0; l < L; l++) {
+        sc->S[l] = ecp_alloc((size_t)B * m->sizes[l + 1], sizeof(float), "statistics", err);
+        if (!sc->S[l])
+            return ECP_ERR_MEMORY;
+        if (xent && !(sc->S1[l] = ecp_alloc((size_t)B * m->sizes[l + 1], sizeof(float),
+                                            "statistics", err)))
+            return ECP_ERR_MEMORY;
+    }
+    return ECP_OK;
+}
+
+ecp_status ecp_stats_compute(const ecp_mlp *m, const ecp_dataset *calib, int need, ecp_sens sens,
+                             int probes, uint64_t seed, ecp_stats **out, ecp_error *err)
+{
+    *out = NULL;
+    ecp_status s = ecp_check_fit(m, calib, "model", "calibration data", err);
+    if (s)
+        return s;
+    if (calib->n < 1)
+        return ecp_fail(err, ECP_ERR_ARG, "--calib: the calibration set is empty");
+    if (sens == ECP_SENS_PROBE && probes < 1)
+        return ecp_fail(err, ECP_ERR_ARG, "--probes must be >= 1");
+    ecp_stats *st;
+    if ((s = stats_alloc(m, need, &st, err)))
+        return s;
+    st->sens = sens;
+    st->n = calib->n;
+    int L = m->n_layers, K = m->sizes[L];
+    int B = calib->n < STATS_BATCH ? (int)calib->n : STATS_BATCH;
+    ecp_loss lk = ecp_dataset_loss(calib);
+    ecp_ws *ws = NULL;
+    scratch sc;
+    int xent = sens == ECP_SENS_LOSS && lk == ECP_LOSS_XENT;
+    if ((s = scratch_alloc(m, B, xent, &sc, err)) || (s = ecp_ws_create(&ws, m, B, err)))
+        goto done;
+    ecp_rng rng;
+    ecp_rng_seed(&rng, seed ^ 0x5eed5eedULL);
+    for (int64_t at = 0; at < calib->n; at += B) {
+        int b = (int)(calib->n - at < B ? calib->n - at : B);
+        ecp_mlp_forward(m, ws, calib->x + (size_t)at * calib->n_in, b);
+        if (at == 0)
+            for (int l = 0; l < L; l++) {
+                /* The reference value c_j: the mean of a_j over the first batch. */
+                const float *a = ecp_ws_act(ws, l);
+                int ni = m->sizes[l];
+                for (int j = 0; j < ni; j++) {
+                    double sum = 0;
+                    for (int r = 0; r < b; r++)
+                        sum += a[(size_t)r * ni + j];
+                    st->shift[l][j] = (float)(sum / b);
+                }
+            }
+        if (need & ECP_NEED_MOMENTS)
+            batch_sensitivities(m, ws, b, sens, probes, lk, &rng, &sc);
+        for (int l = 0; l < L && (need & (ECP_NEED_MOMENTS | ECP_NEED_COLS)); l++) {
+            int ni = m->sizes[l], no = m->sizes[l + 1];
+            const float *a = ecp_ws_act(ws, l);
+            for (int r = 0; r < b; r++)
+                for (int j = 0; j < ni; j++) {
+                    float v = a[(size_t)r * ni + j] - st->shift[l][j];
+                    sc.A[(size_t)r * ni + j] = v;
+                    sc.A2[(size_t)r * ni + j] = v * v;
+                }
+            colsum_add(st->sa[l], sc.A, b, ni);
+            colsum_add(st->sa2[l], sc.A2, b, ni);
+            if (need & ECP_NEED_MOMENTS) {
+                colsum_add(st->m0[l], sc.S[l], b, no);
+                gemm_add(st->m1[l], sc.S[l], sc.A, b, no, ni, sc.T);
+                gemm_add(st->m2[l], sc.S[l], sc.A2, b, no, ni, sc.T);
+            }
+        }
+        if (need & ECP_NEED_GRAD) {
+            /* Per-sample loss gradients dl_n/dz: seed with dl_n/dy (scale 1, not 1/B). */
+            ecp_loss_eval(lk, ecp_ws_output(ws), calib->y ? calib->y + (size_t)at * K : NULL,
+                          calib->label ? calib->label + at : NULL, b, K, 1.0f, sc.dy);
+            ecp_mlp_backward(m, ws, sc.dy, b, NULL);
+            for (int l = 0; l < L; l++) {
+                int ni = m->sizes[l], no = m->sizes[l + 1];
+                const float *a = ecp_ws_act(ws, l), *dz = ecp_ws_dpre(ws, l);
+                for (size_t i = 0; i < (size_t)b * ni; i++) {
+                    sc.A[i] = fabsf(a[i]);
+                    sc.A2[i] = a[i] * a[i];
+                }
+                for (size_t i = 0; i < (size_t)b * no; i++)
+                    sc.D[i] = fabsf(dz[i]);
+                gemm_add(st->g1[l], sc.D, sc.A, b, no, ni, sc.T);
+                for (size_t i = 0; i < (size_t)b * no; i++)
+                    sc.D[i] = dz[i] * dz[i];
+                gemm_add(st->g2[l], sc.D, sc.A2, b, no, ni, sc.T);
+            }
+        }
+    }
+    *out = st;
+    st = NULL;
+done:
+    scratch_free(&sc, L);
+    ecp_ws_free(ws);
+    ecp_stats_free(st);
+    return s;
+}
