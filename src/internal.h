@@ -49,6 +49,9 @@ ecp_status ecp_read_file(const char *path, unsigned char **buf, size_t *len, siz
 ecp_status ecp_read_file_gz(const char *path, unsigned char **buf, size_t *len, size_t max_len,
                             ecp_error *err);
 
+/* An activation and its derivative in double, for the oracles that need more than float. */
+double ecp_act_eval_d(ecp_act a, double x, double *deriv);
+
 int ecp_file_exists(const char *path);
 int ecp_dir_exists(const char *path);
 ecp_status ecp_mkdir_p(const char *path, ecp_error *err);

@@ -117,3 +117,31 @@ void ecp_act_backward(ecp_act a, const float *x, const float *y, const float *dy
         break;
     }
 }
+
+double ecp_act_eval_d(ecp_act a, double x, double *deriv)
+{
+    double y, d;
+    switch (a) {
+    case ECP_ACT_RELU: y = x > 0 ? x : 0; d = x > 0; break;
+    case ECP_ACT_LEAKY_RELU: y = x > 0 ? x : LEAKY_SLOPE * x; d = x > 0 ? 1 : LEAKY_SLOPE; break;
+    case ECP_ACT_TANH: y = tanh(x); d = 1 - y * y; break;
+    case ECP_ACT_SIGMOID:
+        y = x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x));
+        d = y * (1 - y);
+        break;
+    case ECP_ACT_SOFTPLUS:
+        y = fmax(x, 0) + log1p(exp(-fabs(x)));
+        d = x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x));
+        break;
+    case ECP_ACT_GELU: {
+        double cdf = 0.5 * (1 + erf(x * 0.70710678118654752));
+        y = x * cdf;
+        d = cdf + x * 0.39894228040143268 * exp(-0.5 * x * x);
+        break;
+    }
+    default: y = x; d = 1; break;
+    }
+    if (deriv)
+        *deriv = d;
+    return y;
+}

@@ -2,7 +2,9 @@
  * squared output deviation over the bias shift delta by Gauss-Newton steps with backtracking,
  * started at the linear delta*. Removing w_ij changes only z_i of its layer, so each evaluation
  * propagates a rank-one change (and its tangent d/d delta) through the layers downstream.
- * Cost: weights x N x downstream work -- an oracle for small networks and for tests. */
+ * Everything here is double: the deviations of small weights are far below float rounding of
+ * the outputs, and an oracle must be more accurate than what it checks.
+ * Cost: weights x N x downstream work -- for small networks and for tests. */
 #include "prune.h"
 #include <cblas.h>
 #include <math.h>
@@ -13,74 +15,130 @@
 
 typedef struct {
     const ecp_mlp *m;
-    ecp_ws *ws;   /* the unperturbed forward of the N samples */
     int N;
-    float **z, **a, **t; /* per layer scratch: perturbed pre-activation, activation, tangent */
+    double **W;       /* per layer: weights in double */
+    double **z0, **a; /* unperturbed forward: z0[l] (N x n_out), a[0..L] (N x width) */
+    double **z, **y, **t; /* per layer scratch: perturbed pre-activation, activation, tangent */
 } exact_ctx;
 
-/* f(delta) = (1/N) sum_n ||y - y0||^2 and, if fp, its derivative and Gauss-Newton curvature. */
+static void ctx_free(exact_ctx *c)
+{
+    int L = c->m->n_layers;
+    for (int l = 0; l <= L; l++) {
+        if (c->a) free(c->a[l]);
+        if (l == L) break;
+        if (c->W) free(c->W[l]);
+        if (c->z0) free(c->z0[l]);
+        if (c->z) free(c->z[l]);
+        if (c->y) free(c->y[l]);
+        if (c->t) free(c->t[l]);
+    }
+    free(c->W);
+    free(c->z0);
+    free(c->a);
+    free(c->z);
+    free(c->y);
+    free(c->t);
+}
+
+static ecp_status ctx_init(exact_ctx *c, const ecp_mlp *m, const ecp_dataset *calib, int N,
+                           ecp_error *err)
+{
+    int L = m->n_layers;
+    memset(c, 0, sizeof *c);
+    c->m = m;
+    c->N = N;
+    if (!(c->W = ecp_zalloc((size_t)L, sizeof(double *), "ec-exact", err)) ||
+        !(c->z0 = ecp_zalloc((size_t)L, sizeof(double *), "ec-exact", err)) ||
+        !(c->a = ecp_zalloc((size_t)L + 1, sizeof(double *), "ec-exact", err)) ||
+        !(c->z = ecp_zalloc((size_t)L, sizeof(double *), "ec-exact", err)) ||
+        !(c->y = ecp_zalloc((size_t)L, sizeof(double *), "ec-exact", err)) ||
+        !(c->t = ecp_zalloc((size_t)L, sizeof(double *), "ec-exact", err)))
+        return ECP_ERR_MEMORY;
+    if (!(c->a[0] = ecp_alloc((size_t)N * m->sizes[0], sizeof(double), "ec-exact", err)))
+        return ECP_ERR_MEMORY;
+    for (size_t q = 0; q < (size_t)N * m->sizes[0]; q++)
+        c->a[0][q] = calib->x[q];
+    for (int l = 0; l < L; l++) {
+        const ecp_layer *Ly = &m->layer[l];
+        size_t nw = (size_t)Ly->n_in * Ly->n_out, n = (size_t)N * Ly->n_out;
+        if (!(c->W[l] = ecp_alloc(nw, sizeof(double), "ec-exact", err)) ||
+            !(c->z0[l] = ecp_alloc(n, sizeof(double), "ec-exact", err)) ||
+            !(c->a[l + 1] = ecp_alloc(n, sizeof(double), "ec-exact", err)) ||
+            !(c->z[l] = ecp_alloc(n, sizeof(double), "ec-exact", err)) ||
+            !(c->y[l] = ecp_alloc(n, sizeof(double), "ec-exact", err)) ||
+            !(c->t[l] = ecp_alloc(n, sizeof(double), "ec-exact", err)))
+            return ECP_ERR_MEMORY;
+        for (size_t k = 0; k < nw; k++)
+            c->W[l][k] = Ly->W[k];
+        for (int n0 = 0; n0 < N; n0++)
+            for (int i = 0; i < Ly->n_out; i++)
+                c->z0[l][(size_t)n0 * Ly->n_out + i] = Ly->b[i];
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, Ly->n_out, Ly->n_in, 1.0, c->a[l],
+                    Ly->n_in, c->W[l], Ly->n_in, 1.0, c->z0[l], Ly->n_out);
+        for (size_t q = 0; q < n; q++)
+            c->a[l + 1][q] = ecp_act_eval_d(Ly->act, c->z0[l][q], NULL);
+    }
+    return ECP_OK;
+}
+
+/* f(delta) = (1/N) sum_n ||y - y0||^2 and, if fp, its derivative and Gauss-Newton curvature.
+ * Differences (y - y0) are carried directly, never formed by subtracting outputs. */
 static double deviation(exact_ctx *c, int l, int i, int j, double delta, double *fp, double *fpp)
 {
     const ecp_mlp *m = c->m;
     int N = c->N, L = m->n_layers;
     const ecp_layer *Ly = &m->layer[l];
-    float w = Ly->W[(size_t)i * Ly->n_in + j];
-    const float *ain = ecp_ws_act(c->ws, l), *z0 = ecp_ws_pre(c->ws, l);
-    const float *a0 = ecp_ws_act(c->ws, l + 1);
     int no = Ly->n_out, ni = Ly->n_in;
-    /* Change of neuron i's activation, and its derivative w.r.t. delta. */
-    float *da = c->a[l], *dt = c->t[l];
+    double w = c->W[l][(size_t)i * ni + j];
+    double *dv = c->y[l], *dt = c->t[l]; /* change of a_i and its tangent, N entries */
     for (int n = 0; n < N; n++) {
-        float zi = z0[(size_t)n * no + i] - w * ain[(size_t)n * ni + j] + (float)delta;
-        float ai, one = 1.0f, d;
-        ecp_act_forward(Ly->act, &zi, &ai, 1);
-        ecp_act_backward(Ly->act, &zi, &ai, &one, &d, 1);
-        da[n] = ai - a0[(size_t)n * no + i];
+        double z0 = c->z0[l][(size_t)n * no + i];
+        double shift = delta - w * c->a[l][(size_t)n * ni + j], d;
+        double a1 = ecp_act_eval_d(Ly->act, z0 + shift, &d);
+        dv[n] = Ly->act == ECP_ACT_IDENTITY ? shift : a1 - c->a[l + 1][(size_t)n * no + i];
         dt[n] = d;
     }
     double f = 0, g = 0, h = 0;
     if (l == L - 1) {
         for (int n = 0; n < N; n++) {
-            f += (double)da[n] * da[n];
-            g += (double)da[n] * dt[n];
-            h += (double)dt[n] * dt[n];
+            f += dv[n] * dv[n];
+            g += dv[n] * dt[n];
+            h += dt[n] * dt[n];
         }
     } else {
-        /* Layer l+1 sees a rank-one change: z' = z0 + da (x) W[:, i]; then full layers. */
-        const float *dvec = da, *tvec = dt;
         for (int k = l + 1; k < L; k++) {
             const ecp_layer *K = &m->layer[k];
-            float *zk = c->z[k], *tk = c->t[k], *ak = c->a[k];
-            const float *zk0 = ecp_ws_pre(c->ws, k);
+            int ko = K->n_out;
+            double *dz = c->z[k], *tk = c->t[k], *dy = c->y[k];
             if (k == l + 1) {
+                /* rank one: dz = dv (x) W[:, i] */
                 for (int n = 0; n < N; n++)
-                    for (int r = 0; r < K->n_out; r++) {
-                        float wr = K->W[(size_t)r * K->n_in + i];
-                        zk[(size_t)n * K->n_out + r] = zk0[(size_t)n * K->n_out + r] + dvec[n] * wr;
-                        tk[(size_t)n * K->n_out + r] = tvec[n] * wr;
+                    for (int r = 0; r < ko; r++) {
+                        double wr = c->W[k][(size_t)r * K->n_in + i];
+                        dz[(size_t)n * ko + r] = dv[n] * wr;
+                        tk[(size_t)n * ko + r] = dt[n] * wr;
                     }
             } else {
-                /* Full layer on the perturbed activations ak-1 and tangents. */
-                const float *ap = c->a[k - 1], *tp = c->t[k - 1];
-                for (int n = 0; n < N; n++)
-                    memcpy(zk + (size_t)n * K->n_out, K->b, (size_t)K->n_out * sizeof *zk);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, K->n_out, K->n_in, 1.0f,
-                            ap, K->n_in, K->W, K->n_in, 1.0f, zk, K->n_out);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, K->n_out, K->n_in, 1.0f,
-                            tp, K->n_in, K->W, K->n_in, 0.0f, tk, K->n_out);
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, ko, K->n_in, 1.0,
+                            c->y[k - 1], K->n_in, c->W[k], K->n_in, 0.0, dz, ko);
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, ko, K->n_in, 1.0,
+                            c->t[k - 1], K->n_in, c->W[k], K->n_in, 0.0, tk, ko);
             }
-            /* a_k = act(z'), tangent through act' */
-            size_t cnt = (size_t)N * K->n_out;
-            ecp_act_forward(K->act, zk, ak, cnt);
-            ecp_act_backward(K->act, zk, ak, tk, tk, cnt);
+            size_t cnt = (size_t)N * ko;
+            for (size_t q = 0; q < cnt; q++) {
+                double d, z0 = c->z0[k][q];
+                double a1 = ecp_act_eval_d(K->act, z0 + dz[q], &d);
+                dy[q] = K->act == ECP_ACT_IDENTITY ? dz[q] : a1 - c->a[k + 1][q];
+                tk[q] *= d;
+            }
         }
-        const float *y = c->a[L - 1], *ty = c->t[L - 1], *y0 = ecp_ws_output(c->ws);
+        const double *dy = c->y[L - 1], *ty = c->t[L - 1];
         size_t cnt = (size_t)N * m->sizes[L];
         for (size_t q = 0; q < cnt; q++) {
-            double d = (double)y[q] - y0[q];
-            f += d * d;
-            g += d * ty[q];
-            h += (double)ty[q] * ty[q];
+            f += dy[q] * dy[q];
+            g += dy[q] * ty[q];
+            h += ty[q] * ty[q];
         }
     }
     if (fp) {
@@ -90,7 +148,7 @@ static double deviation(exact_ctx *c, int l, int i, int j, double delta, double 
     return f / N;
 }
 
-/* Minimises f from delta0; returns the minimum and leaves the minimiser in *delta. */
+/* Minimises f from *delta; returns the minimum and leaves the minimiser in *delta. */
 static double minimise(exact_ctx *c, int l, int i, int j, double *delta)
 {
     double d = *delta, g, h;
@@ -98,7 +156,7 @@ static double minimise(exact_ctx *c, int l, int i, int j, double *delta)
     for (int it = 0; it < EXACT_ITERS && h > 0; it++) {
         double step = -g / h, t = 1;
         int moved = 0;
-        for (int bt = 0; bt < 20; bt++, t *= 0.5) {
+        for (int bt = 0; bt < 30; bt++, t *= 0.5) {
             double fn = deviation(c, l, i, j, d + t * step, NULL, NULL);
             if (fn < f) {
                 d += t * step;
@@ -107,7 +165,7 @@ static double minimise(exact_ctx *c, int l, int i, int j, double *delta)
                 break;
             }
         }
-        if (!moved || fabs(t * step) <= 1e-10 * (1 + fabs(d)))
+        if (!moved || fabs(t * step) <= 1e-12 * (1 + fabs(d)))
             break;
         f = deviation(c, l, i, j, d, &g, &h);
     }
@@ -118,34 +176,14 @@ static double minimise(exact_ctx *c, int l, int i, int j, double *delta)
 ecp_status ecp_exact_scores(const ecp_mlp *m, const ecp_dataset *calib, const ecp_scores *lin,
                             ecp_scores *out, int progress, ecp_error *err)
 {
-    int L = m->n_layers;
     int N = calib->n < EXACT_MAX_N ? (int)calib->n : EXACT_MAX_N;
-    exact_ctx c = {.m = m, .N = N};
+    exact_ctx c;
     ecp_progress *pr = NULL;
-    ecp_status s = ecp_ws_create(&c.ws, m, N, err);
-    if (s)
-        return s;
-    c.z = ecp_zalloc((size_t)L, sizeof(float *), "ec-exact", err);
-    c.a = ecp_zalloc((size_t)L, sizeof(float *), "ec-exact", err);
-    c.t = ecp_zalloc((size_t)L, sizeof(float *), "ec-exact", err);
-    if (!c.z || !c.a || !c.t) {
-        s = ECP_ERR_MEMORY;
-        goto done;
-    }
-    for (int l = 0; l < L; l++) {
-        size_t n = (size_t)N * m->sizes[l + 1];
-        if (!(c.z[l] = ecp_alloc(n, sizeof(float), "ec-exact", err)) ||
-            !(c.a[l] = ecp_alloc(n, sizeof(float), "ec-exact", err)) ||
-            !(c.t[l] = ecp_alloc(n, sizeof(float), "ec-exact", err))) {
-            s = ECP_ERR_MEMORY;
-            goto done;
-        }
-    }
-    ecp_mlp_forward(m, c.ws, calib->x, N);
-    if (progress && (s = ecp_progress_create(&pr, "ec-exact", ecp_mlp_n_weights(m), err)))
-        goto done;
+    ecp_status s = ctx_init(&c, m, calib, N, err);
+    if (!s && progress)
+        s = ecp_progress_create(&pr, "ec-exact", ecp_mlp_n_weights(m), err);
     int64_t done_w = 0;
-    for (int l = 0; l < L; l++) {
+    for (int l = 0; l < m->n_layers && !s; l++) {
         const ecp_layer *Ly = &m->layer[l];
         for (int i = 0; i < Ly->n_out; i++) {
             for (int j = 0; j < Ly->n_in; j++) {
@@ -163,16 +201,7 @@ ecp_status ecp_exact_scores(const ecp_mlp *m, const ecp_dataset *calib, const ec
             ecp_progress_update(pr, done_w, "weights");
         }
     }
-done:
     ecp_progress_free(pr);
-    for (int l = 0; l < L; l++) {
-        if (c.z) free(c.z[l]);
-        if (c.a) free(c.a[l]);
-        if (c.t) free(c.t[l]);
-    }
-    free(c.z);
-    free(c.a);
-    free(c.t);
-    ecp_ws_free(c.ws);
+    ctx_free(&c);
     return s;
 }
