@@ -388,6 +388,10 @@ ecp_status ecp_prune_scores(const ecp_mlp *m, const ecp_dataset *calib, const ch
                             ecp_sens sens, int probes, uint64_t seed, ecp_scores **out,
                             ecp_error *err);
 void ecp_scores_free(ecp_scores *s);
+/* Selects by the scores at o->sparsity (scope, exclusions and guards of o) and applies the
+ * removal and compensation: one step of ecp_prune without the statistics. */
+ecp_status ecp_prune_apply(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_opts *o,
+                           ecp_prune_report *rep, ecp_error *err);
 /* The calibration set ecp_prune uses: the first n training samples after a shuffle seeded by
  * seed. Step t of ecp_prune scores with seed + t. */
 ecp_status ecp_prune_calib(const ecp_dataset *train, int64_t n, uint64_t seed, ecp_dataset **out,
@@ -396,6 +400,65 @@ ecp_status ecp_prune_calib(const ecp_dataset *train, int64_t n, uint64_t seed, e
 
 /* ------------------------------------------------------------------ sparse engine (src/sparse) */
 /* (sparse API: begin) */
+/* A whole network prepared for inference: each layer runs dense (OpenBLAS) or sparse (CSR by
+ * rows, or at batch 1 CSC over the non-zero inputs), chosen against the break-even densities of
+ * this machine. The engine copies what it needs: the model may be freed afterwards. */
+typedef struct ecp_sparse_net ecp_sparse_net;
+
+typedef enum { ECP_ENGINE_AUTO = 0, ECP_ENGINE_DENSE, ECP_ENGINE_SPARSE } ecp_engine_mode;
+typedef enum { ECP_KERNEL_DENSE = 0, ECP_KERNEL_CSR, ECP_KERNEL_CSC } ecp_sparse_kernel;
+
+/* Break-even densities: the fraction of weights kept below which the sparse kernel is faster
+ * than OpenBLAS, for batch 1 on a layer that fits in L2 (dense size <= 2 MB), batch 1 on a
+ * larger (memory-bound) layer, and batches > 1. */
+typedef struct {
+    double b1_small, b1_large, bn;
+    int threads;   /* thread count the numbers were measured with (0 = defaults, not measured) */
+} ecp_sparse_tune_result;
+
+typedef struct {
+    ecp_engine_mode mode; /* auto (default), or force dense / sparse on every layer */
+    int threads;          /* sparse kernels' pthreads; 0 = every online core */
+    int max_batch;        /* samples per internal chunk: 256 */
+    /* Break-even densities; < 0 (the default) = the `ecprune tune` cache, else built-ins. */
+    double be_b1_small, be_b1_large, be_bn;
+} ecp_sparse_opts;
+void ecp_sparse_opts_default(ecp_sparse_opts *o);
+
+/* o may be NULL (defaults). */
+ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_sparse_opts *o,
+                             ecp_error *err);
+void ecp_sparse_free(ecp_sparse_net *s);
+/* y (batch x n_out) = the network applied to x (batch x n_in), both row-major; any batch >= 0
+ * (processed in chunks of max_batch). Not reentrant: one call at a time per engine. */
+ecp_status ecp_sparse_forward(ecp_sparse_net *s, const float *x, int batch, float *y,
+                              ecp_error *err);
+int ecp_sparse_n_in(const ecp_sparse_net *s);
+int ecp_sparse_n_out(const ecp_sparse_net *s);
+int64_t ecp_sparse_nnz(const ecp_sparse_net *s);       /* kept weights */
+int64_t ecp_sparse_n_weights(const ecp_sparse_net *s); /* all weights, dense count */
+double ecp_sparse_density(const ecp_sparse_net *s);    /* nnz / n_weights */
+/* The kernel layer l uses at this batch size (batch 1 described for a dense input). */
+ecp_sparse_kernel ecp_sparse_layer_kernel(const ecp_sparse_net *s, int l, int batch);
+const char *ecp_sparse_kernel_name(ecp_sparse_kernel k);
+
+/* Times dense and sparse kernels on synthetic layers and bisects the break-even densities
+ * (a few seconds). threads as in ecp_sparse_opts; the caller sets OpenBLAS's own count. */
+ecp_status ecp_sparse_tune(int threads, ecp_sparse_tune_result *out, ecp_error *err);
+/* The cache file ECP_CACHE/sparse_tune.txt: save writes it atomically; load fills the built-in
+ * defaults and returns ECP_ERR_IO / ECP_ERR_FORMAT when the file is missing / bad. */
+ecp_status ecp_sparse_tune_save(const ecp_sparse_tune_result *r, ecp_error *err);
+ecp_status ecp_sparse_tune_load(ecp_sparse_tune_result *r, ecp_error *err);
+void ecp_sparse_tune_default(ecp_sparse_tune_result *r);
+
+/* Writes dir/NAME.c and dir/NAME.h: standalone C99 (no malloc, only libm) with the weights as
+ * const CSR arrays and `void NAME_predict(const float *in, float *out)`. int8: weights stored as
+ * int8 with one symmetric scale per output row (s = max|w| / 127), so each pre-activation is off
+ * by at most s/2 * sum_k |x_k| over that row's kept inputs. Both files or neither are written. */
+ecp_status ecp_export_c(const ecp_mlp *m, const char *dir, const char *name, int int8,
+                        ecp_error *err);
+/* 1 when name is a valid C identifier (letters, digits, _, not starting with a digit, <= 64). */
+int ecp_export_c_name_ok(const char *name);
 /* (sparse API: end) */
 
 #ifdef __cplusplus

@@ -113,3 +113,16 @@ ecp_status ecp_select_apply(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_op
     }
     return ECP_OK;
 }
+
+ecp_status ecp_prune_apply(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_opts *o,
+                           ecp_prune_report *rep, ecp_error *err)
+{
+    if (!(o->sparsity >= 0 && o->sparsity < 1))
+        return ecp_fail(err, ECP_ERR_ARG, "--sparsity %g: must be in [0, 1)", o->sparsity);
+    if (sc->n_layers != m->n_layers)
+        return ecp_fail(err, ECP_ERR_SHAPE, "scores are for %d layers, the model has %d",
+                        sc->n_layers, m->n_layers);
+    if (rep)
+        memset(rep, 0, sizeof *rep);
+    return ecp_select_apply(m, sc, o, o->sparsity, rep, err);
+}

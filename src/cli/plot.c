@@ -1,0 +1,145 @@
+/* Sweep plots through gnuplot: the data go to a temporary directory as one file per method
+ * (sparsity, mean, min, max of loss and accuracy over seeds), the script draws them. */
+#include "plot.h"
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Distinct method names (in first-seen order), excluding "dense". */
+static int list_methods(const sweep_row *rows, int n, const char **out, int max)
+{
+    int k = 0;
+    for (int r = 0; r < n; r++) {
+        if (!strcmp(rows[r].method, "dense"))
+            continue;
+        int seen = 0;
+        for (int q = 0; q < k && !seen; q++)
+            seen = !strcmp(out[q], rows[r].method);
+        if (!seen && k < max)
+            out[k++] = rows[r].method;
+    }
+    return k;
+}
+
+ecp_status plot_sweep(const sweep_row *rows, int n, const char *png, const char *title,
+                      ecp_error *err)
+{
+    char dir[] = "/tmp/ecprune-plot-XXXXXX";
+    if (!mkdtemp(dir))
+        return ecp_fail(err, ECP_ERR_IO, "plot: cannot create a temporary directory: %s",
+                        strerror(errno));
+    const char *methods[64];
+    int nm = list_methods(rows, n, methods, 64);
+    int is_class = 0;
+    double dense_loss = NAN, dense_acc = NAN;
+    for (int r = 0; r < n; r++) {
+        is_class |= rows[r].accuracy >= 0;
+        if (!strcmp(rows[r].method, "dense")) {
+            dense_loss = rows[r].loss;
+            dense_acc = rows[r].accuracy;
+        }
+    }
+    char path[512], script[512], tmp_png[4200];
+    ecp_status s = ECP_OK;
+    for (int mi = 0; mi < nm && !s; mi++) {
+        snprintf(path, sizeof path, "%s/m%d.dat", dir, mi);
+        FILE *f = fopen(path, "w");
+        if (!f) {
+            s = ecp_fail(err, ECP_ERR_IO, "plot: cannot write %s", path);
+            break;
+        }
+        double sp[256];
+        int ns = 0;
+        for (int r = 0; r < n; r++) {
+            if (strcmp(rows[r].method, methods[mi]))
+                continue;
+            int seen = 0;
+            for (int q = 0; q < ns && !seen; q++)
+                seen = sp[q] == rows[r].sparsity;
+            if (!seen && ns < 256)
+                sp[ns++] = rows[r].sparsity;
+        }
+        qsort(sp, (size_t)ns, sizeof *sp, cmp_double);
+        for (int q = 0; q < ns; q++) {
+            double sl = 0, lo = INFINITY, hi = -INFINITY, sa = 0, alo = INFINITY, ahi = -INFINITY;
+            int c = 0;
+            for (int r = 0; r < n; r++) {
+                if (strcmp(rows[r].method, methods[mi]) || rows[r].sparsity != sp[q])
+                    continue;
+                sl += rows[r].loss;
+                lo = fmin(lo, rows[r].loss);
+                hi = fmax(hi, rows[r].loss);
+                sa += rows[r].accuracy;
+                alo = fmin(alo, rows[r].accuracy);
+                ahi = fmax(ahi, rows[r].accuracy);
+                c++;
+            }
+            fprintf(f, "%g %g %g %g %g %g %g\n", sp[q], sl / c, lo, hi, 100 * sa / c, 100 * alo,
+                    100 * ahi);
+        }
+        fclose(f);
+    }
+    snprintf(script, sizeof script, "%s/plot.gp", dir);
+    snprintf(tmp_png, sizeof tmp_png, "%s.tmp.png", png);
+    FILE *g = s ? NULL : fopen(script, "w");
+    if (!s && !g)
+        s = ecp_fail(err, ECP_ERR_IO, "plot: cannot write %s", script);
+    if (!s) {
+        fprintf(g, "set terminal pngcairo size %d,560 font 'sans,10'\n", is_class ? 1400 : 760);
+        fprintf(g, "set output '%s'\n", tmp_png);
+        fprintf(g, "set key top left font 'sans,9'\nset grid\nset xlabel 'sparsity'\n");
+        fprintf(g, "set style fill transparent solid 0.15 noborder\n");
+        if (is_class)
+            fprintf(g, "set multiplot layout 1,2 title '%s'\n", title);
+        else
+            fprintf(g, "set title '%s'\n", title);
+        for (int panel = 0; panel < (is_class ? 2 : 1); panel++) {
+            if (panel == 0)
+                fprintf(g, "set logscale y\nset ylabel 'test loss'\n");
+            else
+                fprintf(g, "unset logscale y\nset ylabel 'test accuracy (%%)'\nset key bottom left\n");
+            fprintf(g, "plot ");
+            for (int mi = 0; mi < nm; mi++) {
+                int lc = mi + 1;
+                if (panel == 0)
+                    fprintf(g, "'%s/m%d.dat' u 1:3:4 w filledcurves lc %d notitle, "
+                               "'' u 1:2 w linespoints lc %d lw 2 pt 7 ps 0.6 title '%s', ",
+                            dir, mi, lc, lc, methods[mi]);
+                else
+                    fprintf(g, "'%s/m%d.dat' u 1:6:7 w filledcurves lc %d notitle, "
+                               "'' u 1:5 w linespoints lc %d lw 2 pt 7 ps 0.6 title '%s', ",
+                            dir, mi, lc, lc, methods[mi]);
+            }
+            double dv = panel == 0 ? dense_loss : 100 * dense_acc;
+            if (isfinite(dv))
+                fprintf(g, "%.9g w lines dt 2 lc 'black' lw 1.5 title 'dense'\n", dv);
+            else
+                fprintf(g, "NaN notitle\n");
+        }
+        if (is_class)
+            fprintf(g, "unset multiplot\n");
+        fclose(g);
+        char cmd[1200];
+        snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>%s/gnuplot.err", script, dir);
+        if (system(cmd) != 0)
+            s = ecp_fail(err, ECP_ERR_IO,
+                         "plot: gnuplot failed (is gnuplot installed? see scripts/setup.sh)");
+        else if (rename(tmp_png, png) != 0)
+            s = ecp_fail(err, ECP_ERR_IO, "%s: cannot write: %s", png, strerror(errno));
+    }
+    unlink(tmp_png);
+    char rm[600];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
+    if (system(rm) != 0)
+        fprintf(stderr, "warning: could not remove %s\n", dir);
+    return s;
+}

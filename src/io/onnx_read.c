@@ -1,0 +1,956 @@
+/* ONNX import: walks the graph from its input to its output, one value at a time, and folds
+ * each recognised node pattern into the MLP being built. Everything in the file is untrusted:
+ * every count, dimension and name is checked before it is used. */
+#include "onnx_util.h"
+#include <math.h>
+
+#define MAX_RANK 4
+
+/* A float tensor decoded from an initializer or a Constant node (data owned). */
+typedef struct {
+    int ndim;
+    int64_t dims[MAX_RANK];
+    size_t count;
+    float *data;
+} onnx_fvec;
+
+typedef struct {
+    int n_in, n_out;
+    ecp_act act;
+    int has_act;
+    float *W; /* n_out x n_in, row-major */
+    float *b; /* n_out */
+} onnx_rlayer;
+
+typedef struct {
+    const char *path;
+    ecp_error *err;
+    const Onnx__GraphProto *g;
+    uint8_t *used; /* per node: folded into the chain */
+    onnx_rlayer *layers;
+    int n_layers;
+    int flattened;
+    const char *input;  /* the one graph input that is not an initializer */
+    const char *output; /* the graph output */
+} onnx_reader;
+
+static const char *str(const char *s)
+{
+    return s ? s : "";
+}
+
+static int streq(const char *a, const char *b)
+{
+    return a && b && strcmp(a, b) == 0;
+}
+
+static const char *dtype_name(int32_t t)
+{
+    static const char *const names[] = {"UNDEFINED", "FLOAT",   "UINT8",     "INT8",
+                                        "UINT16",    "INT16",   "INT32",     "INT64",
+                                        "STRING",    "BOOL",    "FLOAT16",   "DOUBLE",
+                                        "UINT32",    "UINT64",  "COMPLEX64", "COMPLEX128",
+                                        "BFLOAT16"};
+    return t >= 0 && t < (int32_t)(sizeof names / sizeof *names) ? names[t] : "unknown";
+}
+
+/* ------------------------------------------------------------------ tensors */
+
+static ecp_status tensor_count(onnx_reader *r, const Onnx__TensorProto *t, const char *what,
+                               onnx_fvec *v)
+{
+    if (t->n_dims > MAX_RANK)
+        return ecp_fail(r->err, ECP_ERR_UNSUPPORTED, "%s: %s has rank %zu (at most %d supported)",
+                        r->path, what, t->n_dims, MAX_RANK);
+    v->ndim = (int)t->n_dims;
+    v->count = 1;
+    /* A tensor held inline cannot have more floats than a 2 GiB file has bytes / 4. */
+    const uint64_t limit = ECP_ONNX_MAX_BYTES / sizeof(float);
+    for (size_t i = 0; i < t->n_dims; i++) {
+        int64_t d = t->dims[i];
+        if (d < 0 || (uint64_t)d > limit)
+            return ecp_fail(r->err, ECP_ERR_FORMAT, "%s: %s has invalid dimension %lld",
+                            r->path, what, (long long)d);
+        v->dims[i] = d;
+        if (d && v->count > limit / (uint64_t)d)
+            return ecp_fail(r->err, ECP_ERR_FORMAT, "%s: %s: dimensions overflow", r->path, what);
+        v->count *= (size_t)d;
+    }
+    return ECP_OK;
+}
+
+static ecp_status tensor_check_kind(onnx_reader *r, const Onnx__TensorProto *t, const char *what)
+{
+    int32_t dt = t->has_data_type ? t->data_type : 0;
+    if (dt != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+        return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
+                        "%s: %s has data type %s (%d); only float32 weights are supported",
+                        r->path, what, dtype_name(dt), (int)dt);
+    if ((t->has_data_location &&
+         t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) ||
+        t->n_external_data)
+        return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
+                        "%s: %s is stored in an external data file (not supported)", r->path,
+                        what);
+    if (t->segment)
+        return ecp_fail(r->err, ECP_ERR_UNSUPPORTED, "%s: %s is a segment (not supported)",
+                        r->path, what);
+    return ECP_OK;
+}
+
+static ecp_status check_finite(onnx_reader *r, const onnx_fvec *v, const char *what)
+{
+    for (size_t i = 0; i < v->count; i++)
+        if (!isfinite(v->data[i]))
+            return ecp_fail(r->err, ECP_ERR_NUMERIC, "%s: %s holds a non-finite value at index %zu",
+                            r->path, what, i);
+    return ECP_OK;
+}
+
+static ecp_status tensor_decode(onnx_reader *r, const Onnx__TensorProto *t, const char *what,
+                                onnx_fvec *v)
+{
+    ecp_status s = tensor_check_kind(r, t, what);
+    if (!s)
+        s = tensor_count(r, t, what, v);
+    if (s)
+        return s;
+    if (t->has_raw_data && t->raw_data.len != v->count * sizeof(float))
+        return ecp_fail(r->err, ECP_ERR_FORMAT,
+                        "%s: %s: raw_data holds %zu bytes, its dimensions need %zu", r->path,
+                        what, t->raw_data.len, v->count * sizeof(float));
+    if (!t->has_raw_data && t->n_float_data != v->count)
+        return ecp_fail(r->err, ECP_ERR_FORMAT,
+                        "%s: %s: float_data holds %zu values, its dimensions need %zu", r->path,
+                        what, t->n_float_data, v->count);
+    v->data = ecp_alloc(v->count, sizeof(float), r->path, r->err);
+    if (!v->data)
+        return ECP_ERR_MEMORY;
+    if (t->has_raw_data)
+        for (size_t i = 0; i < v->count; i++)
+            v->data[i] = ecp_onnx_f32_le(t->raw_data.data + 4 * i);
+    else if (v->count)
+        memcpy(v->data, t->float_data, v->count * sizeof(float));
+    return check_finite(r, v, what);
+}
+
+static void fvec_free(onnx_fvec *v)
+{
+    free(v->data);
+    v->data = NULL;
+}
+
+/* ------------------------------------------------------------------ graph lookups */
+
+static const Onnx__AttributeProto *find_attr(const Onnx__NodeProto *n, const char *name)
+{
+    for (size_t i = 0; i < n->n_attribute; i++)
+        if (streq(n->attribute[i]->name, name))
+            return n->attribute[i];
+    return NULL;
+}
+
+static ecp_status attr_int(onnx_reader *r, const Onnx__NodeProto *n, const char *name,
+                           int64_t dflt, int64_t *out)
+{
+    const Onnx__AttributeProto *a = find_attr(n, name);
+    *out = dflt;
+    if (!a)
+        return ECP_OK;
+    if (!a->has_i || (a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT))
+        return ecp_fail(r->err, ECP_ERR_FORMAT, "%s: node '%s' (%s): attribute %s is not an int",
+                        r->path, str(n->name), str(n->op_type), name);
+    *out = a->i;
+    return ECP_OK;
+}
+
+static ecp_status attr_float(onnx_reader *r, const Onnx__NodeProto *n, const char *name,
+                             float dflt, float *out)
+{
+    const Onnx__AttributeProto *a = find_attr(n, name);
+    *out = dflt;
+    if (!a)
+        return ECP_OK;
+    if (!a->has_f || (a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT))
+        return ecp_fail(r->err, ECP_ERR_FORMAT,
+                        "%s: node '%s' (%s): attribute %s is not a float", r->path,
+                        str(n->name), str(n->op_type), name);
+    *out = a->f;
+    return ECP_OK;
+}
+
+static const Onnx__TensorProto *find_initializer(const Onnx__GraphProto *g, const char *name)
+{
+    for (size_t i = 0; i < g->n_initializer; i++)
+        if (streq(g->initializer[i]->name, name))
+            return g->initializer[i];
+    return NULL;
+}
+
+static const Onnx__NodeProto *find_producer(const Onnx__GraphProto *g, const char *name)
+{
+    for (size_t i = 0; i < g->n_node; i++)
+        for (size_t j = 0; j < g->node[i]->n_output; j++)
+            if (streq(g->node[i]->output[j], name))
+                return g->node[i];
+    return NULL;
+}
+
+static ecp_status constant_attr(onnx_reader *r, const Onnx__NodeProto *n, const char *what,
+                                onnx_fvec *v)
+{
+    const Onnx__AttributeProto *a = find_attr(n, "value");
+    if (a && a->t)
+        return tensor_decode(r, a->t, what, v);
+    if ((a = find_attr(n, "value_float")) && a->has_f) {
+        v->ndim = 0;
+        v->count = 1;
+    } else if ((a = find_attr(n, "value_floats"))) {
+        v->ndim = 1;
+        v->count = a->n_floats;
+        v->dims[0] = (int64_t)a->n_floats;
+    } else {
+        return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
+                        "%s: %s: Constant node '%s' has no float tensor value", r->path, what,
+                        str(n->name));
+    }
+    v->data = ecp_alloc(v->count, sizeof(float), r->path, r->err);
+    if (!v->data)
+        return ECP_ERR_MEMORY;
+    if (v->ndim == 0)
+        v->data[0] = a->f;
+    else if (v->count)
+        memcpy(v->data, a->floats, v->count * sizeof(float));
+    return check_finite(r, v, what);
+}
+
+/* Decodes the value `name` if it is an initializer or a Constant node's output; *found = 0
+ * (and no error) when it is neither, so callers can report what they expected instead. */
+static ecp_status get_const(onnx_reader *r, const char *name, onnx_fvec *v, int *found)
+{
+    char what[256];
+    memset(v, 0, sizeof *v);
+    *found = 0;
+    const Onnx__TensorProto *t = find_initializer(r->g, name);
+    if (t) {
+        *found = 1;
+        snprintf(what, sizeof what, "initializer '%s'", name);
+        return tensor_decode(r, t, what, v);
+    }
+    const Onnx__NodeProto *p = find_producer(r->g, name);
+    if (p && streq(p->op_type, "Constant")) {
+        *found = 1;
+        snprintf(what, sizeof what, "constant '%s'", name);
+        return constant_attr(r, p, what, v);
+    }
+    return ECP_OK;
+}
+
+/* Up to `max` nodes that read `name` (each node counted once); returns how many there are. */
+static size_t consumers(const Onnx__GraphProto *g, const char *name, size_t *idx, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < g->n_node; i++)
+        for (size_t j = 0; j < g->node[i]->n_input; j++)
+            if (streq(g->node[i]->input[j], name)) {
+                if (n < max)
+                    idx[n] = i;
+                n++;
+                break;
+            }
+    return n;
+}
+
+/* The index of the only node reading `name`, if it has op type `op`; else -1. */
+static long sole_consumer(const onnx_reader *r, const char *name, const char *op)
+{
+    size_t idx[2];
+    if (consumers(r->g, name, idx, 2) != 1 || !streq(r->g->node[idx[0]]->op_type, op))
+        return -1;
+    return (long)idx[0];
+}
+
+/* For a two-input node reading `name`, the other input; NULL otherwise. */
+static const char *other_input(const Onnx__NodeProto *n, const char *name)
+{
+    if (n->n_input != 2 || n->n_output != 1)
+        return NULL;
+    if (streq(n->input[0], name))
+        return n->input[1];
+    if (streq(n->input[1], name))
+        return n->input[0];
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ layers */
+
+static ecp_status check_width(onnx_reader *r, const Onnx__NodeProto *n, int64_t d)
+{
+    if (d < 1 || d > ECP_ONNX_MAX_WIDTH)
+        return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
+                        "%s: node '%s' (%s): layer width %lld outside [1, 2^24]", r->path,
+                        str(n->name), str(n->op_type), (long long)d);
+    return ECP_OK;
+}
+
+/* Takes ownership of W and b (freed on failure). */
+static ecp_status push_layer(onnx_reader *r, const Onnx__NodeProto *n, float *W, float *b,
+                             int n_in, int n_out)
+{
+    ecp_status s = ECP_OK;
+    if (r->n_layers >= ECP_ONNX_MAX_LAYERS)
+        s = ecp_fail(r->err, ECP_ERR_UNSUPPORTED, "%s: more than %d layers", r->path,
+                     ECP_ONNX_MAX_LAYERS);
+    else if (r->n_layers && r->layers[r->n_layers - 1].n_out != n_in)
+        s = ecp_fail(r->err, ECP_ERR_SHAPE,
+                     "%s: node '%s' (%s): weight takes %d inputs but the previous layer gives %d",
+                     r->path, str(n->name), str(n->op_type), n_in,
+                     r->layers[r->n_layers - 1].n_out);
+    if (s) {
+        free(W);
+        free(b);
+        return s;
+    }
+    onnx_rlayer *L = &r->layers[r->n_layers++];
+    L->n_in = n_in;
+    L->n_out = n_out;
+    L->W = W;
+    L->b = b;
+    L->act = ECP_ACT_IDENTITY;
+    L->has_act = 0;
+    return ECP_OK;
+}
+
+/* The weight operand as [out, in] row-major: B is [out, in] when transposed, else [in, out]. */
+static ecp_status weight_matrix(onnx_reader *r, const Onnx__NodeProto *n, const char *name,
+                                int trans, float **W, int *n_in, int *n_out)
+{
+    onnx_fvec v;
+    int found;
+    *W = NULL;
+    ecp_status s = get_const(r, name, &v, &found);
+    if (!s && !found)
+        s = ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
+                     "%s: node '%s' (%s): weight '%s' is not an initializer or a Constant",
+                     r->path, str(n->name), str(n->op_type), name);
+    if (!s && v.ndim != 2)
+        s = ecp_fail(r->err, ECP_ERR_SHAPE, "%s: node '%s' (%s): weight '%s' has rank %d, not 2",
+                     r->path, str(n->name), str(n->op_type), name, v.ndim);
+    int64_t rows = v.ndim == 2 ? v.dims[0] : 0, cols = v.ndim == 2 ? v.dims[1] : 0;
+    if (!s)
+        s = check_width(r, n, rows);
+    if (!s)
+        s = check_width(r, n, cols);
+    if (s) {
+        fvec_free(&v);
+        return s;
+    }
+    *n_out = (int)(trans ? rows : cols);
+    *n_in = (int)(trans ? cols : rows);
+    if (trans) {
+        *W = v.data;
+        return ECP_OK;
+    }
+    float *T = ecp_alloc(v.count, sizeof *T, r->path, r->err);
+    if (!T) {
+        fvec_free(&v);
+        return ECP_ERR_MEMORY;
+    }
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++)
+            T[j * rows + i] = v.data[i * cols + j];
+    fvec_free(&v);
+    *W = T;
+    return ECP_OK;
+}
+
+/* A bias of n_out values: shape [n_out] or [1, n_out], or one value broadcast. name may be
+ * NULL (no bias). */
+static ecp_status bias_vector(onnx_reader *r, const Onnx__NodeProto *n, const char *name,
+                              int n_out, float **b)
+{
+    *b = ecp_zalloc((size_t)n_out, sizeof **b, r->path, r->err);
+    if (!*b)
+        return ECP_ERR_MEMORY;
+    if (!name || !*name)
+        return ECP_OK;
+    onnx_fvec v;
+    int found;
+    ecp_status s = get_const(r, name, &v, &found);
+    if (!s && !found)
+        s = ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
+                     "%s: node '%s' (%s): bias '%s' is not an initializer or a Constant",
+                     r->path, str(n->name), str(n->op_type), name);
+    int row = v.ndim <= 1 || (v.ndim == 2 && v.dims[0] == 1);
+    if (!s && (!row || (v.count != (size_t)n_out && v.count != 1)))
+        s = ecp_fail(r->err, ECP_ERR_SHAPE,
+                     "%s: node '%s' (%s): bias '%s' has %zu values, the layer has %d outputs",
+                     r->path, str(n->name), str(n->op_type), name, v.count, n_out);
+    if (!s)
+        for (int i = 0; i < n_out; i++)
+            (*b)[i] = v.data[v.count == 1 ? 0 : i];
+    fvec_free(&v);
+    if (s) {
+        free(*b);
+        *b = NULL;
+    }
+    return s;
+}
+
+static ecp_status require_io(onnx_reader *r, const Onnx__NodeProto *n, size_t min_in,
+                             size_t max_in, const char *cur)
+{
+    if (n->n_input < min_in || n->n_input > max_in || n->n_output != 1)
+        return ecp_fail(r->err, ECP_ERR_FORMAT,
+                        "%s: node '%s' (%s) has %zu inputs and %zu outputs", r->path,
+                        str(n->name), str(n->op_type), n->n_input, n->n_output);
+    if (!streq(n->input[0], cur))
+        return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
+                        "%s: node '%s' (%s) takes '%s' as a parameter, not as its data input",
+                        r->path, str(n->name), str(n->op_type), cur);
+    return ECP_OK;
+}
+
+static ecp_status gemm_attrs(onnx_reader *r, const Onnx__NodeProto *n, int *trans_b)
+{
+    float alpha, beta;
+    int64_t ta, tb;
+    ecp_status s = attr_float(r, n, "alpha", 1.0f, &alpha);
+    if (!s)
+        s = attr_float(r, n, "beta", 1.0f, &beta);
+    if (!s)
+        s = attr_int(r, n, "transA", 0, &ta);
+    if (!s)
+        s = attr_int(r, n, "transB", 0, &tb);
+    if (s)
+        return s;
+    if (alpha != 1.0f || beta != 1.0f)
+        return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
+                        "%s: node '%s' (Gemm): alpha=%g beta=%g; only alpha=beta=1 is supported",
+                        r->path, str(n->name), (double)alpha, (double)beta);
+    if (ta != 0 || (tb != 0 && tb != 1))
+        return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
+                        "%s: node '%s' (Gemm): transA=%lld transB=%lld; need transA=0",
+                        r->path, str(n->name), (long long)ta, (long long)tb);
+    *trans_b = (int)tb;
+    return ECP_OK;
+}
+
+static ecp_status step_gemm(onnx_reader *r, const Onnx__NodeProto *n, const char **cur)
+{
+    int tb = 0, n_in = 0, n_out = 0;
+    float *W, *b;
+    ecp_status s = require_io(r, n, 2, 3, *cur);
+    if (!s)
+        s = gemm_attrs(r, n, &tb);
+    if (!s)
+        s = weight_matrix(r, n, n->input[1], tb, &W, &n_in, &n_out);
+    if (s)
+        return s;
+    s = bias_vector(r, n, n->n_input == 3 ? n->input[2] : NULL, n_out, &b);
+    if (s) {
+        free(W);
+        return s;
+    }
+    *cur = n->output[0];
+    return push_layer(r, n, W, b, n_in, n_out);
+}
+
+/* MatMul(x, W[in, out]), optionally followed by Add(., bias) in either operand order. */
+static ecp_status step_matmul(onnx_reader *r, const Onnx__NodeProto *n, const char **cur)
+{
+    int n_in, n_out;
+    float *W, *b;
+    ecp_status s = require_io(r, n, 2, 2, *cur);
+    if (!s)
+        s = weight_matrix(r, n, n->input[1], 0, &W, &n_in, &n_out);
+    if (s)
+        return s;
+    const char *bias = NULL;
+    *cur = n->output[0];
+    long a = sole_consumer(r, n->output[0], "Add");
+    if (a >= 0) {
+        const Onnx__NodeProto *add = r->g->node[a];
+        const char *o = other_input(add, n->output[0]);
+        onnx_fvec v = {0};
+        int found = 0;
+        /* Only a constant operand is a bias; anything else stays for the walk to reject. */
+        s = o ? get_const(r, o, &v, &found) : ECP_OK;
+        fvec_free(&v);
+        if (s) {
+            free(W);
+            return s;
+        }
+        if (found) {
+            bias = o;
+            r->used[a] = 1;
+            *cur = add->output[0];
+        }
+    }
+    s = bias_vector(r, n, bias, n_out, &b);
+    if (s) {
+        free(W);
+        return s;
+    }
+    return push_layer(r, n, W, b, n_in, n_out);
+}
+
+static ecp_status step_flatten(onnx_reader *r, const Onnx__NodeProto *n, const char **cur)
+{
+    int64_t axis;
+    ecp_status s = require_io(r, n, 1, 1, *cur);
+    if (!s)
+        s = attr_int(r, n, "axis", 1, &axis);
+    if (s)
+        return s;
+    if (axis != 1 || r->n_layers)
+        return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
+                        "%s: node '%s' (Flatten): only Flatten(axis=1) before the first layer "
+                        "is supported (axis=%lld)",
+                        r->path, str(n->name), (long long)axis);
+    r->flattened = 1;
+    *cur = n->output[0];
+    return ECP_OK;
+}
+
+static ecp_status set_act(onnx_reader *r, const Onnx__NodeProto *n, ecp_act a)
+{
+    onnx_rlayer *L = r->n_layers ? &r->layers[r->n_layers - 1] : NULL;
+    if (!L || L->has_act)
+        return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
+                        "%s: node '%s' (%s): an activation must follow a Gemm/MatMul layer "
+                        "directly, one per layer",
+                        r->path, str(n->name), str(n->op_type));
+    L->act = a;
+    L->has_act = 1;
+    return ECP_OK;
+}
+
+static ecp_status step_leaky(onnx_reader *r, const Onnx__NodeProto *n)
+{
+    float alpha;
+    ecp_status s = attr_float(r, n, "alpha", ECP_ONNX_LEAKY_ALPHA, &alpha);
+    if (s)
+        return s;
+    if (fabsf(alpha - ECP_ONNX_LEAKY_ALPHA) > 1e-7f)
+        return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
+                        "%s: node '%s' (LeakyRelu): alpha=%g; ecprune's leaky_relu has slope "
+                        "0.01 only",
+                        r->path, str(n->name), (double)alpha);
+    return set_act(r, n, ECP_ACT_LEAKY_RELU);
+}
+
+static ecp_status step_gelu(onnx_reader *r, const Onnx__NodeProto *n)
+{
+    const Onnx__AttributeProto *a = find_attr(n, "approximate");
+    if (a && a->has_s && !(a->s.len == 4 && memcmp(a->s.data, "none", 4) == 0))
+        return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
+                        "%s: node '%s' (Gelu): approximate='%.*s'; only the exact (erf) form "
+                        "is supported",
+                        r->path, str(n->name), (int)(a->s.len > 32 ? 32 : a->s.len),
+                        (const char *)a->s.data);
+    return set_act(r, n, ECP_ACT_GELU);
+}
+
+static ecp_status step_activation(onnx_reader *r, const Onnx__NodeProto *n, const char **cur,
+                                  int *handled)
+{
+    static const struct {
+        const char *op;
+        ecp_act act;
+    } simple[] = {{"Relu", ECP_ACT_RELU},
+                  {"Tanh", ECP_ACT_TANH},
+                  {"Sigmoid", ECP_ACT_SIGMOID},
+                  {"Softplus", ECP_ACT_SOFTPLUS}};
+    ecp_status s = ECP_OK;
+    *handled = 1;
+    if (streq(n->op_type, "LeakyRelu") || streq(n->op_type, "Gelu")) {
+        s = require_io(r, n, 1, 1, *cur);
+        if (!s)
+            s = streq(n->op_type, "Gelu") ? step_gelu(r, n) : step_leaky(r, n);
+    } else {
+        size_t i = 0;
+        while (i < sizeof simple / sizeof *simple && !streq(n->op_type, simple[i].op))
+            i++;
+        if (i == sizeof simple / sizeof *simple) {
+            *handled = 0;
+            return ECP_OK;
+        }
+        s = require_io(r, n, 1, 1, *cur);
+        if (!s)
+            s = set_act(r, n, simple[i].act);
+    }
+    if (!s)
+        *cur = n->output[0];
+    return s;
+}
+
+/* ------------------------------------------------------------------ GELU, erf form */
+
+/* Whether `name` is a one-element constant equal to `want` (within float rounding). */
+static ecp_status is_scalar(onnx_reader *r, const char *name, float want, int *yes)
+{
+    onnx_fvec v;
+    int found;
+    *yes = 0;
+    if (!name)
+        return ECP_OK;
+    ecp_status s = get_const(r, name, &v, &found);
+    if (!s && found && v.count == 1)
+        *yes = fabsf(v.data[0] - want) <= 1e-6f * fabsf(want);
+    fvec_free(&v);
+    return s;
+}
+
+/* Div(x, sqrt 2) or Mul(x, 1/sqrt 2), the first step of erf-form GELU. */
+static ecp_status is_gelu_scale(onnx_reader *r, const Onnx__NodeProto *n, const char *x,
+                                int *yes)
+{
+    *yes = 0;
+    if (streq(n->op_type, "Div") && n->n_input == 2 && n->n_output == 1 &&
+        streq(n->input[0], x))
+        return is_scalar(r, n->input[1], 1.41421356f, yes);
+    if (streq(n->op_type, "Mul"))
+        return is_scalar(r, other_input(n, x), 0.70710678f, yes);
+    return ECP_OK;
+}
+
+/* From the scaling node, Erf then Add(., 1): returns the Add node's index or -1. */
+static ecp_status gelu_erf_plus_one(onnx_reader *r, const Onnx__NodeProto *scale, long *erf,
+                                    long *add)
+{
+    int one = 0;
+    *add = -1;
+    *erf = sole_consumer(r, scale->output[0], "Erf");
+    if (*erf < 0 || r->g->node[*erf]->n_input != 1 || r->g->node[*erf]->n_output != 1)
+        return ECP_OK;
+    long a = sole_consumer(r, r->g->node[*erf]->output[0], "Add");
+    if (a < 0)
+        return ECP_OK;
+    ecp_status s = is_scalar(r, other_input(r->g->node[a], r->g->node[*erf]->output[0]), 1.0f,
+                             &one);
+    if (!s && one)
+        *add = a;
+    return s;
+}
+
+/* The tail: either Mul(x, A) then Mul(., 0.5) (torch 1.13), or Mul(x, 0.5) = h then Mul(h, A).
+ * `other` is x's second consumer. Returns the final node's index or -1. */
+static ecp_status gelu_tail(onnx_reader *r, const char *x, size_t other, long add, long *last)
+{
+    const Onnx__NodeProto *o = r->g->node[other];
+    const char *a_out = r->g->node[add]->output[0];
+    int half = 0;
+    ecp_status s = ECP_OK;
+    *last = -1;
+    if (!streq(o->op_type, "Mul") || !other_input(o, x))
+        return ECP_OK;
+    if (streq(other_input(o, x), a_out)) {
+        long m2 = sole_consumer(r, o->output[0], "Mul");
+        if (m2 >= 0)
+            s = is_scalar(r, other_input(r->g->node[m2], o->output[0]), 0.5f, &half);
+        if (!s && half)
+            *last = m2;
+        return s;
+    }
+    s = is_scalar(r, other_input(o, x), 0.5f, &half);
+    long m = half ? sole_consumer(r, a_out, "Mul") : -1;
+    if (!s && m >= 0 && streq(other_input(r->g->node[m], a_out), o->output[0]))
+        *last = m;
+    return s;
+}
+
+/* x feeds exactly nodes i and j; if they start x * 0.5 * (1 + erf(x / sqrt 2)), folds the
+ * pattern into a GELU activation and advances *cur to its output. */
+static ecp_status try_gelu(onnx_reader *r, const char **cur, size_t i, size_t j, int *matched)
+{
+    const char *x = *cur;
+    int yes = 0;
+    long erf = -1, add = -1, last = -1;
+    *matched = 0;
+    ecp_status s = is_gelu_scale(r, r->g->node[i], x, &yes);
+    if (!s && !yes) {
+        size_t t = i;
+        i = j;
+        j = t;
+        s = is_gelu_scale(r, r->g->node[i], x, &yes);
+    }
+    if (!s && yes)
+        s = gelu_erf_plus_one(r, r->g->node[i], &erf, &add);
+    if (!s && add >= 0)
+        s = gelu_tail(r, x, j, add, &last);
+    if (s || last < 0)
+        return s;
+    s = set_act(r, r->g->node[i], ECP_ACT_GELU);
+    if (s)
+        return s;
+    r->used[i] = r->used[j] = r->used[erf] = r->used[add] = r->used[last] = 1;
+    *cur = r->g->node[last]->output[0];
+    *matched = 1;
+    return ECP_OK;
+}
+
+/* ------------------------------------------------------------------ the walk */
+
+static ecp_status check_domain(onnx_reader *r, const Onnx__NodeProto *n)
+{
+    const char *d = str(n->domain);
+    if (!*d || streq(d, "ai.onnx") || (streq(d, "com.microsoft") && streq(n->op_type, "Gelu")))
+        return ECP_OK;
+    return ecp_fail(r->err, ECP_ERR_UNSUPPORTED, "%s: node '%s' (%s) from domain '%s' is not "
+                    "supported", r->path, str(n->name), str(n->op_type), d);
+}
+
+static ecp_status step_node(onnx_reader *r, size_t idx, const char **cur)
+{
+    const Onnx__NodeProto *n = r->g->node[idx];
+    int handled = 0;
+    ecp_status s = check_domain(r, n);
+    r->used[idx] = 1;
+    if (s)
+        return s;
+    if (streq(n->op_type, "Gemm"))
+        return step_gemm(r, n, cur);
+    if (streq(n->op_type, "MatMul"))
+        return step_matmul(r, n, cur);
+    if (streq(n->op_type, "Flatten"))
+        return step_flatten(r, n, cur);
+    if (streq(n->op_type, "Identity")) {
+        s = require_io(r, n, 1, 1, *cur);
+        if (!s)
+            *cur = n->output[0];
+        return s;
+    }
+    s = step_activation(r, n, cur, &handled);
+    if (s || handled)
+        return s;
+    return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
+                    "%s: node '%s' (%s) is not supported (ecprune reads Gemm, MatMul+Add, "
+                    "Flatten, Identity and Relu/LeakyRelu/Tanh/Sigmoid/Softplus/GELU chains)",
+                    r->path, str(n->name), str(n->op_type));
+}
+
+static ecp_status step_branch(onnx_reader *r, const char **cur, const size_t *idx, size_t n)
+{
+    int matched = 0;
+    ecp_status s = n == 2 ? try_gelu(r, cur, idx[0], idx[1], &matched) : ECP_OK;
+    if (s || matched)
+        return s;
+    return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
+                    "%s: value '%s' feeds %zu nodes (e.g. '%s' (%s) and '%s' (%s)); only a "
+                    "linear chain of layers is supported",
+                    r->path, *cur, n, str(r->g->node[idx[0]]->name),
+                    str(r->g->node[idx[0]]->op_type), str(r->g->node[idx[1]]->name),
+                    str(r->g->node[idx[1]]->op_type));
+}
+
+static ecp_status walk(onnx_reader *r)
+{
+    const char *cur = r->input;
+    while (!streq(cur, r->output)) {
+        size_t idx[2];
+        size_t n = consumers(r->g, cur, idx, 2);
+        if (n == 0)
+            return ecp_fail(r->err, ECP_ERR_FORMAT,
+                            "%s: value '%s' is not used by any node and is not the graph output "
+                            "'%s' (the graph must be a chain from input to output)",
+                            r->path, cur, r->output);
+        for (size_t k = 0; k < (n < 2 ? n : 2); k++)
+            if (r->used[idx[k]])
+                return ecp_fail(r->err, ECP_ERR_FORMAT, "%s: node '%s' (%s) is reached twice "
+                                "(the graph has a cycle)", r->path,
+                                str(r->g->node[idx[k]]->name), str(r->g->node[idx[k]]->op_type));
+        ecp_status s = n == 1 ? step_node(r, idx[0], &cur) : step_branch(r, &cur, idx, n);
+        if (s)
+            return s;
+    }
+    for (size_t i = 0; i < r->g->n_node; i++)
+        if (!r->used[i] && !streq(r->g->node[i]->op_type, "Constant"))
+            return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
+                            "%s: node '%s' (%s) is not on the chain from '%s' to '%s'", r->path,
+                            str(r->g->node[i]->name), str(r->g->node[i]->op_type), r->input,
+                            r->output);
+    if (!r->n_layers)
+        return ecp_fail(r->err, ECP_ERR_FORMAT, "%s: the graph has no Gemm or MatMul layer",
+                        r->path);
+    return ECP_OK;
+}
+
+/* ------------------------------------------------------------------ inputs and outputs */
+
+static ecp_status find_io(onnx_reader *r)
+{
+    const Onnx__GraphProto *g = r->g;
+    size_t n_in = 0;
+    /* Before IR 4 (and with keep_initializers_as_inputs) weights are listed as inputs too. */
+    for (size_t i = 0; i < g->n_input; i++)
+        if (!find_initializer(g, g->input[i]->name)) {
+            if (!g->input[i]->name || !*g->input[i]->name)
+                return ecp_fail(r->err, ECP_ERR_FORMAT, "%s: graph input %zu has no name",
+                                r->path, i);
+            r->input = g->input[i]->name;
+            n_in++;
+        }
+    if (n_in != 1)
+        return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
+                        "%s: the graph has %zu data inputs; an MLP takes exactly one", r->path,
+                        n_in);
+    if (g->n_output != 1 || !g->output[0]->name || !*g->output[0]->name)
+        return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
+                        "%s: the graph has %zu outputs; an MLP gives exactly one", r->path,
+                        g->n_output);
+    r->output = g->output[0]->name;
+    return ECP_OK;
+}
+
+static const Onnx__TypeProto__Tensor *tensor_type(const Onnx__ValueInfoProto *vi)
+{
+    if (!vi->type || vi->type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE)
+        return NULL;
+    return vi->type->tensor_type;
+}
+
+/* The declared type and shape (when given) must agree with the layers: float, [N, width]
+ * (or [N, ...] whose trailing dims multiply to width when the graph starts with Flatten). */
+static ecp_status check_value_info(onnx_reader *r, const Onnx__ValueInfoProto *vi, int width,
+                                   int flattened)
+{
+    const Onnx__TypeProto__Tensor *tt = tensor_type(vi);
+    if (!tt)
+        return ECP_OK;
+    if (tt->has_elem_type && tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+        return ecp_fail(r->err, ECP_ERR_UNSUPPORTED, "%s: '%s' has element type %s, not float",
+                        r->path, vi->name, dtype_name(tt->elem_type));
+    const Onnx__TensorShapeProto *sh = tt->shape;
+    if (!sh)
+        return ECP_OK;
+    if (sh->n_dim < 2 || (!flattened && sh->n_dim != 2))
+        return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
+                        "%s: '%s' has rank %zu; ecprune takes [batch, features]%s", r->path,
+                        vi->name, sh->n_dim, flattened ? "" : " (or a leading Flatten)");
+    uint64_t prod = 1;
+    for (size_t i = 1; i < sh->n_dim; i++) {
+        const Onnx__TensorShapeProto__Dimension *d = sh->dim[i];
+        if (d->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE)
+            return ECP_OK; /* symbolic: nothing to compare */
+        if (d->dim_value < 1 || (uint64_t)d->dim_value > (uint64_t)width)
+            return ecp_fail(r->err, ECP_ERR_SHAPE, "%s: '%s' has dimension %lld, the model "
+                            "needs %d features", r->path, vi->name, (long long)d->dim_value,
+                            width);
+        prod *= (uint64_t)d->dim_value; /* each factor <= width <= 2^24, prod stays small */
+        if (prod > (uint64_t)width)
+            break;
+    }
+    if (prod != (uint64_t)width)
+        return ecp_fail(r->err, ECP_ERR_SHAPE, "%s: '%s' has %llu features, the model needs %d",
+                        r->path, vi->name, (unsigned long long)prod, width);
+    return ECP_OK;
+}
+
+static ecp_status check_io_shapes(onnx_reader *r)
+{
+    const Onnx__GraphProto *g = r->g;
+    for (size_t i = 0; i < g->n_input; i++)
+        if (streq(g->input[i]->name, r->input)) {
+            ecp_status s = check_value_info(r, g->input[i], r->layers[0].n_in, r->flattened);
+            if (s)
+                return s;
+        }
+    return check_value_info(r, g->output[0], r->layers[r->n_layers - 1].n_out, 0);
+}
+
+/* ------------------------------------------------------------------ the model */
+
+static ecp_status build_mlp(onnx_reader *r, ecp_mlp **out)
+{
+    int sizes[ECP_ONNX_MAX_LAYERS + 1];
+    ecp_act acts[ECP_ONNX_MAX_LAYERS];
+    sizes[0] = r->layers[0].n_in;
+    for (int l = 0; l < r->n_layers; l++) {
+        sizes[l + 1] = r->layers[l].n_out;
+        acts[l] = r->layers[l].act;
+    }
+    ecp_status s = ecp_mlp_create(out, r->n_layers, sizes, acts, r->err);
+    if (s)
+        return s;
+    for (int l = 0; l < r->n_layers; l++) {
+        const onnx_rlayer *L = &r->layers[l];
+        memcpy(ecp_mlp_weights(*out, l), L->W, (size_t)L->n_in * L->n_out * sizeof(float));
+        memcpy(ecp_mlp_bias(*out, l), L->b, (size_t)L->n_out * sizeof(float));
+    }
+    /* The file has no mask: a stored zero is a pruned weight. */
+    ecp_mlp_mask_from_zeros(*out);
+    return ECP_OK;
+}
+
+/* Any protobuf parses as a ModelProto with unknown fields; a graph and the default-domain
+ * opset (which every ONNX model must import) tell an actual model apart. */
+static ecp_status check_model(onnx_reader *r, const Onnx__ModelProto *model)
+{
+    if (!model->graph)
+        return ecp_fail(r->err, ECP_ERR_FORMAT, "%s: not an ONNX model (no graph)", r->path);
+    for (size_t i = 0; i < model->n_opset_import; i++) {
+        const Onnx__OperatorSetIdProto *o = model->opset_import[i];
+        const char *d = str(o->domain);
+        if ((!*d || streq(d, "ai.onnx")) && o->has_version && o->version >= 1)
+            return ECP_OK;
+    }
+    return ecp_fail(r->err, ECP_ERR_FORMAT,
+                    "%s: not an ONNX model (no opset_import for the default domain)", r->path);
+}
+
+static ecp_status convert(onnx_reader *r, const Onnx__ModelProto *model, ecp_mlp **out)
+{
+    ecp_status s = check_model(r, model);
+    if (s)
+        return s;
+    r->g = model->graph;
+    r->used = ecp_zalloc(r->g->n_node, 1, r->path, r->err);
+    r->layers = ecp_zalloc(ECP_ONNX_MAX_LAYERS, sizeof *r->layers, r->path, r->err);
+    if (!r->used || !r->layers)
+        return ECP_ERR_MEMORY;
+    s = find_io(r);
+    if (!s)
+        s = walk(r);
+    if (!s)
+        s = check_io_shapes(r);
+    if (!s)
+        s = build_mlp(r, out);
+    return s;
+}
+
+static void reader_free(onnx_reader *r)
+{
+    if (r->layers)
+        for (int l = 0; l < r->n_layers; l++) {
+            free(r->layers[l].W);
+            free(r->layers[l].b);
+        }
+    free(r->layers);
+    free(r->used);
+}
+
+ecp_status ecp_onnx_load(ecp_mlp **out, const char *path, ecp_error *err)
+{
+    unsigned char *buf;
+    size_t len;
+    if (!out || !path)
+        return ecp_fail(err, ECP_ERR_ARG, "ecp_onnx_load: output and path are required");
+    *out = NULL;
+    ecp_status s = ecp_read_file(path, &buf, &len, ECP_ONNX_MAX_BYTES, err);
+    if (s)
+        return s;
+    if (len == 0) {
+        free(buf);
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: empty file, not an ONNX model", path);
+    }
+    Onnx__ModelProto *model = onnx__model_proto__unpack(NULL, len, buf);
+    free(buf);
+    if (!model)
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: not an ONNX model or corrupt protobuf", path);
+    onnx_reader r = {.path = path, .err = err};
+    s = convert(&r, model, out);
+    reader_free(&r);
+    onnx__model_proto__free_unpacked(model, NULL);
+    return s;
+}

@@ -1,0 +1,383 @@
+/* ONNX export: one Gemm per layer plus its activation, packed by protobuf-c straight into the
+ * atomic writer. Every message lives in arrays sized up front from the layer count, so the
+ * pointers protobuf-c follows stay valid and freeing those few arrays releases the graph. */
+#include "onnx_util.h"
+
+#define NAME_LEN 48
+#define MAX_NODES_PER_LAYER 6   /* Gemm + the five nodes of the erf form of GELU */
+#define MAX_TENSORS_PER_LAYER 5 /* weight, bias + the three GELU constants */
+
+typedef struct {
+    Onnx__NodeProto node;
+    char *in[3];
+    char *out[1];
+    Onnx__AttributeProto attr;
+    Onnx__AttributeProto *attrp[1];
+    char name[NAME_LEN];
+    char in_buf[3][NAME_LEN];
+    char out_buf[NAME_LEN];
+} onnx_wnode;
+
+typedef struct {
+    Onnx__TensorProto t;
+    int64_t dims[2];
+    float scalar;
+    uint8_t *le_copy; /* owned; only on big-endian hosts */
+    char name[NAME_LEN];
+} onnx_wtensor;
+
+/* The graph's input or output: a float tensor of shape [N, width]. */
+typedef struct {
+    Onnx__ValueInfoProto vi;
+    Onnx__TypeProto type;
+    Onnx__TypeProto__Tensor tensor;
+    Onnx__TensorShapeProto shape;
+    Onnx__TensorShapeProto__Dimension dim[2];
+    Onnx__TensorShapeProto__Dimension *dimp[2];
+} onnx_wio;
+
+typedef struct {
+    onnx_wnode *nodes;
+    Onnx__NodeProto **node_ptrs;
+    size_t n_nodes;
+    onnx_wtensor *tens;
+    Onnx__TensorProto **tens_ptrs;
+    size_t n_tens;
+    onnx_wio io[2];
+    Onnx__ValueInfoProto *in_ptr[1], *out_ptr[1];
+    Onnx__OperatorSetIdProto opset;
+    Onnx__OperatorSetIdProto *opset_ptr[1];
+    Onnx__GraphProto graph;
+    Onnx__ModelProto model;
+} onnx_builder;
+
+/* protobuf-c's streaming sink: the packed bytes go to the temporary file as they are made. */
+typedef struct {
+    ProtobufCBuffer base;
+    ecp_wfile *wf;
+    ecp_error *err;
+    ecp_status status;
+} onnx_sink;
+
+static void sink_append(ProtobufCBuffer *buf, size_t len, const uint8_t *data)
+{
+    onnx_sink *s = (onnx_sink *)buf;
+    if (s->status == ECP_OK)
+        s->status = ecp_wfile_write(s->wf, data, len, s->err);
+}
+
+static onnx_wnode *add_node(onnx_builder *b, const char *op, const char *name,
+                            const char *const *inputs, int n_in, const char *output)
+{
+    onnx_wnode *w = &b->nodes[b->n_nodes];
+    b->node_ptrs[b->n_nodes++] = &w->node;
+    onnx__node_proto__init(&w->node);
+    /* protobuf-c only reads these strings while packing, so literals are safe here. */
+    w->node.op_type = (char *)op;
+    snprintf(w->name, NAME_LEN, "%s", name);
+    w->node.name = w->name;
+    for (int i = 0; i < n_in; i++) {
+        snprintf(w->in_buf[i], NAME_LEN, "%s", inputs[i]);
+        w->in[i] = w->in_buf[i];
+    }
+    w->node.n_input = (size_t)n_in;
+    w->node.input = w->in;
+    snprintf(w->out_buf, NAME_LEN, "%s", output);
+    w->out[0] = w->out_buf;
+    w->node.n_output = 1;
+    w->node.output = w->out;
+    return w;
+}
+
+static void node_attr_int(onnx_wnode *w, const char *name, int64_t v)
+{
+    onnx__attribute_proto__init(&w->attr);
+    w->attr.name = (char *)name;
+    w->attr.has_type = 1;
+    w->attr.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+    w->attr.has_i = 1;
+    w->attr.i = v;
+    w->attrp[0] = &w->attr;
+    w->node.n_attribute = 1;
+    w->node.attribute = w->attrp;
+}
+
+static void node_attr_float(onnx_wnode *w, const char *name, float v)
+{
+    onnx__attribute_proto__init(&w->attr);
+    w->attr.name = (char *)name;
+    w->attr.has_type = 1;
+    w->attr.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
+    w->attr.has_f = 1;
+    w->attr.f = v;
+    w->attrp[0] = &w->attr;
+    w->node.n_attribute = 1;
+    w->node.attribute = w->attrp;
+}
+
+static onnx_wtensor *add_tensor(onnx_builder *b, const char *name)
+{
+    onnx_wtensor *w = &b->tens[b->n_tens];
+    b->tens_ptrs[b->n_tens++] = &w->t;
+    onnx__tensor_proto__init(&w->t);
+    snprintf(w->name, NAME_LEN, "%s", name);
+    w->t.name = w->name;
+    w->t.has_data_type = 1;
+    w->t.data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    return w;
+}
+
+static void add_scalar(onnx_builder *b, const char *name, float v)
+{
+    onnx_wtensor *w = add_tensor(b, name);
+    w->scalar = v;
+    w->t.n_float_data = 1;
+    w->t.float_data = &w->scalar;
+}
+
+static ecp_status add_array(onnx_builder *b, const char *name, const float *data, int ndim,
+                            int64_t d0, int64_t d1, const char *path, ecp_error *err)
+{
+    onnx_wtensor *w = add_tensor(b, name);
+    w->dims[0] = d0;
+    w->dims[1] = d1;
+    w->t.n_dims = (size_t)ndim;
+    w->t.dims = w->dims;
+    size_t n = (size_t)d0 * (size_t)(ndim == 2 ? d1 : 1);
+    w->t.has_raw_data = 1;
+    w->t.raw_data.len = n * sizeof(float);
+    if (ecp_onnx_host_le()) {
+        w->t.raw_data.data = (uint8_t *)data;
+        return ECP_OK;
+    }
+    w->le_copy = ecp_alloc(n, sizeof(float), path, err);
+    if (!w->le_copy)
+        return ECP_ERR_MEMORY;
+    for (size_t i = 0; i < n; i++)
+        ecp_onnx_put_f32_le(w->le_copy + 4 * i, data[i]);
+    w->t.raw_data.data = w->le_copy;
+    return ECP_OK;
+}
+
+/* x * 0.5 * (1 + erf(x / sqrt 2)) in the node order torch.onnx.export uses at opset 13 (GELU
+ * only became an ONNX operator in opset 20). */
+static void add_gelu(onnx_builder *b, int l, const char *x, const char *y)
+{
+    char c_sqrt2[NAME_LEN], c_one[NAME_LEN], c_half[NAME_LEN];
+    char div[NAME_LEN], erf[NAME_LEN], add[NAME_LEN], mul[NAME_LEN], nm[NAME_LEN];
+    snprintf(c_sqrt2, NAME_LEN, "l%d.gelu.sqrt2", l);
+    snprintf(c_one, NAME_LEN, "l%d.gelu.one", l);
+    snprintf(c_half, NAME_LEN, "l%d.gelu.half", l);
+    snprintf(div, NAME_LEN, "l%d.gelu.div", l);
+    snprintf(erf, NAME_LEN, "l%d.gelu.erf", l);
+    snprintf(add, NAME_LEN, "l%d.gelu.add", l);
+    snprintf(mul, NAME_LEN, "l%d.gelu.mul", l);
+    add_scalar(b, c_sqrt2, 1.41421356237309504880f);
+    add_scalar(b, c_one, 1.0f);
+    add_scalar(b, c_half, 0.5f);
+    add_node(b, "Div", div, (const char *[]){x, c_sqrt2}, 2, div);
+    add_node(b, "Erf", erf, (const char *[]){div}, 1, erf);
+    add_node(b, "Add", add, (const char *[]){erf, c_one}, 2, add);
+    add_node(b, "Mul", mul, (const char *[]){x, add}, 2, mul);
+    snprintf(nm, NAME_LEN, "l%d.gelu.mul_half", l);
+    add_node(b, "Mul", nm, (const char *[]){mul, c_half}, 2, y);
+}
+
+static const char *act_op(ecp_act a)
+{
+    switch (a) {
+    case ECP_ACT_RELU: return "Relu";
+    case ECP_ACT_LEAKY_RELU: return "LeakyRelu";
+    case ECP_ACT_TANH: return "Tanh";
+    case ECP_ACT_SIGMOID: return "Sigmoid";
+    case ECP_ACT_SOFTPLUS: return "Softplus";
+    default: return NULL;
+    }
+}
+
+static void add_activation(onnx_builder *b, int l, ecp_act a, const char *x, const char *y)
+{
+    char nm[NAME_LEN];
+    if (a == ECP_ACT_GELU) {
+        add_gelu(b, l, x, y);
+        return;
+    }
+    snprintf(nm, NAME_LEN, "l%d.%s", l, ecp_act_name(a));
+    onnx_wnode *w = add_node(b, act_op(a), nm, (const char *[]){x}, 1, y);
+    if (a == ECP_ACT_LEAKY_RELU)
+        node_attr_float(w, "alpha", ECP_ONNX_LEAKY_ALPHA);
+}
+
+/* Layer l reads `in` and writes "output" when it is the last layer, else "l<l>.a". */
+static ecp_status add_layer(onnx_builder *b, const ecp_mlp *m, int l, const char *in,
+                            char *out, const char *path, ecp_error *err)
+{
+    char w_name[NAME_LEN], b_name[NAME_LEN], g_name[NAME_LEN], z[NAME_LEN];
+    int last = l == ecp_mlp_n_layers(m) - 1;
+    int n_in = ecp_mlp_layer_in(m, l), n_out = ecp_mlp_layer_out(m, l);
+    ecp_act a = ecp_mlp_layer_act(m, l);
+    snprintf(w_name, NAME_LEN, "l%d.weight", l);
+    snprintf(b_name, NAME_LEN, "l%d.bias", l);
+    snprintf(g_name, NAME_LEN, "l%d.gemm", l);
+    if (last)
+        snprintf(out, NAME_LEN, "output");
+    else
+        snprintf(out, NAME_LEN, "l%d.a", l);
+    if (a == ECP_ACT_IDENTITY)
+        snprintf(z, NAME_LEN, "%s", out);
+    else
+        snprintf(z, NAME_LEN, "l%d.z", l);
+    ecp_status s = add_array(b, w_name, ecp_mlp_weights_c(m, l), 2, n_out, n_in, path, err);
+    if (!s)
+        s = add_array(b, b_name, ecp_mlp_bias_c(m, l), 1, n_out, 0, path, err);
+    if (s)
+        return s;
+    onnx_wnode *g = add_node(b, "Gemm", g_name, (const char *[]){in, w_name, b_name}, 3, z);
+    node_attr_int(g, "transB", 1); /* W is [out, in] as in torch.nn.Linear */
+    if (a != ECP_ACT_IDENTITY)
+        add_activation(b, l, a, z, out);
+    return ECP_OK;
+}
+
+static void init_io(onnx_wio *io, const char *name, int width)
+{
+    onnx__value_info_proto__init(&io->vi);
+    onnx__type_proto__init(&io->type);
+    onnx__type_proto__tensor__init(&io->tensor);
+    onnx__tensor_shape_proto__init(&io->shape);
+    for (int i = 0; i < 2; i++) {
+        onnx__tensor_shape_proto__dimension__init(&io->dim[i]);
+        io->dimp[i] = &io->dim[i];
+    }
+    /* A symbolic batch dimension lets any runtime feed any number of rows. */
+    io->dim[0].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+    io->dim[0].dim_param = (char *)"N";
+    io->dim[1].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+    io->dim[1].dim_value = width;
+    io->shape.n_dim = 2;
+    io->shape.dim = io->dimp;
+    io->tensor.has_elem_type = 1;
+    io->tensor.elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    io->tensor.shape = &io->shape;
+    io->type.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    io->type.tensor_type = &io->tensor;
+    io->vi.name = (char *)name;
+    io->vi.type = &io->type;
+}
+
+static void builder_free(onnx_builder *b)
+{
+    if (b->tens)
+        for (size_t i = 0; i < b->n_tens; i++)
+            free(b->tens[i].le_copy);
+    free(b->nodes);
+    free(b->node_ptrs);
+    free(b->tens);
+    free(b->tens_ptrs);
+}
+
+static ecp_status builder_alloc(onnx_builder *b, int n_layers, const char *path, ecp_error *err)
+{
+    size_t nn = (size_t)n_layers * MAX_NODES_PER_LAYER;
+    size_t nt = (size_t)n_layers * MAX_TENSORS_PER_LAYER;
+    memset(b, 0, sizeof *b);
+    b->nodes = ecp_zalloc(nn, sizeof *b->nodes, path, err);
+    b->node_ptrs = ecp_zalloc(nn, sizeof *b->node_ptrs, path, err);
+    b->tens = ecp_zalloc(nt, sizeof *b->tens, path, err);
+    b->tens_ptrs = ecp_zalloc(nt, sizeof *b->tens_ptrs, path, err);
+    if (!b->nodes || !b->node_ptrs || !b->tens || !b->tens_ptrs) {
+        builder_free(b);
+        return ECP_ERR_MEMORY;
+    }
+    return ECP_OK;
+}
+
+static void finish_model(onnx_builder *b, const ecp_mlp *m)
+{
+    init_io(&b->io[0], "input", ecp_mlp_n_in(m));
+    init_io(&b->io[1], "output", ecp_mlp_n_out(m));
+    b->in_ptr[0] = &b->io[0].vi;
+    b->out_ptr[0] = &b->io[1].vi;
+
+    onnx__graph_proto__init(&b->graph);
+    b->graph.name = (char *)"ecprune_mlp";
+    b->graph.n_node = b->n_nodes;
+    b->graph.node = b->node_ptrs;
+    b->graph.n_initializer = b->n_tens;
+    b->graph.initializer = b->tens_ptrs;
+    b->graph.n_input = 1;
+    b->graph.input = b->in_ptr;
+    b->graph.n_output = 1;
+    b->graph.output = b->out_ptr;
+
+    onnx__operator_set_id_proto__init(&b->opset);
+    b->opset.domain = (char *)"";
+    b->opset.has_version = 1;
+    b->opset.version = ECP_ONNX_OPSET;
+    b->opset_ptr[0] = &b->opset;
+
+    onnx__model_proto__init(&b->model);
+    b->model.has_ir_version = 1;
+    b->model.ir_version = ECP_ONNX_IR_VERSION;
+    b->model.producer_name = (char *)ECP_ONNX_PRODUCER;
+    b->model.producer_version = (char *)ECP_VERSION;
+    b->model.n_opset_import = 1;
+    b->model.opset_import = b->opset_ptr;
+    b->model.graph = &b->graph;
+}
+
+static ecp_status build_model(onnx_builder *b, const ecp_mlp *m, const char *path,
+                              ecp_error *err)
+{
+    char in[NAME_LEN] = "input", out[NAME_LEN];
+    for (int l = 0; l < ecp_mlp_n_layers(m); l++) {
+        ecp_status s = add_layer(b, m, l, in, out, path, err);
+        if (s)
+            return s;
+        memcpy(in, out, NAME_LEN);
+    }
+    finish_model(b, m);
+    return ECP_OK;
+}
+
+static ecp_status write_model(const Onnx__ModelProto *model, const char *path, ecp_error *err)
+{
+    size_t size = onnx__model_proto__get_packed_size(model);
+    if (size > ECP_ONNX_MAX_BYTES)
+        return ecp_fail(err, ECP_ERR_UNSUPPORTED,
+                        "%s: model needs %zu bytes, more than the 2 GiB a protobuf can hold",
+                        path, size);
+    ecp_wfile wf;
+    ecp_status s = ecp_wfile_open(&wf, path, err);
+    if (s)
+        return s;
+    onnx_sink sink = {.base = {sink_append}, .wf = &wf, .err = err, .status = ECP_OK};
+    onnx__model_proto__pack_to_buffer(model, &sink.base);
+    if (sink.status) {
+        ecp_wfile_abort(&wf);
+        return sink.status;
+    }
+    return ecp_wfile_commit(&wf, err);
+}
+
+ecp_status ecp_onnx_save(const ecp_mlp *m, const char *path, ecp_error *err)
+{
+    if (!m || !path)
+        return ecp_fail(err, ECP_ERR_ARG, "ecp_onnx_save: model and path are required");
+    /* NaN/Inf would make a file that ecp_onnx_load (rightly) refuses. */
+    ecp_status s = ecp_mlp_check_finite(m, path, err);
+    if (s)
+        return s;
+    onnx_builder *b = ecp_zalloc(1, sizeof *b, path, err);
+    if (!b)
+        return ECP_ERR_MEMORY;
+    s = builder_alloc(b, ecp_mlp_n_layers(m), path, err);
+    if (!s) {
+        s = build_model(b, m, path, err);
+        if (!s)
+            s = write_model(&b->model, path, err);
+        builder_free(b);
+    }
+    free(b);
+    return s;
+}
