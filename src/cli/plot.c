@@ -30,6 +30,11 @@ static int list_methods(const sweep_row *rows, int n, const char **out, int max)
     return k;
 }
 
+/* Distinguishable colours (Okabe-Ito plus two), so that ten methods stay apart. */
+static const char *const palette[] = {"#d55e00", "#009e73", "#0072b2", "#e69f00", "#cc79a7",
+                                      "#56b4e9", "#000000", "#999999", "#f0e442", "#882255",
+                                      "#117733", "#44aa99"};
+
 ecp_status plot_sweep(const sweep_row *rows, int n, const char *png, const char *title,
                       ecp_error *err)
 {
@@ -96,7 +101,7 @@ ecp_status plot_sweep(const sweep_row *rows, int n, const char *png, const char 
     if (!s) {
         fprintf(g, "set terminal pngcairo size %d,560 font 'sans,10'\n", is_class ? 1400 : 760);
         fprintf(g, "set output '%s'\n", tmp_png);
-        fprintf(g, "set key top left font 'sans,9'\nset grid\nset xlabel 'sparsity'\n");
+        fprintf(g, "set key top left font 'sans,9' box opaque\nset grid\nset xlabel 'sparsity'\n");
         fprintf(g, "set style fill transparent solid 0.15 noborder\n");
         if (is_class)
             fprintf(g, "set multiplot layout 1,2 title '%s'\n", title);
@@ -109,14 +114,14 @@ ecp_status plot_sweep(const sweep_row *rows, int n, const char *png, const char 
                 fprintf(g, "unset logscale y\nset ylabel 'test accuracy (%%)'\nset key bottom left\n");
             fprintf(g, "plot ");
             for (int mi = 0; mi < nm; mi++) {
-                int lc = mi + 1;
+                const char *lc = palette[mi % (int)(sizeof palette / sizeof *palette)];
                 if (panel == 0)
-                    fprintf(g, "'%s/m%d.dat' u 1:3:4 w filledcurves lc %d notitle, "
-                               "'' u 1:2 w linespoints lc %d lw 2 pt 7 ps 0.6 title '%s', ",
+                    fprintf(g, "'%s/m%d.dat' u 1:3:4 w filledcurves lc rgb '%s' notitle, "
+                               "'' u 1:2 w linespoints lc rgb '%s' lw 2 pt 7 ps 0.6 title '%s', ",
                             dir, mi, lc, lc, methods[mi]);
                 else
-                    fprintf(g, "'%s/m%d.dat' u 1:6:7 w filledcurves lc %d notitle, "
-                               "'' u 1:5 w linespoints lc %d lw 2 pt 7 ps 0.6 title '%s', ",
+                    fprintf(g, "'%s/m%d.dat' u 1:6:7 w filledcurves lc rgb '%s' notitle, "
+                               "'' u 1:5 w linespoints lc rgb '%s' lw 2 pt 7 ps 0.6 title '%s', ",
                             dir, mi, lc, lc, methods[mi]);
             }
             double dv = panel == 0 ? dense_loss : 100 * dense_acc;

@@ -118,7 +118,7 @@ ecp_status ecp_mlp_create_arch(ecp_mlp **out, const char *arch, ecp_act hidden_a
     while (*p) {
         char *end;
         long v = strtol(p, &end, 10);
-        if (end == p || v < 1 || v > (1 << 24) || (*end && *end != '-'))
+        if (end == p || v < 1 || v > (1 << 24) || (*end && (*end != '-' || !end[1])))
             return ecp_fail(err, ECP_ERR_ARG,
                             "--arch '%s': expected widths separated by '-', e.g. 784-300-100-10",
                             arch);

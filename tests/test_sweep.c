@@ -1,0 +1,154 @@
+/* ecprune sweep through the CLI: expected rows, resuming, the plot file, bad options. */
+#include "testutil.h"
+#include <sys/wait.h>
+
+static char bin[4200];
+static char dir[256];
+
+static int run(const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = calloc((size_t)n + 1, 1);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    return b;
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* A 3-class problem in 4 features, and a small model trained on it. */
+static int setup(void **state)
+{
+    const char *b = getenv("ECPRUNE_BUILD");
+    snprintf(bin, sizeof bin, "%s/ecprune", b ? b : "build");
+    tu_mkdtemp(dir, sizeof dir);
+    ecp_error err;
+    for (int split = 0; split < 2; split++) {
+        int n = split ? 100 : 300;
+        float *x = malloc(sizeof(float) * n * 4);
+        int64_t *y = malloc(sizeof(int64_t) * n);
+        ecp_rng r;
+        ecp_rng_seed(&r, 7 + split);
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < 4; j++)
+                x[i * 4 + j] = (float)ecp_rng_normal(&r);
+            y[i] = x[i * 4] + x[i * 4 + 1] > 0.5 ? 2 : (x[i * 4 + 2] > 0 ? 1 : 0);
+        }
+        char px[400], py[400];
+        snprintf(px, sizeof px, "%s/%s_x.npy", dir, split ? "test" : "train");
+        snprintf(py, sizeof py, "%s/%s_y.npy", dir, split ? "test" : "train");
+        assert_int_equal(ecp_npy_write_f32(px, x, n, 4, &err), ECP_OK);
+        assert_int_equal(ecp_npy_write_i64(py, y, n, &err), ECP_OK);
+        free(x);
+        free(y);
+    }
+    assert_int_equal(run("%s train --data %s --arch 4-16-3 --epochs 30 --batch 32 -o %s/m.onnx "
+                         ">/dev/null", bin, dir, dir), 0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    tu_rmdir(dir);
+    return 0;
+}
+
+#define SWEEP "%s sweep %s/m.onnx --data %s --methods ec,magnitude --sparsities 0.5,0.8 " \
+              "--seeds 1 --calib 200 --csv %s/%s"
+
+static void test_rows_and_rerun_skips(void **state)
+{
+    assert_int_equal(run(SWEEP " --plot %s/s.png >/dev/null", bin, dir, dir, dir, "a.csv", dir), 0);
+    char p[400];
+    snprintf(p, sizeof p, "%s/a.csv", dir);
+    char *first = slurp(p);
+    assert_non_null(first);
+    /* header + dense + 2 methods x 2 sparsities */
+    assert_int_equal(count_lines(first), 6);
+    assert_non_null(strstr(first, "method,sparsity,seed,schedule,test_loss,test_accuracy,seconds"));
+    assert_non_null(strstr(first, "\nec,0.5,1,oneshot,"));
+    assert_non_null(strstr(first, "\nec,0.8,1,oneshot,"));
+    assert_non_null(strstr(first, "\nmagnitude,0.5,1,oneshot,"));
+    assert_non_null(strstr(first, "\nmagnitude,0.8,1,oneshot,"));
+    assert_non_null(strstr(first, "\ndense,0,0,-,"));
+    /* a second run has nothing to do: the file is unchanged, timings included */
+    assert_int_equal(run(SWEEP " >/dev/null", bin, dir, dir, dir, "a.csv"), 0);
+    char *second = slurp(p);
+    assert_string_equal(first, second);
+    /* the plot is a PNG */
+    snprintf(p, sizeof p, "%s/s.png", dir);
+    char *png = slurp(p);
+    assert_non_null(png);
+    assert_memory_equal(png, "\x89PNG\r\n\x1a\n", 8);
+    free(png);
+    free(first);
+    free(second);
+}
+
+/* A run interrupted after its first row resumes and ends with the same results as an
+ * uninterrupted one (timings aside). The CSV is rewritten atomically after every row, so the
+ * state after a kill is exactly a prefix of rows; we recreate it by truncation. */
+static void test_interrupted_run_resumes(void **state)
+{
+    assert_int_equal(run(SWEEP " >/dev/null", bin, dir, dir, dir, "full.csv"), 0);
+    assert_int_equal(run("head -n 3 %s/full.csv > %s/part.csv", dir, dir), 0);
+    assert_int_equal(run(SWEEP " >/dev/null", bin, dir, dir, dir, "part.csv"), 0);
+    /* compare everything but the seconds column */
+    assert_int_equal(run("cut -d, -f1-6 %s/full.csv > %s/f1 && cut -d, -f1-6 %s/part.csv > %s/f2 "
+                         "&& cmp -s %s/f1 %s/f2", dir, dir, dir, dir, dir, dir), 0);
+    /* and the row that survived the "kill" was kept, not recomputed */
+    assert_int_equal(run("head -n 3 %s/full.csv | tail -n 1 > %s/r1 && head -n 3 %s/part.csv | "
+                         "tail -n 1 > %s/r2 && cmp -s %s/r1 %s/r2", dir, dir, dir, dir, dir, dir),
+                     0);
+}
+
+static void test_bad_options(void **state)
+{
+    assert_int_equal(run("%s sweep %s/m.onnx --data %s --methods ec,bogus --csv %s/bad.csv "
+                         "2>/dev/null", bin, dir, dir, dir), 2);
+    assert_int_equal(run("%s sweep %s/m.onnx --data %s --sparsities 0.5,1.0 --csv %s/bad.csv "
+                         "2>/dev/null", bin, dir, dir, dir), 2);
+    assert_int_equal(run("%s sweep %s/m.onnx --data %s 2>/dev/null", bin, dir, dir), 2);
+    char p[400];
+    snprintf(p, sizeof p, "%s/bad.csv", dir);
+    assert_false(ecp_file_exists(p));
+    /* a corrupt CSV is refused, not overwritten */
+    tu_write(p, "garbage line\n", 13);
+    assert_int_equal(run("%s sweep %s/m.onnx --data %s --methods ec --sparsities 0.5 --csv %s "
+                         "2>/dev/null", bin, dir, dir, p), 1);
+    char *s = slurp(p);
+    assert_string_equal(s, "garbage line\n");
+    free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rows_and_rerun_skips),
+        cmocka_unit_test(test_interrupted_run_resumes),
+        cmocka_unit_test(test_bad_options),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
