@@ -1,0 +1,51 @@
+/* Internal interface of the sparse engine: the compressed formats (csr.c), the kernels
+ * (kernels.c) and the threading helper they share. The public face is ecp_sparse_* in
+ * include/ecprune.h (engine.c, tune.c) and ecp_export_c (export_c.c). */
+#ifndef ECP_SPARSE_H
+#define ECP_SPARSE_H
+
+#include "../internal.h"
+
+/* A compressed sparse matrix of one layer, n_out x n_in, by rows (CSR, major = outputs) or by
+ * columns (CSC, major = inputs). Minor indices are uint16 when the minor dimension is at most
+ * 65,535 (6 bytes per non-zero instead of 8: the format is memory-bound at batch 1 on large
+ * layers, so bytes per non-zero is the speed), int32 otherwise; exactly one of idx16/idx32 is
+ * set. ptr has n_major + 1 entries, 64-bit because nnz can pass 2^31 (2^24 x 2^24 layers). */
+typedef struct {
+    int by_col;      /* 0: CSR (rows = outputs); 1: CSC (rows = inputs) */
+    int n_out, n_in;
+    int n_major;     /* n_out for CSR, n_in for CSC */
+    int64_t nnz;
+    int64_t *ptr;    /* n_major + 1 */
+    uint16_t *idx16; /* nnz minor indices, when the minor dimension <= 65535 */
+    int32_t *idx32;  /* otherwise */
+    float *val;      /* nnz */
+} ecp_spmat;
+
+/* Builds the compressed form of W (n_out x n_in row-major) without the weights that are marked
+ * in pruned (may be NULL) or exactly zero. */
+ecp_status ecp_spmat_build(ecp_spmat *s, const float *W, const uint8_t *pruned, int n_out,
+                           int n_in, int by_col, ecp_error *err);
+void ecp_spmat_release(ecp_spmat *s);
+/* Non-zeros of W that ecp_spmat_build would keep. */
+int64_t ecp_spmat_count(const float *W, const uint8_t *pruned, int n_out, int n_in);
+
+/* y = W x + b for one sample (CSR, gathers x). Rows [r0, r1) only. */
+void ecp_spmv_csr(const ecp_spmat *A, const float *x, const float *b, float *y, int r0, int r1);
+/* y = W x + b for one sample (CSC): walks only the non-zero inputs and scatters into y. */
+void ecp_spmv_csc(const ecp_spmat *A, const float *x, const float *b, float *y);
+/* YT = W XT + b for a batch held feature-major: XT is n_in x B, YT is n_out x B (row-major), so
+ * the batch is the inner, contiguous dimension. Rows [r0, r1) only. */
+void ecp_spmm_csr(const ecp_spmat *A, const float *XT, int B, const float *b, float *YT, int r0,
+                  int r1);
+/* The same two products split over `threads` pthreads by row blocks of equal non-zero count
+ * (single-threaded when the work is too small to pay for thread start-up). */
+ecp_status ecp_spmv_csr_mt(const ecp_spmat *A, const float *x, const float *b, float *y,
+                           int threads, ecp_error *err);
+ecp_status ecp_spmm_csr_mt(const ecp_spmat *A, const float *XT, int B, const float *b, float *YT,
+                           int threads, ecp_error *err);
+
+/* Name of the tuning cache file inside ecp_cache_dir(). */
+#define ECP_SPARSE_TUNE_FILE "sparse_tune.txt"
+
+#endif

@@ -1,0 +1,293 @@
+/* The sparse engine: formats, kernels and the whole-network engine against dense references.
+ * Tolerance: float sums in a different order differ by a few ulps of the sum of |terms|, so a
+ * value must match within 1e-5 * (1 + sum_k |w_k x_k|) (the reference is computed in double);
+ * with Kaiming-scaled weights that sum is O(1) and the bound is ~1e-5. */
+#include "testutil.h"
+#include "sparse/sparse.h"
+
+static void fill_layer(ecp_rng *r, float *W, uint8_t *pruned, int n_out, int n_in, double keep,
+                       int empty_row)
+{
+    double scale = 1.0 / sqrt((double)n_in);
+    for (size_t i = 0; i < (size_t)n_out * n_in; i++) {
+        int k = ecp_rng_uniform(r) < keep;
+        int o = (int)(i / (size_t)n_in);
+        if (empty_row && o == n_out / 2)
+            k = 0;
+        W[i] = k ? (float)((2 * ecp_rng_uniform(r) - 1) * scale) : 0.0f;
+        if (pruned)
+            pruned[i] = !k;
+    }
+}
+
+static void fill_input(ecp_rng *r, float *x, size_t n, double zero_frac)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = ecp_rng_uniform(r) < zero_frac ? 0.0f : (float)(2 * ecp_rng_uniform(r) - 1);
+}
+
+/* Checks YT (n_out x B feature-major) = W XT + b against a double reference. */
+static void check_product(const float *W, const float *XT, const float *b, const float *YT,
+                          int n_out, int n_in, int B)
+{
+    for (int o = 0; o < n_out; o++)
+        for (int j = 0; j < B; j++) {
+            double s = b[o], mag = fabs(b[o]);
+            for (int i = 0; i < n_in; i++) {
+                double t = (double)W[(size_t)o * n_in + i] * XT[(size_t)i * B + j];
+                s += t;
+                mag += fabs(t);
+            }
+            assert_close(YT[(size_t)o * B + j], s, 0, 1e-5 * (1 + mag));
+        }
+}
+
+static void one_shape(ecp_rng *r, int n_out, int n_in, double keep, int empty_row)
+{
+    static const int batches[] = {1, 3, 8, 17, 256};
+    float *W = malloc((size_t)n_out * n_in * sizeof *W);
+    uint8_t *pr = malloc((size_t)n_out * n_in);
+    float *b = malloc((size_t)n_out * sizeof *b);
+    assert_true(W && pr && b);
+    fill_layer(r, W, pr, n_out, n_in, keep, empty_row);
+    fill_input(r, b, (size_t)n_out, 0.1);
+    ecp_spmat csr, csc;
+    ecp_error err;
+    assert_int_equal(ecp_spmat_build(&csr, W, pr, n_out, n_in, 0, &err), ECP_OK);
+    assert_int_equal(ecp_spmat_build(&csc, W, pr, n_out, n_in, 1, &err), ECP_OK);
+    assert_int_equal(csr.nnz, ecp_spmat_count(W, pr, n_out, n_in));
+    assert_int_equal(csr.nnz, csc.nnz);
+    assert_int_equal(csr.ptr[n_out], csr.nnz);
+    assert_int_equal(csc.ptr[n_in], csc.nnz);
+    assert_true((csr.idx16 != NULL) == (n_in <= 65535));
+    assert_true((csc.idx16 != NULL) == (n_out <= 65535));
+    for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++) {
+        int B = batches[bi];
+        if ((size_t)B * ((size_t)n_in + n_out) > (size_t)4 << 20)
+            continue; /* keep the huge-width shapes quick */
+        float *XT = malloc((size_t)n_in * B * sizeof *XT);
+        float *YT = malloc((size_t)n_out * B * sizeof *YT);
+        assert_true(XT && YT);
+        fill_input(r, XT, (size_t)n_in * B, 0.5);
+        if (B == 1) {
+            ecp_spmv_csr(&csr, XT, b, YT, 0, n_out);
+            check_product(W, XT, b, YT, n_out, n_in, 1);
+            ecp_spmv_csc(&csc, XT, b, YT);
+            check_product(W, XT, b, YT, n_out, n_in, 1);
+            for (int th = 1; th <= 3; th++) {
+                assert_int_equal(ecp_spmv_csr_mt(&csr, XT, b, YT, th, &err), ECP_OK);
+                check_product(W, XT, b, YT, n_out, n_in, 1);
+            }
+        }
+        ecp_spmm_csr(&csr, XT, B, b, YT, 0, n_out);
+        check_product(W, XT, b, YT, n_out, n_in, B);
+        for (int th = 2; th <= 3; th++) {
+            memset(YT, 0xff, (size_t)n_out * B * sizeof *YT); /* NaN: every entry must be set */
+            assert_int_equal(ecp_spmm_csr_mt(&csr, XT, B, b, YT, th, &err), ECP_OK);
+            check_product(W, XT, b, YT, n_out, n_in, B);
+        }
+        free(XT);
+        free(YT);
+    }
+    ecp_spmat_release(&csr);
+    ecp_spmat_release(&csc);
+    free(W);
+    free(pr);
+    free(b);
+}
+
+static void test_kernels_shapes(void **state)
+{
+    (void)state;
+    static const int shapes[][2] = {{1, 1}, {1, 9}, {9, 1}, {7, 13}, {33, 65}, {100, 300},
+                                    {300, 784}, {17, 1025}};
+    static const double keeps[] = {0.0, 0.01, 0.5, 1.0};
+    ecp_rng r;
+    ecp_rng_seed(&r, 1);
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (size_t k = 0; k < sizeof keeps / sizeof *keeps; k++)
+            for (int e = 0; e < 2; e++)
+                one_shape(&r, shapes[s][0], shapes[s][1], keeps[k], e);
+}
+
+/* A large enough product (>= 2^20 multiply-adds) to take the threaded path for real. */
+static void test_kernels_threaded(void **state)
+{
+    (void)state;
+    ecp_rng r;
+    ecp_rng_seed(&r, 2);
+    one_shape(&r, 512, 1024, 0.3, 1);
+}
+
+/* Widths beyond 65535 switch the indices to int32. */
+static void test_kernels_int32_indices(void **state)
+{
+    (void)state;
+    ecp_rng r;
+    ecp_rng_seed(&r, 3);
+    one_shape(&r, 2, 70000, 0.2, 0);
+    one_shape(&r, 70000, 2, 0.2, 0);
+    one_shape(&r, 3, 65535, 0.1, 0);
+}
+
+/* Random pruned model, every activation, every engine mode, against ecp_mlp_forward. */
+static void check_model(const char *arch, ecp_act act, double prune, uint64_t seed)
+{
+    static const int batches[] = {1, 3, 8, 17, 256, 300};
+    ecp_error err;
+    ecp_mlp *m;
+    assert_int_equal(ecp_mlp_create_arch(&m, arch, act, &err), ECP_OK);
+    ecp_mlp_init(m, seed);
+    ecp_rng r;
+    ecp_rng_seed(&r, seed + 7);
+    for (int l = 0; l < ecp_mlp_n_layers(m); l++) {
+        size_t nw = (size_t)ecp_mlp_layer_in(m, l) * ecp_mlp_layer_out(m, l);
+        float *W = ecp_mlp_weights(m, l);
+        uint8_t *p = ecp_mlp_pruned(m, l);
+        for (size_t i = 0; i < nw; i++)
+            if (ecp_rng_uniform(&r) < prune) {
+                W[i] = 0.0f;
+                p[i] = 1;
+            }
+    }
+    int n_in = ecp_mlp_n_in(m), n_out = ecp_mlp_n_out(m), maxb = 300;
+    float *x = malloc((size_t)maxb * n_in * sizeof *x);
+    float *y = malloc((size_t)maxb * n_out * sizeof *y);
+    assert_true(x && y);
+    fill_input(&r, x, (size_t)maxb * n_in, 0.6);
+    ecp_ws *ws;
+    assert_int_equal(ecp_ws_create(&ws, m, maxb, &err), ECP_OK);
+    static const ecp_engine_mode modes[] = {ECP_ENGINE_DENSE, ECP_ENGINE_SPARSE, ECP_ENGINE_AUTO};
+    for (size_t mi = 0; mi < 3; mi++)
+        for (int cap = 0; cap < 2; cap++) {
+            ecp_sparse_opts o;
+            ecp_sparse_opts_default(&o);
+            o.mode = modes[mi];
+            o.threads = 2;
+            o.max_batch = cap ? 7 : 256;
+            ecp_sparse_net *s;
+            assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
+            assert_int_equal(ecp_sparse_n_in(s), n_in);
+            assert_int_equal(ecp_sparse_n_out(s), n_out);
+            assert_int_equal(ecp_sparse_n_weights(s) - ecp_sparse_nnz(s), ecp_mlp_n_pruned(m));
+            for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++) {
+                int B = batches[bi];
+                ecp_mlp_forward(m, ws, x, B);
+                const float *ref = ecp_ws_output(ws);
+                assert_int_equal(ecp_sparse_forward(s, x, B, y, &err), ECP_OK);
+                for (size_t i = 0; i < (size_t)B * n_out; i++)
+                    assert_close(y[i], ref[i], 1e-5, 1e-5);
+            }
+            ecp_sparse_free(s);
+        }
+    ecp_ws_free(ws);
+    free(x);
+    free(y);
+    ecp_mlp_free(m);
+}
+
+static void test_models_every_activation(void **state)
+{
+    (void)state;
+    for (int a = 0; a < ECP_ACT_COUNT; a++) {
+        check_model("13-9-5", (ecp_act)a, 0.5, 10 + (uint64_t)a);
+        check_model("784-300-100-10", (ecp_act)a, 0.9, 20 + (uint64_t)a);
+    }
+}
+
+static void test_models_sparsities(void **state)
+{
+    (void)state;
+    static const double prunes[] = {0.0, 0.5, 0.99, 1.0};
+    for (size_t i = 0; i < sizeof prunes / sizeof *prunes; i++) {
+        check_model("64-33-17-3", ECP_ACT_RELU, prunes[i], 40 + i);
+        check_model("1-1", ECP_ACT_TANH, prunes[i], 50 + i);
+    }
+}
+
+static void test_engine_kernel_choice(void **state)
+{
+    (void)state;
+    ecp_error err;
+    ecp_mlp *m;
+    assert_int_equal(ecp_mlp_create_arch(&m, "100-100-10", ECP_ACT_RELU, &err), ECP_OK);
+    ecp_mlp_init(m, 5);
+    /* layer 0 at 1 % density, layer 1 fully dense */
+    float *W = ecp_mlp_weights(m, 0);
+    uint8_t *p = ecp_mlp_pruned(m, 0);
+    for (int i = 0; i < 100 * 100; i++)
+        if (i % 100) {
+            W[i] = 0.0f;
+            p[i] = 1;
+        }
+    ecp_sparse_opts o;
+    ecp_sparse_opts_default(&o);
+    o.be_b1_small = o.be_b1_large = o.be_bn = 0.2;
+    ecp_sparse_net *s;
+    assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
+    assert_int_equal(ecp_sparse_layer_kernel(s, 0, 1), ECP_KERNEL_CSR);
+    assert_int_equal(ecp_sparse_layer_kernel(s, 0, 256), ECP_KERNEL_CSR);
+    assert_int_equal(ecp_sparse_layer_kernel(s, 1, 1), ECP_KERNEL_DENSE);
+    assert_int_equal(ecp_sparse_layer_kernel(s, 1, 256), ECP_KERNEL_DENSE);
+    assert_string_equal(ecp_sparse_kernel_name(ECP_KERNEL_CSC), "csc");
+    assert_close(ecp_sparse_density(s), (100.0 + 1000.0) / 11000.0, 1e-12, 0);
+    ecp_sparse_free(s);
+    ecp_sparse_free(NULL);
+    o.max_batch = 0;
+    assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_ERR_ARG);
+    assert_null(s);
+    assert_non_null(strstr(err.msg, "max_batch"));
+    ecp_sparse_opts_default(&o);
+    o.mode = (ecp_engine_mode)9;
+    assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_ERR_ARG);
+    ecp_mlp_free(m);
+}
+
+static void test_tune_cache(void **state)
+{
+    (void)state;
+    char dir[256], path[512];
+    tu_mkdtemp(dir, sizeof dir);
+    setenv("ECPRUNE_CACHE", dir, 1);
+    ecp_error err;
+    ecp_sparse_tune_result r, d;
+    ecp_sparse_tune_default(&d);
+    assert_int_equal(ecp_sparse_tune_load(&r, &err), ECP_ERR_IO);
+    assert_close(r.bn, d.bn, 0, 0); /* defaults on a missing file */
+    ecp_sparse_tune_result w = {0.11, 0.52, 0.33, 2};
+    assert_int_equal(ecp_sparse_tune_save(&w, &err), ECP_OK);
+    assert_int_equal(tu_count_files(dir), 1);
+    assert_int_equal(ecp_sparse_tune_load(&r, &err), ECP_OK);
+    assert_close(r.b1_small, 0.11, 0, 1e-9);
+    assert_close(r.b1_large, 0.52, 0, 1e-9);
+    assert_close(r.bn, 0.33, 0, 1e-9);
+    assert_int_equal(r.threads, 2);
+    snprintf(path, sizeof path, "%s/%s", dir, ECP_SPARSE_TUNE_FILE);
+    tu_write(path, "batch1_small 0.2\nbatchN nan\n", 28);
+    assert_int_equal(ecp_sparse_tune_load(&r, &err), ECP_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "tune"));
+    assert_close(r.bn, d.bn, 0, 0);
+    /* a bad cache file never stops the engine */
+    ecp_mlp *m;
+    assert_int_equal(ecp_mlp_create_arch(&m, "4-3", ECP_ACT_RELU, &err), ECP_OK);
+    ecp_sparse_net *s;
+    assert_int_equal(ecp_sparse_create(&s, m, NULL, &err), ECP_OK);
+    ecp_sparse_free(s);
+    ecp_mlp_free(m);
+    unsetenv("ECPRUNE_CACHE");
+    tu_rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kernels_shapes),
+        cmocka_unit_test(test_kernels_threaded),
+        cmocka_unit_test(test_kernels_int32_indices),
+        cmocka_unit_test(test_models_every_activation),
+        cmocka_unit_test(test_models_sparsities),
+        cmocka_unit_test(test_engine_kernel_choice),
+        cmocka_unit_test(test_tune_cache),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
