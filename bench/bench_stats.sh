@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# bench_stats: the time of ecprune's EC statistics pass ("stats_seconds" of `ecprune prune
+# --method ec --json`: forward, K backward passes, the moment GEMMs and the scores) on mnist,
+# 784-300-100-10, 2000 calibration samples, against the same computation in PyTorch CPU
+# (bench/torch_stats.py) with the same number of threads. Goal: ecprune >= 3x faster.
+# usage: bench/bench_stats.sh BUILD_DIR      (run by `make bench` through bench/run.sh)
+set -euo pipefail
+build=${1:-build}
+bin="$build/ecprune"
+py=/usr/bin/python3
+here=$(cd "$(dirname "$0")" && pwd)
+calib=2000
+reps=${ECP_BENCH_REPS:-5}
+work="$build/bench"
+mkdir -p "$work"
+model="$work/stats_mnist_784-300-100-10.onnx"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+if [[ ! -x $bin ]]; then echo "bench_stats: $bin not found" >&2; exit 1; fi
+if ! $py -c 'import torch, onnx' 2>/dev/null; then
+    echo "bench_stats: skipped (python3-torch / python3-onnx not installed for $py)"
+    exit 0
+fi
+if [[ ! -f $model ]]; then
+    if ! "$bin" train --data mnist --arch 784-300-100-10 --epochs 20 --seed 1 -o "$model" \
+        >"$tmp/train.log" 2>&1; then
+        echo "bench_stats: skipped (could not train on mnist; run 'make setup'):" >&2
+        tail -3 "$tmp/train.log" >&2
+        exit 0
+    fi
+fi
+
+echo "bench_stats: EC statistics pass (forward + K=10 backward + M0/M1/M2 + scores),"
+echo "  mnist 784-300-100-10, $calib calibration samples; min (median) over $reps runs"
+printf '  %-7s %16s %16s %9s\n' threads "ecprune [s]" "pytorch [s]" ratio
+for t in 1 2; do
+    for r in $(seq "$reps"); do
+        "$bin" prune "$model" --data mnist --method ec --sparsity 0.9 --calib $calib \
+            --threads "$t" -o "$tmp/p.onnx" --json 2>/dev/null | tail -1 >>"$tmp/ec_$t.json"
+    done
+    "$py" "$here/torch_stats.py" "$model" "$t" "$calib" 7 >"$tmp/torch_$t.json"
+    "$py" - "$tmp/ec_$t.json" "$tmp/torch_$t.json" "$t" <<'PY'
+import json, sys, statistics
+ec = [json.loads(l)["stats_seconds"] for l in open(sys.argv[1]) if l.strip()]
+pt = json.loads(open(sys.argv[2]).read())
+e_min, e_med = min(ec), statistics.median(ec)
+ratio = pt["best"] / e_min
+print("  %-7s %7.4f (%6.4f) %7.4f (%6.4f) %8.2fx  %s" % (
+    sys.argv[3], e_min, e_med, pt["best"], pt["best_median"], ratio,
+    "ok" if ratio >= 3 else "below the 3x goal"))
+print("          pytorch: manual stacked backward %.4f s, autograd %.4f s" %
+      (pt["manual"], pt["autograd"]))
+PY
+done
