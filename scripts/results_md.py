@@ -64,7 +64,7 @@ md = ["# Results", "",
       "statistics recomputed on the masked model, 1 fine-tuning epoch (Adam 1e-3) after each step. "
       "`ec:loss` is EC with the loss (Gauss–Newton) sensitivity; `ec` uses the output "
       "sensitivity. ec-exact (the non-linear oracle) is run one-shot on the diffusion–sorption "
-      "network only." % seconds, ""]
+      "network only, with 256 calibration samples (the other methods use 2,000)." % seconds, ""]
 summary = ["## What the data show", ""]
 for key, title in SCEN:
     for sched, sname in (("oneshot", "one-shot, no fine-tuning"),

@@ -4,13 +4,12 @@
  * propagates a rank-one change (and its tangent d/d delta) through the layers downstream.
  * Everything here is double: the deviations of small weights are far below float rounding of
  * the outputs, and an oracle must be more accurate than what it checks.
- * Cost: weights x N x downstream work -- for small networks and for tests. */
+ * Cost: weights x N x downstream work, over the whole calibration set -- for small networks
+ * and for tests; choose --calib to bound it. */
 #include "prune.h"
 #include <cblas.h>
 #include <math.h>
 
-/* The oracle averages over at most this many calibration samples (the first ones). */
-#define EXACT_MAX_N 256
 #define EXACT_ITERS 12
 
 typedef struct {
@@ -176,7 +175,10 @@ static double minimise(exact_ctx *c, int l, int i, int j, double *delta)
 ecp_status ecp_exact_scores(const ecp_mlp *m, const ecp_dataset *calib, const ecp_scores *lin,
                             ecp_scores *out, int progress, ecp_error *err)
 {
-    int N = calib->n < EXACT_MAX_N ? (int)calib->n : EXACT_MAX_N;
+    if (calib->n > (1 << 24))
+        return ecp_fail(err, ECP_ERR_ARG, "ec-exact: calibration set of %lld samples is too large",
+                        (long long)calib->n);
+    int N = (int)calib->n;
     exact_ctx c;
     ecp_progress *pr = NULL;
     ecp_status s = ctx_init(&c, m, calib, N, err);
