@@ -31,6 +31,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi,
                      double *out);
+/* Writes s as a JSON string literal (quotes and escapes included). */
+void cli_json_string(FILE *f, const char *s);
+/* Writes a number, or null when it is not finite (JSON has no NaN). */
+void cli_json_number(FILE *f, double v);
 /* Sets the BLAS thread count (0 = leave OpenBLAS's default). */
 void cli_set_threads(int n);
 

@@ -117,11 +117,16 @@ int cmd_train(int argc, char **argv)
         goto done;
     }
     if (json) {
-        printf("{\"train_loss\":%.9g,\"test\":{\"loss\":%.9g", rep.final_loss, ev.loss);
+        printf("{\"train_loss\":");
+        cli_json_number(stdout, rep.final_loss);
+        printf(",\"test\":{\"loss\":");
+        cli_json_number(stdout, ev.loss);
         if (ev.accuracy >= 0)
             printf(",\"accuracy\":%.6f", ev.accuracy);
-        printf(",\"n\":%lld},\"seconds\":%.3f,\"samples_per_s\":%.1f,\"output\":\"%s\"}\n",
-               (long long)ev.n, rep.seconds, rep.samples_per_s, out);
+        printf(",\"n\":%lld},\"seconds\":%.3f,\"samples_per_s\":%.1f,\"output\":",
+               (long long)ev.n, rep.seconds, rep.samples_per_s);
+        cli_json_string(stdout, out);
+        printf("}\n");
     } else {
         printf("trained %s on %s: %d epochs in %.1f s (%.0f samples/s)\n", arch, data,
                to.epochs, rep.seconds, rep.samples_per_s);

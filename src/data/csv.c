@@ -22,7 +22,7 @@ static ecp_status parse_targets(const char *path, const char *spec, int ncol, ui
     while (*p) {
         char *end;
         long v = strtol(p, &end, 10);
-        if (end == p || (*end && *end != ','))
+        if (end == p || (*end && (*end != ',' || !end[1])))
             return ecp_fail(err, ECP_ERR_ARG, "--target-cols '%s': expected column numbers like 0,3",
                             spec);
         if (v < 0)
@@ -56,7 +56,7 @@ static int is_number_field(const char *p, const char *eol)
     char *end;
     errno = 0;
     strtod(p, &end);
-    return end != p;
+    return end != p && (end == eol || *end == ',' || *end == ' ' || *end == '\t' || *end == '\r');
 }
 
 ecp_status ecp_csv_read(const char *path, const char *target_cols, ecp_dataset **out,

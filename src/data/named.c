@@ -153,7 +153,7 @@ static ecp_status open_idx_pair(const char *img_path, const char *lab_path, ecp_
     }
     int64_t feat = 1;
     for (int i = 1; i < nd_i; i++)
-        feat *= di[i];
+        feat = feat > (1 << 24) ? feat : feat * di[i]; /* <= 2^24 * 2^32: no overflow */
     if (nd_l != 1 || dl[0] != di[0] || feat < 1 || feat > (1 << 24)) {
         s = ecp_fail(err, ECP_ERR_FORMAT, "%s and %s: %lld images but %lld labels", img_path,
                      lab_path, (long long)di[0], (long long)dl[0]);
@@ -314,9 +314,10 @@ static ecp_status open_csv_file(const char *path, const ecp_data_opts *o, ecp_da
         return s;
     int64_t n_test = (int64_t)llround(o->test_frac * (double)all->n);
     if (n_test < 1 || n_test >= all->n) {
+        s = ecp_fail(err, ECP_ERR_ARG, "%s: %lld rows cannot be split with test fraction %g",
+                     path, (long long)all->n, o->test_frac);
         ecp_dataset_free(all);
-        return ecp_fail(err, ECP_ERR_ARG, "%s: %lld rows cannot be split with test fraction %g",
-                        path, (long long)all->n, o->test_frac);
+        return s;
     }
     int64_t *perm = ecp_alloc((size_t)all->n, sizeof *perm, path, err);
     if (!perm) {

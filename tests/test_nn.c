@@ -1,0 +1,1015 @@
+/* The dense network: activations, losses, forward/backward against double-precision
+ * re-implementations and finite differences, optimiser steps against hand-computed updates,
+ * the pruning mask through training, determinism, and a real training run on mnist. */
+#include "testutil.h"
+
+/* ------------------------------------------------------------------ double references */
+
+static double ref_act(ecp_act a, double x)
+{
+    switch (a) {
+    case ECP_ACT_IDENTITY: return x;
+    case ECP_ACT_RELU: return x > 0 ? x : 0;
+    case ECP_ACT_LEAKY_RELU: return x > 0 ? x : 0.01 * x;
+    case ECP_ACT_TANH: return tanh(x);
+    case ECP_ACT_SIGMOID: return 1.0 / (1.0 + exp(-x));
+    case ECP_ACT_SOFTPLUS: return x > 30 ? x : log1p(exp(x));
+    case ECP_ACT_GELU: return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+    default: break;
+    }
+    fail_msg("bad activation %d", (int)a);
+    return 0;
+}
+
+/* Central difference of the double reference at x. */
+static double ref_act_fd(ecp_act a, double x)
+{
+    const double h = 1e-6;
+    return (ref_act(a, x + h) - ref_act(a, x - h)) / (2 * h);
+}
+
+/* Points spread over [-6, 6] that stay clear of 0 (the relu kink). */
+static void act_points(float *x, int n)
+{
+    for (int i = 0; i < n; i++)
+        x[i] = (float)(-6.0 + 12.0 * (i + 0.37) / n);
+}
+
+/* ------------------------------------------------------------------ activations */
+
+static void test_act_forward_matches_double(void **state)
+{
+    (void)state;
+    enum { N = 97 };
+    float x[N], y[N];
+    act_points(x, N);
+    for (int a = 0; a < ECP_ACT_COUNT; a++) {
+        ecp_act_forward((ecp_act)a, x, y, N);
+        for (int i = 0; i < N; i++)
+            assert_close(y[i], ref_act((ecp_act)a, x[i]), 2e-6, 1e-7);
+        /* In place (y == x) gives the same values. */
+        float z[N];
+        memcpy(z, x, sizeof z);
+        ecp_act_forward((ecp_act)a, z, z, N);
+        assert_memory_equal(z, y, sizeof z);
+    }
+}
+
+static void test_act_backward_vs_fd(void **state)
+{
+    (void)state;
+    enum { N = 97 };
+    float x[N], y[N], dy[N], dx[N];
+    act_points(x, N);
+    ecp_rng r;
+    ecp_rng_seed(&r, 7);
+    for (int i = 0; i < N; i++)
+        dy[i] = (float)(0.5 + ecp_rng_uniform(&r)); /* not 1: dy must multiply the derivative */
+    for (int a = 0; a < ECP_ACT_COUNT; a++) {
+        ecp_act_forward((ecp_act)a, x, y, N);
+        ecp_act_backward((ecp_act)a, x, y, dy, dx, N);
+        for (int i = 0; i < N; i++) {
+            double want = dy[i] * ref_act_fd((ecp_act)a, x[i]);
+            if (fabs(dx[i] - want) > 1e-5 * fabs(want) + 2e-6)
+                print_error("%s: x = %g: dx = %.9g, fd = %.9g\n", ecp_act_name((ecp_act)a), x[i],
+                            dx[i], want);
+            assert_close(dx[i], want, 1e-5, 2e-6);
+        }
+        /* Finite differences of the library's own float forward: forward and backward agree. */
+        for (int i = 0; i < N; i++) {
+            float xp = x[i] + 1e-2f, xm = x[i] - 1e-2f, yp, ym;
+            ecp_act_forward((ecp_act)a, &xp, &yp, 1);
+            ecp_act_forward((ecp_act)a, &xm, &ym, 1);
+            double fd = ((double)yp - ym) / ((double)xp - xm) * dy[i];
+            assert_close(dx[i], fd, 1e-3, 2e-4);
+        }
+        /* In place (dx == dy). */
+        float d2[N];
+        memcpy(d2, dy, sizeof d2);
+        ecp_act_backward((ecp_act)a, x, y, d2, d2, N);
+        assert_memory_equal(d2, dx, sizeof d2);
+    }
+}
+
+static void test_act_extremes_finite(void **state)
+{
+    (void)state;
+    float x[6] = {-1000.0f, -100.0f, -20.0f, 20.0f, 100.0f, 1000.0f}, y[6], dy[6], dx[6];
+    for (int i = 0; i < 6; i++)
+        dy[i] = 1.0f;
+    for (int a = 0; a < ECP_ACT_COUNT; a++) {
+        ecp_act_forward((ecp_act)a, x, y, 6);
+        ecp_act_backward((ecp_act)a, x, y, dy, dx, 6);
+        for (int i = 0; i < 6; i++) {
+            assert_true(isfinite(y[i]));
+            assert_true(isfinite(dx[i]));
+        }
+    }
+    ecp_act_forward(ECP_ACT_SIGMOID, x, y, 6);
+    assert_true(y[0] == 0.0f && y[5] == 1.0f);
+    ecp_act_forward(ECP_ACT_SOFTPLUS, x, y, 6);
+    assert_true(y[0] == 0.0f);
+    assert_close(y[5], 1000.0, 1e-7, 0);
+    assert_close(y[3], 20.0 + log1p(exp(-20.0)), 1e-7, 0);
+}
+
+static void test_act_parse_names(void **state)
+{
+    (void)state;
+    ecp_error err = {0};
+    for (int a = 0; a < ECP_ACT_COUNT; a++) {
+        ecp_act got = ECP_ACT_COUNT;
+        assert_int_equal(ecp_act_parse(ecp_act_name((ecp_act)a), &got, &err), ECP_OK);
+        assert_int_equal(got, a);
+    }
+    ecp_act got;
+    assert_int_equal(ecp_act_parse("linear", &got, &err), ECP_OK);
+    assert_int_equal(got, ECP_ACT_IDENTITY);
+    assert_int_equal(ecp_act_parse("swish", &got, &err), ECP_ERR_ARG);
+    assert_non_null(strstr(err.msg, "swish"));
+    assert_string_equal(ecp_act_name(ECP_ACT_COUNT), "?");
+}
+
+/* ------------------------------------------------------------------ losses */
+
+static double ref_mse(const double *y, const float *t, int k)
+{
+    double s = 0;
+    for (int j = 0; j < k; j++)
+        s += (y[j] - t[j]) * (y[j] - t[j]);
+    return s / k;
+}
+
+static double ref_xent(const double *y, int label, int k)
+{
+    double mx = y[0];
+    for (int j = 1; j < k; j++)
+        mx = y[j] > mx ? y[j] : mx;
+    double se = 0;
+    for (int j = 0; j < k; j++)
+        se += exp(y[j] - mx);
+    return mx + log(se) - y[label];
+}
+
+static void test_loss_mse(void **state)
+{
+    (void)state;
+    enum { B = 5, K = 4 };
+    float y[B * K], t[B * K], dy[B * K];
+    ecp_rng r;
+    ecp_rng_seed(&r, 3);
+    for (int i = 0; i < B * K; i++) {
+        y[i] = (float)(2 * ecp_rng_normal(&r));
+        t[i] = (float)ecp_rng_normal(&r);
+    }
+    float scale = 1.0f / B;
+    double total = ecp_loss_eval(ECP_LOSS_MSE, y, t, NULL, B, K, scale, dy);
+    double want = 0;
+    for (int n = 0; n < B; n++) {
+        double yd[K];
+        for (int j = 0; j < K; j++)
+            yd[j] = y[n * K + j];
+        want += ref_mse(yd, t + n * K, K);
+    }
+    assert_close(total, want, 1e-12, 0);
+    /* The loss without a gradient is the same. */
+    assert_close(ecp_loss_eval(ECP_LOSS_MSE, y, t, NULL, B, K, 0, NULL), total, 0, 0);
+    /* dy = scale * d(loss_n)/dy against central differences in double. */
+    for (int n = 0; n < B; n++)
+        for (int j = 0; j < K; j++) {
+            double yd[K];
+            for (int q = 0; q < K; q++)
+                yd[q] = y[n * K + q];
+            const double h = 1e-5;
+            yd[j] += h;
+            double lp = ref_mse(yd, t + n * K, K);
+            yd[j] -= 2 * h;
+            double lm = ref_mse(yd, t + n * K, K);
+            assert_close(dy[n * K + j], scale * (lp - lm) / (2 * h), 1e-5, 1e-7);
+        }
+    /* And against differences of the library's own loss (float inputs, exact denominators). */
+    for (int i = 0; i < B * K; i++) {
+        float save = y[i];
+        y[i] = save + 0.01f;
+        float up = y[i];
+        double lp = ecp_loss_eval(ECP_LOSS_MSE, y, t, NULL, B, K, 0, NULL);
+        y[i] = save - 0.01f;
+        float dn = y[i];
+        double lm = ecp_loss_eval(ECP_LOSS_MSE, y, t, NULL, B, K, 0, NULL);
+        y[i] = save;
+        assert_close(dy[i], scale * (lp - lm) / ((double)up - dn), 1e-5, 1e-7);
+    }
+}
+
+static void test_loss_xent(void **state)
+{
+    (void)state;
+    enum { B = 6, K = 5 };
+    float y[B * K], dy[B * K];
+    int32_t lab[B];
+    ecp_rng r;
+    ecp_rng_seed(&r, 4);
+    for (int i = 0; i < B * K; i++)
+        y[i] = (float)(3 * ecp_rng_normal(&r));
+    for (int n = 0; n < B; n++)
+        lab[n] = (int32_t)ecp_rng_below(&r, K);
+    float scale = 0.25f;
+    double total = ecp_loss_eval(ECP_LOSS_XENT, y, NULL, lab, B, K, scale, dy);
+    double want = 0;
+    for (int n = 0; n < B; n++) {
+        double yd[K];
+        for (int j = 0; j < K; j++)
+            yd[j] = y[n * K + j];
+        want += ref_xent(yd, lab[n], K);
+    }
+    assert_close(total, want, 1e-12, 1e-14);
+    for (int n = 0; n < B; n++) {
+        double rowsum = 0;
+        for (int j = 0; j < K; j++) {
+            double yd[K];
+            for (int q = 0; q < K; q++)
+                yd[q] = y[n * K + q];
+            const double h = 1e-5;
+            yd[j] += h;
+            double lp = ref_xent(yd, lab[n], K);
+            yd[j] -= 2 * h;
+            double lm = ref_xent(yd, lab[n], K);
+            assert_close(dy[n * K + j], scale * (lp - lm) / (2 * h), 1e-5, 1e-7);
+            rowsum += dy[n * K + j];
+        }
+        assert_close(rowsum, 0, 0, 1e-6); /* softmax sums to 1 */
+    }
+}
+
+static void test_loss_xent_stable(void **state)
+{
+    (void)state;
+    /* Huge logits: naive exp would overflow. */
+    float y[6] = {1000.0f, -1000.0f, 999.0f, -50000.0f, 0.0f, 50000.0f}, dy[6];
+    int32_t lab[2] = {2, 0};
+    double total = ecp_loss_eval(ECP_LOSS_XENT, y, NULL, lab, 2, 3, 1.0f, dy);
+    /* Row 0: lse = 1000 + log(1 + e^-1 + e^-2000) -> loss = 1 + log(1 + e^-1).
+     * Row 1: loss = 50000 - (-50000) = 100000. */
+    assert_close(total, 1.0 + log1p(exp(-1.0)) + 100000.0, 1e-12, 0);
+    for (int i = 0; i < 6; i++)
+        assert_true(isfinite(dy[i]));
+    assert_close(dy[3], -1.0, 0, 1e-7);
+    assert_close(dy[5], 1.0, 0, 1e-7);
+}
+
+/* ------------------------------------------------------------------ network references */
+
+typedef struct {
+    int L;
+    int sizes[8];
+    ecp_act act[8];
+    double *W[8], *b[8];
+} refnet;
+
+static void refnet_from(refnet *R, const ecp_mlp *m)
+{
+    R->L = ecp_mlp_n_layers(m);
+    for (int l = 0; l < R->L; l++) {
+        int ni = ecp_mlp_layer_in(m, l), no = ecp_mlp_layer_out(m, l);
+        R->sizes[l] = ni;
+        R->sizes[l + 1] = no;
+        R->act[l] = ecp_mlp_layer_act(m, l);
+        R->W[l] = malloc(sizeof(double) * ni * no);
+        R->b[l] = malloc(sizeof(double) * no);
+        for (int i = 0; i < ni * no; i++)
+            R->W[l][i] = ecp_mlp_weights_c(m, l)[i];
+        for (int i = 0; i < no; i++)
+            R->b[l][i] = ecp_mlp_bias_c(m, l)[i];
+    }
+}
+
+static void refnet_free(refnet *R)
+{
+    for (int l = 0; l < R->L; l++) {
+        free(R->W[l]);
+        free(R->b[l]);
+    }
+}
+
+/* Naive triple loop in double: out (batch x n_out). Optionally the smallest |z| seen. */
+static void refnet_forward(const refnet *R, const float *x, int batch, double *out, double *minz)
+{
+    double a[64], z[64];
+    if (minz)
+        *minz = INFINITY;
+    for (int n = 0; n < batch; n++) {
+        for (int i = 0; i < R->sizes[0]; i++)
+            a[i] = x[n * R->sizes[0] + i];
+        for (int l = 0; l < R->L; l++) {
+            int ni = R->sizes[l], no = R->sizes[l + 1];
+            for (int o = 0; o < no; o++) {
+                double s = R->b[l][o];
+                for (int i = 0; i < ni; i++)
+                    s += R->W[l][o * ni + i] * a[i];
+                z[o] = s;
+                /* Only the kinked activations care how close z comes to 0. */
+                if (minz && (R->act[l] == ECP_ACT_RELU || R->act[l] == ECP_ACT_LEAKY_RELU) &&
+                    fabs(s) < *minz)
+                    *minz = fabs(s);
+            }
+            for (int o = 0; o < no; o++)
+                a[o] = ref_act(R->act[l], z[o]);
+        }
+        for (int o = 0; o < R->sizes[R->L]; o++)
+            out[n * R->sizes[R->L] + o] = a[o];
+    }
+}
+
+/* Mean loss over the batch, in double. */
+static double refnet_loss(const refnet *R, const float *x, const float *t, const int32_t *lab,
+                          int batch)
+{
+    double out[64 * 8];
+    int K = R->sizes[R->L];
+    refnet_forward(R, x, batch, out, NULL);
+    double s = 0;
+    for (int n = 0; n < batch; n++)
+        s += lab ? ref_xent(out + n * K, lab[n], K) : ref_mse(out + n * K, t + n * K, K);
+    return s / batch;
+}
+
+static ecp_mlp *make_net(int L, const int *sizes, ecp_act hidden, ecp_act out_act, uint64_t seed)
+{
+    ecp_act acts[8];
+    for (int l = 0; l < L; l++)
+        acts[l] = l == L - 1 ? out_act : hidden;
+    ecp_mlp *m;
+    ecp_error err;
+    assert_int_equal(ecp_mlp_create(&m, L, sizes, acts, &err), ECP_OK);
+    ecp_mlp_init(m, seed);
+    return m;
+}
+
+static void test_forward_matches_naive(void **state)
+{
+    (void)state;
+    const int sizes[4] = {20, 16, 9, 5};
+    enum { B = 7 };
+    float x[B * 20];
+    ecp_rng r;
+    ecp_rng_seed(&r, 11);
+    for (int i = 0; i < B * 20; i++)
+        x[i] = (float)ecp_rng_normal(&r);
+    for (int a = 0; a < ECP_ACT_COUNT; a++) {
+        ecp_mlp *m = make_net(3, sizes, (ecp_act)a, ECP_ACT_IDENTITY, 100 + a);
+        ecp_ws *ws;
+        ecp_error err;
+        assert_int_equal(ecp_ws_create(&ws, m, 16, &err), ECP_OK);
+        assert_int_equal(ecp_ws_max_batch(ws), 16);
+        refnet R;
+        refnet_from(&R, m);
+        double want[B * 5];
+        refnet_forward(&R, x, B, want, NULL);
+        ecp_mlp_forward(m, ws, x, B);
+        const float *y = ecp_ws_output(ws);
+        for (int i = 0; i < B * 5; i++)
+            assert_close(y[i], want[i], 1e-5, 1e-6);
+        assert_ptr_equal(ecp_ws_act(ws, 3), y);
+        /* z of the first layer and a[1] = act(z). */
+        const float *z0 = ecp_ws_pre(ws, 0), *a1 = ecp_ws_act(ws, 1);
+        for (int n = 0; n < B; n++)
+            for (int o = 0; o < 16; o++) {
+                double s = R.b[0][o];
+                for (int i = 0; i < 20; i++)
+                    s += R.W[0][o * 20 + i] * x[n * 20 + i];
+                assert_close(z0[n * 16 + o], s, 1e-5, 1e-6);
+                assert_close(a1[n * 16 + o], ref_act((ecp_act)a, z0[n * 16 + o]), 2e-6, 1e-7);
+            }
+        /* Batch 1 gives the same first row. */
+        ecp_mlp_forward(m, ws, x, 1);
+        for (int i = 0; i < 5; i++)
+            assert_close(ecp_ws_output(ws)[i], want[i], 1e-5, 1e-6);
+        refnet_free(&R);
+        ecp_ws_free(ws);
+        ecp_mlp_free(m);
+    }
+}
+
+/* Whole-network gradient against central differences of the double re-implementation. */
+static void check_net_grad(ecp_act hidden, ecp_act out_act, int xent, uint64_t seed)
+{
+    const int sizes[4] = {5, 7, 6, 3};
+    enum { B = 4 };
+    ecp_mlp *m = make_net(3, sizes, hidden, out_act, seed);
+    float x[B * 5], t[B * 3], dy[B * 3];
+    int32_t lab[B];
+    ecp_rng r;
+    ecp_rng_seed(&r, seed + 1);
+    for (int i = 0; i < B * 5; i++)
+        x[i] = (float)ecp_rng_normal(&r);
+    for (int i = 0; i < B * 3; i++)
+        t[i] = (float)ecp_rng_normal(&r);
+    for (int n = 0; n < B; n++)
+        lab[n] = (int32_t)ecp_rng_below(&r, 3);
+    /* Bigger biases so that the network is not nearly linear around 0. */
+    for (int l = 0; l < 3; l++)
+        for (int i = 0; i < sizes[l + 1]; i++)
+            ecp_mlp_bias(m, l)[i] = (float)(0.5 * ecp_rng_normal(&r));
+    ecp_ws *ws;
+    ecp_grads *g;
+    ecp_error err;
+    assert_int_equal(ecp_ws_create(&ws, m, B, &err), ECP_OK);
+    assert_int_equal(ecp_grads_create(&g, m, &err), ECP_OK);
+    ecp_grads_zero(g);
+    ecp_mlp_forward(m, ws, x, B);
+    ecp_loss lk = xent ? ECP_LOSS_XENT : ECP_LOSS_MSE;
+    ecp_loss_eval(lk, ecp_ws_output(ws), t, lab, B, 3, 1.0f / B, dy);
+    ecp_mlp_backward(m, ws, dy, B, g);
+
+    refnet R;
+    refnet_from(&R, m);
+    double minz;
+    double tmp[B * 3];
+    refnet_forward(&R, x, B, tmp, &minz);
+    if (!(minz > 1e-4))
+        print_error("%s: a pre-activation is %g from the kink\n", ecp_act_name(hidden), minz);
+    assert_true(minz > 1e-4); /* no pre-activation sits on a kink */
+    const int32_t *lp = xent ? lab : NULL;
+    const double h = 1e-6;
+    for (int l = 0; l < 3; l++) {
+        int nw = sizes[l] * sizes[l + 1], nb = sizes[l + 1];
+        double gmax = 0;
+        double *fdw = malloc(sizeof(double) * nw), fdb[8];
+        for (int i = 0; i < nw; i++) {
+            double s = R.W[l][i];
+            R.W[l][i] = s + h;
+            double up = refnet_loss(&R, x, t, lp, B);
+            R.W[l][i] = s - h;
+            double dn = refnet_loss(&R, x, t, lp, B);
+            R.W[l][i] = s;
+            fdw[i] = (up - dn) / (2 * h);
+            gmax = fmax(gmax, fabs(fdw[i]));
+        }
+        for (int i = 0; i < nb; i++) {
+            double s = R.b[l][i];
+            R.b[l][i] = s + h;
+            double up = refnet_loss(&R, x, t, lp, B);
+            R.b[l][i] = s - h;
+            double dn = refnet_loss(&R, x, t, lp, B);
+            R.b[l][i] = s;
+            fdb[i] = (up - dn) / (2 * h);
+            gmax = fmax(gmax, fabs(fdb[i]));
+        }
+        assert_true(gmax > 1e-3); /* the check is not vacuous */
+        const float *gw = ecp_grads_w(g, l), *gb = ecp_grads_b(g, l);
+        for (int i = 0; i < nw; i++) {
+            if (fabs(gw[i] - fdw[i]) > 1e-4 * fabs(fdw[i]) + 1e-5 * gmax)
+                print_error("%s/%s %s: layer %d dW[%d] = %.9g, fd %.9g\n", ecp_act_name(hidden),
+                            ecp_act_name(out_act), xent ? "xent" : "mse", l, i, gw[i], fdw[i]);
+            assert_close(gw[i], fdw[i], 1e-4, 1e-5 * gmax);
+        }
+        for (int i = 0; i < nb; i++)
+            assert_close(gb[i], fdb[i], 1e-4, 1e-5 * gmax);
+        /* dL/dz of this layer summed over the batch is the bias gradient. */
+        const float *dz = ecp_ws_dpre(ws, l);
+        for (int i = 0; i < nb; i++) {
+            double s = 0;
+            for (int n = 0; n < B; n++)
+                s += dz[n * nb + i];
+            assert_close(gb[i], s, 1e-5, 1e-7);
+        }
+        free(fdw);
+    }
+    /* Backward adds into g: a second call doubles the gradient. */
+    float w0 = ecp_grads_w(g, 0)[3], b2 = ecp_grads_b(g, 2)[1];
+    ecp_mlp_backward(m, ws, dy, B, g);
+    assert_close(ecp_grads_w(g, 0)[3], 2.0 * w0, 1e-6, 0);
+    assert_close(ecp_grads_b(g, 2)[1], 2.0 * b2, 1e-6, 0);
+    ecp_grads_zero(g);
+    assert_true(ecp_grads_w(g, 0)[3] == 0.0f && ecp_grads_b(g, 2)[1] == 0.0f);
+    refnet_free(&R);
+    ecp_grads_free(g);
+    ecp_ws_free(ws);
+    ecp_mlp_free(m);
+}
+
+static void test_net_grad_all_acts(void **state)
+{
+    (void)state;
+    for (int a = 0; a < ECP_ACT_COUNT; a++) {
+        check_net_grad((ecp_act)a, ECP_ACT_IDENTITY, 0, 200 + a);
+        check_net_grad((ecp_act)a, ECP_ACT_IDENTITY, 1, 300 + a);
+    }
+    /* A non-linear output layer exercises the top activation's backward. */
+    check_net_grad(ECP_ACT_RELU, ECP_ACT_SIGMOID, 0, 401);
+    check_net_grad(ECP_ACT_TANH, ECP_ACT_TANH, 0, 402);
+    check_net_grad(ECP_ACT_GELU, ECP_ACT_SOFTPLUS, 1, 403);
+}
+
+/* ------------------------------------------------------------------ optimisers */
+
+/* A 3-2 single-layer net with hand-set gradients; checks one or two steps of each optimiser. */
+static void set_grads(ecp_grads *g, int step)
+{
+    for (int i = 0; i < 6; i++)
+        ecp_grads_w(g, 0)[i] = (float)((i - 2.5) * 0.3 * (step == 1 ? 1 : -0.7));
+    ecp_grads_b(g, 0)[0] = step == 1 ? 0.2f : 0.05f;
+    ecp_grads_b(g, 0)[1] = step == 1 ? -0.4f : 0.3f;
+}
+
+static ecp_mlp *opt_net(void)
+{
+    const int sizes[2] = {3, 2};
+    ecp_mlp *m = make_net(1, sizes, ECP_ACT_IDENTITY, ECP_ACT_IDENTITY, 5);
+    for (int i = 0; i < 6; i++)
+        ecp_mlp_weights(m, 0)[i] = (float)(0.1 * i - 0.2);
+    ecp_mlp_bias(m, 0)[0] = 0.5f;
+    ecp_mlp_bias(m, 0)[1] = -0.25f;
+    /* Weight 4 is pruned (0 and marked); weight 5 is marked but nonzero: it must become 0. */
+    ecp_mlp_weights(m, 0)[4] = 0.0f;
+    ecp_mlp_pruned(m, 0)[4] = 1;
+    ecp_mlp_pruned(m, 0)[5] = 1;
+    return m;
+}
+
+static void test_adam_steps(void **state)
+{
+    (void)state;
+    ecp_mlp *m = opt_net();
+    ecp_grads *g;
+    ecp_optim *op;
+    ecp_error err;
+    ecp_optim_opts o;
+    ecp_optim_opts_default(&o, ECP_OPT_ADAM);
+    assert_close(o.lr, 1e-3, 0, 0);
+    assert_close(o.beta1, 0.9, 0, 0);
+    assert_close(o.beta2, 0.999, 0, 0);
+    o.lr = 0.01;
+    o.weight_decay = 0.1;
+    assert_int_equal(ecp_grads_create(&g, m, &err), ECP_OK);
+    assert_int_equal(ecp_optim_create(&op, m, &o, &err), ECP_OK);
+    double p[8], mm[8] = {0}, vv[8] = {0};
+    for (int i = 0; i < 6; i++)
+        p[i] = ecp_mlp_weights(m, 0)[i];
+    p[6] = ecp_mlp_bias(m, 0)[0];
+    p[7] = ecp_mlp_bias(m, 0)[1];
+    for (int step = 1; step <= 2; step++) {
+        set_grads(g, step);
+        double gr[8];
+        for (int i = 0; i < 6; i++)
+            gr[i] = ecp_grads_w(g, 0)[i];
+        gr[6] = ecp_grads_b(g, 0)[0];
+        gr[7] = ecp_grads_b(g, 0)[1];
+        ecp_optim_step(op, m, g);
+        double c1 = 1 - pow(0.9, step), c2 = 1 - pow(0.999, step);
+        for (int i = 0; i < 8; i++) {
+            if (i == 4 || i == 5)
+                continue;
+            mm[i] = 0.9 * mm[i] + 0.1 * gr[i];
+            vv[i] = 0.999 * vv[i] + 0.001 * gr[i] * gr[i];
+            double wd = i < 6 ? 0.1 : 0.0; /* decoupled, weights only */
+            p[i] = p[i] * (1 - 0.01 * wd) - 0.01 * (mm[i] / c1) / (sqrt(vv[i] / c2) + 1e-8);
+        }
+        for (int i = 0; i < 6; i++) {
+            if (i == 4 || i == 5) {
+                assert_true(ecp_mlp_weights(m, 0)[i] == 0.0f);
+                continue;
+            }
+            assert_close(ecp_mlp_weights(m, 0)[i], p[i], 1e-5, 1e-7);
+        }
+        assert_close(ecp_mlp_bias(m, 0)[0], p[6], 1e-5, 1e-7);
+        assert_close(ecp_mlp_bias(m, 0)[1], p[7], 1e-5, 1e-7);
+    }
+    ecp_optim_free(op);
+    ecp_grads_free(g);
+    ecp_mlp_free(m);
+}
+
+static void test_sgd_steps(void **state)
+{
+    (void)state;
+    ecp_mlp *m = opt_net();
+    ecp_grads *g;
+    ecp_optim *op;
+    ecp_error err;
+    ecp_optim_opts o;
+    ecp_optim_opts_default(&o, ECP_OPT_SGD);
+    assert_close(o.lr, 0.05, 0, 0);
+    assert_close(o.momentum, 0.9, 0, 0);
+    o.lr = 0.1;
+    o.weight_decay = 0.05;
+    assert_int_equal(ecp_grads_create(&g, m, &err), ECP_OK);
+    assert_int_equal(ecp_optim_create(&op, m, &o, &err), ECP_OK);
+    double p[8], v[8] = {0};
+    for (int i = 0; i < 6; i++)
+        p[i] = ecp_mlp_weights(m, 0)[i];
+    p[6] = ecp_mlp_bias(m, 0)[0];
+    p[7] = ecp_mlp_bias(m, 0)[1];
+    for (int step = 1; step <= 3; step++) {
+        set_grads(g, step);
+        double gr[8];
+        for (int i = 0; i < 6; i++)
+            gr[i] = ecp_grads_w(g, 0)[i];
+        gr[6] = ecp_grads_b(g, 0)[0];
+        gr[7] = ecp_grads_b(g, 0)[1];
+        ecp_optim_step(op, m, g);
+        for (int i = 0; i < 8; i++) {
+            double wd = i < 6 ? 0.05 : 0.0; /* L2 on weights only */
+            v[i] = 0.9 * v[i] + gr[i] + wd * p[i];
+            p[i] -= 0.1 * v[i];
+        }
+        for (int i = 0; i < 6; i++) {
+            if (i == 4 || i == 5)
+                assert_true(ecp_mlp_weights(m, 0)[i] == 0.0f);
+            else
+                assert_close(ecp_mlp_weights(m, 0)[i], p[i], 1e-5, 1e-7);
+        }
+        assert_close(ecp_mlp_bias(m, 0)[0], p[6], 1e-5, 1e-7);
+        assert_close(ecp_mlp_bias(m, 0)[1], p[7], 1e-5, 1e-7);
+    }
+    ecp_optim_free(op);
+    ecp_grads_free(g);
+    ecp_mlp_free(m);
+}
+
+static void test_optim_bad_opts(void **state)
+{
+    (void)state;
+    ecp_mlp *m = opt_net();
+    ecp_optim *op = (ecp_optim *)1;
+    ecp_error err = {0};
+    ecp_optim_opts o;
+    ecp_optim_opts_default(&o, ECP_OPT_ADAM);
+    o.lr = 0;
+    assert_int_equal(ecp_optim_create(&op, m, &o, &err), ECP_ERR_ARG);
+    assert_null(op);
+    o.lr = NAN;
+    assert_int_equal(ecp_optim_create(&op, m, &o, &err), ECP_ERR_ARG);
+    o.lr = 1e-3;
+    o.weight_decay = -1;
+    assert_int_equal(ecp_optim_create(&op, m, &o, &err), ECP_ERR_ARG);
+    ecp_optim_opts_default(&o, ECP_OPT_SGD);
+    o.momentum = 1.0;
+    assert_int_equal(ecp_optim_create(&op, m, &o, &err), ECP_ERR_ARG);
+    ecp_mlp_free(m);
+}
+
+/* ------------------------------------------------------------------ training */
+
+/* y = sin(x1) + x2^2 on x in [-1.5, 1.5]^2. */
+static ecp_dataset *toy_regression(int64_t n, uint64_t seed)
+{
+    ecp_dataset *d;
+    ecp_error err;
+    assert_int_equal(ecp_dataset_create(&d, n, 2, 1, 0, &err), ECP_OK);
+    ecp_rng r;
+    ecp_rng_seed(&r, seed);
+    for (int64_t i = 0; i < n; i++) {
+        double a = 3 * ecp_rng_uniform(&r) - 1.5, b = 3 * ecp_rng_uniform(&r) - 1.5;
+        d->x[2 * i] = (float)a;
+        d->x[2 * i + 1] = (float)b;
+        d->y[i] = (float)(sin(a) + b * b);
+    }
+    return d;
+}
+
+static void test_train_reduces_loss(void **state)
+{
+    (void)state;
+    ecp_dataset *d = toy_regression(1000, 9);
+    ecp_mlp *m;
+    ecp_error err = {0};
+    assert_int_equal(ecp_mlp_create_arch(&m, "2-32-32-1", ECP_ACT_TANH, &err), ECP_OK);
+    ecp_mlp_init(m, 1);
+    ecp_eval_result before, after;
+    assert_int_equal(ecp_evaluate(m, d, &before, &err), ECP_OK);
+    assert_int_equal(before.n, 1000);
+    assert_true(before.accuracy < 0);
+    /* ecp_evaluate's loss is the mean per-sample MSE of ecp_predict's outputs. */
+    float *pred = malloc(sizeof(float) * 1000);
+    assert_int_equal(ecp_predict(m, d, pred, &err), ECP_OK);
+    double s = 0;
+    for (int i = 0; i < 1000; i++)
+        s += ((double)pred[i] - d->y[i]) * ((double)pred[i] - d->y[i]);
+    assert_close(before.loss, s / 1000, 1e-9, 0);
+    free(pred);
+
+    ecp_train_opts o;
+    ecp_train_opts_default(&o);
+    o.progress = 0;
+    o.epochs = 150;
+    o.batch = 32;
+    o.optim.lr = 3e-3;
+    ecp_train_report rep;
+    assert_int_equal(ecp_train(m, d, &o, &rep, &err), ECP_OK);
+    assert_int_equal(ecp_evaluate(m, d, &after, &err), ECP_OK);
+    if (!(after.loss * 10 <= before.loss))
+        print_error("MSE %g -> %g\n", before.loss, after.loss);
+    assert_true(after.loss * 10 <= before.loss);
+    assert_true(after.loss < 0.02);
+    assert_true(isfinite(rep.final_loss) && rep.final_loss < before.loss / 10);
+    assert_true(rep.seconds >= 0 && rep.samples_per_s > 0);
+    ecp_mlp_free(m);
+    ecp_dataset_free(d);
+}
+
+static void test_train_mask_enforced(void **state)
+{
+    (void)state;
+    ecp_dataset *d = toy_regression(300, 10);
+    ecp_mlp *m;
+    ecp_error err = {0};
+    assert_int_equal(ecp_mlp_create_arch(&m, "2-16-16-1", ECP_ACT_RELU, &err), ECP_OK);
+    ecp_mlp_init(m, 2);
+    ecp_rng r;
+    ecp_rng_seed(&r, 77);
+    /* Mark about half of every layer; a third of the marked weights keep a nonzero value that
+     * training must zero. */
+    for (int l = 0; l < 3; l++) {
+        size_t nw = (size_t)ecp_mlp_layer_in(m, l) * ecp_mlp_layer_out(m, l);
+        for (size_t i = 0; i < nw; i++)
+            if (ecp_rng_uniform(&r) < 0.5) {
+                ecp_mlp_pruned(m, l)[i] = 1;
+                if (ecp_rng_uniform(&r) < 0.67)
+                    ecp_mlp_weights(m, l)[i] = 0.0f;
+            }
+    }
+    int64_t np = ecp_mlp_n_pruned(m);
+    assert_true(np > 100);
+    ecp_mlp *before;
+    assert_int_equal(ecp_mlp_clone(m, &before, &err), ECP_OK);
+    for (int pass = 0; pass < 2; pass++) {
+        ecp_train_opts o;
+        ecp_train_opts_default(&o);
+        o.progress = 0;
+        o.epochs = 5;
+        o.batch = 16;
+        if (pass == 1) {
+            ecp_optim_opts_default(&o.optim, ECP_OPT_SGD);
+            o.optim.weight_decay = 0.01;
+        }
+        assert_int_equal(ecp_train(m, d, &o, NULL, &err), ECP_OK);
+        assert_int_equal(ecp_mlp_n_pruned(m), np);
+        int64_t moved = 0;
+        for (int l = 0; l < 3; l++) {
+            size_t nw = (size_t)ecp_mlp_layer_in(m, l) * ecp_mlp_layer_out(m, l);
+            assert_memory_equal(ecp_mlp_pruned_c(m, l), ecp_mlp_pruned_c(before, l), nw);
+            for (size_t i = 0; i < nw; i++) {
+                if (ecp_mlp_pruned_c(m, l)[i]) {
+                    assert_true(ecp_mlp_weights_c(m, l)[i] == 0.0f);
+                } else
+                    moved += ecp_mlp_weights_c(m, l)[i] != ecp_mlp_weights_c(before, l)[i];
+            }
+        }
+        assert_true(moved > 0); /* training did something */
+    }
+    ecp_mlp_free(before);
+    ecp_mlp_free(m);
+    ecp_dataset_free(d);
+}
+
+static ecp_mlp *train_toy(const ecp_dataset *d, uint64_t init_seed, uint64_t train_seed)
+{
+    ecp_mlp *m;
+    ecp_error err = {0};
+    assert_int_equal(ecp_mlp_create_arch(&m, "2-24-12-1", ECP_ACT_GELU, &err), ECP_OK);
+    ecp_mlp_init(m, init_seed);
+    ecp_train_opts o;
+    ecp_train_opts_default(&o);
+    o.progress = 0;
+    o.epochs = 3;
+    o.batch = 20;
+    o.seed = train_seed;
+    assert_int_equal(ecp_train(m, d, &o, NULL, &err), ECP_OK);
+    return m;
+}
+
+static int same_params(const ecp_mlp *a, const ecp_mlp *b)
+{
+    for (int l = 0; l < ecp_mlp_n_layers(a); l++) {
+        size_t nw = (size_t)ecp_mlp_layer_in(a, l) * ecp_mlp_layer_out(a, l);
+        if (memcmp(ecp_mlp_weights_c(a, l), ecp_mlp_weights_c(b, l), nw * sizeof(float)) ||
+            memcmp(ecp_mlp_bias_c(a, l), ecp_mlp_bias_c(b, l),
+                   (size_t)ecp_mlp_layer_out(a, l) * sizeof(float)))
+            return 0;
+    }
+    return 1;
+}
+
+static void test_train_deterministic(void **state)
+{
+    (void)state;
+    ecp_dataset *d = toy_regression(250, 12);
+    ecp_mlp *a = train_toy(d, 1, 1), *b = train_toy(d, 1, 1), *c = train_toy(d, 1, 2),
+            *e = train_toy(d, 2, 1);
+    assert_true(same_params(a, b));
+    assert_false(same_params(a, c)); /* another shuffle */
+    assert_false(same_params(a, e)); /* another initialisation */
+    /* ecp_mlp_init itself is a pure function of the seed. */
+    ecp_mlp *i1, *i2;
+    ecp_error err;
+    assert_int_equal(ecp_mlp_create_arch(&i1, "7-5-3", ECP_ACT_RELU, &err), ECP_OK);
+    assert_int_equal(ecp_mlp_create_arch(&i2, "7-5-3", ECP_ACT_RELU, &err), ECP_OK);
+    ecp_mlp_init(i1, 42);
+    ecp_mlp_init(i2, 42);
+    assert_true(same_params(i1, i2));
+    /* Kaiming-uniform bound 1/sqrt(fan_in), as torch.nn.Linear. */
+    for (int l = 0; l < 2; l++) {
+        double bound = 1.0 / sqrt(ecp_mlp_layer_in(i1, l));
+        size_t nw = (size_t)ecp_mlp_layer_in(i1, l) * ecp_mlp_layer_out(i1, l);
+        for (size_t i = 0; i < nw; i++)
+            assert_true(fabs(ecp_mlp_weights_c(i1, l)[i]) <= bound);
+        for (int i = 0; i < ecp_mlp_layer_out(i1, l); i++)
+            assert_true(fabs(ecp_mlp_bias_c(i1, l)[i]) <= bound);
+    }
+    ecp_mlp_init(i2, 43);
+    assert_false(same_params(i1, i2));
+    ecp_mlp_free(i1);
+    ecp_mlp_free(i2);
+    ecp_mlp_free(a);
+    ecp_mlp_free(b);
+    ecp_mlp_free(c);
+    ecp_mlp_free(e);
+    ecp_dataset_free(d);
+}
+
+static void test_train_bad_args(void **state)
+{
+    (void)state;
+    ecp_dataset *d = toy_regression(10, 1);
+    ecp_mlp *m;
+    ecp_error err = {0};
+    ecp_train_opts o;
+    ecp_train_opts_default(&o);
+    o.progress = 0;
+    assert_int_equal(ecp_mlp_create_arch(&m, "3-4-1", ECP_ACT_RELU, &err), ECP_OK);
+    assert_int_equal(ecp_train(m, d, &o, NULL, &err), ECP_ERR_SHAPE);
+    assert_non_null(strstr(err.msg, "3 inputs"));
+    ecp_mlp_free(m);
+    assert_int_equal(ecp_mlp_create_arch(&m, "2-4-2", ECP_ACT_RELU, &err), ECP_OK);
+    assert_int_equal(ecp_train(m, d, &o, NULL, &err), ECP_ERR_SHAPE);
+    ecp_mlp_free(m);
+    assert_int_equal(ecp_mlp_create_arch(&m, "2-4-1", ECP_ACT_RELU, &err), ECP_OK);
+    o.batch = 0;
+    assert_int_equal(ecp_train(m, d, &o, NULL, &err), ECP_ERR_ARG);
+    o.batch = 4;
+    o.optim.lr = 1e6; /* diverges: reported, not silently NaN */
+    ecp_status s = ecp_train(m, d, &o, NULL, &err);
+    if (s == ECP_OK)
+        assert_int_equal(ecp_mlp_check_finite(m, "m", &err), ECP_OK);
+    else
+        assert_int_equal(s, ECP_ERR_NUMERIC);
+    ecp_mlp_free(m);
+    ecp_dataset_free(d);
+}
+
+static void test_mnist_accuracy(void **state)
+{
+    (void)state;
+    ecp_dataset *train, *test;
+    ecp_error err = {0};
+    ecp_status s = ecp_data_open("mnist", NULL, &train, &test, &err);
+    if (s)
+        fail_msg("mnist: %s (run scripts/setup.sh)", err.msg);
+    assert_int_equal(train->n, 8000);
+    assert_int_equal(test->n, 2000);
+    ecp_mlp *m;
+    assert_int_equal(ecp_mlp_create_arch(&m, "784-300-100-10", ECP_ACT_RELU, &err), ECP_OK);
+    ecp_mlp_init(m, 1);
+    ecp_train_opts o;
+    ecp_train_opts_default(&o); /* Adam 1e-3, batch 128, 10 epochs, seed 1: the CLI defaults */
+    assert_int_equal(o.epochs, 10);
+    assert_int_equal(o.batch, 128);
+    assert_int_equal(o.optim.kind, ECP_OPT_ADAM);
+    o.progress = 0;
+    ecp_train_report rep;
+    assert_int_equal(ecp_train(m, train, &o, &rep, &err), ECP_OK);
+    ecp_eval_result ev;
+    assert_int_equal(ecp_evaluate(m, test, &ev, &err), ECP_OK);
+    print_message("mnist 784-300-100-10: test accuracy %.4f, loss %.4f, %.0f samples/s\n",
+                  ev.accuracy, ev.loss, rep.samples_per_s);
+    assert_int_equal(ev.n, 2000);
+    assert_true(ev.accuracy >= 0.93);
+    assert_true(ev.loss < 0.3);
+    assert_true(rep.final_loss < 0.2);
+    ecp_mlp_free(m);
+    ecp_dataset_free(train);
+    ecp_dataset_free(test);
+}
+
+/* ------------------------------------------------------------------ architecture strings */
+
+static void test_create_arch(void **state)
+{
+    (void)state;
+    ecp_mlp *m;
+    ecp_error err = {0};
+    assert_int_equal(ecp_mlp_create_arch(&m, "784-300-100-10", ECP_ACT_TANH, &err), ECP_OK);
+    assert_int_equal(ecp_mlp_n_layers(m), 3);
+    assert_int_equal(ecp_mlp_n_in(m), 784);
+    assert_int_equal(ecp_mlp_n_out(m), 10);
+    assert_int_equal(ecp_mlp_layer_in(m, 1), 300);
+    assert_int_equal(ecp_mlp_layer_out(m, 1), 100);
+    assert_int_equal(ecp_mlp_layer_act(m, 0), ECP_ACT_TANH);
+    assert_int_equal(ecp_mlp_layer_act(m, 1), ECP_ACT_TANH);
+    assert_int_equal(ecp_mlp_layer_act(m, 2), ECP_ACT_IDENTITY);
+    assert_int_equal(ecp_mlp_n_weights(m), 784 * 300 + 300 * 100 + 100 * 10);
+    assert_int_equal(ecp_mlp_n_params(m), 784 * 300 + 300 * 100 + 100 * 10 + 410);
+    assert_int_equal(ecp_mlp_n_pruned(m), 0);
+    ecp_mlp_free(m);
+    assert_int_equal(ecp_mlp_create_arch(&m, "4-1", ECP_ACT_RELU, &err), ECP_OK);
+    assert_int_equal(ecp_mlp_n_layers(m), 1);
+    assert_int_equal(ecp_mlp_layer_act(m, 0), ECP_ACT_IDENTITY);
+    ecp_mlp_free(m);
+
+    static const char *bad[] = {"",        "784",        "784-",      "-784-10",  "784--10",
+                                "784-0-10", "784-abc-10", "784-10x",   "784_10",   "784-10-",
+                                "784-16777217", "784-99999999999999999999", "784,10", "a-b"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        m = (ecp_mlp *)1;
+        memset(&err, 0, sizeof err);
+        ecp_status s = ecp_mlp_create_arch(&m, bad[i], ECP_ACT_RELU, &err);
+        if (s != ECP_ERR_ARG)
+            print_error("--arch '%s' gave %s, want invalid argument\n", bad[i],
+                        ecp_status_name(s));
+        assert_int_equal(s, ECP_ERR_ARG);
+        assert_null(m);
+        assert_non_null(strstr(err.msg, "--arch"));
+        ecp_mlp_free(m);
+    }
+    /* 1,000 layers are allowed, 1,001 are not. */
+    char *arch = malloc(1002 * 2 + 1);
+    char *p = arch;
+    for (int i = 0; i < 1001; i++)
+        p += sprintf(p, i ? "-1" : "1");
+    assert_int_equal(ecp_mlp_create_arch(&m, arch, ECP_ACT_RELU, &err), ECP_OK);
+    assert_int_equal(ecp_mlp_n_layers(m), 1000);
+    ecp_mlp_free(m);
+    strcat(arch, "-1");
+    assert_int_equal(ecp_mlp_create_arch(&m, arch, ECP_ACT_RELU, &err), ECP_ERR_ARG);
+    assert_null(m);
+    free(arch);
+
+    /* ecp_mlp_create checks its arguments too. */
+    const int sz0[2] = {3, 0};
+    ecp_act acts[2] = {ECP_ACT_RELU, ECP_ACT_RELU};
+    assert_int_equal(ecp_mlp_create(&m, 1, sz0, acts, &err), ECP_ERR_ARG);
+    const int sz[2] = {3, 2};
+    assert_int_equal(ecp_mlp_create(&m, 0, sz, acts, &err), ECP_ERR_ARG);
+    acts[0] = ECP_ACT_COUNT;
+    assert_int_equal(ecp_mlp_create(&m, 1, sz, acts, &err), ECP_ERR_ARG);
+    assert_null(m);
+}
+
+static void test_mlp_mask_helpers(void **state)
+{
+    (void)state;
+    ecp_mlp *m, *c;
+    ecp_error err;
+    assert_int_equal(ecp_mlp_create_arch(&m, "4-3-2", ECP_ACT_RELU, &err), ECP_OK);
+    ecp_mlp_init(m, 3);
+    ecp_mlp_weights(m, 0)[1] = 0.0f;
+    ecp_mlp_weights(m, 1)[5] = 0.0f;
+    ecp_mlp_mask_from_zeros(m);
+    assert_int_equal(ecp_mlp_n_pruned(m), 2);
+    assert_int_equal(ecp_mlp_layer_n_pruned(m, 0), 1);
+    assert_int_equal(ecp_mlp_pruned_c(m, 1)[5], 1);
+    ecp_mlp_pruned(m, 0)[2] = 1;
+    ecp_mlp_apply_mask(m);
+    assert_true(ecp_mlp_weights_c(m, 0)[2] == 0.0f);
+    assert_true(ecp_mlp_weights_c(m, 0)[3] != 0.0f);
+    assert_int_equal(ecp_mlp_clone(m, &c, &err), ECP_OK);
+    assert_true(same_params(m, c));
+    assert_int_equal(ecp_mlp_n_pruned(c), 3);
+    ecp_mlp_bias(m, 1)[0] = NAN;
+    assert_int_equal(ecp_mlp_check_finite(m, "model.onnx", &err), ECP_ERR_NUMERIC);
+    assert_non_null(strstr(err.msg, "model.onnx"));
+    assert_int_equal(ecp_mlp_check_finite(c, "c", &err), ECP_OK);
+    ecp_mlp *o;
+    assert_int_equal(ecp_mlp_create_arch(&o, "4-5-2", ECP_ACT_RELU, &err), ECP_OK);
+    assert_int_equal(ecp_mlp_copy(o, c, &err), ECP_ERR_SHAPE);
+    ecp_mlp_free(o);
+    ecp_mlp_free(c);
+    ecp_mlp_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_act_forward_matches_double),
+        cmocka_unit_test(test_act_backward_vs_fd),
+        cmocka_unit_test(test_act_extremes_finite),
+        cmocka_unit_test(test_act_parse_names),
+        cmocka_unit_test(test_loss_mse),
+        cmocka_unit_test(test_loss_xent),
+        cmocka_unit_test(test_loss_xent_stable),
+        cmocka_unit_test(test_forward_matches_naive),
+        cmocka_unit_test(test_net_grad_all_acts),
+        cmocka_unit_test(test_adam_steps),
+        cmocka_unit_test(test_sgd_steps),
+        cmocka_unit_test(test_optim_bad_opts),
+        cmocka_unit_test(test_train_reduces_loss),
+        cmocka_unit_test(test_train_mask_enforced),
+        cmocka_unit_test(test_train_deterministic),
+        cmocka_unit_test(test_train_bad_args),
+        cmocka_unit_test(test_create_arch),
+        cmocka_unit_test(test_mlp_mask_helpers),
+        cmocka_unit_test(test_mnist_accuracy),
+    };
+    return cmocka_run_group_tests_name("nn", tests, NULL, NULL);
+}
