@@ -8,6 +8,10 @@
 
 #define STATS_BATCH 256
 
+/* stats_sparse.c: the same pass for the output sensitivity, skipping the exact zeros. */
+ecp_status ecp_stats_output_sparse(const ecp_mlp *m, const ecp_dataset *calib, ecp_stats *st,
+                                   ecp_error *err);
+
 void ecp_stats_free(ecp_stats *st)
 {
     if (!st)
@@ -248,6 +252,14 @@ ecp_status ecp_stats_compute(const ecp_mlp *m, const ecp_dataset *calib, int nee
         return s;
     st->sens = sens;
     st->n = calib->n;
+    if (sens == ECP_SENS_OUTPUT && (need & ECP_NEED_MOMENTS) && !(need & ECP_NEED_GRAD)) {
+        if ((s = ecp_stats_output_sparse(m, calib, st, err))) {
+            ecp_stats_free(st);
+            return s;
+        }
+        *out = st;
+        return ECP_OK;
+    }
     int L = m->n_layers, K = m->sizes[L];
     int B = calib->n < STATS_BATCH ? (int)calib->n : STATS_BATCH;
     ecp_loss lk = ecp_dataset_loss(calib);

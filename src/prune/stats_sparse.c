@@ -1,0 +1,577 @@
+/* The calibration pass for the `output` sensitivity, done without the work that is known to be
+ * zero (stats.c calls it; the result is the same statistics as the dense pass, to rounding).
+ *
+ * Where the dense pass multiplies zeros:
+ *  - forward: z = b + sum over the NON-ZERO inputs a_j of a_j W[:,j] (mnist: 81 % of the pixels
+ *    and ~half of the ReLU outputs are exactly 0);
+ *  - sensitivities: the K vector-Jacobian products are carried per sample as a K x n_l block
+ *    J_l = (J_{l+1} W_{l+1}) o act'_l, and the product only runs over the units of layer l+1 with
+ *    act' != 0 (the columns of J_{l+1} that are not zero: dead ReLU units). The top layer is
+ *    diagonal (J = diag(act'(z_L))), so the layer below it is a row scaling of W, no product;
+ *  - moments: M1^T[j,:] = sum_n (a_nj - c_j) S[n,:], M2^T[j,:] = sum_n (a_nj - c_j)^2 S[n,:]
+ *    (both from one pass over the same entries) over the entries with a_nj != c_j only.
+ *
+ * The reference value c_j (METHOD.md: the moments are taken around a per-column reference
+ * because m2 - m1^2/m0 cancels when the variance is small against the mean squared):
+ *    c_j = 0                          if at least half of a_j over the first batch is exactly 0
+ *                                     (0 is then the median and the mode of the column),
+ *    c_j = mean of a_j over the first batch   otherwise (as the dense pass).
+ * With c_j = 0 the zeros stay zeros, so the moment products skip them. Precision: for a column
+ * whose values are 0 with (weighted) frequency 1-q, Cauchy-Schwarz gives mean^2 <= q E[a^2], so
+ * m2/(m2 - m1^2/m0) <= 1/(1-q): around 0 the cancellation costs a factor ~1/(1-q) (~2 for
+ * q = 1/2), not the mean^2/var of an offset column. Columns with a common offset (no zeros,
+ * e.g. inputs + 3) keep the first-batch mean as before.
+ *
+ * Per batch the products accumulate in float (<= STATS_BATCH terms) and are added into double,
+ * as the dense pass. Batches are split over the BLAS thread count (pthreads), each thread with
+ * its own double accumulators, summed at the end. */
+#include "prune.h"
+#include <cblas.h>
+/* -std=c11 turns off the contraction of a*b+c into FMA in GCC; these kernels want it (the
+ * BLAS products they replace use FMA too). */
+#pragma GCC optimize("fp-contract=fast")
+#include <pthread.h>
+
+#define SB 256      /* batch (as STATS_BATCH in stats.c) */
+#define RG 5        /* rows of J (outputs k) per register block */
+#define VW 16       /* floats per vector */
+#define MAXT 64
+
+typedef float v16 __attribute__((vector_size(VW * sizeof(float))));
+
+static inline v16 vload(const float *p)
+{
+    v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void vstore(float *p, v16 v) { memcpy(p, &v, sizeof v); }
+static inline v16 vbcast(float x) { return (v16){0} + x; }
+
+static int pad16(int n) { return (n + VW - 1) / VW * VW; }
+
+/* Model-wide, read-only: padded weight copies. */
+typedef struct {
+    int L, K, Kp;
+    const int *n;     /* sizes[0..L] */
+    int np[1025];     /* padded widths */
+    float **WT;       /* WT[l]: n[l] x np[l+1], WT[j*np + i] = W_l[i, j] (forward) */
+    float **Wr;       /* Wr[l]: n[l+1] x np[l], W_l rows (backward) */
+    float **bias;     /* np[l+1] */
+    const ecp_act *act;
+    float *shift[1024];
+} model_t;
+
+typedef struct {
+    const model_t *M;
+    const ecp_dataset *calib;
+    int B, t, T;
+    int64_t nbatch;
+    /* scratch */
+    float **a;     /* a[l], l = 1..L: B x np[l] */
+    float **z;     /* z[l]: B x np[l+1] */
+    float **D;     /* act'(z[l]): B x np[l+1] */
+    float **S;     /* S[l]: B x np[l+1] */
+    float *J0, *J1;/* Kp x npmax */
+    float *ones;
+    int *idx;      /* npmax */
+    float *val;
+    int *cptr;     /* nmax + 1 */
+    int *crow;     /* B x nmax */
+    float *cval;
+    /* accumulators */
+    double **m0, **mT1, **mT2, **sa, **sa2; /* mT*[l]: n[l] x np[l+1] */
+    int fail;
+} worker_t;
+
+/* ------------------------------------------------------------------ kernels */
+
+/* z[0..NV*16) = bias + sum_t val[t] WT[idx[t]] (one sample, one column chunk). */
+static inline __attribute__((always_inline)) void fwd_chunk(int NV, const int *idx,
+                                                            const float *val, int nnz,
+                                                            const float *WT, int ldw,
+                                                            const float *bias, float *z)
+{
+    v16 acc[4];
+    for (int v = 0; v < NV; v++)
+        acc[v] = vload(bias + v * VW);
+    for (int t = 0; t < nnz; t++) {
+        v16 x = vbcast(val[t]);
+        const float *w = WT + (size_t)idx[t] * ldw;
+        for (int v = 0; v < NV; v++)
+            acc[v] += x * vload(w + v * VW);
+    }
+    for (int v = 0; v < NV; v++)
+        vstore(z + v * VW, acc[v]);
+}
+
+static void fwd_row(const int *idx, const float *val, int nnz, const float *WT, int np,
+                    const float *bias, float *z)
+{
+    int c = 0;
+    for (; c + 4 * VW <= np; c += 4 * VW)
+        fwd_chunk(4, idx, val, nnz, WT + c, np, bias + c, z + c);
+    switch ((np - c) / VW) {
+    case 3: fwd_chunk(3, idx, val, nnz, WT + c, np, bias + c, z + c); break;
+    case 2: fwd_chunk(2, idx, val, nnz, WT + c, np, bias + c, z + c); break;
+    case 1: fwd_chunk(1, idx, val, nnz, WT + c, np, bias + c, z + c); break;
+    default: break;
+    }
+}
+
+/* Jout[r, chunk] = (sum over the active units i of Jin[r, i] W[i, chunk]) o d[chunk] for the RG
+ * rows of one group; S[chunk] += sum_r Jout[r, chunk]^2. */
+static inline __attribute__((always_inline)) void bwd_chunk(int NV, const int *act, int na,
+                                                            const float *Jin, int ldj,
+                                                            const float *W, int ldw,
+                                                            const float *d, float *Jout,
+                                                            float *S)
+{
+    v16 acc[RG][4];
+    for (int r = 0; r < RG; r++)
+        for (int v = 0; v < NV; v++)
+            acc[r][v] = (v16){0};
+    for (int t = 0; t < na; t++) {
+        int i = act[t];
+        const float *w = W + (size_t)i * ldw;
+        v16 wv[4];
+        for (int v = 0; v < NV; v++)
+            wv[v] = vload(w + v * VW);
+        for (int r = 0; r < RG; r++) {
+            v16 x = vbcast(Jin[(size_t)r * ldj + i]);
+            for (int v = 0; v < NV; v++)
+                acc[r][v] += x * wv[v];
+        }
+    }
+    for (int v = 0; v < NV; v++) {
+        v16 dv = vload(d + v * VW), s = vload(S + v * VW);
+        for (int r = 0; r < RG; r++) {
+            v16 j = acc[r][v] * dv;
+            vstore(Jout + (size_t)r * ldj + v * VW, j);
+            s += j * j;
+        }
+        vstore(S + v * VW, s);
+    }
+}
+
+static void bwd_group(const int *act, int na, const float *Jin, int ldj, const float *W, int np,
+                      const float *d, float *Jout, float *S)
+{
+    int c = 0;
+    for (; c + 4 * VW <= np; c += 4 * VW)
+        bwd_chunk(4, act, na, Jin, ldj, W + c, np, d + c, Jout + c, S + c);
+    switch ((np - c) / VW) {
+    case 3: bwd_chunk(3, act, na, Jin, ldj, W + c, np, d + c, Jout + c, S + c); break;
+    case 2: bwd_chunk(2, act, na, Jin, ldj, W + c, np, d + c, Jout + c, S + c); break;
+    case 1: bwd_chunk(1, act, na, Jin, ldj, W + c, np, d + c, Jout + c, S + c); break;
+    default: break;
+    }
+}
+
+/* For one input column: m1[chunk] += sum_e v_e S[row_e, chunk], m2[chunk] += sum_e v_e^2 S[..]
+ * (float over the batch, then into double). */
+static inline __attribute__((always_inline)) void mom_chunk(int NV, const int *row,
+                                                            const float *val, int ne,
+                                                            const float *S, int lds, double *m1,
+                                                            double *m2)
+{
+    v16 a1[4], a2[4];
+    for (int v = 0; v < NV; v++)
+        a1[v] = a2[v] = (v16){0};
+    for (int e = 0; e < ne; e++) {
+        const float *s = S + (size_t)row[e] * lds;
+        v16 x = vbcast(val[e]), x2 = x * x;
+        for (int v = 0; v < NV; v++) {
+            v16 sv = vload(s + v * VW);
+            a1[v] += x * sv;
+            a2[v] += x2 * sv;
+        }
+    }
+    for (int v = 0; v < NV; v++)
+        for (int q = 0; q < VW; q++) {
+            m1[v * VW + q] += a1[v][q];
+            m2[v * VW + q] += a2[v][q];
+        }
+}
+
+static void mom_layer(const int *cptr, const int *crow, const float *cval, int ni, const float *S,
+                      int np, double *mT1, double *mT2)
+{
+    int c = 0;
+    for (; c < np; c += 4 * VW) {
+        int nv = (np - c) / VW < 4 ? (np - c) / VW : 4;
+        for (int j = 0; j < ni; j++) {
+            int e0 = cptr[j], ne = cptr[j + 1] - e0;
+            if (!ne)
+                continue;
+            double *p1 = mT1 + (size_t)j * np + c, *p2 = mT2 + (size_t)j * np + c;
+            switch (nv) {
+            case 4: mom_chunk(4, crow + e0, cval + e0, ne, S + c, np, p1, p2); break;
+            case 3: mom_chunk(3, crow + e0, cval + e0, ne, S + c, np, p1, p2); break;
+            case 2: mom_chunk(2, crow + e0, cval + e0, ne, S + c, np, p1, p2); break;
+            default: mom_chunk(1, crow + e0, cval + e0, ne, S + c, np, p1, p2); break;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ one batch */
+
+static const float *layer_in(worker_t *w, int l, const float *x, int *ld)
+{
+    *ld = l == 0 ? w->M->n[0] : w->M->np[l];
+    return l == 0 ? x : w->a[l];
+}
+
+static void forward(worker_t *w, const float *x, int b)
+{
+    const model_t *M = w->M;
+    for (int l = 0; l < M->L; l++) {
+        int ld, ni = M->n[l], no = M->n[l + 1], np = M->np[l + 1];
+        const float *a = layer_in(w, l, x, &ld);
+        for (int r = 0; r < b; r++) {
+            const float *ar = a + (size_t)r * ld;
+            int nnz = 0;
+            for (int j = 0; j < ni; j++) {
+                float v = ar[j];
+                w->idx[nnz] = j;
+                w->val[nnz] = v;
+                nnz += v != 0.0f;
+            }
+            float *z = w->z[l] + (size_t)r * np;
+            fwd_row(w->idx, w->val, nnz, M->WT[l], np, M->bias[l], z);
+            float *y = w->a[l + 1] + (size_t)r * np;
+            ecp_act_forward(M->act[l], z, y, (size_t)no);
+            ecp_act_backward(M->act[l], z, y, w->ones, w->D[l] + (size_t)r * np, (size_t)no);
+        }
+    }
+}
+
+static void sensitivities(worker_t *w, int b)
+{
+    const model_t *M = w->M;
+    int L = M->L, K = M->K, Kp = M->Kp, ldj = M->np[0];
+    for (int l = 1; l <= L; l++)
+        ldj = M->np[l] > ldj ? M->np[l] : ldj;
+    for (int r = 0; r < b; r++) {
+        /* top layer: J = diag(d) */
+        const float *dt = w->D[L - 1] + (size_t)r * M->np[L];
+        float *St = w->S[L - 1] + (size_t)r * M->np[L];
+        for (int k = 0; k < K; k++)
+            St[k] = dt[k] * dt[k];
+        if (L < 2)
+            continue;
+        /* layer L-2: J[k,:] = d_k W_{L-1}[k,:] o act' */
+        {
+            int l = L - 2, np = M->np[l + 1];
+            const float *d = w->D[l] + (size_t)r * np;
+            float *S = w->S[l] + (size_t)r * np;
+            memset(S, 0, (size_t)np * sizeof *S);
+            for (int k = 0; k < K; k++) {
+                const float *Wk = M->Wr[L - 1] + (size_t)k * np;
+                float *J = w->J0 + (size_t)k * ldj;
+                float dk = dt[k];
+                for (int i = 0; i < np; i++) {
+                    float v = dk * Wk[i] * d[i];
+                    J[i] = v;
+                    S[i] += v * v;
+                }
+            }
+        }
+        float *Jin = w->J0, *Jout = w->J1;
+        for (int l = L - 3; l >= 0; l--) {
+            int nu = M->n[l + 2]; /* units of layer l+1 */
+            const float *du = w->D[l + 1] + (size_t)r * M->np[l + 2];
+            int na = 0;
+            for (int i = 0; i < nu; i++)
+                if (du[i] != 0.0f)
+                    w->idx[na++] = i;
+            int np = M->np[l + 1];
+            const float *d = w->D[l] + (size_t)r * np;
+            float *S = w->S[l] + (size_t)r * np;
+            memset(S, 0, (size_t)np * sizeof *S);
+            for (int g = 0; g < Kp; g += RG)
+                bwd_group(w->idx, na, Jin + (size_t)g * ldj, ldj, M->Wr[l + 1], np, d,
+                          Jout + (size_t)g * ldj, S);
+            float *t = Jin;
+            Jin = Jout;
+            Jout = t;
+        }
+    }
+}
+
+/* CSC of A' = a - c (entries != 0 only) for layer l's input; sa, sa2 on the way. */
+static void build_csc(worker_t *w, int l, const float *x, int b)
+{
+    const model_t *M = w->M;
+    int ld, ni = M->n[l];
+    const float *a = layer_in(w, l, x, &ld);
+    const float *c = M->shift[l];
+    int *cnt = w->cptr;
+    memset(cnt, 0, ((size_t)ni + 1) * sizeof *cnt);
+    for (int r = 0; r < b; r++) {
+        const float *ar = a + (size_t)r * ld;
+        for (int j = 0; j < ni; j++)
+            cnt[j + 1] += ar[j] != c[j];
+    }
+    for (int j = 0; j < ni; j++)
+        cnt[j + 1] += cnt[j];
+    /* column by column, so that the slot written for a zero (and not kept) is never one that
+     * holds an entry already: it is this column's next slot or the next column's first */
+    for (int j = 0; j < ni; j++) {
+        int p = cnt[j];
+        float cj = c[j];
+        for (int r = 0; r < b; r++) {
+            float v = a[(size_t)r * ld + j] - cj;
+            w->crow[p] = r;
+            w->cval[p] = v;
+            p += v != 0.0f;
+        }
+    }
+    double *sa = w->sa[l], *sa2 = w->sa2[l];
+    for (int j = 0; j < ni; j++) {
+        float s1 = 0, s2 = 0;
+        for (int e = cnt[j]; e < cnt[j + 1]; e++) {
+            float v = w->cval[e];
+            s1 += v;
+            s2 += v * v;
+        }
+        sa[j] += s1;
+        sa2[j] += s2;
+    }
+}
+
+static void batch(worker_t *w, int64_t at, int b)
+{
+    const model_t *M = w->M;
+    const float *x = w->calib->x + (size_t)at * M->n[0];
+    forward(w, x, b);
+    sensitivities(w, b);
+    for (int l = 0; l < M->L; l++) {
+        int np = M->np[l + 1], no = M->n[l + 1];
+        double *m0 = w->m0[l];
+        for (int r = 0; r < b; r++) {
+            const float *S = w->S[l] + (size_t)r * np;
+            for (int i = 0; i < no; i++)
+                m0[i] += S[i];
+        }
+        build_csc(w, l, x, b);
+        mom_layer(w->cptr, w->crow, w->cval, M->n[l], w->S[l], np, w->mT1[l], w->mT2[l]);
+    }
+}
+
+static void *worker_run(void *p)
+{
+    worker_t *w = p;
+    for (int64_t bi = w->t; bi < w->nbatch; bi += w->T) {
+        int64_t at = bi * w->B;
+        int b = (int)(w->calib->n - at < w->B ? w->calib->n - at : w->B);
+        batch(w, at, b);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ setup */
+
+static void *zal(size_t count, size_t size)
+{
+    size_t bytes = count * size;
+    if (size && bytes / size != count)
+        return NULL;
+    bytes = (bytes + 63) / 64 * 64;
+    void *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (p)
+        memset(p, 0, bytes ? bytes : 64);
+    return p;
+}
+
+static void worker_free(worker_t *w, int L)
+{
+    for (int l = 0; l <= L; l++) {
+        if (w->a) free(w->a[l]);
+        if (l < L) {
+            if (w->z) free(w->z[l]);
+            if (w->D) free(w->D[l]);
+            if (w->S) free(w->S[l]);
+            if (w->m0) free(w->m0[l]);
+            if (w->mT1) free(w->mT1[l]);
+            if (w->mT2) free(w->mT2[l]);
+            if (w->sa) free(w->sa[l]);
+            if (w->sa2) free(w->sa2[l]);
+        }
+    }
+    free(w->a); free(w->z); free(w->D); free(w->S);
+    free(w->m0); free(w->mT1); free(w->mT2); free(w->sa); free(w->sa2);
+    free(w->J0); free(w->J1); free(w->ones); free(w->idx); free(w->val);
+    free(w->cptr); free(w->crow); free(w->cval);
+}
+
+static int worker_alloc(worker_t *w, const model_t *M, int B)
+{
+    int L = M->L, nmax = 0, npmax = 0;
+    for (int l = 0; l <= L; l++) {
+        nmax = M->n[l] > nmax ? M->n[l] : nmax;
+        npmax = M->np[l] > npmax ? M->np[l] : npmax;
+    }
+    w->B = B;
+    if (!(w->a = calloc((size_t)L + 1, sizeof *w->a)) || !(w->z = calloc((size_t)L, sizeof *w->z)) ||
+        !(w->D = calloc((size_t)L, sizeof *w->D)) || !(w->S = calloc((size_t)L, sizeof *w->S)) ||
+        !(w->m0 = calloc((size_t)L, sizeof *w->m0)) ||
+        !(w->mT1 = calloc((size_t)L, sizeof *w->mT1)) ||
+        !(w->mT2 = calloc((size_t)L, sizeof *w->mT2)) ||
+        !(w->sa = calloc((size_t)L, sizeof *w->sa)) || !(w->sa2 = calloc((size_t)L, sizeof *w->sa2)))
+        return 0;
+    for (int l = 0; l < L; l++) {
+        size_t np = (size_t)M->np[l + 1], ni = (size_t)M->n[l];
+        if (!(w->a[l + 1] = zal((size_t)B * np, sizeof(float))))
+            return 0;
+        if (!(w->z[l] = zal((size_t)B * np, sizeof(float))) ||
+            !(w->D[l] = zal((size_t)B * np, sizeof(float))) ||
+            !(w->S[l] = zal((size_t)B * np, sizeof(float))) ||
+            !(w->m0[l] = zal(np, sizeof(double))) || !(w->mT1[l] = zal(ni * np, sizeof(double))) ||
+            !(w->mT2[l] = zal(ni * np, sizeof(double))) || !(w->sa[l] = zal(ni, sizeof(double))) ||
+            !(w->sa2[l] = zal(ni, sizeof(double))))
+            return 0;
+    }
+    if (!(w->J0 = zal((size_t)M->Kp * npmax, sizeof(float))) ||
+        !(w->J1 = zal((size_t)M->Kp * npmax, sizeof(float))) ||
+        !(w->ones = zal((size_t)npmax, sizeof(float))) || !(w->idx = zal((size_t)npmax + 1, sizeof(int))) ||
+        !(w->val = zal((size_t)npmax + 1, sizeof(float))) ||
+        !(w->cptr = zal((size_t)nmax + 1, sizeof(int))) ||
+        !(w->crow = zal((size_t)B * nmax + 1, sizeof(int))) ||
+        !(w->cval = zal((size_t)B * nmax + 1, sizeof(float))))
+        return 0;
+    for (int i = 0; i < npmax; i++)
+        w->ones[i] = 1.0f;
+    return 1;
+}
+
+/* Fills st->shift, m0, m1, m2, sa, sa2 (allocated and zeroed by the caller) for the output
+ * sensitivity. */
+ecp_status ecp_stats_output_sparse(const ecp_mlp *m, const ecp_dataset *calib, ecp_stats *st,
+                                   ecp_error *err);
+ecp_status ecp_stats_output_sparse(const ecp_mlp *m, const ecp_dataset *calib, ecp_stats *st,
+                                   ecp_error *err)
+{
+    int L = m->n_layers;
+    if (L > 1024)
+        return ecp_fail(err, ECP_ERR_UNSUPPORTED, "statistics: at most 1024 layers");
+    model_t M;
+    memset(&M, 0, sizeof M);
+    M.L = L;
+    M.K = m->sizes[L];
+    M.Kp = (M.K + RG - 1) / RG * RG;
+    M.n = m->sizes;
+    ecp_act acts[1024];
+    for (int l = 0; l < L; l++)
+        acts[l] = m->layer[l].act;
+    M.act = acts;
+    for (int l = 0; l <= L; l++)
+        M.np[l] = pad16(m->sizes[l]);
+    int B = calib->n < SB ? (int)calib->n : SB;
+    int64_t nbatch = (calib->n + B - 1) / B;
+    int T = openblas_get_num_threads();
+    T = T < 1 ? 1 : T > MAXT ? MAXT : T;
+    if (T > nbatch)
+        T = (int)nbatch;
+    worker_t wk[MAXT];
+    memset(wk, 0, sizeof wk);
+    ecp_status s = ECP_OK;
+    M.WT = calloc((size_t)L, sizeof *M.WT);
+    M.Wr = calloc((size_t)L, sizeof *M.Wr);
+    M.bias = calloc((size_t)L, sizeof *M.bias);
+    if (!M.WT || !M.Wr || !M.bias)
+        goto oom;
+    for (int l = 0; l < L; l++) {
+        int ni = m->sizes[l], no = m->sizes[l + 1];
+        const float *W = m->layer[l].W;
+        if (!(M.WT[l] = zal((size_t)ni * M.np[l + 1], sizeof(float))) ||
+            !(M.Wr[l] = zal((size_t)no * M.np[l], sizeof(float))) ||
+            !(M.bias[l] = zal((size_t)M.np[l + 1], sizeof(float))))
+            goto oom;
+        for (int i = 0; i < no; i++)
+            for (int j = 0; j < ni; j++) {
+                float v = W[(size_t)i * ni + j];
+                M.WT[l][(size_t)j * M.np[l + 1] + i] = v;
+                M.Wr[l][(size_t)i * M.np[l] + j] = v;
+            }
+        memcpy(M.bias[l], m->layer[l].b, (size_t)no * sizeof(float));
+        M.shift[l] = st->shift[l];
+    }
+    for (int t = 0; t < T; t++) {
+        wk[t].M = &M;
+        wk[t].calib = calib;
+        wk[t].t = t;
+        wk[t].T = T;
+        wk[t].nbatch = nbatch;
+        if (!worker_alloc(&wk[t], &M, B))
+            goto oom;
+    }
+    /* The reference values from the first batch (see the top of the file). */
+    {
+        worker_t *w = &wk[0];
+        const float *x = calib->x;
+        forward(w, x, B);
+        for (int l = 0; l < L; l++) {
+            int ld, ni = m->sizes[l];
+            const float *a = layer_in(w, l, x, &ld);
+            for (int j = 0; j < ni; j++) {
+                double sum = 0;
+                int zeros = 0;
+                for (int r = 0; r < B; r++) {
+                    float v = a[(size_t)r * ld + j];
+                    sum += v;
+                    zeros += v == 0.0f;
+                }
+                st->shift[l][j] = 2 * zeros >= B ? 0.0f : (float)(sum / B);
+            }
+        }
+    }
+    pthread_t tid[MAXT];
+    int live[MAXT] = {0};
+    for (int t = 1; t < T; t++)
+        live[t] = pthread_create(&tid[t], NULL, worker_run, &wk[t]) == 0;
+    worker_run(&wk[0]);
+    for (int t = 1; t < T; t++) {
+        if (live[t])
+            pthread_join(tid[t], NULL);
+        else
+            worker_run(&wk[t]);
+    }
+    /* Sum the threads' accumulators; M1, M2 back to n_out x n_in. */
+    for (int l = 0; l < L; l++) {
+        int ni = m->sizes[l], no = m->sizes[l + 1], np = M.np[l + 1];
+        for (int t = 0; t < T; t++) {
+            for (int i = 0; i < no; i++)
+                st->m0[l][i] += wk[t].m0[l][i];
+            for (int j = 0; j < ni; j++) {
+                st->sa[l][j] += wk[t].sa[l][j];
+                st->sa2[l][j] += wk[t].sa2[l][j];
+            }
+            const double *p1 = wk[t].mT1[l], *p2 = wk[t].mT2[l];
+            for (int j0 = 0; j0 < ni; j0 += 16) {
+                int j1 = j0 + 16 < ni ? j0 + 16 : ni;
+                for (int i = 0; i < no; i++)
+                    for (int j = j0; j < j1; j++) {
+                        st->m1[l][(size_t)i * ni + j] += p1[(size_t)j * np + i];
+                        st->m2[l][(size_t)i * ni + j] += p2[(size_t)j * np + i];
+                    }
+            }
+        }
+    }
+    goto done;
+oom:
+    s = ecp_fail(err, ECP_ERR_MEMORY, "statistics: out of memory");
+done:
+    for (int t = 0; t < T; t++)
+        worker_free(&wk[t], L);
+    for (int l = 0; l < L; l++) {
+        if (M.WT) free(M.WT[l]);
+        if (M.Wr) free(M.Wr[l]);
+        if (M.bias) free(M.bias[l]);
+    }
+    free(M.WT);
+    free(M.Wr);
+    free(M.bias);
+    return s;
+}
