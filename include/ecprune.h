@@ -406,7 +406,13 @@ ecp_status ecp_prune_calib(const ecp_dataset *train, int64_t n, uint64_t seed, e
 typedef struct ecp_sparse_net ecp_sparse_net;
 
 typedef enum { ECP_ENGINE_AUTO = 0, ECP_ENGINE_DENSE, ECP_ENGINE_SPARSE } ecp_engine_mode;
-typedef enum { ECP_KERNEL_DENSE = 0, ECP_KERNEL_CSR, ECP_KERNEL_CSC } ecp_sparse_kernel;
+/* DCOL (batch 1, auto mode): a dense layer walked by columns over the non-zero inputs only. */
+typedef enum {
+    ECP_KERNEL_DENSE = 0,
+    ECP_KERNEL_CSR,
+    ECP_KERNEL_CSC,
+    ECP_KERNEL_DCOL
+} ecp_sparse_kernel;
 
 /* Break-even densities: the fraction of weights kept below which the sparse kernel is faster
  * than OpenBLAS, for batch 1 on a layer that fits in L2 (dense size <= 2 MB), batch 1 on a

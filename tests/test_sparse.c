@@ -42,9 +42,66 @@ static void check_product(const float *W, const float *XT, const float *b, const
         }
 }
 
+/* The batch-1 list kernels: the non-zero list, CSC over it, DCOL over it (whole and split). */
+static void check_lists(const float *W, const ecp_spmat *csc, const float *x, const float *b, int n_out,
+                        int n_in)
+{
+    int ld = (n_out + ECP_VW - 1) / ECP_VW * ECP_VW;
+    int32_t *nz = malloc((size_t)n_in * sizeof *nz), *rows = malloc((size_t)n_in * sizeof *rows);
+    float *WT = calloc((size_t)n_in * ld, sizeof *WT), *bp = calloc((size_t)ld, sizeof *bp);
+    float *y = malloc((size_t)ld * sizeof *y), *rl = malloc((size_t)n_in * sizeof *rl);
+    assert_true(nz && rows && WT && bp && y && rl);
+    int nx = ecp_nz_list(x, n_in, nz), want = 0;
+    for (int i = 0; i < n_in; i++)
+        if (x[i] != 0.0f)
+            assert_int_equal(nz[want++], i);
+    assert_int_equal(nx, want);
+    /* relu list: y = max(x, 0) and the positive entries */
+    memcpy(rl, x, (size_t)n_in * sizeof *rl);
+    int np = ecp_relu_nz_list(rl, n_in, rows), k = 0;
+    for (int i = 0; i < n_in; i++) {
+        assert_true(rl[i] == (x[i] > 0 ? x[i] : 0.0f));
+        if (x[i] > 0)
+            assert_int_equal(rows[k++], i);
+    }
+    assert_int_equal(np, k);
+    ecp_spmv_csc_list(csc, x, nz, nx, b, y);
+    check_product(W, x, b, y, n_out, n_in, 1);
+    for (int i = 0; i < n_in; i++)
+        for (int o = 0; o < n_out; o++)
+            WT[(size_t)i * ld + o] = W[(size_t)o * n_in + i];
+    memcpy(bp, b, (size_t)n_out * sizeof *bp);
+    ecp_dcol_list(WT, ld, x, nz, nz, nx, bp, y);
+    check_product(W, x, b, y, n_out, n_in, 1);
+    for (int o = n_out; o < ld; o++)
+        assert_true(y[o] == 0.0f);
+    /* rows of WT in reverse order, reached through the rows list */
+    float *WR = malloc((size_t)n_in * ld * sizeof *WR);
+    assert_non_null(WR);
+    for (int i = 0; i < n_in; i++)
+        memcpy(WR + (size_t)(n_in - 1 - i) * ld, WT + (size_t)i * ld, (size_t)ld * sizeof *WR);
+    for (int q = 0; q < nx; q++)
+        rows[q] = n_in - 1 - nz[q];
+    ecp_dcol_list(WR, ld, x, nz, rows, nx, bp, y);
+    check_product(W, x, b, y, n_out, n_in, 1);
+    /* split: the first half of the list by DCOL (bias), the rest added by CSC (no bias) */
+    ecp_dcol_list(WR, ld, x, nz, rows, nx / 2, bp, y);
+    ecp_spmv_csc_list(csc, x, nz + nx / 2, nx - nx / 2, NULL, y);
+    check_product(W, x, b, y, n_out, n_in, 1);
+    free(WR);
+    free(nz);
+    free(rows);
+    free(WT);
+    free(bp);
+    free(y);
+    free(rl);
+}
+
 static void one_shape(ecp_rng *r, int n_out, int n_in, double keep, int empty_row)
 {
-    static const int batches[] = {1, 3, 8, 17, 256};
+    /* 15, 16, 31, 32, 33, 47, 64: around the SpMM register tiles (16 and 32 columns with AVX-512,
+     * 8 and 16 with AVX) and their tails */
+    static const int batches[] = {1, 3, 8, 15, 16, 17, 31, 32, 33, 47, 64, 256};
     float *W = malloc((size_t)n_out * n_in * sizeof *W);
     uint8_t *pr = malloc((size_t)n_out * n_in);
     float *b = malloc((size_t)n_out * sizeof *b);
@@ -78,6 +135,7 @@ static void one_shape(ecp_rng *r, int n_out, int n_in, double keep, int empty_ro
                 assert_int_equal(ecp_spmv_csr_mt(&csr, XT, b, YT, th, &err), ECP_OK);
                 check_product(W, XT, b, YT, n_out, n_in, 1);
             }
+            check_lists(W, &csc, XT, b, n_out, n_in);
         }
         ecp_spmm_csr(&csr, XT, B, b, YT, 0, n_out);
         check_product(W, XT, b, YT, n_out, n_in, B);
@@ -205,6 +263,48 @@ static void test_models_sparsities(void **state)
     }
 }
 
+/* A memory-bound layer (> 2 MB dense) whose first columns are nearly dense: at batch 1 the auto
+ * engine splits the non-zero inputs between dense columns and the CSC of the others. */
+static void test_engine_split_columns(void **state)
+{
+    (void)state;
+    ecp_error err;
+    ecp_mlp *m;
+    assert_int_equal(ecp_mlp_create_arch(&m, "1800-300-10", ECP_ACT_RELU, &err), ECP_OK);
+    ecp_mlp_init(m, 77);
+    ecp_rng r;
+    ecp_rng_seed(&r, 78);
+    float *W = ecp_mlp_weights(m, 0);
+    uint8_t *p = ecp_mlp_pruned(m, 0);
+    for (int o = 0; o < 300; o++)
+        for (int i = 0; i < 1800; i++)
+            if (ecp_rng_uniform(&r) >= (i < 200 ? 0.9 : 0.05)) {
+                W[(size_t)o * 1800 + i] = 0.0f;
+                p[(size_t)o * 1800 + i] = 1;
+            }
+    float *x = malloc(1800 * sizeof *x), y[10];
+    assert_non_null(x);
+    ecp_ws *ws;
+    assert_int_equal(ecp_ws_create(&ws, m, 1, &err), ECP_OK);
+    ecp_sparse_opts o;
+    ecp_sparse_opts_default(&o);
+    o.be_b1_small = o.be_b1_large = o.be_bn = 0.2;
+    ecp_sparse_net *s;
+    assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
+    static const double zeros[] = {0.99, 0.9, 0.5, 0.0};
+    for (size_t zi = 0; zi < sizeof zeros / sizeof *zeros; zi++) {
+        fill_input(&r, x, 1800, zeros[zi]);
+        ecp_mlp_forward(m, ws, x, 1);
+        assert_int_equal(ecp_sparse_forward(s, x, 1, y, &err), ECP_OK);
+        for (int k = 0; k < 10; k++)
+            assert_close(y[k], ecp_ws_output(ws)[k], 1e-5, 1e-5);
+    }
+    ecp_sparse_free(s);
+    ecp_ws_free(ws);
+    free(x);
+    ecp_mlp_free(m);
+}
+
 static void test_engine_kernel_choice(void **state)
 {
     (void)state;
@@ -227,9 +327,20 @@ static void test_engine_kernel_choice(void **state)
     assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
     assert_int_equal(ecp_sparse_layer_kernel(s, 0, 1), ECP_KERNEL_CSR);
     assert_int_equal(ecp_sparse_layer_kernel(s, 0, 256), ECP_KERNEL_CSR);
-    assert_int_equal(ecp_sparse_layer_kernel(s, 1, 1), ECP_KERNEL_DENSE);
+    /* a dense 100x10 layer at batch 1: sgemv, or dense columns (one vector per input) where a
+     * vector holds 8 or 16 floats and DCOL is the cheaper */
+    ecp_sparse_kernel k1 = ecp_sparse_layer_kernel(s, 1, 1);
+    assert_true(k1 == (ECP_VW >= 8 ? ECP_KERNEL_DCOL : ECP_KERNEL_DENSE));
     assert_int_equal(ecp_sparse_layer_kernel(s, 1, 256), ECP_KERNEL_DENSE);
     assert_string_equal(ecp_sparse_kernel_name(ECP_KERNEL_CSC), "csc");
+    assert_string_equal(ecp_sparse_kernel_name(ECP_KERNEL_DCOL), "dcol");
+    ecp_sparse_free(s);
+    o.mode = ECP_ENGINE_SPARSE; /* forced sparse: never the dense columns */
+    assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
+    assert_int_equal(ecp_sparse_layer_kernel(s, 1, 1), ECP_KERNEL_CSR);
+    ecp_sparse_free(s);
+    o.mode = ECP_ENGINE_AUTO;
+    assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
     assert_close(ecp_sparse_density(s), (100.0 + 1000.0) / 11000.0, 1e-12, 0);
     ecp_sparse_free(s);
     ecp_sparse_free(NULL);
@@ -287,6 +398,7 @@ int main(void)
         cmocka_unit_test(test_models_every_activation),
         cmocka_unit_test(test_models_sparsities),
         cmocka_unit_test(test_engine_kernel_choice),
+        cmocka_unit_test(test_engine_split_columns),
         cmocka_unit_test(test_tune_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

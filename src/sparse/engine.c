@@ -7,29 +7,64 @@
  * sgemm(W, A^T). The input is transposed once on entry and the output once on exit; at batch 1
  * both layouts are the same vector.
  *
- * Batch 1 picks between two sparse kernels at run time by counting the non-zero inputs (n_in
- * compares, noise next to the product): CSR reads every kept weight; CSC skips the columns of
- * zero inputs but pays a scatter. Measured on 300x784 at 10 % density (us): dense input CSR 8.5,
- * CSC 10.6; 20 %-dense input (MNIST pixels) CSC 2.5; on 4096x4096, half-zero input (ReLU) CSC
- * 452, CSR 595. So CSC costs ~1.25x CSR per visited weight and wins when fewer than ~80 % of
- * the inputs are non-zero: effective density d * 1.25 * input density. */
+ * Batch 1 keeps a list of the non-zero inputs (built on entry, then by each layer's activation
+ * pass, ReLU fused with it) and per layer runs a column kernel over that list (CSC, or DCOL:
+ * dense columns, see below) or a row kernel (CSR or OpenBLAS sgemv) on the whole input; the
+ * plan is fixed at creation, so a call costs one compare per layer to choose. CSR reads every
+ * kept weight; CSC skips the columns of zero inputs but pays a scatter. Measured on 300x784 at
+ * 10 % density (us): dense input CSR 8.5, CSC 10.6; 20 %-dense input (MNIST pixels) CSC 2.5; on
+ * 4096x4096, half-zero input (ReLU) CSC 452, CSR 595. So CSC costs ~1.25x CSR per visited
+ * weight and wins when fewer than ~80 % of the inputs are non-zero.
+ *
+ * 784-300-100-10 (ec, 90 %), mnist inputs, batch 1, one thread, median latency (us) on the
+ * shared 2-core Zen 4 (dense OpenBLAS 12.6-15 in the same runs):
+ *   before (count pass per layer, CSC layer 0, sgemv layers 1-2)        5.3-6.1
+ *   list built with the activation, no per-call count/memcpy             4.9-5.6
+ *   + DCOL on layers 1-2 (ReLU leaves 277 of 300 layer-1 inputs > 0)     4.5-4.9
+ *   + DCOL on layer 0 too (visited columns hold 38 non-zeros, not 14)    3.2-3.8
+ * What is left is bound by L2 bandwidth: ~310 KB of WT rows per call at ~40 B/cycle (layer 0
+ * ~4,700 cycles, layer 1 ~2,900). */
 #include "sparse.h"
 #include <cblas.h>
+#include <limits.h>
 #include <unistd.h>
 
 #define CSC_COST 1.25         /* CSC time per visited weight, relative to CSR */
+/* DCOL: columns of W kept dense (one row of WT each) and multiplied as whole vectors over the
+ * non-zero inputs, the other columns in CSC. Cost of one VW-float vector of a dense column, in
+ * CSC non-zeros: in cache both are bound by loads (784-300-100-10 on mnist, Zen 4: CSC 1.54
+ * cycles per visited non-zero, DCOL 1.6 cycles per 64-byte vector); on a memory-bound layer by
+ * bytes (6 B per CSC non-zero, 64 B per vector).
+ * In cache the whole layer is one or the other: splitting the list of non-zero inputs between
+ * the two per call cost more than it saved (784-300-100-10, mnist, batch 1: all-DCOL 3.2-3.4 us,
+ * per-column split 3.7-4.3 us, all-CSC in layer 0 4.7-5.3 us). The layer goes DCOL when a
+ * dense column costs less than the CSC column an input is likely to hit, measured by the
+ * non-zero-weighted mean column count (sum nnz_c^2 / nnz): pruning keeps the weights of the
+ * inputs that are often active (mnist: 38 non-zeros per visited column of layer 0, 14 on
+ * average). A memory-bound layer is split per column (a column goes dense above DCOL_VEC_MEM x
+ * its vector count non-zeros). */
+#define DCOL_VEC_CACHE 1.0
+#define DCOL_VEC_MEM 10.0
 #define BIG_LAYER_BYTES (2u << 20) /* dense weights beyond L2: batch 1 is memory-bound */
 
 typedef struct {
     int n_in, n_out;
+    int ldo;        /* n_out rounded up to ECP_VW: the padded width of b, WT and batch-1 rows */
     ecp_act act;
     int64_t nnz;
     double density;
-    float *b;
+    float *b;       /* ldo, zero-padded */
     float *W;       /* dense copy, or NULL when no regime can choose dense */
+    float *WT;      /* the dense-typed columns of W as rows of ldo floats (DCOL), or NULL */
+    int32_t *dmap;  /* n_in: row of WT of each input column, -1 when it is in the CSC */
+    int n_dcols;    /* dense-typed columns (0: CSC only; n_in: DCOL only) */
     ecp_spmat csr;  /* ptr NULL when unused */
     ecp_spmat csc;
     double be_b1;   /* batch-1 break-even for this layer (in-cache or memory-bound) */
+    /* Batch-1 plan, fixed at creation: with nx non-zero inputs the layer runs k_col (CSC or
+     * DCOL, work in proportion to nx) when nx < nx_col_max, else k_row (CSR or dense). */
+    ecp_sparse_kernel k_col, k_row;
+    int nx_col_max;
 } sp_layer;
 
 struct ecp_sparse_net {
@@ -37,9 +72,28 @@ struct ecp_sparse_net {
     ecp_engine_mode mode;
     double be_bn;
     sp_layer *layer;
-    float *buf[2]; /* cap x wmax each, feature-major */
+    float *buf[2];  /* max(cap x wmax, padded width) each, 64-byte aligned, feature-major */
+    int32_t *nz;    /* batch-1 list of non-zero inputs, wmax entries */
+    int32_t *ld_x, *ld_r, *ls; /* its split: dense-typed inputs and their WT rows; CSC inputs */
     int64_t nnz, n_weights;
 };
+
+/* 64-byte aligned: a batch tile of XT rows (32 floats = 128 B) must not straddle a third cache
+ * line. With plain malloc (16 mod 64) the 4096x4096 SpMM at B = 256 ran at 21 GFLOP/s, aligned
+ * at 37-39. */
+static float *alloc_aligned(size_t n, ecp_error *err)
+{
+    size_t bytes = (n ? n : 1) * sizeof(float);
+    if (n > SIZE_MAX / sizeof(float) - 64) {
+        ecp_fail(err, ECP_ERR_MEMORY, "sparse engine: buffer too large");
+        return NULL;
+    }
+    bytes = (bytes + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes);
+    if (!p)
+        ecp_fail(err, ECP_ERR_MEMORY, "sparse engine: out of memory (%zu bytes)", bytes);
+    return p;
+}
 
 void ecp_sparse_opts_default(ecp_sparse_opts *o)
 {
@@ -60,12 +114,18 @@ void ecp_sparse_free(ecp_sparse_net *s)
         for (int l = 0; l < s->n_layers; l++) {
             free(s->layer[l].b);
             free(s->layer[l].W);
+            free(s->layer[l].WT);
+            free(s->layer[l].dmap);
             ecp_spmat_release(&s->layer[l].csr);
             ecp_spmat_release(&s->layer[l].csc);
         }
     free(s->layer);
     free(s->buf[0]);
     free(s->buf[1]);
+    free(s->nz);
+    free(s->ld_x);
+    free(s->ld_r);
+    free(s->ls);
     free(s);
 }
 
@@ -74,11 +134,12 @@ static ecp_status build_layer(sp_layer *S, const ecp_layer *L, ecp_engine_mode m
 {
     S->n_in = L->n_in;
     S->n_out = L->n_out;
+    S->ldo = (L->n_out + ECP_VW - 1) / ECP_VW * ECP_VW;
     S->act = L->act;
     S->nnz = ecp_spmat_count(L->W, L->pruned, L->n_out, L->n_in);
     S->density = (double)S->nnz / ((double)L->n_in * (double)L->n_out);
     S->be_b1 = be_b1;
-    S->b = ecp_alloc((size_t)L->n_out, sizeof *S->b, "sparse engine", err);
+    S->b = ecp_zalloc((size_t)S->ldo, sizeof *S->b, "sparse engine", err);
     if (!S->b)
         return ECP_ERR_MEMORY;
     memcpy(S->b, L->b, (size_t)L->n_out * sizeof *S->b);
@@ -87,6 +148,50 @@ static ecp_status build_layer(sp_layer *S, const ecp_layer *L, ecp_engine_mode m
     int need_dense = mode == ECP_ENGINE_DENSE ||
                      (mode == ECP_ENGINE_AUTO && !(S->density < be_b1 && S->density < be_bn));
     int need_sparse = mode != ECP_ENGINE_DENSE;
+
+    /* Batch-1 plan. Costs in units of one CSR non-zero: CSR costs d per weight, dense sgemv
+     * be_b1 per weight (the definition of the break-even), CSC CSC_COST per visited non-zero,
+     * a dense-typed column CSC_COST * dcol_vec per vector. The row kernel costs R whatever the
+     * input; the column kernel C per non-zero input on average, so it wins while nx < R / C. */
+    double n_w = (double)L->n_in * (double)L->n_out, d = S->density;
+    int big = (double)n_w * sizeof(float) > BIG_LAYER_BYTES;
+    double dcol_vec = (big ? DCOL_VEC_MEM : DCOL_VEC_CACHE) * (S->ldo / ECP_VW);
+    if (mode == ECP_ENGINE_DENSE) {
+        S->k_row = ECP_KERNEL_DENSE;
+        S->k_col = ECP_KERNEL_CSC;
+        S->nx_col_max = 0;
+    } else {
+        S->k_row = mode == ECP_ENGINE_SPARSE || !need_dense || d < be_b1 ? ECP_KERNEL_CSR
+                                                                         : ECP_KERNEL_DENSE;
+        S->dmap = ecp_alloc((size_t)L->n_in, sizeof *S->dmap, "sparse engine", err);
+        if (!S->dmap)
+            return ECP_ERR_MEMORY;
+        double sum2 = 0, C = 0;
+        for (int i = 0; i < L->n_in; i++) {
+            int64_t k = 0;
+            for (int o = 0; o < L->n_out; o++) {
+                size_t at = (size_t)o * L->n_in + (size_t)i;
+                k += !L->pruned[at] && L->W[at] != 0.0f;
+            }
+            sum2 += (double)k * (double)k;
+            /* dense columns only in auto mode ("sparse" forces the sparse formats) */
+            int dense = mode == ECP_ENGINE_AUTO && big && (double)k > dcol_vec;
+            S->dmap[i] = dense ? S->n_dcols++ : -1;
+            C += CSC_COST * (dense ? dcol_vec : (double)k);
+        }
+        C /= L->n_in;
+        if (mode == ECP_ENGINE_AUTO && !big && S->nnz > 0 &&
+            sum2 / (double)S->nnz > dcol_vec) { /* the whole in-cache layer goes DCOL */
+            S->n_dcols = L->n_in;
+            for (int i = 0; i < L->n_in; i++)
+                S->dmap[i] = i;
+            C = CSC_COST * dcol_vec;
+        }
+        S->k_col = S->n_dcols ? ECP_KERNEL_DCOL : ECP_KERNEL_CSC;
+        double R = (S->k_row == ECP_KERNEL_CSR ? d : be_b1) * n_w;
+        double nx = C > 0 ? R / C : (double)INT_MAX;
+        S->nx_col_max = nx >= (double)INT_MAX ? INT_MAX : (int)nx;
+    }
     if (need_dense) {
         size_t nw = (size_t)L->n_in * (size_t)L->n_out;
         S->W = ecp_alloc(nw, sizeof *S->W, "sparse engine", err);
@@ -97,12 +202,42 @@ static ecp_status build_layer(sp_layer *S, const ecp_layer *L, ecp_engine_mode m
         for (size_t i = 0; i < nw; i++)
             S->W[i] = L->pruned[i] ? 0.0f : L->W[i];
     }
+    if (S->n_dcols) {
+        S->WT = alloc_aligned((size_t)S->n_dcols * (size_t)S->ldo, err);
+        if (!S->WT)
+            return ECP_ERR_MEMORY;
+        for (int i = 0; i < L->n_in; i++) {
+            if (S->dmap[i] < 0)
+                continue;
+            float *r = S->WT + (size_t)S->dmap[i] * S->ldo;
+            for (int o = 0; o < S->ldo; o++) {
+                size_t at = (size_t)o * L->n_in + (size_t)i;
+                r[o] = o < L->n_out && !L->pruned[at] ? L->W[at] : 0.0f;
+            }
+        }
+    }
     if (need_sparse) {
         ecp_status st = ecp_spmat_build(&S->csr, L->W, L->pruned, L->n_out, L->n_in, 0, err);
-        if (!st)
-            st = ecp_spmat_build(&S->csc, L->W, L->pruned, L->n_out, L->n_in, 1, err);
         if (st)
             return st;
+        if (S->n_dcols < L->n_in) {
+            /* the CSC holds only the columns that are not dense-typed */
+            const uint8_t *mask = L->pruned;
+            uint8_t *m2 = NULL;
+            if (S->n_dcols) {
+                size_t nw = (size_t)L->n_in * (size_t)L->n_out;
+                m2 = ecp_alloc(nw, 1, "sparse engine", err);
+                if (!m2)
+                    return ECP_ERR_MEMORY;
+                for (size_t i = 0; i < nw; i++)
+                    m2[i] = L->pruned[i] || S->dmap[i % (size_t)L->n_in] >= 0;
+                mask = m2;
+            }
+            st = ecp_spmat_build(&S->csc, L->W, mask, L->n_out, L->n_in, 1, err);
+            free(m2);
+            if (st)
+                return st;
+        }
     }
     return ECP_OK;
 }
@@ -159,40 +294,28 @@ ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_s
         s->nnz += s->layer[l].nnz;
         s->n_weights += (int64_t)L->n_in * L->n_out;
     }
+    size_t nbuf = (size_t)s->cap * (size_t)s->wmax;
+    size_t wpad = (size_t)(s->wmax + ECP_VW - 1) / ECP_VW * ECP_VW;
     for (int i = 0; i < 2; i++) {
-        s->buf[i] = ecp_alloc((size_t)s->cap * (size_t)s->wmax, sizeof(float), "sparse engine",
-                              err);
+        s->buf[i] = alloc_aligned(nbuf > wpad ? nbuf : wpad, err);
         if (!s->buf[i]) {
             ecp_sparse_free(s);
             return ECP_ERR_MEMORY;
         }
+    }
+    s->nz = ecp_alloc((size_t)s->wmax, sizeof *s->nz, "sparse engine", err);
+    s->ld_x = ecp_alloc((size_t)s->wmax, sizeof *s->nz, "sparse engine", err);
+    s->ld_r = ecp_alloc((size_t)s->wmax, sizeof *s->nz, "sparse engine", err);
+    s->ls = ecp_alloc((size_t)s->wmax, sizeof *s->nz, "sparse engine", err);
+    if (!s->nz || !s->ld_x || !s->ld_r || !s->ls) {
+        ecp_sparse_free(s);
+        return ECP_ERR_MEMORY;
     }
     *out = s;
     return ECP_OK;
 }
 
 /* ------------------------------------------------------------------ choice of kernel */
-
-static int count_nonzero(const float *x, int n)
-{
-    int c = 0;
-    for (int i = 0; i < n; i++)
-        c += x[i] != 0.0f;
-    return c;
-}
-
-static ecp_sparse_kernel choose_b1(const ecp_sparse_net *s, const sp_layer *S, const float *x)
-{
-    if (s->mode == ECP_ENGINE_DENSE)
-        return ECP_KERNEL_DENSE;
-    double xd = (double)count_nonzero(x, S->n_in) / S->n_in;
-    double eff_csc = S->density * CSC_COST * xd;
-    ecp_sparse_kernel k = eff_csc < S->density ? ECP_KERNEL_CSC : ECP_KERNEL_CSR;
-    double eff = k == ECP_KERNEL_CSC ? eff_csc : S->density;
-    if (s->mode == ECP_ENGINE_SPARSE || !S->W)
-        return k;
-    return eff < S->be_b1 ? k : ECP_KERNEL_DENSE; /* ties go to dense */
-}
 
 static ecp_sparse_kernel choose_bn(const ecp_sparse_net *s, const sp_layer *S)
 {
@@ -205,24 +328,57 @@ static ecp_sparse_kernel choose_bn(const ecp_sparse_net *s, const sp_layer *S)
 
 /* ------------------------------------------------------------------ forward */
 
-static ecp_status layer_b1(ecp_sparse_net *s, const sp_layer *S, const float *x, float *y,
-                           ecp_error *err)
+/* Batch 1. The list of non-zero inputs is built once on entry and then by each layer's
+ * activation pass (ReLU fused with it), so choosing the kernel is one compare per layer and the
+ * column kernels walk only the listed inputs. No allocation, no counting pass. */
+static ecp_status forward_b1(ecp_sparse_net *s, const float *x, float *y, ecp_error *err)
 {
-    ecp_status st = ECP_OK;
-    switch (choose_b1(s, S, x)) {
-    case ECP_KERNEL_DENSE:
-        memcpy(y, S->b, (size_t)S->n_out * sizeof *y);
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, S->n_out, S->n_in, 1.0f, S->W, S->n_in, x, 1,
-                    1.0f, y, 1);
-        break;
-    case ECP_KERNEL_CSC:
-        ecp_spmv_csc(&S->csc, x, S->b, y);
-        break;
-    case ECP_KERNEL_CSR:
-        st = ecp_spmv_csr_mt(&S->csr, x, S->b, y, s->threads, err);
-        break;
+    const int lists = s->mode != ECP_ENGINE_DENSE;
+    int nx = lists ? ecp_nz_list(x, s->n_in, s->nz) : 0;
+    const float *cur = x;
+    for (int l = 0; l < s->n_layers; l++) {
+        const sp_layer *S = &s->layer[l];
+        float *out = s->buf[l & 1];
+        if (lists && nx < S->nx_col_max) {
+            if (S->n_dcols == S->n_in) /* every column dense: WT row = input index */
+                ecp_dcol_list(S->WT, S->ldo, cur, s->nz, s->nz, nx, S->b, out);
+            else if (S->n_dcols == 0)
+                ecp_spmv_csc_list(&S->csc, cur, s->nz, nx, S->b, out);
+            else {
+                int nd = 0, ns = 0;
+                for (int q = 0; q < nx; q++) { /* branch-free split of the list */
+                    const int c = s->nz[q], r = S->dmap[c];
+                    s->ld_x[nd] = c;
+                    s->ld_r[nd] = r;
+                    s->ls[ns] = c;
+                    nd += r >= 0;
+                    ns += r < 0;
+                }
+                ecp_dcol_list(S->WT, S->ldo, cur, s->ld_x, s->ld_r, nd, S->b, out);
+                ecp_spmv_csc_list(&S->csc, cur, s->ls, ns, NULL, out);
+            }
+        } else if (S->k_row == ECP_KERNEL_CSR) {
+            ecp_status st = ecp_spmv_csr_mt(&S->csr, cur, S->b, out, s->threads, err);
+            if (st)
+                return st;
+        } else {
+            memcpy(out, S->b, (size_t)S->n_out * sizeof *out);
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, S->n_out, S->n_in, 1.0f, S->W, S->n_in,
+                        cur, 1, 1.0f, out, 1);
+        }
+        if (lists && l + 1 < s->n_layers) {
+            if (S->act == ECP_ACT_RELU)
+                nx = ecp_relu_nz_list(out, S->n_out, s->nz);
+            else {
+                ecp_act_forward(S->act, out, out, (size_t)S->n_out);
+                nx = ecp_nz_list(out, S->n_out, s->nz);
+            }
+        } else
+            ecp_act_forward(S->act, out, out, (size_t)S->n_out);
+        cur = out;
     }
-    return st;
+    memcpy(y, cur, (size_t)s->n_out * sizeof *y);
+    return ECP_OK;
 }
 
 static ecp_status layer_bn(ecp_sparse_net *s, const sp_layer *S, const float *XT, int B,
@@ -256,14 +412,13 @@ static void transpose(const float *src, int rows, int cols, float *dst)
 static ecp_status forward_chunk(ecp_sparse_net *s, const float *x, int B, float *y,
                                 ecp_error *err)
 {
-    float *cur = s->buf[0], *nxt = s->buf[1];
     if (B == 1)
-        memcpy(cur, x, (size_t)s->n_in * sizeof *cur);
-    else
-        transpose(x, B, s->n_in, cur);
+        return forward_b1(s, x, y, err);
+    float *cur = s->buf[0], *nxt = s->buf[1];
+    transpose(x, B, s->n_in, cur);
     for (int l = 0; l < s->n_layers; l++) {
         const sp_layer *S = &s->layer[l];
-        ecp_status st = B == 1 ? layer_b1(s, S, cur, nxt, err) : layer_bn(s, S, cur, B, nxt, err);
+        ecp_status st = layer_bn(s, S, cur, B, nxt, err);
         if (st)
             return st;
         ecp_act_forward(S->act, nxt, nxt, (size_t)B * S->n_out);
@@ -271,10 +426,7 @@ static ecp_status forward_chunk(ecp_sparse_net *s, const float *x, int B, float 
         cur = nxt;
         nxt = t;
     }
-    if (B == 1)
-        memcpy(y, cur, (size_t)s->n_out * sizeof *y);
-    else
-        transpose(cur, s->n_out, B, y);
+    transpose(cur, s->n_out, B, y);
     return ECP_OK;
 }
 
@@ -313,12 +465,8 @@ ecp_sparse_kernel ecp_sparse_layer_kernel(const ecp_sparse_net *s, int l, int ba
     const sp_layer *S = &s->layer[l];
     if (batch > 1)
         return choose_bn(s, S);
-    /* Without an input at hand, batch 1 is described for a dense input (the CSR choice). */
-    if (s->mode == ECP_ENGINE_DENSE)
-        return ECP_KERNEL_DENSE;
-    if (s->mode == ECP_ENGINE_SPARSE || !S->W)
-        return ECP_KERNEL_CSR;
-    return S->density < S->be_b1 ? ECP_KERNEL_CSR : ECP_KERNEL_DENSE;
+    /* Without an input at hand, batch 1 is described for a dense input (nx = n_in). */
+    return S->n_in < S->nx_col_max ? S->k_col : S->k_row;
 }
 
 const char *ecp_sparse_kernel_name(ecp_sparse_kernel k)
@@ -327,6 +475,7 @@ const char *ecp_sparse_kernel_name(ecp_sparse_kernel k)
     case ECP_KERNEL_DENSE: return "dense";
     case ECP_KERNEL_CSR: return "csr";
     case ECP_KERNEL_CSC: return "csc";
+    case ECP_KERNEL_DCOL: return "dcol";
     }
     return "?";
 }

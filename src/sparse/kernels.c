@@ -10,8 +10,11 @@
  *    lanes let gcc emit one vgatherdps + one FMA per 16 non-zeros.
  *  - SpMV by columns (CSC) skips zero inputs and scatters into y; y is n_out floats and stays in
  *    L1, so the scatter is cheap, and it does work in proportion to the non-zero *inputs*.
- *  - SpMM puts the batch in the inner dimension: one index and one value load serve the FMAs of
- *    every sample of the batch (B/16 zmm FMAs), accumulated in the L1-resident output row.
+ *  - SpMM puts the batch in the inner dimension and holds a tile of 32 batch columns of one
+ *    output row in two zmm registers: per non-zero one index, one broadcast value, two loads of
+ *    the XT row and two FMAs, no stores (see TNV below for the numbers).
+ *  - Batch 1 over the list of non-zero inputs: CSC scatter, or DCOL (dense columns of W as rows
+ *    of WT, whole output vectors in registers); the engine chooses (engine.c).
  */
 #include "sparse.h"
 #include <math.h>
@@ -27,6 +30,59 @@
 #define MADD(a, b, c) ((a) * (b) + (c))
 #endif
 
+/* Register-blocked SpMM works on GCC/Clang vector extensions: VW floats per vector (16 with
+ * AVX-512, 8 with AVX, 4 otherwise), loaded and stored unaligned through memcpy. The
+ * multiply-add is the FMA intrinsic where there is one (-std=c11 forbids contraction). */
+#define VW ECP_VW
+#if VW > 4
+#include <immintrin.h>
+#endif
+typedef float vf __attribute__((vector_size(VW * sizeof(float))));
+
+static inline vf vload(const float *p)
+{
+    vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void vstore(float *p, vf v) { memcpy(p, &v, sizeof v); }
+
+static inline vf vsplat(float x)
+{
+#if VW == 16
+    return (vf)_mm512_set1_ps(x);
+#elif VW == 8
+    return (vf)_mm256_set1_ps(x);
+#else
+    return (vf){x, x, x, x};
+#endif
+}
+
+static inline vf vfma(vf a, vf b, vf c)
+{
+#if VW == 16
+    return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif VW == 8 && defined(__FMA__)
+    return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#else
+    return a * b + c;
+#endif
+}
+
+/* SpMM tile: TNV vectors of batch columns per output row (32 columns with AVX-512), TS
+ * accumulator sets. Measured, 4096x4096 at 10 % density, B = 256, one thread, GFLOP/s of
+ * non-zeros (OpenBLAS sgemm on the dense layer: ~95 GFLOP/s of all weights, 89 ms):
+ *   previous kernel (whole batch accumulated in the L1-resident YT row)    19-21
+ *   TNV=2 TS=2, XT from plain malloc (row segments straddle 3 lines)       21
+ *   TNV=2 TS=2, XT 64-byte aligned (engine buffers)                        37.4
+ *   TNV=2 TS=4 37.1; TNV=3 TS=1 37.8; TNV=4 TS=1 37.9; TNV=1 34-35
+ *   TNV=2 TS=1                                                             39.3  <- kept
+ * The tile is bound by pulling XT rows from L2 (one 128-byte segment per non-zero), not by FMA
+ * latency, so more accumulator chains do not help; 2 x 16 columns keeps the XT slab of a
+ * 4096-input layer at 512 KB, inside L2. */
+#define TNV 2
+#define TS 1
 #define DEFINE_KERNELS(SUF, ITYPE)                                                              \
     static void spmv_csr_##SUF(const int64_t *ptr, const ITYPE *idx, const float *val,          \
                                const float *x, const float *b, float *y, int r0, int r1)        \
@@ -60,29 +116,79 @@
         }                                                                                       \
     }                                                                                           \
                                                                                                 \
-    static void spmm_csr_##SUF(const int64_t *ptr, const ITYPE *idx, const float *val,          \
-                               const float *XT, int B, int jb, const float *b, float *YT,       \
-                               int r0, int r1)                                                  \
-    {                                                                                           \
-        for (int j0 = 0; j0 < B; j0 += jb) {                                                    \
-            const int j1 = j0 + jb < B ? j0 + jb : B;                                           \
-            for (int o = r0; o < r1; o++) {                                                     \
-                const int64_t k0 = ptr[o], k1 = ptr[o + 1];                                     \
-                float *yr = YT + (size_t)o * (size_t)B;                                         \
-                int j = j0;                                                                     \
-                if (j < j1) { /* the last, partial tile: accumulate in place */                 \
-                    const int w = j1 - j;                                                       \
-                    for (int t = 0; t < w; t++)                                                 \
-                        yr[j + t] = b[o];                                                       \
-                    for (int64_t k = k0; k < k1; k++) {                                         \
-                        const float v = val[k];                                                 \
-                        const float *xr = XT + (size_t)idx[k] * (size_t)B + (size_t)j;          \
-                        for (int t = 0; t < w; t++)                                             \
-                            yr[j + t] = MADD(v, xr[t], yr[j + t]);                                             \
-                    }                                                                           \
-                }                                                                               \
-            }                                                                                   \
-        }                                                                                       \
+    /* Columns [j, B) of a batch too narrow for a vector tile: accumulate in place in YT. */  \
+    static void spmm_tail_##SUF(const int64_t *ptr, const ITYPE *idx, const float *val,         \
+                                const float *XT, int B, int j, const float *b, float *YT,      \
+                                int r0, int r1)                                                \
+    {                                                                                          \
+        const int w = B - j;                                                                   \
+        for (int o = r0; o < r1; o++) {                                                        \
+            float *yr = YT + (size_t)o * (size_t)B + (size_t)j;                                \
+            for (int t = 0; t < w; t++)                                                        \
+                yr[t] = b[o];                                                                  \
+            for (int64_t k = ptr[o]; k < ptr[o + 1]; k++) {                                    \
+                const float v = val[k];                                                        \
+                const float *xr = XT + (size_t)idx[k] * (size_t)B + (size_t)j;                 \
+                for (int t = 0; t < w; t++)                                                    \
+                    yr[t] = MADD(v, xr[t], yr[t]);                                             \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+    SPMM_TILE(SUF, ITYPE, TNV, TS)                                                                \
+    SPMM_TILE(SUF, ITYPE, 1, 4)                                                                \
+                                                                                               \
+    static void spmm_csr_##SUF(const int64_t *ptr, const ITYPE *idx, const float *val,         \
+                               const float *XT, int B, const float *b, float *YT, int r0,      \
+                               int r1)                                                         \
+    {                                                                                          \
+        int j = 0;                                                                             \
+        for (; j + TNV * VW <= B; j += TNV * VW)                                               \
+            SPMM_TNAME(TNV, SUF)(ptr, idx, val, XT + j, (size_t)B, b, YT + j, (size_t)B, r0, r1);  \
+        for (; j + VW <= B; j += VW)                                                           \
+            spmm_tile1_##SUF(ptr, idx, val, XT + j, (size_t)B, b, YT + j, (size_t)B, r0, r1);  \
+        if (j < B)                                                                             \
+            spmm_tail_##SUF(ptr, idx, val, XT, B, j, b, YT, r0, r1);                           \
+    }
+
+/* NV vectors (NV * VW batch columns) of one output row held in registers, the row's non-zeros
+ * split round-robin over S accumulator sets: an FMA has a 4-cycle latency, so one set of NV = 2
+ * would wait on itself; S * NV = 4 independent chains keep the FMA pipe busy. Per non-zero: one
+ * index, one broadcast value, NV contiguous loads from the XT row and NV FMAs; no stores. */
+#define SPMM_TNAME_(NV, SUF) spmm_tile##NV##_##SUF
+#define SPMM_TNAME(NV, SUF) SPMM_TNAME_(NV, SUF)
+#define SPMM_TILE(SUF, ITYPE, NV, S)                                                            \
+    static void SPMM_TNAME(NV, SUF)(const int64_t *ptr, const ITYPE *idx, const float *val,   \
+                                      const float *X, size_t ldx, const float *b, float *Y,    \
+                                      size_t ldy, int r0, int r1)                              \
+    {                                                                                          \
+        for (int o = r0; o < r1; o++) {                                                        \
+            const int64_t k1 = ptr[o + 1];                                                     \
+            int64_t k = ptr[o];                                                                \
+            vf acc[S][NV];                                                                     \
+            for (int s = 0; s < S; s++)                                                        \
+                for (int t = 0; t < NV; t++)                                                   \
+                    acc[s][t] = vsplat(s == 0 ? b[o] : 0.0f);                                \
+            for (; k + S <= k1; k += S)                                                        \
+                for (int s = 0; s < S; s++) {                                                  \
+                    const float *xr = X + (size_t)idx[k + s] * ldx;                            \
+                    const vf v = vsplat(val[k + s]);                                 \
+                    for (int t = 0; t < NV; t++)                                               \
+                        acc[s][t] = vfma(v, vload(xr + t * VW), acc[s][t]);                    \
+                }                                                                              \
+            for (int s = 0; s < S - 1; s++) /* constant s: acc stays in registers */         \
+                if (k + s < k1) {                                                              \
+                    const float *xr = X + (size_t)idx[k + s] * ldx;                            \
+                    const vf v = vsplat(val[k + s]);                                 \
+                    for (int t = 0; t < NV; t++)                                               \
+                        acc[s][t] = vfma(v, vload(xr + t * VW), acc[s][t]);                    \
+                }                                                                              \
+            for (int t = 0; t < NV; t++) {                                                     \
+                vf r = acc[0][t];                                                              \
+                for (int s = 1; s < S; s++)                                                    \
+                    r += acc[s][t];                                                            \
+                vstore(Y + (size_t)o * ldy + (size_t)t * VW, r);                               \
+            }                                                                                  \
+        }                                                                                      \
     }
 
 DEFINE_KERNELS(u16, uint16_t)
@@ -108,20 +214,152 @@ void ecp_spmv_csc(const ecp_spmat *A, const float *x, const float *b, float *y)
 void ecp_spmm_csr(const ecp_spmat *A, const float *XT, int B, const float *b, float *YT, int r0,
                   int r1)
 {
-    /* The whole batch (the engine feeds at most max_batch = 256) in one pass, in place in the
-     * row of YT: a row of YT stays in L1, and each non-zero streams one contiguous row of XT
-     * that the hardware prefetcher follows. Measured at B = 256, 10 % density, one thread:
-     *   slab of XT kept to 128 KB / 512 KB / whole batch:
-     *     300x784     1577 / 690 / 533 us  (OpenBLAS sgemm 1167 us)
-     *     4096x4096  119.6 / 123.9 / 44.9 ms (OpenBLAS 88.5 ms)
-     * so more FMAs per index load beat cache blocking. A register tile of 32 samples
-     * (acc[32]) was slower still (2561 us): gcc keeps acc[] on the stack and every FMA goes
-     * through a store-to-load forward. */
-    int jb = B;
     if (A->idx16)
-        spmm_csr_u16(A->ptr, A->idx16, A->val, XT, B, jb, b, YT, r0, r1);
+        spmm_csr_u16(A->ptr, A->idx16, A->val, XT, B, b, YT, r0, r1);
     else
-        spmm_csr_i32(A->ptr, A->idx32, A->val, XT, B, jb, b, YT, r0, r1);
+        spmm_csr_i32(A->ptr, A->idx32, A->val, XT, B, b, YT, r0, r1);
+}
+
+/* ------------------------------------------------------------------ batch 1 over non-zero inputs */
+
+int ecp_nz_list(const float *x, int n, int32_t *out)
+{
+    int c = 0, i = 0;
+#if VW == 16
+    /* compress in a register, then a plain 64-byte store (vpcompressd to memory is microcoded
+     * and slow on Zen 4); the store stays inside out[0, i + 16) <= out[0, n) */
+    __m512i id = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i step = _mm512_set1_epi32(16);
+    for (; i + 16 <= n; i += 16) {
+        __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        _mm512_storeu_si512((void *)(out + c), _mm512_maskz_compress_epi32(m, id));
+        c += __builtin_popcount(m);
+        id = _mm512_add_epi32(id, step);
+    }
+#endif
+    for (; i < n; i++) { /* branch-free: out[c] is overwritten until a non-zero keeps it */
+        out[c] = i;
+        c += !(x[i] == 0.0f);
+    }
+    return c;
+}
+
+int ecp_relu_nz_list(float *y, int n, int32_t *out)
+{
+    int c = 0, i = 0;
+#if VW == 16
+    __m512i id = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i step = _mm512_set1_epi32(16);
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_loadu_ps(y + i);
+        __mmask16 m = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ);
+        _mm512_storeu_ps(y + i, _mm512_maskz_mov_ps(m, v));
+        _mm512_storeu_si512((void *)(out + c), _mm512_maskz_compress_epi32(m, id));
+        c += __builtin_popcount(m);
+        id = _mm512_add_epi32(id, step);
+    }
+#endif
+    for (; i < n; i++) {
+        const int pos = y[i] > 0.0f;
+        y[i] = pos ? y[i] : 0.0f;
+        out[c] = i;
+        c += pos;
+    }
+    return c;
+}
+
+#define DEFINE_CSC_LIST(SUF, ITYPE)                                                             \
+    static void csc_list_##SUF(const int64_t *ptr, const ITYPE *idx, const float *val,          \
+                               const float *x, const int32_t *nz, int nx, float *y)            \
+    {                                                                                          \
+        for (int q = 0; q < nx; q++) {                                                         \
+            const int c = nz[q];                                                               \
+            const float xc = x[c];                                                             \
+            const int64_t e = ptr[c + 1];                                                      \
+            for (int64_t k = ptr[c]; k < e; k++)                                               \
+                y[idx[k]] = MADD(val[k], xc, y[idx[k]]);                                       \
+        }                                                                                      \
+    }
+DEFINE_CSC_LIST(u16, uint16_t)
+DEFINE_CSC_LIST(i32, int32_t)
+
+void ecp_spmv_csc_list(const ecp_spmat *A, const float *x, const int32_t *nz, int nx,
+                       const float *b, float *y)
+{
+    if (b)
+        memcpy(y, b, (size_t)A->n_out * sizeof *y);
+    if (A->idx16)
+        csc_list_u16(A->ptr, A->idx16, A->val, x, nz, nx, y);
+    else
+        csc_list_i32(A->ptr, A->idx32, A->val, x, nz, nx, y);
+}
+
+/* NV output vectors in registers; every listed input c adds x_c times its row rows[q] of WT.
+ * Below 4 vectors the FMA latency (4 cycles) would serialise the list, so the inputs alternate
+ * between two accumulator sets. */
+#define DEFINE_DCOL(NV)                                                                         \
+    static void dcol_##NV(const float *WT, size_t ld, const float *x, const int32_t *nz,       \
+                          const int32_t *rows, int nx, const float *b, float *y)               \
+    {                                                                                          \
+        enum { S = NV < 4 ? 2 : 1 };                                                           \
+        vf acc[S][NV];                                                                         \
+        for (int t = 0; t < NV; t++) {                                                         \
+            acc[0][t] = vload(b + t * VW);                                                     \
+            for (int s = 1; s < S; s++)                                                        \
+                acc[s][t] = vsplat(0.0f);                                                      \
+        }                                                                                      \
+        int q = 0;                                                                             \
+        for (; q + S <= nx; q += S)                                                            \
+            for (int s = 0; s < S; s++) {                                                      \
+                const float *w = WT + (size_t)rows[q + s] * ld;                                \
+                const vf xv = vsplat(x[nz[q + s]]);                                            \
+                for (int t = 0; t < NV; t++)                                                   \
+                    acc[s][t] = vfma(xv, vload(w + t * VW), acc[s][t]);                        \
+            }                                                                                  \
+        if (q < nx) {                                                                          \
+            const float *w = WT + (size_t)rows[q] * ld;                                        \
+            const vf xv = vsplat(x[nz[q]]);                                                    \
+            for (int t = 0; t < NV; t++)                                                       \
+                acc[0][t] = vfma(xv, vload(w + t * VW), acc[0][t]);                            \
+        }                                                                                      \
+        for (int t = 0; t < NV; t++) {                                                         \
+            vf r = acc[0][t];                                                                  \
+            for (int s = 1; s < S; s++)                                                        \
+                r += acc[s][t];                                                                \
+            vstore(y + t * VW, r);                                                             \
+        }                                                                                      \
+    }
+DEFINE_DCOL(1)
+DEFINE_DCOL(2)
+DEFINE_DCOL(3)
+DEFINE_DCOL(4)
+DEFINE_DCOL(5)
+DEFINE_DCOL(6)
+DEFINE_DCOL(7)
+DEFINE_DCOL(8)
+DEFINE_DCOL(9)
+DEFINE_DCOL(10)
+DEFINE_DCOL(11)
+DEFINE_DCOL(12)
+
+/* Widest tile: 12 accumulators of 32 zmm registers (AVX-512), 8 of 16 otherwise; an output of nv
+ * vectors is cut into ceil(nv / max) tiles of near-equal width (19 -> 10 + 9, not 8 + 8 + 3). */
+#define DCOL_MAX (VW == 16 ? 12 : 8)
+
+void ecp_dcol_list(const float *WT, int ld, const float *x, const int32_t *nz,
+                   const int32_t *rows, int nx, const float *b, float *y)
+{
+    static void (*const tile[13])(const float *, size_t, const float *, const int32_t *,
+                                  const int32_t *, int, const float *, float *) = {
+        NULL,   dcol_1, dcol_2, dcol_3, dcol_4,  dcol_5,  dcol_6,
+        dcol_7, dcol_8, dcol_9, dcol_10, dcol_11, dcol_12};
+    const int nv = ld / VW, nt = (nv + DCOL_MAX - 1) / DCOL_MAX;
+    for (int t = 0, v = 0; t < nt; t++) {
+        const int w = (nv - v) / (nt - t);
+        tile[w](WT + (size_t)v * VW, (size_t)ld, x, nz, rows, nx, b + (size_t)v * VW,
+                y + (size_t)v * VW);
+        v += w;
+    }
 }
 
 /* ------------------------------------------------------------------ threads */

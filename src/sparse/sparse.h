@@ -45,6 +45,32 @@ ecp_status ecp_spmv_csr_mt(const ecp_spmat *A, const float *x, const float *b, f
 ecp_status ecp_spmm_csr_mt(const ecp_spmat *A, const float *XT, int B, const float *b, float *YT,
                            int threads, ecp_error *err);
 
+/* Floats per SIMD vector of the kernels (16 with AVX-512, 8 with AVX, else 4); the engine pads
+ * the dense-column layout and its batch-1 buffers to a multiple of it. */
+#if defined(__AVX512F__)
+#define ECP_VW 16
+#elif defined(__AVX__)
+#define ECP_VW 8
+#else
+#define ECP_VW 4
+#endif
+
+/* Batch-1 helpers over the list of non-zero inputs (the engine builds it once per layer while
+ * applying the activation, then every column kernel walks only those inputs).
+ * ecp_nz_list: writes the indices i with x[i] != 0 (NaN counts as non-zero) to out (n slots),
+ * returns their count. ecp_relu_nz_list: y = max(y, 0) in place (NaN -> 0, as ecp_act_forward),
+ * and the list of the positive entries. */
+int ecp_nz_list(const float *x, int n, int32_t *out);
+int ecp_relu_nz_list(float *y, int n, int32_t *out);
+/* y = W x + b (CSC) visiting only the nx columns listed in nz; b NULL: y += W x. */
+void ecp_spmv_csc_list(const ecp_spmat *A, const float *x, const int32_t *nz, int nx,
+                       const float *b, float *y);
+/* y = b + sum over the nx listed inputs c = nz[q] of x[c] * WT[rows[q]]: WT holds dense
+ * columns of W as rows of ld floats (ld a multiple of ECP_VW, zero past n_out); b and y have ld
+ * entries. The outputs stay in vector registers (up to 8 vectors per pass over the list). */
+void ecp_dcol_list(const float *WT, int ld, const float *x, const int32_t *nz,
+                   const int32_t *rows, int nx, const float *b, float *y);
+
 /* Name of the tuning cache file inside ecp_cache_dir(). */
 #define ECP_SPARSE_TUNE_FILE "sparse_tune.txt"
 

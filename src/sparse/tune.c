@@ -45,7 +45,11 @@ static ecp_status layer_make(bench_layer *L, int n_out, int n_in, int B, ecp_rng
     L->n_in = n_in;
     L->B = B;
     L->W = ecp_alloc((size_t)n_out * n_in, sizeof(float), "tune", err);
-    L->x = ecp_alloc((size_t)n_in * B, sizeof(float), "tune", err);
+    /* 64-byte aligned like the engine's buffers (the SpMM tiles read 128-byte row segments) */
+    size_t xb = ((size_t)n_in * B * sizeof(float) + 63) / 64 * 64;
+    L->x = aligned_alloc(64, xb);
+    if (!L->x)
+        ecp_fail(err, ECP_ERR_MEMORY, "tune: out of memory");
     L->y = ecp_alloc((size_t)n_out * B, sizeof(float), "tune", err);
     L->b = ecp_zalloc((size_t)n_out, sizeof(float), "tune", err);
     if (!L->W || !L->x || !L->y || !L->b) {
