@@ -34,12 +34,16 @@ fi
 echo "bench_stats: EC statistics pass (forward + K=10 backward + M0/M1/M2 + scores),"
 echo "  mnist 784-300-100-10, $calib calibration samples; min (median) over $reps runs"
 printf '  %-7s %16s %16s %9s\n' threads "ecprune [s]" "pytorch [s]" ratio
+# Both sides run pinned to the same cores with every thread pool (OpenBLAS, OpenMP, torch) at T:
+# Debian's torch does its matmuls in OpenBLAS, whose own pool would otherwise use every core
+# even under torch.set_num_threads(1).
+pin() { local t=$1; shift; taskset -c "0-$((t - 1))" env OPENBLAS_NUM_THREADS="$t" OMP_NUM_THREADS="$t" "$@"; }
 for t in 1 2; do
     for r in $(seq "$reps"); do
-        "$bin" prune "$model" --data mnist --method ec --sparsity 0.9 --calib $calib \
+        pin "$t" "$bin" prune "$model" --data mnist --method ec --sparsity 0.9 --calib $calib \
             --threads "$t" -o "$tmp/p.onnx" --json 2>/dev/null | tail -1 >>"$tmp/ec_$t.json"
     done
-    "$py" "$here/torch_stats.py" "$model" "$t" "$calib" 7 >"$tmp/torch_$t.json"
+    pin "$t" "$py" "$here/torch_stats.py" "$model" "$t" "$calib" 7 >"$tmp/torch_$t.json"
     "$py" - "$tmp/ec_$t.json" "$tmp/torch_$t.json" "$t" <<'PY'
 import json, sys, statistics
 ec = [json.loads(l)["stats_seconds"] for l in open(sys.argv[1]) if l.strip()]
