@@ -43,13 +43,20 @@ def main():
     ap.add_argument("--n", type=int, default=8000)
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
+    # Threads: torch.set_num_threads(T) sets ATen's intra-op pool (OpenMP here); the bench script
+    # also exports OMP_NUM_THREADS=T, and runs this with OPENBLAS_NUM_THREADS=T and =1 (Debian's
+    # torch calls OpenBLAS for its GEMMs, whose own pool competes with OpenMP's) keeping the
+    # faster. Inter-op threads stay at torch's default: this loop has no inter-op parallelism.
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     x, y, source = load_digits(a.n, a.seed)
     net = torch.nn.Sequential(torch.nn.Linear(784, 300), torch.nn.ReLU(),
                               torch.nn.Linear(300, 100), torch.nn.ReLU(),
                               torch.nn.Linear(100, 10))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    # foreach=True: the multi-tensor Adam (one fused kernel per operation over all parameters
+    # instead of a Python loop per tensor); measured equal or faster than the default here.
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                           foreach=True)
     lossf = torch.nn.CrossEntropyLoss()
     n = x.shape[0]
     t0 = time.perf_counter()

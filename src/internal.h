@@ -19,6 +19,11 @@ struct ecp_mlp {
     int n_layers;
     int *sizes; /* n_layers + 1 */
     ecp_layer *layer;
+    /* Training layout (src/nn/sparse_input.h): while w0t != NULL, layer 0's weights and mask
+     * live transposed here (n_in x n_out) and layer[0].W is stale. Only ecp_train sets it. */
+    float *w0t;
+    uint8_t *pruned0t;
+    int ld0t; /* their row stride: n_out rounded up to 16 floats (64-byte rows), padding 0 */
 };
 
 struct ecp_ws {
@@ -28,6 +33,17 @@ struct ecp_ws {
     float **z;  /* z[0..L-1]: pre-activation of layer l, batch x sizes[l+1] */
     float **dz; /* dL/dz of layer l */
     float *da;  /* scratch: dL/da of the current layer's input, batch x max width */
+    /* Sparse input of layer 0 (src/nn/sparse_input.c); buffers allocated on first use. */
+    int sp_mode;        /* ECP_SPIN_AUTO / _DENSE / _SPARSE */
+    int sp_used;        /* the last forward took the sparse path (its backward follows it) */
+    int sp_csc;         /* the CSC of that batch is built */
+    int grad_overwrite; /* backward writes dW, db instead of adding (ecp_train: no zeroing pass) */
+    int32_t *sp_rowptr, *sp_idx, *sp_colptr, *sp_cidx;
+    float *sp_val, *sp_cval;
+    float *sp_wt, *sp_dwt; /* transposed W0 / dW0 scratch when the model is in its usual layout */
+    float *sp_dz;          /* dz of layer 0 with 64-byte rows (the dW kernel's operand) */
+    int sp_threads;        /* threads for the sparse kernels (ecp_train: OpenBLAS's count) */
+    void *sp_pool;         /* their worker threads, started on first use */
 };
 
 struct ecp_grads {
@@ -48,6 +64,9 @@ ecp_status ecp_read_file(const char *path, unsigned char **buf, size_t *len, siz
 /* Reads a whole file, inflating it when it is gzip-compressed (zlib). */
 ecp_status ecp_read_file_gz(const char *path, unsigned char **buf, size_t *len, size_t max_len,
                             ecp_error *err);
+
+/* log(sum_j exp(y_j)), stable for any logits. */
+double ecp_log_sum_exp(const float *y, int k);
 
 /* An activation and its derivative in double, for the oracles that need more than float. */
 double ecp_act_eval_d(ecp_act a, double x, double *deriv);

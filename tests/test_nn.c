@@ -2,6 +2,7 @@
  * re-implementations and finite differences, optimiser steps against hand-computed updates,
  * the pruning mask through training, determinism, and a real training run on mnist. */
 #include "testutil.h"
+#include "nn/sparse_input.h"
 
 /* ------------------------------------------------------------------ double references */
 
@@ -892,6 +893,256 @@ static void test_mnist_accuracy(void **state)
     ecp_dataset_free(test);
 }
 
+/* ------------------------------------------------------------------ sparse input (layer 0) */
+
+/* |got - want| <= 1e-5 |want| + 1e-6 max|want|: 1e-5 relative, with a floor at the array's scale
+ * for entries that cancel to ~0 (the two paths sum in different orders). */
+static void assert_close_arr(const float *got, const float *want, size_t n, const char *what)
+{
+    double mx = 0;
+    for (size_t i = 0; i < n; i++)
+        mx = fmax(mx, fabs(want[i]));
+    for (size_t i = 0; i < n; i++) {
+        double tol = 1e-5 * fabs(want[i]) + 1e-6 * mx;
+        if (!(fabs((double)got[i] - want[i]) <= tol)) {
+            print_error("%s[%zu]: sparse %.9g, dense %.9g\n", what, i, got[i], want[i]);
+            fail();
+        }
+    }
+}
+
+/* Inputs with a given fraction of exact zeros (the rest uniform in [0.05, 1], as pixels). */
+static void sparse_inputs(float *x, size_t n, double zero_frac, uint64_t seed)
+{
+    ecp_rng r;
+    ecp_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++)
+        x[i] = ecp_rng_uniform(&r) < zero_frac ? 0.0f : (float)(0.05 + 0.95 * ecp_rng_uniform(&r));
+}
+
+/* The public forward/backward with the sparse path forced against the dense (sgemm) path:
+ * pre-activations, outputs, and every gradient, on odd sizes (layer-0 widths below one vector,
+ * a vector and a tail, and several register tiles) and 0 / 50 / 90 / 100 % zeros. */
+static void test_sparse_input_matches_dense(void **state)
+{
+    (void)state;
+    static const int widths[][4] = {{37, 29, 13, 5}, {61, 7, 9, 3}, {23, 211, 11, 4},
+                                    {40, 53, 6, 2}};
+    static const double zeros[] = {0.0, 0.5, 0.9, 1.0};
+    static const int batches[] = {1, 19};
+    for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++)
+        for (size_t zi = 0; zi < 4; zi++)
+            for (int bi = 0; bi < 2; bi++) {
+                const int *sz = widths[wi];
+                int B = batches[bi], K = sz[3];
+                ecp_mlp *m = make_net(3, sz, ECP_ACT_RELU, ECP_ACT_IDENTITY, 900 + wi);
+                for (int l = 0; l < 3; l++) /* biases away from 0: relu kinks stay clear */
+                    for (int i = 0; i < sz[l + 1]; i++)
+                        ecp_mlp_bias(m, l)[i] = 0.1f + 0.01f * (float)(i % 7);
+                float *x = malloc(sizeof(float) * B * sz[0]), dy[19 * 5];
+                sparse_inputs(x, (size_t)B * sz[0], zeros[zi], 31 + zi);
+                for (int i = 0; i < B * K; i++)
+                    dy[i] = (float)(0.1 * ((i * 7) % 11) - 0.5);
+                ecp_ws *wd, *wsp;
+                ecp_grads *gd, *gs;
+                ecp_error err;
+                assert_int_equal(ecp_ws_create(&wd, m, B, &err), ECP_OK);
+                assert_int_equal(ecp_ws_create(&wsp, m, B, &err), ECP_OK);
+                assert_int_equal(ecp_grads_create(&gd, m, &err), ECP_OK);
+                assert_int_equal(ecp_grads_create(&gs, m, &err), ECP_OK);
+                wd->sp_mode = ECP_SPIN_DENSE;
+                wsp->sp_mode = ECP_SPIN_SPARSE;
+                ecp_grads_zero(gd);
+                ecp_grads_zero(gs);
+                ecp_mlp_forward(m, wd, x, B);
+                ecp_mlp_forward(m, wsp, x, B);
+                assert_true(wsp->sp_used && !wd->sp_used);
+                assert_close_arr(ecp_ws_pre(wsp, 0), ecp_ws_pre(wd, 0), (size_t)B * sz[1], "z0");
+                assert_close_arr(ecp_ws_output(wsp), ecp_ws_output(wd), (size_t)B * K, "y");
+                /* Backward adds: twice gives twice (the sparse path transposes-and-adds). */
+                for (int rep = 0; rep < 2; rep++) {
+                    ecp_mlp_backward(m, wd, dy, B, gd);
+                    ecp_mlp_backward(m, wsp, dy, B, gs);
+                }
+                for (int l = 0; l < 3; l++) {
+                    assert_close_arr(ecp_grads_w(gs, l), ecp_grads_w(gd, l),
+                                     (size_t)sz[l] * sz[l + 1], "dW");
+                    assert_close_arr(ecp_grads_b(gs, l), ecp_grads_b(gd, l), (size_t)sz[l + 1],
+                                     "db");
+                }
+                /* All-zero inputs: z0 is exactly the bias, dW of layer 0 exactly 0. */
+                if (zeros[zi] == 1.0) {
+                    for (int n = 0; n < B; n++)
+                        assert_memory_equal(ecp_ws_pre(wsp, 0) + (size_t)n * sz[1],
+                                            ecp_mlp_bias_c(m, 0), sizeof(float) * sz[1]);
+                    for (int i = 0; i < sz[0] * sz[1]; i++)
+                        assert_true(ecp_grads_w(gs, 0)[i] == 0.0f);
+                }
+                ecp_grads_free(gd);
+                ecp_grads_free(gs);
+                ecp_ws_free(wd);
+                ecp_ws_free(wsp);
+                ecp_mlp_free(m);
+                free(x);
+            }
+}
+
+/* The training layout (layer 0 transposed, padded rows): forward (sparse under AUTO for a sparse
+ * batch, sgemm on W^T for a dense one), overwriting backward, and an Adam step with a partly
+ * pruned layer 0, against the usual layout's dense path; and begin/end is an exact round trip. */
+static void test_training_layout_matches_dense(void **state)
+{
+    (void)state;
+    const int sz[4] = {45, 35, 17, 3};
+    enum { B = 13 };
+    for (int dense_batch = 0; dense_batch < 2; dense_batch++) {
+        ecp_mlp *a = make_net(3, sz, ECP_ACT_RELU, ECP_ACT_IDENTITY, 77), *b;
+        ecp_error err;
+        for (int i = 0; i < sz[0] * sz[1]; i += 5) { /* prune every 5th weight of layer 0 */
+            ecp_mlp_pruned(a, 0)[i] = 1;
+            ecp_mlp_weights(a, 0)[i] = 0.0f;
+        }
+        for (int i = 0; i < sz[1]; i++)
+            ecp_mlp_bias(a, 0)[i] = 0.2f;
+        assert_int_equal(ecp_mlp_clone(a, &b, &err), ECP_OK);
+        assert_int_equal(ecp_mlp_layout_begin(b, &err), ECP_OK);
+        int ld = b->ld0t;
+        assert_true(ld >= sz[1] && ld % 16 == 0);
+        float x[B * 45], dy[B * 3];
+        sparse_inputs(x, sizeof x / sizeof *x, dense_batch ? 0.1 : 0.85, 5);
+        for (int i = 0; i < B * 3; i++)
+            dy[i] = (float)(0.2 * ((i * 5) % 7) - 0.6);
+        ecp_ws *wa, *wb;
+        ecp_grads *ga, *gb;
+        ecp_optim *oa, *ob;
+        ecp_optim_opts o;
+        ecp_optim_opts_default(&o, ECP_OPT_ADAM);
+        o.lr = 0.01;
+        assert_int_equal(ecp_ws_create(&wa, a, B, &err), ECP_OK);
+        assert_int_equal(ecp_ws_create(&wb, b, B, &err), ECP_OK);
+        assert_int_equal(ecp_grads_create(&ga, a, &err), ECP_OK);
+        assert_int_equal(ecp_grads_create(&gb, b, &err), ECP_OK);
+        assert_int_equal(ecp_optim_create(&oa, a, &o, &err), ECP_OK);
+        assert_int_equal(ecp_optim_create(&ob, b, &o, &err), ECP_OK);
+        wa->sp_mode = ECP_SPIN_DENSE;
+        wb->grad_overwrite = 1; /* as ecp_train: no zeroing; fill gb with garbage first */
+        for (int l = 0; l < 3; l++)
+            for (size_t i = 0; i < gb->nw[l]; i++)
+                gb->dW[l][i] = (i % 16) < (size_t)sz[l + 1] || l ? 123.0f : 0.0f;
+        ecp_grads_zero(ga);
+        ecp_mlp_forward(a, wa, x, B);
+        ecp_mlp_forward(b, wb, x, B);
+        assert_int_equal(wb->sp_used, !dense_batch);
+        assert_close_arr(ecp_ws_output(wb), ecp_ws_output(wa), B * 3, "y");
+        ecp_mlp_backward(a, wa, dy, B, ga);
+        ecp_mlp_backward(b, wb, dy, B, gb);
+        for (int o2 = 0; o2 < sz[1]; o2++)
+            for (int k = 0; k < sz[0]; k++) {
+                float want = ecp_grads_w(ga, 0)[o2 * sz[0] + k];
+                float got = ecp_grads_w(gb, 0)[k * ld + o2];
+                assert_close(got, want, 1e-5, 1e-6);
+            }
+        for (int l = 1; l < 3; l++)
+            assert_close_arr(ecp_grads_w(gb, l), ecp_grads_w(ga, l), (size_t)sz[l] * sz[l + 1],
+                             "dW");
+        for (int l = 0; l < 3; l++)
+            assert_close_arr(ecp_grads_b(gb, l), ecp_grads_b(ga, l), (size_t)sz[l + 1], "db");
+        /* The padding of the transposed gradient stays 0 only if it started 0: reset it, as a
+         * fresh ecp_grads_create (ecp_train's) has it. */
+        for (int k = 0; k < sz[0]; k++)
+            for (int c = sz[1]; c < ld; c++)
+                gb->dW[0][k * ld + c] = 0.0f;
+        ecp_optim_step(oa, a, ga);
+        ecp_optim_step(ob, b, gb);
+        ecp_mlp_layout_end(b);
+        assert_null(b->w0t);
+        for (int l = 0; l < 3; l++) {
+            assert_close_arr(ecp_mlp_weights_c(b, l), ecp_mlp_weights_c(a, l),
+                             (size_t)sz[l] * sz[l + 1], "W");
+            assert_close_arr(ecp_mlp_bias_c(b, l), ecp_mlp_bias_c(a, l), (size_t)sz[l + 1], "b");
+        }
+        for (int i = 0; i < sz[0] * sz[1]; i += 5)
+            assert_true(ecp_mlp_weights_c(b, 0)[i] == 0.0f);
+        /* begin/end without a step: bit-identical weights. */
+        ecp_mlp *c;
+        assert_int_equal(ecp_mlp_clone(b, &c, &err), ECP_OK);
+        assert_int_equal(ecp_mlp_layout_begin(c, &err), ECP_OK);
+        ecp_mlp_layout_end(c);
+        assert_true(same_params(b, c));
+        ecp_mlp_free(c);
+        ecp_optim_free(oa);
+        ecp_optim_free(ob);
+        ecp_grads_free(ga);
+        ecp_grads_free(gb);
+        ecp_ws_free(wa);
+        ecp_ws_free(wb);
+        ecp_mlp_free(a);
+        ecp_mlp_free(b);
+    }
+}
+
+/* Training on sparse inputs (the training layout and sparse kernels): deterministic, the mask
+ * holds, and the result is close to the same training on the dense path. */
+static ecp_dataset *toy_sparse_class(int64_t n, int n_in, uint64_t seed)
+{
+    ecp_dataset *d;
+    ecp_error err;
+    assert_int_equal(ecp_dataset_create(&d, n, n_in, 3, 1, &err), ECP_OK);
+    sparse_inputs(d->x, (size_t)n * n_in, 0.85, seed);
+    for (int64_t i = 0; i < n; i++) { /* the class: which third of the inputs holds most mass */
+        double s[3] = {0, 0, 0};
+        for (int k = 0; k < n_in; k++)
+            s[k * 3 / n_in] += d->x[i * n_in + k];
+        d->label[i] = s[0] >= s[1] && s[0] >= s[2] ? 0 : s[1] >= s[2] ? 1 : 2;
+    }
+    return d;
+}
+
+static ecp_mlp *train_sparse_toy(const ecp_dataset *d)
+{
+    ecp_mlp *m;
+    ecp_error err = {0};
+    assert_int_equal(ecp_mlp_create_arch(&m, "61-37-9-3", ECP_ACT_RELU, &err), ECP_OK);
+    ecp_mlp_init(m, 4);
+    for (int i = 3; i < 61 * 37; i += 4) { /* a quarter of layer 0 pruned, some still nonzero */
+        ecp_mlp_pruned(m, 0)[i] = 1;
+        if (i % 8 == 3)
+            ecp_mlp_weights(m, 0)[i] = 0.0f;
+    }
+    ecp_train_opts o;
+    ecp_train_opts_default(&o);
+    o.progress = 0;
+    o.epochs = 6;
+    o.batch = 24;
+    o.optim.lr = 1e-2;
+    assert_int_equal(ecp_train(m, d, &o, NULL, &err), ECP_OK);
+    return m;
+}
+
+static void test_train_sparse_input(void **state)
+{
+    (void)state;
+    ecp_dataset *d = toy_sparse_class(300, 61, 8);
+    ecp_mlp *a = train_sparse_toy(d), *b = train_sparse_toy(d);
+    assert_null(a->w0t); /* the layout is off again */
+    assert_true(same_params(a, b));
+    for (int i = 0; i < 61 * 37; i++)
+        if (i >= 3 && (i - 3) % 4 == 0) {
+            assert_true(ecp_mlp_pruned_c(a, 0)[i] == 1);
+            assert_true(ecp_mlp_weights_c(a, 0)[i] == 0.0f);
+        } else
+            assert_true(ecp_mlp_pruned_c(a, 0)[i] == 0);
+    ecp_eval_result ev;
+    ecp_error err;
+    assert_int_equal(ecp_evaluate(a, d, &ev, &err), ECP_OK);
+    if (!(ev.accuracy > 0.6))
+        print_error("accuracy %g\n", ev.accuracy);
+    assert_true(ev.accuracy > 0.6); /* it learned something (chance: 1/3) */
+    ecp_mlp_free(a);
+    ecp_mlp_free(b);
+    ecp_dataset_free(d);
+}
+
 /* ------------------------------------------------------------------ architecture strings */
 
 static void test_create_arch(void **state)
@@ -1009,6 +1260,9 @@ int main(void)
         cmocka_unit_test(test_train_bad_args),
         cmocka_unit_test(test_create_arch),
         cmocka_unit_test(test_mlp_mask_helpers),
+        cmocka_unit_test(test_sparse_input_matches_dense),
+        cmocka_unit_test(test_training_layout_matches_dense),
+        cmocka_unit_test(test_train_sparse_input),
         cmocka_unit_test(test_mnist_accuracy),
     };
     return cmocka_run_group_tests_name("nn", tests, NULL, NULL);

@@ -3,6 +3,18 @@
 #include "../internal.h"
 #include <math.h>
 
+double ecp_log_sum_exp(const float *y, int k)
+{
+    /* shifted by the max so that exp never overflows */
+    float mx = y[0];
+    for (int j = 1; j < k; j++)
+        mx = y[j] > mx ? y[j] : mx;
+    double se = 0;
+    for (int j = 0; j < k; j++)
+        se += exp((double)y[j] - mx);
+    return mx + log(se);
+}
+
 double ecp_loss_eval(ecp_loss kind, const float *y, const float *t, const int32_t *labels,
                      int batch, int k, float scale, float *dy)
 {
@@ -21,14 +33,7 @@ double ecp_loss_eval(ecp_loss kind, const float *y, const float *t, const int32_
             }
             total += s / k;
         } else {
-            /* log-sum-exp shifted by the max logit. */
-            float mx = yn[0];
-            for (int j = 1; j < k; j++)
-                mx = yn[j] > mx ? yn[j] : mx;
-            double se = 0;
-            for (int j = 0; j < k; j++)
-                se += exp((double)yn[j] - mx);
-            double lse = mx + log(se);
+            double lse = ecp_log_sum_exp(yn, k);
             int c = labels[n];
             total += lse - yn[c];
             if (dn) {

@@ -1,7 +1,10 @@
 /* The dense MLP: parameters, masks, and the batched forward and backward passes on OpenBLAS.
  * Forward and backward of a layer sit side by side so that a change to one is seen with the
- * other. Activations are row-major batch x width, so every product is one cblas_sgemm. */
+ * other. Activations are row-major batch x width, so every product is one cblas_sgemm, except
+ * layer 0's two products with the input batch when it is mostly exact zeros (mnist): those run
+ * on the sparse-input kernels of sparse_input.c (see there and sparse_input.h). */
 #include "../internal.h"
+#include "sparse_input.h"
 #include <cblas.h>
 #include <math.h>
 
@@ -58,6 +61,8 @@ void ecp_mlp_free(ecp_mlp *m)
         }
     free(m->layer);
     free(m->sizes);
+    free(m->w0t);
+    free(m->pruned0t);
     free(m);
 }
 
@@ -281,6 +286,16 @@ void ecp_ws_free(ecp_ws *ws)
     free(ws->z);
     free(ws->dz);
     free(ws->da);
+    free(ws->sp_rowptr);
+    free(ws->sp_idx);
+    free(ws->sp_val);
+    free(ws->sp_colptr);
+    free(ws->sp_cidx);
+    free(ws->sp_cval);
+    free(ws->sp_wt);
+    free(ws->sp_dwt);
+    free(ws->sp_dz);
+    ecp_spin_pool_free(ws->sp_pool);
     free(ws);
 }
 
@@ -292,6 +307,18 @@ const float *ecp_ws_dpre(const ecp_ws *ws, int l) { return ws->dz[l]; }
 
 /* ------------------------------------------------------------------ layer forward / backward */
 
+/* db (+)= sum over the batch of dz, in sample order. */
+static void bias_grad(const float *dz, float *db, int n_out, int batch, int overwrite)
+{
+    if (overwrite)
+        memset(db, 0, (size_t)n_out * sizeof *db);
+    for (int n = 0; n < batch; n++) {
+        const float *d = dz + (size_t)n * n_out;
+        for (int i = 0; i < n_out; i++)
+            db[i] += d[i];
+    }
+}
+
 /* z = a W^T + b ; out = act(z) */
 static void layer_forward(const ecp_layer *L, const float *a, float *z, float *out, int batch)
 {
@@ -302,29 +329,114 @@ static void layer_forward(const ecp_layer *L, const float *a, float *z, float *o
     ecp_act_forward(L->act, z, out, (size_t)batch * L->n_out);
 }
 
-/* Given dz of this layer: dW += dz^T a, db += sum_n dz, and (if da_in) da_in = dz W. */
+/* Given dz of this layer: dW (+)= dz^T a, db (+)= sum_n dz, and (if da_in) da_in = dz W.
+ * With overwrite the gradients are written, not added (no zeroing pass before). */
 static void layer_backward(const ecp_layer *L, const float *a, const float *dz, float *da_in,
-                           float *dW, float *db, int batch)
+                           float *dW, float *db, int batch, int overwrite)
 {
     if (dW) {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L->n_out, L->n_in, batch, 1.0f, dz,
-                    L->n_out, a, L->n_in, 1.0f, dW, L->n_in);
-        for (int n = 0; n < batch; n++) {
-            const float *d = dz + (size_t)n * L->n_out;
-            for (int i = 0; i < L->n_out; i++)
-                db[i] += d[i];
-        }
+                    L->n_out, a, L->n_in, overwrite ? 0.0f : 1.0f, dW, L->n_in);
+        bias_grad(dz, db, L->n_out, batch, overwrite);
     }
     if (da_in)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, batch, L->n_in, L->n_out, 1.0f, dz,
                     L->n_out, L->W, L->n_in, 0.0f, da_in, L->n_in);
 }
 
+/* Layer 0's W^T (n_in x n_out, row stride *ld): the training layout's, or a transposed copy in
+ * ws (public forward with a forced sparse path; NULL if it cannot be allocated). */
+static const float *layer0_wt(const ecp_mlp *m, ecp_ws *ws, size_t *ld)
+{
+    const ecp_layer *L = &m->layer[0];
+    if (m->w0t) {
+        *ld = (size_t)m->ld0t;
+        return m->w0t;
+    }
+    *ld = (size_t)ecp_spin_ld(L->n_out);
+    if (!ws->sp_wt && !(ws->sp_wt = malloc((size_t)L->n_in * *ld * sizeof(float))))
+        return NULL;
+    ecp_transpose(L->W, L->n_out, L->n_in, (size_t)L->n_in, ws->sp_wt, *ld, 0);
+    return ws->sp_wt;
+}
+
+/* Layer 0: sparse (CSR of the batch, row AXPYs over W^T) or dense (sgemm), chosen per batch:
+ * under AUTO, sparse iff the model is in the training layout and the batch's density is at
+ * most ECP_SPIN_MAX_DENSITY. The choice is a function of the batch only: deterministic. */
+static void layer0_forward(const ecp_mlp *m, ecp_ws *ws, int batch)
+{
+    const ecp_layer *L = &m->layer[0];
+    const float *a = ws->a[0];
+    float *z = ws->z[0];
+    ws->sp_used = 0;
+    ws->sp_csc = 0;
+    int want = ws->sp_mode == ECP_SPIN_SPARSE || (ws->sp_mode == ECP_SPIN_AUTO && m->w0t);
+    if (want && ecp_spin_ensure(ws, L->n_in, L->n_out)) {
+        int64_t total = (int64_t)batch * L->n_in;
+        int64_t max_nnz = ws->sp_mode == ECP_SPIN_SPARSE
+                              ? total
+                              : (int64_t)(ECP_SPIN_MAX_DENSITY * (double)total);
+        const float *wt;
+        size_t ld;
+        if (ecp_spin_build_csr(ws, a, batch, L->n_in, max_nnz) >= 0 &&
+            (wt = layer0_wt(m, ws, &ld))) {
+            ecp_spin_forward(ws, batch, wt, ld, L->n_out, L->b, z);
+            ws->sp_used = 1;
+        }
+    }
+    if (!ws->sp_used) {
+        if (!m->w0t) {
+            layer_forward(L, a, z, ws->a[1], batch);
+            return;
+        }
+        for (int n = 0; n < batch; n++)
+            memcpy(z + (size_t)n * L->n_out, L->b, (size_t)L->n_out * sizeof *z);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, batch, L->n_out, L->n_in, 1.0f, a,
+                    L->n_in, m->w0t, m->ld0t, 1.0f, z, L->n_out);
+    }
+    ecp_act_forward(L->act, z, ws->a[1], (size_t)batch * L->n_out);
+}
+
+/* Layer 0's weight and bias gradients (it has no da_in), on the path its forward took. In the
+ * training layout dW is transposed like m->w0t (n_in x n_out, row stride m->ld0t). */
+static void layer0_backward(const ecp_mlp *m, ecp_ws *ws, float *dW, float *db, int batch)
+{
+    const ecp_layer *L = &m->layer[0];
+    const float *dz = ws->dz[0];
+    int ow = ws->grad_overwrite;
+    size_t ld = (size_t)ecp_spin_ld(L->n_out);
+    if (ws->sp_used && !m->w0t && !ws->sp_dwt &&
+        !(ws->sp_dwt = malloc((size_t)L->n_in * ld * sizeof(float))))
+        ws->sp_used = 0; /* no scratch: the dense product below (a[0] holds the batch) */
+    if (ws->sp_used) {
+        if (!ws->sp_csc)
+            ecp_spin_build_csc(ws, batch, L->n_in);
+        /* dz with 64-byte rows (see ecp_spin_ld): a 150 KB copy, ~5 us, saves ~30 us. */
+        for (int n = 0; n < batch; n++)
+            memcpy(ws->sp_dz + (size_t)n * ld, dz + (size_t)n * L->n_out,
+                   (size_t)L->n_out * sizeof *dz);
+        if (m->w0t) {
+            ecp_spin_dw(ws, L->n_in, ws->sp_dz, ld, L->n_out, !ow, dW, (size_t)m->ld0t);
+        } else {
+            ecp_spin_dw(ws, L->n_in, ws->sp_dz, ld, L->n_out, 0, ws->sp_dwt, ld);
+            ecp_transpose(ws->sp_dwt, L->n_in, L->n_out, ld, dW, (size_t)L->n_in, !ow);
+        }
+        bias_grad(dz, db, L->n_out, batch, ow);
+    } else if (m->w0t) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L->n_in, L->n_out, batch, 1.0f,
+                    ws->a[0], L->n_in, dz, L->n_out, ow ? 0.0f : 1.0f, dW, m->ld0t);
+        bias_grad(dz, db, L->n_out, batch, ow);
+    } else {
+        layer_backward(L, ws->a[0], dz, NULL, dW, db, batch, ow);
+    }
+}
+
 void ecp_mlp_forward(const ecp_mlp *m, ecp_ws *ws, const float *x, int batch)
 {
     if (ws->a[0] != x)
         memcpy(ws->a[0], x, (size_t)batch * m->sizes[0] * sizeof(float));
-    for (int l = 0; l < m->n_layers; l++)
+    layer0_forward(m, ws, batch);
+    for (int l = 1; l < m->n_layers; l++)
         layer_forward(&m->layer[l], ws->a[l], ws->z[l], ws->a[l + 1], batch);
 }
 
@@ -336,13 +448,16 @@ void ecp_mlp_backward(const ecp_mlp *m, ecp_ws *ws, const float *dy, int batch, 
                      (size_t)batch * top->n_out);
     for (int l = L - 1; l >= 0; l--) {
         const ecp_layer *Ly = &m->layer[l];
-        layer_backward(Ly, ws->a[l], ws->dz[l], l > 0 ? ws->da : NULL, g ? g->dW[l] : NULL,
-                       g ? g->db[l] : NULL, batch);
-        if (l > 0) {
-            const ecp_layer *P = &m->layer[l - 1];
-            ecp_act_backward(P->act, ws->z[l - 1], ws->a[l], ws->da, ws->dz[l - 1],
-                             (size_t)batch * P->n_out);
+        if (l == 0) {
+            if (g)
+                layer0_backward(m, ws, g->dW[0], g->db[0], batch);
+            break;
         }
+        layer_backward(Ly, ws->a[l], ws->dz[l], ws->da, g ? g->dW[l] : NULL,
+                       g ? g->db[l] : NULL, batch, ws->grad_overwrite);
+        const ecp_layer *P = &m->layer[l - 1];
+        ecp_act_backward(P->act, ws->z[l - 1], ws->a[l], ws->da, ws->dz[l - 1],
+                         (size_t)batch * P->n_out);
     }
 }
 
@@ -364,10 +479,12 @@ ecp_status ecp_grads_create(ecp_grads **out, const ecp_mlp *m, ecp_error *err)
         return ECP_ERR_MEMORY;
     }
     for (int l = 0; l < m->n_layers; l++) {
-        g->nw[l] = (size_t)m->layer[l].n_in * m->layer[l].n_out;
+        /* In the training layout, layer 0's gradient is transposed with padded rows, like
+         * m->w0t (the padding stays 0). */
+        int ld = l == 0 && m->w0t ? m->ld0t : m->layer[l].n_out;
+        g->nw[l] = (size_t)m->layer[l].n_in * ld;
         g->nb[l] = m->layer[l].n_out;
-        g->dW[l] = ecp_zalloc((size_t)m->layer[l].n_in * m->layer[l].n_out, sizeof(float),
-                              "gradients", err);
+        g->dW[l] = ecp_zalloc(g->nw[l], sizeof(float), "gradients", err);
         g->db[l] = ecp_zalloc((size_t)m->layer[l].n_out, sizeof(float), "gradients", err);
         if (!g->dW[l] || !g->db[l]) {
             ecp_grads_free(g);

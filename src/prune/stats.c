@@ -130,14 +130,9 @@ static void batch_sensitivities(const ecp_mlp *m, ecp_ws *ws, int B, ecp_sens se
         const float *y = ecp_ws_output(ws);
         for (int b = 0; b < B; b++) {
             const float *yb = y + (size_t)b * K;
-            float mx = yb[0];
-            for (int k = 1; k < K; k++)
-                mx = yb[k] > mx ? yb[k] : mx;
-            double se = 0;
+            double lse = ecp_log_sum_exp(yb, K);
             for (int k = 0; k < K; k++)
-                se += exp((double)yb[k] - mx);
-            for (int k = 0; k < K; k++)
-                sc->prob[(size_t)b * K + k] = (float)(exp((double)yb[k] - mx) / se);
+                sc->prob[(size_t)b * K + k] = (float)exp((double)yb[k] - lse);
         }
     }
     int passes = sens == ECP_SENS_PROBE ? probes : K;
