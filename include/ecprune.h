@@ -291,6 +291,17 @@ typedef struct {
 
 ecp_status ecp_evaluate(const ecp_mlp *m, const ecp_dataset *d, ecp_eval_result *out,
                         ecp_error *err);
+/* For callers that produce the outputs themselves (the sparse engine): y holds the network
+ * outputs of rows [at, at + b) of d; their loss and correct predictions are added into acc,
+ * and ecp_eval_finish turns acc into the same result as ecp_evaluate. Start with acc = {0}. */
+typedef struct {
+    double loss_sum;
+    int64_t correct;
+    int64_t n;
+} ecp_eval_acc;
+void ecp_eval_accumulate(const ecp_dataset *d, int64_t at, int b, const float *y,
+                         ecp_eval_acc *acc);
+void ecp_eval_finish(const ecp_dataset *d, const ecp_eval_acc *acc, ecp_eval_result *out);
 /* Writes the network outputs for every sample of d (n x n_out). */
 ecp_status ecp_predict(const ecp_mlp *m, const ecp_dataset *d, float *out, ecp_error *err);
 ecp_loss ecp_dataset_loss(const ecp_dataset *d);

@@ -41,25 +41,6 @@ static int parse_engine(const char *s, ecp_engine_mode *m)
     return 0;
 }
 
-/* Loss sum and correct count of one batch, as ecp_evaluate computes them. */
-static void score(const ecp_dataset *d, int64_t at, int b, const float *y, double *sum,
-                  int64_t *correct)
-{
-    int K = d->n_out;
-    *sum += ecp_loss_eval(ecp_dataset_loss(d), y, d->y ? d->y + (size_t)at * K : NULL,
-                          d->label ? d->label + at : NULL, b, K, 0, NULL);
-    if (!d->is_class)
-        return;
-    for (int n = 0; n < b; n++) {
-        const float *yn = y + (size_t)n * K;
-        int best = 0;
-        for (int k = 1; k < K; k++)
-            if (yn[k] > yn[best])
-                best = k;
-        *correct += best == d->label[at + n];
-    }
-}
-
 int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -126,8 +107,8 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "ecprune run: out of memory\n");
         goto done;
     }
-    double sum = 0, secs = 0;
-    int64_t correct = 0;
+    double secs = 0;
+    ecp_eval_acc ea = {0};
     for (int64_t at = 0; at < d->n; at += batch) {
         int b = (int)(d->n - at < batch ? d->n - at : batch);
         double t0 = ecp_now();
@@ -136,10 +117,11 @@ int cmd_run(int argc, char **argv)
             goto done;
         }
         secs += ecp_now() - t0; /* the forward only: not the loss */
-        score(d, at, b, y, &sum, &correct);
+        ecp_eval_accumulate(d, at, b, y, &ea);
     }
-    double loss = d->n ? sum / (double)d->n : 0;
-    double acc = d->is_class && d->n ? (double)correct / (double)d->n : -1;
+    ecp_eval_result ev;
+    ecp_eval_finish(d, &ea, &ev);
+    double loss = ev.loss, acc = ev.accuracy;
     double sps = secs > 0 ? (double)d->n / secs : 0;
     if (json) {
         printf("{\"loss\":%.9g", loss);

@@ -155,6 +155,32 @@ done:
 
 #define EVAL_BATCH 1024
 
+void ecp_eval_accumulate(const ecp_dataset *d, int64_t at, int b, const float *y,
+                         ecp_eval_acc *acc)
+{
+    int K = d->n_out;
+    acc->loss_sum += ecp_loss_eval(ecp_dataset_loss(d), y, d->y ? d->y + (size_t)at * K : NULL,
+                                   d->label ? d->label + at : NULL, b, K, 0, NULL);
+    acc->n += b;
+    if (!d->is_class)
+        return;
+    for (int n = 0; n < b; n++) {
+        const float *yn = y + (size_t)n * K;
+        int best = 0;
+        for (int k = 1; k < K; k++)
+            if (yn[k] > yn[best])
+                best = k;
+        acc->correct += best == d->label[at + n];
+    }
+}
+
+void ecp_eval_finish(const ecp_dataset *d, const ecp_eval_acc *acc, ecp_eval_result *out)
+{
+    out->n = acc->n;
+    out->loss = acc->n ? acc->loss_sum / (double)acc->n : 0;
+    out->accuracy = d->is_class && acc->n ? (double)acc->correct / (double)acc->n : -1;
+}
+
 /* Runs the network over d in batches: loss, accuracy and (if pred) the outputs. */
 static ecp_status eval_pass(const ecp_mlp *m, const ecp_dataset *d, ecp_eval_result *res,
                             float *pred, ecp_error *err)
@@ -166,9 +192,7 @@ static ecp_status eval_pass(const ecp_mlp *m, const ecp_dataset *d, ecp_eval_res
     ecp_ws *ws = NULL;
     if ((s = ecp_ws_create(&ws, m, B, err)))
         return s;
-    ecp_loss lk = ecp_dataset_loss(d);
-    double sum = 0;
-    int64_t correct = 0;
+    ecp_eval_acc acc = {0};
     int K = d->n_out;
     for (int64_t at = 0; at < d->n; at += B) {
         int b = (int)(d->n - at < B ? d->n - at : B);
@@ -176,24 +200,11 @@ static ecp_status eval_pass(const ecp_mlp *m, const ecp_dataset *d, ecp_eval_res
         const float *y = ecp_ws_output(ws);
         if (pred)
             memcpy(pred + (size_t)at * K, y, (size_t)b * K * sizeof *y);
-        sum += ecp_loss_eval(lk, y, d->y ? d->y + (size_t)at * K : NULL,
-                             d->label ? d->label + at : NULL, b, K, 0, NULL);
-        if (d->is_class)
-            for (int n = 0; n < b; n++) {
-                const float *yn = y + (size_t)n * K;
-                int best = 0;
-                for (int k = 1; k < K; k++)
-                    if (yn[k] > yn[best])
-                        best = k;
-                correct += best == d->label[at + n];
-            }
+        ecp_eval_accumulate(d, at, b, y, &acc);
     }
     ecp_ws_free(ws);
-    if (res) {
-        res->n = d->n;
-        res->loss = d->n ? sum / (double)d->n : 0;
-        res->accuracy = d->is_class && d->n ? (double)correct / (double)d->n : -1;
-    }
+    if (res)
+        ecp_eval_finish(d, &acc, res);
     return ECP_OK;
 }
 
