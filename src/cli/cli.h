@@ -31,6 +31,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi,
                      double *out);
+/* Loads MODEL (ONNX) and the dataset DATA (CSV target columns may be NULL) and checks that
+ * they fit; on failure prints the error and returns the exit status, else 0. */
+int cli_open(const char *cmd, const char *model, const char *data, const char *target_cols,
+             ecp_mlp **m, ecp_dataset **train, ecp_dataset **test);
 /* Writes s as a JSON string literal (quotes and escapes included). */
 void cli_json_string(FILE *f, const char *s);
 /* Writes a number, or null when it is not finite (JSON has no NaN). */

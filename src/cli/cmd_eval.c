@@ -56,16 +56,12 @@ int cmd_eval(int argc, char **argv)
     ecp_dataset *train = NULL, *test = NULL;
     float *out = NULL;
     int status = 1;
-    ecp_data_opts dopt;
-    ecp_data_opts_default(&dopt);
-    dopt.target_cols = target_cols;
-    if (ecp_onnx_load(&m, model, &err) || ecp_data_open(data, &dopt, &train, &test, &err)) {
-        status = cli_die("eval", &err);
+    if ((status = cli_open("eval", model, data, target_cols, &m, &train, &test)))
         goto done;
-    }
+    status = 1;
     const ecp_dataset *d = use_test ? test : train;
     ecp_eval_result ev;
-    if (ecp_check_fit(m, d, model, data, &err) || ecp_evaluate(m, d, &ev, &err)) {
+    if (ecp_evaluate(m, d, &ev, &err)) {
         status = cli_die("eval", &err);
         goto done;
     }

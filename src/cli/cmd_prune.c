@@ -193,14 +193,9 @@ int cmd_prune(int argc, char **argv)
     ecp_mlp *m = NULL;
     ecp_dataset *train = NULL, *test = NULL;
     int status = 1;
-    ecp_data_opts dopt;
-    ecp_data_opts_default(&dopt);
-    dopt.target_cols = target_cols;
-    if (ecp_onnx_load(&m, model, &err) || ecp_data_open(data, &dopt, &train, &test, &err) ||
-        ecp_check_fit(m, train, model, data, &err)) {
-        status = cli_die("prune", &err);
+    if ((status = cli_open("prune", model, data, target_cols, &m, &train, &test)))
         goto done;
-    }
+    status = 1;
     if (!calib_given && po.calib > train->n)
         po.calib = train->n;
     if (po.calib > train->n) {

@@ -85,20 +85,16 @@ int cmd_run(int argc, char **argv)
     ecp_sparse_net *s = NULL;
     float *y = NULL;
     int status = 1;
-    ecp_data_opts dopt;
-    ecp_data_opts_default(&dopt);
-    dopt.target_cols = target_cols;
-    if (ecp_onnx_load(&m, model, &err) || ecp_data_open(data, &dopt, &train, &test, &err)) {
-        status = cli_die("run", &err);
+    if ((status = cli_open("run", model, data, target_cols, &m, &train, &test)))
         goto done;
-    }
+    status = 1;
     const ecp_dataset *d = use_test ? test : train;
     ecp_sparse_opts so;
     ecp_sparse_opts_default(&so);
     so.mode = mode;
     so.threads = (int)threads;
     so.max_batch = batch < 256 ? (int)batch : 256;
-    if (ecp_check_fit(m, d, model, data, &err) || ecp_sparse_create(&s, m, &so, &err)) {
+    if (ecp_sparse_create(&s, m, &so, &err)) {
         status = cli_die("run", &err);
         goto done;
     }

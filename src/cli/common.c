@@ -73,3 +73,20 @@ void cli_json_number(FILE *f, double v)
     else
         fputs("null", f);
 }
+
+int cli_open(const char *cmd, const char *model, const char *data, const char *target_cols,
+             ecp_mlp **m, ecp_dataset **train, ecp_dataset **test)
+{
+    ecp_error err = {0};
+    ecp_data_opts dopt;
+    ecp_data_opts_default(&dopt);
+    dopt.target_cols = target_cols;
+    *m = NULL;
+    if (ecp_onnx_load(m, model, &err) || ecp_data_open(data, &dopt, train, test, &err) ||
+        ecp_check_fit(*m, *train, model, data, &err)) {
+        ecp_mlp_free(*m);
+        *m = NULL;
+        return cli_die(cmd, &err);
+    }
+    return 0;
+}
