@@ -413,7 +413,12 @@ ecp_status ecp_prune_calib(const ecp_dataset *train, int64_t n, uint64_t seed, e
 /* (sparse API: begin) */
 /* A whole network prepared for inference: each layer runs dense (OpenBLAS) or sparse (CSR by
  * rows, or at batch 1 CSC over the non-zero inputs), chosen against the break-even densities of
- * this machine. The engine copies what it needs: the model may be freed afterwards. */
+ * this machine. The engine copies what it needs: the model may be freed afterwards. In auto and
+ * sparse modes it first removes the hidden neurons that pruning left without inputs (their
+ * constant output folded into the next bias) or without outputs, and skips the inputs with no
+ * kept weight: the same function up to float rounding, except that a NaN / inf input or hidden
+ * value reaching only pruned weights no longer propagates (0 * NaN is not computed). Mode
+ * "dense" runs the model as it is. nnz / n_weights / layer kernels describe the model's layers. */
 typedef struct ecp_sparse_net ecp_sparse_net;
 
 typedef enum { ECP_ENGINE_AUTO = 0, ECP_ENGINE_DENSE, ECP_ENGINE_SPARSE } ecp_engine_mode;

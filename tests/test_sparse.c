@@ -56,6 +56,17 @@ static void check_lists(const float *W, const ecp_spmat *csc, const float *x, co
         if (x[i] != 0.0f)
             assert_int_equal(nz[want++], i);
     assert_int_equal(nx, want);
+    /* masked list: only the inputs whose bit is set in live (every third one here) */
+    uint16_t *live = calloc(((size_t)n_in + 15) / 16, sizeof *live);
+    assert_non_null(live);
+    for (int i = 0; i < n_in; i += 3)
+        live[i / 16] |= (uint16_t)(1u << (i % 16));
+    int nm = ecp_nz_list_mask(x, n_in, live, rows), km = 0;
+    for (int i = 0; i < n_in; i++)
+        if (x[i] != 0.0f && i % 3 == 0)
+            assert_int_equal(rows[km++], i);
+    assert_int_equal(nm, km);
+    free(live);
     /* relu list: y = max(x, 0) and the positive entries */
     memcpy(rl, x, (size_t)n_in * sizeof *rl);
     int np = ecp_relu_nz_list(rl, n_in, rows), k = 0;
@@ -305,6 +316,126 @@ static void test_engine_split_columns(void **state)
     ecp_mlp_free(m);
 }
 
+/* Structural simplification when the engine is built (engine.c): every case against
+ * ecp_mlp_forward, every activation (sigmoid, tanh, softplus, gelu: act(b) != 0 is folded into the
+ * next bias), modes auto and sparse, batches 1 and > 1, with and without zero inputs. */
+static void prune_w(ecp_mlp *m, int l, int o, int i)
+{
+    int n_in = ecp_mlp_layer_in(m, l);
+    ecp_mlp_weights(m, l)[(size_t)o * n_in + i] = 0.0f;
+    ecp_mlp_pruned(m, l)[(size_t)o * n_in + i] = 1;
+}
+
+static void check_against_mlp(ecp_mlp *m, uint64_t seed)
+{
+    static const int batches[] = {1, 2, 5, 33};
+    static const double zeros[] = {0.0, 0.5, 0.9};
+    ecp_error err;
+    ecp_rng r;
+    ecp_rng_seed(&r, seed);
+    int n_in = ecp_mlp_n_in(m), n_out = ecp_mlp_n_out(m);
+    float *x = malloc((size_t)33 * n_in * sizeof *x), *y = malloc((size_t)33 * n_out * sizeof *y);
+    assert_true(x && y);
+    ecp_ws *ws;
+    assert_int_equal(ecp_ws_create(&ws, m, 33, &err), ECP_OK);
+    static const ecp_engine_mode modes[] = {ECP_ENGINE_AUTO, ECP_ENGINE_SPARSE, ECP_ENGINE_DENSE};
+    for (size_t mi = 0; mi < 3; mi++) {
+        ecp_sparse_opts o;
+        ecp_sparse_opts_default(&o);
+        o.mode = modes[mi];
+        o.threads = 1;
+        ecp_sparse_net *s;
+        assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
+        assert_int_equal(ecp_sparse_n_in(s), n_in);
+        assert_int_equal(ecp_sparse_n_out(s), n_out);
+        /* introspection describes the model, not the simplified copy */
+        assert_int_equal(ecp_sparse_n_weights(s) - ecp_sparse_nnz(s), ecp_mlp_n_pruned(m));
+        for (size_t zi = 0; zi < 3; zi++)
+            for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++) {
+                int B = batches[bi];
+                fill_input(&r, x, (size_t)B * n_in, zeros[zi]);
+                ecp_mlp_forward(m, ws, x, B);
+                assert_int_equal(ecp_sparse_forward(s, x, B, y, &err), ECP_OK);
+                for (size_t i = 0; i < (size_t)B * n_out; i++)
+                    assert_close(y[i], ecp_ws_output(ws)[i], 1e-5, 1e-5);
+            }
+        ecp_sparse_free(s);
+    }
+    ecp_ws_free(ws);
+    free(x);
+    free(y);
+}
+
+static void test_engine_simplify(void **state)
+{
+    (void)state;
+    for (int a = 0; a < ECP_ACT_COUNT; a++) {
+        ecp_error err;
+        ecp_mlp *m;
+        /* 40 inputs: past one 16-input mask word, with a tail */
+        assert_int_equal(ecp_mlp_create_arch(&m, "40-12-10-4", (ecp_act)a, &err), ECP_OK);
+        ecp_mlp_init(m, 90 + (uint64_t)a);
+        for (int l = 0; l < 3; l++) /* positive and negative biases: relu(b) both 0 and not */
+            for (int o = 0; o < ecp_mlp_layer_out(m, l); o++)
+                ecp_mlp_bias(m, l)[o] = (o % 2 ? 0.3f : -0.2f) * (float)(1 + o % 3);
+        /* dead input: neurons 2 (b > 0) and 4 (b < 0) of layer 0 have no incoming weight */
+        for (int i = 0; i < 40; i++) {
+            prune_w(m, 0, 3, i);
+            prune_w(m, 0, 4, i);
+        }
+        /* dead output: neuron 5 of layer 0 feeds nothing */
+        for (int o = 0; o < 10; o++)
+            prune_w(m, 1, o, 5);
+        /* cascade: neuron 1 of layer 1 is fed only by neuron 3 of layer 0 (dead input), so it
+         * becomes a constant once 3 is folded; neuron 7 of layer 0 feeds only neuron 6 of layer
+         * 1, which feeds nothing, so 7 dies once 6 does */
+        for (int i = 0; i < 12; i++)
+            if (i != 3)
+                prune_w(m, 1, 1, i);
+        for (int o = 0; o < 4; o++)
+            prune_w(m, 2, o, 6);
+        for (int o = 0; o < 10; o++)
+            if (o != 6)
+                prune_w(m, 1, o, 7);
+        /* input columns 0, 17 and 39 all pruned */
+        for (int o = 0; o < 12; o++) {
+            prune_w(m, 0, o, 0);
+            prune_w(m, 0, o, 17);
+            prune_w(m, 0, o, 39);
+        }
+        check_against_mlp(m, 100 + (uint64_t)a);
+
+        /* a hidden layer empty except one guard weight, and one with no weight at all: the
+         * engine keeps one neuron per layer and folds the rest into the next bias */
+        for (int l = 1; l < 3; l++) {
+            for (int o = 0; o < ecp_mlp_layer_out(m, l); o++)
+                for (int i = 0; i < ecp_mlp_layer_in(m, l); i++)
+                    if (l == 2 || o != 2 || i != 9)
+                        prune_w(m, l, o, i);
+            check_against_mlp(m, 200 + (uint64_t)a + 10 * (uint64_t)l);
+        }
+        /* every weight pruned: the output is a function of the biases alone */
+        for (int o = 0; o < 12; o++)
+            for (int i = 0; i < 40; i++)
+                prune_w(m, 0, o, i);
+        check_against_mlp(m, 300 + (uint64_t)a);
+        ecp_mlp_free(m);
+    }
+    /* a wide hidden layer (more neurons than inputs) with dead neurons */
+    ecp_error err;
+    ecp_mlp *m;
+    assert_int_equal(ecp_mlp_create_arch(&m, "8-50-3", ECP_ACT_SIGMOID, &err), ECP_OK);
+    ecp_mlp_init(m, 400);
+    for (int o = 0; o < 50; o += 3)
+        for (int i = 0; i < 8; i++)
+            prune_w(m, 0, o, i);
+    for (int o = 0; o < 3; o++)
+        for (int i = 1; i < 50; i += 4)
+            prune_w(m, 1, o, i);
+    check_against_mlp(m, 401);
+    ecp_mlp_free(m);
+}
+
 static void test_engine_kernel_choice(void **state)
 {
     (void)state;
@@ -399,6 +530,7 @@ int main(void)
         cmocka_unit_test(test_models_sparsities),
         cmocka_unit_test(test_engine_kernel_choice),
         cmocka_unit_test(test_engine_split_columns),
+        cmocka_unit_test(test_engine_simplify),
         cmocka_unit_test(test_tune_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,8 +22,15 @@
  *   list built with the activation, no per-call count/memcpy             4.9-5.6
  *   + DCOL on layers 1-2 (ReLU leaves 277 of 300 layer-1 inputs > 0)     4.5-4.9
  *   + DCOL on layer 0 too (visited columns hold 38 non-zeros, not 14)    3.2-3.8
- * What is left is bound by L2 bandwidth: ~310 KB of WT rows per call at ~40 B/cycle (layer 0
- * ~4,700 cycles, layer 1 ~2,900). */
+ *   + structural simplification (see simplify(): neurons without inputs  2.9-3.1
+ *     folded into the next bias, without outputs dropped, input columns
+ *     without weights masked out of the list)
+ *   (5 interleaved runs at load 3.3 with a make job, dense 12.7-12.9: before 3.2-4.2, dense /
+ *   sparse 3.9-4.05x; after 4.22-4.41x.)
+ * What is left is bound by L2 bandwidth: WT rows per call went from ~310 KB (layer 0 ~150
+ * visited rows of 19 vectors, layer 1 ~277 of 7) to ~270 KB (18 and 6 vectors): of the ec
+ * model's 300 + 100 hidden neurons 281 + 89 stay (19 and 11 had no input; the 16 and 11 with no
+ * output were among them), and 374 of the 784 input columns keep a weight. */
 #include "sparse.h"
 #include <cblas.h>
 #include <limits.h>
@@ -75,6 +82,7 @@ struct ecp_sparse_net {
     float *buf[2];  /* max(cap x wmax, padded width) each, 64-byte aligned, feature-major */
     int32_t *nz;    /* batch-1 list of non-zero inputs, wmax entries */
     int32_t *ld_x, *ld_r, *ls; /* its split: dense-typed inputs and their WT rows; CSC inputs */
+    uint16_t *in_live; /* bit mask of the input columns with a kept weight, NULL when all are */
     int64_t nnz, n_weights;
 };
 
@@ -126,6 +134,7 @@ void ecp_sparse_free(ecp_sparse_net *s)
     free(s->ld_x);
     free(s->ld_r);
     free(s->ls);
+    free(s->in_live);
     free(s);
 }
 
@@ -242,6 +251,188 @@ static ecp_status build_layer(sp_layer *S, const ecp_layer *L, ecp_engine_mode m
     return ECP_OK;
 }
 
+/* ------------------------------------------------------------------ structural simplification */
+
+/* The engine runs a simplified copy of the network (auto and sparse modes; "dense" stays the
+ * plain OpenBLAS reference). Exact up to float rounding of the folded biases:
+ *  - a hidden neuron whose incoming weights are all pruned (or come only from removed neurons)
+ *    outputs the constant act(b_i): W_next[:, i] * act(b_i) is added to the next layer's bias
+ *    (summed in double, rounded once) and the neuron is removed;
+ *  - a hidden neuron none of whose outgoing weights survive (to live neurons) is never read: its
+ *    row is removed;
+ *  - both repeat until nothing changes (removing one can empty a row or column elsewhere);
+ *  - input columns whose every weight is pruned stay in layer 0 (the input is not copied) but
+ *    leave the batch-1 list of non-zero inputs through a bit mask, so they are never visited.
+ * A hidden layer keeps at least one neuron (computed normally), so no layer is ever empty.
+ * Why: at batch 1 the DCOL kernel reads whole WT rows of ldo floats per non-zero input, and the
+ * run is bound by L2 bandwidth; fewer neurons means shorter rows and fewer rows.
+ * 784-300-100-10 (ec, 90 %, mnist): see the numbers at the top of this file. */
+static int kept_w(const ecp_layer *L, size_t at) { return !L->pruned[at] && L->W[at] != 0.0f; }
+
+static void free_layers(ecp_layer *c, int n)
+{
+    if (!c)
+        return;
+    for (int l = 0; l < n; l++) {
+        free(c[l].W);
+        free(c[l].b);
+        free(c[l].pruned);
+    }
+    free(c);
+}
+
+static ecp_status simplify(const ecp_mlp *m, ecp_layer **out, uint16_t **in_live, ecp_error *err)
+{
+    const int nl = m->n_layers;
+    ecp_status st = ECP_ERR_MEMORY;
+    *out = NULL;
+    *in_live = NULL;
+    uint8_t **alive = ecp_zalloc((size_t)nl + 1, sizeof *alive, "sparse engine", err);
+    double **bias = ecp_zalloc((size_t)nl, sizeof *bias, "sparse engine", err);
+    int *n_alive = ecp_zalloc((size_t)nl + 1, sizeof *n_alive, "sparse engine", err);
+    ecp_layer *c = ecp_zalloc((size_t)nl, sizeof *c, "sparse engine", err);
+    int wmax = 1;
+    for (int l = 0; l <= nl; l++)
+        wmax = m->sizes[l] > wmax ? m->sizes[l] : wmax;
+    int32_t *idx = ecp_alloc((size_t)wmax, sizeof *idx, "sparse engine", err);
+    if (!alive || !bias || !n_alive || !c || !idx)
+        goto done;
+    for (int l = 0; l <= nl; l++) {
+        alive[l] = ecp_alloc((size_t)m->sizes[l], 1, "sparse engine", err);
+        if (!alive[l])
+            goto done;
+        memset(alive[l], 1, (size_t)m->sizes[l]);
+        n_alive[l] = m->sizes[l];
+    }
+    for (int l = 0; l < nl; l++) {
+        bias[l] = ecp_alloc((size_t)m->sizes[l + 1], sizeof *bias[l], "sparse engine", err);
+        if (!bias[l])
+            goto done;
+        for (int o = 0; o < m->sizes[l + 1]; o++)
+            bias[l][o] = m->layer[l].b[o];
+    }
+    for (int changed = 1; changed;) {
+        changed = 0;
+        /* dead input, forwards so that constants propagate in one pass */
+        for (int l = 0; l + 1 < nl; l++) {
+            const ecp_layer *L = &m->layer[l], *N = &m->layer[l + 1];
+            for (int i = 0; i < L->n_out && n_alive[l + 1] > 1; i++) {
+                if (!alive[l + 1][i])
+                    continue;
+                int any = 0;
+                for (int j = 0; j < L->n_in && !any; j++)
+                    any = alive[l][j] && kept_w(L, (size_t)i * L->n_in + j);
+                if (any)
+                    continue;
+                float pre = (float)bias[l][i], k;
+                ecp_act_forward(L->act, &pre, &k, 1);
+                if (k != 0.0f)
+                    for (int o = 0; o < N->n_out; o++) {
+                        size_t at = (size_t)o * N->n_in + i;
+                        if (kept_w(N, at))
+                            bias[l + 1][o] += (double)N->W[at] * (double)k;
+                    }
+                alive[l + 1][i] = 0;
+                n_alive[l + 1]--;
+                changed = 1;
+            }
+        }
+        /* dead output, backwards */
+        for (int l = nl - 2; l >= 0; l--) {
+            const ecp_layer *N = &m->layer[l + 1];
+            for (int i = 0; i < N->n_in && n_alive[l + 1] > 1; i++) {
+                if (!alive[l + 1][i])
+                    continue;
+                int any = 0;
+                for (int o = 0; o < N->n_out && !any; o++)
+                    any = alive[l + 2][o] && kept_w(N, (size_t)o * N->n_in + i);
+                if (any)
+                    continue;
+                alive[l + 1][i] = 0;
+                n_alive[l + 1]--;
+                changed = 1;
+            }
+        }
+    }
+    /* input columns without a kept weight into a live neuron */
+    const ecp_layer *L0 = &m->layer[0];
+    int dead_in = 0;
+    for (int j = 0; j < L0->n_in; j++) {
+        int any = 0;
+        for (int o = 0; o < L0->n_out && !any; o++)
+            any = alive[1][o] && kept_w(L0, (size_t)o * L0->n_in + j);
+        alive[0][j] = (uint8_t)any;
+        dead_in += !any;
+    }
+    if (dead_in) {
+        size_t nw = ((size_t)L0->n_in + 15) / 16;
+        *in_live = ecp_zalloc(nw, sizeof **in_live, "sparse engine", err);
+        if (!*in_live)
+            goto done;
+        for (int j = 0; j < L0->n_in; j++)
+            (*in_live)[j / 16] |= (uint16_t)(alive[0][j] << (j % 16));
+    }
+    /* the compacted layers: rows = live neurons (every output of the last layer), columns =
+     * live neurons of the previous layer (every input of layer 0); none when no neuron was
+     * removed (*out stays NULL: the engine reads the model, no copy of 21M weights for
+     * 1024-4096-4096-1024) */
+    int removed = 0;
+    for (int l = 1; l < nl; l++)
+        removed += n_alive[l] < m->sizes[l];
+    for (int l = 0; l < nl && removed; l++) {
+        const ecp_layer *L = &m->layer[l];
+        int ni = 0, no = 0;
+        if (l == 0)
+            for (int j = 0; j < L->n_in; j++)
+                idx[ni++] = j;
+        else
+            for (int j = 0; j < L->n_in; j++)
+                if (alive[l][j])
+                    idx[ni++] = j;
+        for (int o = 0; o < L->n_out; o++)
+            no += l + 1 == nl || alive[l + 1][o];
+        c[l].n_in = ni;
+        c[l].n_out = no;
+        c[l].act = L->act;
+        c[l].W = ecp_alloc((size_t)ni * (size_t)no, sizeof *c[l].W, "sparse engine", err);
+        c[l].pruned = ecp_alloc((size_t)ni * (size_t)no, 1, "sparse engine", err);
+        c[l].b = ecp_alloc((size_t)no, sizeof *c[l].b, "sparse engine", err);
+        if (!c[l].W || !c[l].pruned || !c[l].b)
+            goto done;
+        for (int o = 0, r = 0; o < L->n_out; o++) {
+            if (!(l + 1 == nl || alive[l + 1][o]))
+                continue;
+            c[l].b[r] = (float)bias[l][o];
+            for (int q = 0; q < ni; q++) {
+                size_t at = (size_t)o * L->n_in + (size_t)idx[q], to = (size_t)r * ni + q;
+                c[l].pruned[to] = L->pruned[at];
+                c[l].W[to] = L->W[at];
+            }
+            r++;
+        }
+    }
+    if (removed) {
+        *out = c;
+        c = NULL;
+    }
+    st = ECP_OK;
+done:
+    if (st) {
+        free(*in_live);
+        *in_live = NULL;
+    }
+    free_layers(c, nl);
+    for (int l = 0; alive && l <= nl; l++)
+        free(alive[l]);
+    for (int l = 0; bias && l < nl; l++)
+        free(bias[l]);
+    free(alive);
+    free(bias);
+    free(n_alive);
+    free(idx);
+    return st;
+}
+
 ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_sparse_opts *o,
                              ecp_error *err)
 {
@@ -283,17 +474,29 @@ ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_s
     }
     for (int i = 0; i <= m->n_layers; i++)
         s->wmax = m->sizes[i] > s->wmax ? m->sizes[i] : s->wmax;
-    for (int l = 0; l < m->n_layers; l++) {
-        const ecp_layer *L = &m->layer[l];
-        int big = (double)L->n_in * L->n_out * sizeof(float) > BIG_LAYER_BYTES;
-        ecp_status st = build_layer(&s->layer[l], L, o->mode, big ? b1l : b1s, bn, err);
+    ecp_layer *simple = NULL;
+    if (o->mode != ECP_ENGINE_DENSE) {
+        ecp_status st = simplify(m, &simple, &s->in_live, err);
         if (st) {
             ecp_sparse_free(s);
             return st;
         }
-        s->nnz += s->layer[l].nnz;
-        s->n_weights += (int64_t)L->n_in * L->n_out;
     }
+    for (int l = 0; l < m->n_layers; l++) {
+        const ecp_layer *L = simple ? &simple[l] : &m->layer[l];
+        int big = (double)L->n_in * L->n_out * sizeof(float) > BIG_LAYER_BYTES;
+        ecp_status st = build_layer(&s->layer[l], L, o->mode, big ? b1l : b1s, bn, err);
+        if (st) {
+            free_layers(simple, m->n_layers);
+            ecp_sparse_free(s);
+            return st;
+        }
+        /* introspection reports the model's weights, kept and all */
+        s->nnz += ecp_spmat_count(m->layer[l].W, m->layer[l].pruned, m->layer[l].n_out,
+                                  m->layer[l].n_in);
+        s->n_weights += (int64_t)m->layer[l].n_in * m->layer[l].n_out;
+    }
+    free_layers(simple, m->n_layers);
     size_t nbuf = (size_t)s->cap * (size_t)s->wmax;
     size_t wpad = (size_t)(s->wmax + ECP_VW - 1) / ECP_VW * ECP_VW;
     for (int i = 0; i < 2; i++) {
@@ -334,7 +537,9 @@ static ecp_sparse_kernel choose_bn(const ecp_sparse_net *s, const sp_layer *S)
 static ecp_status forward_b1(ecp_sparse_net *s, const float *x, float *y, ecp_error *err)
 {
     const int lists = s->mode != ECP_ENGINE_DENSE;
-    int nx = lists ? ecp_nz_list(x, s->n_in, s->nz) : 0;
+    int nx = !lists ? 0
+             : s->in_live ? ecp_nz_list_mask(x, s->n_in, s->in_live, s->nz)
+                          : ecp_nz_list(x, s->n_in, s->nz);
     const float *cur = x;
     for (int l = 0; l < s->n_layers; l++) {
         const sp_layer *S = &s->layer[l];

@@ -244,6 +244,27 @@ int ecp_nz_list(const float *x, int n, int32_t *out)
     return c;
 }
 
+int ecp_nz_list_mask(const float *x, int n, const uint16_t *live, int32_t *out)
+{
+    int c = 0, i = 0;
+#if VW == 16
+    __m512i id = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i step = _mm512_set1_epi32(16);
+    for (; i + 16 <= n; i += 16) {
+        __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        m &= live[i / 16];
+        _mm512_storeu_si512((void *)(out + c), _mm512_maskz_compress_epi32(m, id));
+        c += __builtin_popcount(m);
+        id = _mm512_add_epi32(id, step);
+    }
+#endif
+    for (; i < n; i++) {
+        out[c] = i;
+        c += (x[i] != 0.0f) & (live[i / 16] >> (i % 16) & 1);
+    }
+    return c;
+}
+
 int ecp_relu_nz_list(float *y, int n, int32_t *out)
 {
     int c = 0, i = 0;

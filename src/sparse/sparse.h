@@ -62,6 +62,9 @@ ecp_status ecp_spmm_csr_mt(const ecp_spmat *A, const float *XT, int B, const flo
  * and the list of the positive entries. */
 int ecp_nz_list(const float *x, int n, int32_t *out);
 int ecp_relu_nz_list(float *y, int n, int32_t *out);
+/* ecp_nz_list restricted to the live inputs: bit i % 16 of live[i / 16] set ((n + 15) / 16
+ * words). The engine drops the input columns whose every weight is pruned this way. */
+int ecp_nz_list_mask(const float *x, int n, const uint16_t *live, int32_t *out);
 /* y = W x + b (CSC) visiting only the nx columns listed in nz; b NULL: y += W x. */
 void ecp_spmv_csc_list(const ecp_spmat *A, const float *x, const int32_t *nz, int nx,
                        const float *b, float *y);
