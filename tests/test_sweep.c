@@ -124,6 +124,50 @@ static void test_interrupted_run_resumes(void **state)
                      0);
 }
 
+/* Regression rows have an empty accuracy field; a rerun must read them back and skip them. */
+static void test_regression_rows_resume(void **state)
+{
+    char rdir[400], p[500];
+    snprintf(rdir, sizeof rdir, "%s/reg", dir);
+    assert_int_equal(mkdir(rdir, 0755), 0);
+    ecp_error err;
+    ecp_rng r;
+    ecp_rng_seed(&r, 3);
+    for (int split = 0; split < 2; split++) {
+        int n = split ? 60 : 200;
+        float *x = malloc(sizeof(float) * n * 3), *y = malloc(sizeof(float) * n);
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < 3; j++)
+                x[i * 3 + j] = (float)ecp_rng_normal(&r);
+            y[i] = x[i * 3] * x[i * 3 + 1] + 0.5f * x[i * 3 + 2];
+        }
+        snprintf(p, sizeof p, "%s/%s_x.npy", rdir, split ? "test" : "train");
+        assert_int_equal(ecp_npy_write_f32(p, x, n, 3, &err), ECP_OK);
+        snprintf(p, sizeof p, "%s/%s_y.npy", rdir, split ? "test" : "train");
+        assert_int_equal(ecp_npy_write_f32(p, y, n, 1, &err), ECP_OK);
+        free(x);
+        free(y);
+    }
+    assert_int_equal(run("%s train --data %s --arch 3-12-1 --act tanh --epochs 20 --batch 32 "
+                         "-o %s/m.onnx >/dev/null", bin, rdir, rdir), 0);
+    const char *sw = "%s sweep %s/m.onnx --data %s --methods ec,magnitude --sparsities 0.5 "
+                     "--seeds 1 --calib 100 --csv %s/r.csv >/dev/null";
+    assert_int_equal(run(sw, bin, rdir, rdir, rdir), 0);
+    snprintf(p, sizeof p, "%s/r.csv", rdir);
+    char *first = slurp(p);
+    assert_int_equal(count_lines(first), 4);
+    assert_non_null(strstr(first, "\nec,0.5,1,oneshot,"));
+    /* more methods in the same file: the old rows are read back (empty accuracy) and kept */
+    assert_int_equal(run("%s sweep %s/m.onnx --data %s --methods ec,magnitude,wanda --sparsities "
+                         "0.5 --seeds 1 --calib 100 --csv %s/r.csv >/dev/null", bin, rdir, rdir,
+                         rdir), 0);
+    char *second = slurp(p);
+    assert_int_equal(count_lines(second), 5);
+    assert_memory_equal(first, second, strlen(first));
+    free(first);
+    free(second);
+}
+
 static void test_bad_options(void **state)
 {
     assert_int_equal(run("%s sweep %s/m.onnx --data %s --methods ec,bogus --csv %s/bad.csv "
@@ -148,6 +192,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rows_and_rerun_skips),
         cmocka_unit_test(test_interrupted_run_resumes),
+        cmocka_unit_test(test_regression_rows_resume),
         cmocka_unit_test(test_bad_options),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

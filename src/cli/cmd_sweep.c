@@ -51,6 +51,47 @@ static int row_find(const table *t, const char *method, const char *sched, doubl
     return -1;
 }
 
+/* One row: method,sparsity,seed,schedule,test_loss,test_accuracy,seconds. The accuracy is
+ * empty for regression, so fields are split by hand (scanf's %[^,] refuses an empty field). */
+static int parse_row(char *line, sweep_row *r)
+{
+    char *f[8];
+    int n = 0;
+    line[strcspn(line, "\r\n")] = 0;
+    for (char *p = line; n < 8;) {
+        f[n++] = p;
+        char *c = strchr(p, ',');
+        if (!c)
+            break;
+        *c = 0;
+        p = c + 1;
+    }
+    if (n != 7 || !*f[0] || strlen(f[0]) >= sizeof r->method || !*f[3] ||
+        strlen(f[3]) >= sizeof r->schedule)
+        return 1;
+    memset(r, 0, sizeof *r);
+    snprintf(r->method, sizeof r->method, "%s", f[0]);
+    snprintf(r->schedule, sizeof r->schedule, "%s", f[3]);
+    char *end;
+    r->sparsity = strtod(f[1], &end);
+    if (end == f[1] || *end)
+        return 1;
+    r->seed = strtol(f[2], &end, 10);
+    if (end == f[2] || *end)
+        return 1;
+    r->loss = strtod(f[4], &end);
+    if (end == f[4] || *end)
+        return 1;
+    r->accuracy = -1;
+    if (*f[5]) {
+        r->accuracy = strtod(f[5], &end);
+        if (*end)
+            return 1;
+    }
+    r->seconds = strtod(f[6], &end);
+    return end == f[6] || *end;
+}
+
 static ecp_status csv_load(const char *path, table *t, ecp_error *err)
 {
     FILE *f = fopen(path, "r");
@@ -66,15 +107,11 @@ static ecp_status csv_load(const char *path, table *t, ecp_error *err)
         if (line[0] == '\n' || line[0] == 0)
             continue;
         sweep_row r;
-        memset(&r, 0, sizeof r);
-        char acc[64];
-        if (sscanf(line, "%47[^,],%lf,%ld,%31[^,],%lf,%63[^,],%lf", r.method, &r.sparsity, &r.seed,
-                   r.schedule, &r.loss, acc, &r.seconds) != 7) {
+        if (parse_row(line, &r)) {
             s = ecp_fail(err, ECP_ERR_FORMAT, "%s:%d: not a sweep row (delete the file to start "
                                               "over)", path, lineno);
             break;
         }
-        r.accuracy = acc[0] ? atof(acc) : -1;
         if (t->n == MAX_ROWS) {
             s = ecp_fail(err, ECP_ERR_FORMAT, "%s: more than %d rows", path, MAX_ROWS);
             break;
