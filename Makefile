@@ -63,11 +63,11 @@ setup:
 
 # The unit suites (cmocka), then the Python cross-checks (PyTorch / onnx), then everything
 # again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# The last line printed is the ASan run's "asan: N passed, N failed".
 test: setup
-	$(MAKE) test-unit
-	$(MAKE) test-py
-	$(MAKE) test-asan
-	@echo "make test: all suites passed (normal and ASan+UBSan)"
+	@$(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory test-py
+	@$(MAKE) --no-print-directory test-asan
 
 test-unit: all $(TEST_BIN)
 	@bash scripts/run_tests.sh $(BUILD)
@@ -76,7 +76,7 @@ test-py: all
 	@bash scripts/run_py_tests.sh $(BUILD)
 
 test-asan:
-	$(MAKE) BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer" \
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer" \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test-unit
 
 demo: setup all

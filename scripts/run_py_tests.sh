@@ -13,5 +13,5 @@ for t in tests/py/test_*.py; do
         fail=$((fail + 1)); echo "FAIL $t"; echo "$out" | tail -30
     fi
 done
-echo "python cross-checks: $pass passed, $fail failed"
+echo "python: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

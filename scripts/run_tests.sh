@@ -17,5 +17,8 @@ for t in "$build"/tests/test_*; do
         echo "---- $(basename "$t") failed (exit $rc); its output:"; echo "$out" | tail -40
     fi
 done
-echo "unit tests ($build): $pass passed, $fail failed"
+# One word before the colon: the closing line CI reads is "WORD: N passed, N failed".
+label=unit
+[[ "$build" == *asan* ]] && label=asan
+echo "$label: $pass passed, $fail failed"
 [[ $fail -eq 0 && ${#failed[@]} -eq 0 ]]
