@@ -89,30 +89,32 @@ static onnx_wnode *add_node(onnx_builder *b, const char *op, const char *name,
     return w;
 }
 
-static void node_attr_int(onnx_wnode *w, const char *name, int64_t v)
+/* The node's single attribute, initialised with its name and type; the caller sets the value. */
+static Onnx__AttributeProto *node_attr(onnx_wnode *w, const char *name,
+                                       Onnx__AttributeProto__AttributeType type)
 {
     onnx__attribute_proto__init(&w->attr);
     w->attr.name = (char *)name;
     w->attr.has_type = 1;
-    w->attr.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
-    w->attr.has_i = 1;
-    w->attr.i = v;
+    w->attr.type = type;
     w->attrp[0] = &w->attr;
     w->node.n_attribute = 1;
     w->node.attribute = w->attrp;
+    return &w->attr;
+}
+
+static void node_attr_int(onnx_wnode *w, const char *name, int64_t v)
+{
+    Onnx__AttributeProto *a = node_attr(w, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+    a->has_i = 1;
+    a->i = v;
 }
 
 static void node_attr_float(onnx_wnode *w, const char *name, float v)
 {
-    onnx__attribute_proto__init(&w->attr);
-    w->attr.name = (char *)name;
-    w->attr.has_type = 1;
-    w->attr.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
-    w->attr.has_f = 1;
-    w->attr.f = v;
-    w->attrp[0] = &w->attr;
-    w->node.n_attribute = 1;
-    w->node.attribute = w->attrp;
+    Onnx__AttributeProto *a = node_attr(w, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+    a->has_f = 1;
+    a->f = v;
 }
 
 static onnx_wtensor *add_tensor(onnx_builder *b, const char *name)
