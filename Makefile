@@ -27,10 +27,15 @@ CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HDRS     = include/ecprune.h $(wildcard src/*.h src/*/*.h) $(GEN_H)
 
-.PHONY: all setup test test-unit test-py test-asan demo bench results install clean
-all: $(BUILD)/libecprune.a $(BUILD)/libecprune.so $(BUILD)/ecprune
+.PHONY: all setup check-deps test test-unit test-py test-asan demo bench results install clean
+all: check-deps $(BUILD)/libecprune.a $(BUILD)/libecprune.so $(BUILD)/ecprune
+
+# A fresh machine gets one clear line naming what is missing, not a missing-rule error.
+check-deps:
+	@bash $(SETUP) --check
 
 # ONNX's schema is compiled from Debian's libonnx-dev at build time, never vendored.
+$(GEN_C) $(GEN_H): | check-deps
 $(GEN_C) $(GEN_H): /usr/include/onnx/onnx.proto
 	@mkdir -p $(BUILD)/gen/onnx-src
 	cp /usr/include/onnx/onnx.proto $(BUILD)/gen/onnx-src/onnx.proto
