@@ -347,11 +347,33 @@ const char *ecp_sens_name(ecp_sens s);
 ecp_status ecp_sens_parse(const char *name, ecp_sens *out, ecp_error *err);
 
 /* The pruning methods: "ec", "ec-exact", "random", "magnitude", "magnitude-bc", "gradient",
- * "taylor", "obd", "wanda". Returns NULL past the last; i counts from 0. */
+ * "taylor", "obd", "wanda", "sparsegpt", "obs", "ec-obs". Returns NULL past the last; i counts
+ * from 0. */
 const char *ecp_prune_method_name(int i);
 int ecp_prune_method_exists(const char *name);
 /* 1 if the method shifts biases to compensate removed weights (ec, ec-exact, magnitude-bc). */
 int ecp_prune_method_compensates(const char *name);
+/* 1 if the method re-fits the kept weights and biases of each row (sparsegpt, obs, ec-obs): it prunes
+ * layer by layer on the calibration inputs of the already-pruned layers before it, so it has no
+ * score table to reuse across sparsities. */
+int ecp_prune_method_reconstructs(const char *name);
+
+/* How a reconstruction method (obs, ec-obs) splits the sparsity between layers. */
+typedef enum {
+    ECP_ALLOC_AUTO = 0, /* global, or uniform when scope_layer is set or for sparsegpt */
+    ECP_ALLOC_UNIFORM,  /* the same fraction in every layer (SparseGPT's recipe) */
+    ECP_ALLOC_GLOBAL    /* the per-layer counts of a global selection by allocation_method */
+} ecp_alloc_kind;
+
+/* How ec-obs brings the sensitivity s_i(x_n) of METHOD.md into reconstruction. The layer's
+ * sensitivity matrix S (samples x rows) is approximated by r c^T with r_n = mean_i s_in and
+ * c_i = sum_n s_in / sum_n r_n. */
+typedef enum {
+    ECP_OBSW_NONE = 0, /* plain OBS: every sample and every row weighs the same */
+    ECP_OBSW_SAMPLE,   /* samples weighted by r_n in H = sum_n r_n [a|1][a|1]^T */
+    ECP_OBSW_ROW,      /* rows weighted by c_i in the choice of the mask, H unweighted */
+    ECP_OBSW_RANK1     /* both: H weighted by r_n and rows by c_i */
+} ecp_obs_weighting;
 
 typedef struct {
     const char *method;   /* "ec" */
@@ -366,6 +388,23 @@ typedef struct {
     uint64_t exclude_mask; /* bit l set: layer l is never pruned */
     ecp_train_opts finetune; /* optimiser, batch of the fine-tuning */
     int progress;
+    /* Layer by layer: the statistics of layer l are taken on the network whose layers < l are
+     * already pruned and compensated; per-layer counts from one global pass first. Always on
+     * for obs and ec-obs. */
+    int sequential;
+    /* Reconstruction (obs, ec-obs) */
+    ecp_alloc_kind allocation;    /* ECP_ALLOC_AUTO */
+    const char *allocation_method; /* "METHOD[:SENSITIVITY]" of the global allocation; NULL =
+                                      "ec:loss" */
+    ecp_obs_weighting weighting;  /* ec-obs only (ECP_OBSW_RANK1); obs, sparsegpt: NONE */
+    double damping;               /* added to H's diagonal, as a fraction of its mean (0.01) */
+    int block;                    /* columns per mask choice; 0 = the method's (obs, ec-obs 16;
+                                     sparsegpt 128) */
+    int refit;                    /* after the sweep, each row's exact least-squares fit over its
+                                     kept weights: 0 auto (when no costlier than the sweep's
+                                     factorisations), 1 always, -1 never (sparsegpt: never) */
+    int64_t max_memory;           /* bytes one layer's reconstruction may use; 0 = half of the
+                                     physical memory */
 } ecp_prune_opts;
 void ecp_prune_opts_default(ecp_prune_opts *o);
 

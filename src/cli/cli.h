@@ -29,6 +29,8 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     ;
 /* Strict numeric option parsing: the whole string must be a number within [lo, hi]. */
 int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
+/* A byte count such as 512M or 2G (K/M/G are powers of 1024). */
+int cli_parse_bytes(const char *cmd, const char *opt, const char *s, int64_t *out);
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi,
                      double *out);
 /* Loads MODEL (ONNX) and the dataset DATA (CSV target columns may be NULL) and checks that

@@ -16,16 +16,40 @@ static void help(FILE *f)
         "                       whose test split is reported: mnist, fashion, diffsorp[:noise],\n"
         "                       DIR, FILE.csv\n"
         "  --method M           ec (default), ec-exact, random, magnitude, magnitude-bc, gradient,\n"
-        "                       taylor, obd, wanda (ec-exact: the non-linear oracle, minimising\n"
-        "                       the true deviation of every weight over the calibration set;\n"
-        "                       its cost is weights x calib x network: small networks, small\n"
-        "                       --calib)\n"
-        "  --sensitivity K      for ec/ec-exact: output (default: sum_k (dy_k/dz)^2, exact),\n"
+        "                       taylor, obd, wanda, sparsegpt, obs, ec-obs\n"
+        "                       ec-exact: the non-linear oracle, minimising the true deviation of\n"
+        "                       every weight over the calibration set; its cost is weights x\n"
+        "                       calib x network: small networks, small --calib\n"
+        "                       obs: also re-fits the kept weights and the bias of every row to\n"
+        "                       the layer's calibration inputs (Optimal Brain Surgeon in\n"
+        "                       SparseGPT's sweep), layer by layer, each layer's count from EC\n"
+        "                       ec-obs: obs with the samples and rows weighted by EC's\n"
+        "                       sensitivity: the best one-shot result without fine-tuning\n"
+        "                       sparsegpt: SparseGPT as published (same sparsity in every layer)\n"
+        "  --sensitivity K      ec, ec-exact, ec-obs: output (default: sum_k (dy_k/dz)^2, exact),\n"
         "                       probe (Rademacher estimate, for wide outputs), loss (Gauss-Newton)\n"
         "  --probes P           probes for --sensitivity probe (16)\n"
         "  --sparsity S         target fraction of prunable weights, 0 <= S < 1 (0.9)\n"
         "  --scope global|layer one ranking across layers (default) or S in every layer\n"
         "  --exclude-layer L    never prune layer L (0-based; repeat or give a list 0,2)\n"
+        "  --sequential         score layer l on the network whose layers < l are already\n"
+        "                       pruned and compensated (per-layer counts from one global pass\n"
+        "                       first); obs and ec-obs always work this way\n"
+        "  --allocation A       obs/ec-obs: global (default: each layer's count from a global\n"
+        "                       selection by --allocation-method) or uniform (S in every layer,\n"
+        "                       SparseGPT's recipe; also what --scope layer means)\n"
+        "  --allocation-method M  the criterion of that global selection, NAME[:SENSITIVITY]\n"
+        "                       (default ec:loss; for --sequential, the method itself)\n"
+        "  --weighting W        ec-obs: how the sensitivity enters: rank1 (default: samples\n"
+        "                       weighted by their mean sensitivity in the fit, rows by theirs\n"
+        "                       in the choice of the mask), sample, row, none\n"
+        "  --damping D          obs/ec-obs: D x mean(diag H) added to H's diagonal (0.01)\n"
+        "  --block B            obs/ec-obs: columns per choice of the mask (16; sparsegpt 128)\n"
+        "  --refit R            obs/ec-obs: auto (default: when cheap, i.e. at high sparsity),\n"
+        "                       on, off: after the sweep, re-solve each row's kept weights\n"
+        "                       exactly (least squares on the final mask)\n"
+        "  --max-memory N       obs/ec-obs: refuse a layer needing more than N bytes (suffix\n"
+        "                       K, M, G; default half of the physical memory)\n"
         "  --steps T            iterative pruning on the cubic schedule, statistics recomputed\n"
         "                       at each step (1 = one-shot, the default)\n"
         "  --finetune-epochs E  training epochs after each step, pruned weights held at 0 (0)\n"
@@ -38,8 +62,10 @@ static void help(FILE *f)
         "  --target-cols C      CSV data: target column numbers\n"
         "  -o, --output FILE    the pruned model (.onnx)\n"
         "  --json               machine-readable result\n\n"
-        "example:\n"
-        "  ecprune prune m.onnx --data mnist --method ec --sparsity 0.9 -o p.onnx\n");
+        "examples:\n"
+        "  ecprune prune m.onnx --data mnist --method ec --sparsity 0.9 -o p.onnx\n"
+        "  ecprune prune m.onnx --data mnist --method ec-obs --sparsity 0.95 -o p95.onnx\n"
+        "  ecprune prune m.onnx --data mnist --method obs --allocation uniform -o sgpt.onnx\n");
 }
 
 static int parse_excludes(const char *s, uint64_t *mask)
@@ -54,6 +80,17 @@ static int parse_excludes(const char *s, uint64_t *mask)
         s = *end ? end + 1 : end;
     }
     return 0;
+}
+
+static int parse_weighting(const char *s, ecp_obs_weighting *w)
+{
+    static const char *const names[] = {"none", "sample", "row", "rank1"};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, names[i])) {
+            *w = (ecp_obs_weighting)i;
+            return 0;
+        }
+    return cli_usage_error("prune", "--weighting '%s': choose sample, row, rank1 or none", s);
 }
 
 static int dump_scores(const ecp_mlp *m, const ecp_dataset *train, const ecp_prune_opts *o,
@@ -96,7 +133,8 @@ static int dump_scores(const ecp_mlp *m, const ecp_dataset *train, const ecp_pru
 int cmd_prune(int argc, char **argv)
 {
     enum { O_SENS = 256, O_PROBES, O_SCOPE, O_EXCL, O_STEPS, O_FT, O_LR, O_BATCH, O_CALIB, O_SEED,
-           O_DUMP, O_THREADS, O_TC, O_JSON, O_METHOD, O_SPARSITY, O_DATA };
+           O_DUMP, O_THREADS, O_TC, O_JSON, O_METHOD, O_SPARSITY, O_DATA, O_SEQ, O_ALLOC,
+           O_ALLOC_M, O_WEIGHT, O_DAMP, O_BLOCK, O_MAXMEM, O_REFIT };
     static const struct option opts[] = {
         {"data", required_argument, 0, O_DATA},       {"method", required_argument, 0, O_METHOD},
         {"sensitivity", required_argument, 0, O_SENS}, {"probes", required_argument, 0, O_PROBES},
@@ -107,7 +145,13 @@ int cmd_prune(int argc, char **argv)
         {"seed", required_argument, 0, O_SEED},       {"dump-scores", required_argument, 0, O_DUMP},
         {"threads", required_argument, 0, O_THREADS}, {"target-cols", required_argument, 0, O_TC},
         {"output", required_argument, 0, 'o'},        {"json", no_argument, 0, O_JSON},
-        {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
+        {"help", no_argument, 0, 'h'},                {"sequential", no_argument, 0, O_SEQ},
+        {"allocation", required_argument, 0, O_ALLOC},
+        {"allocation-method", required_argument, 0, O_ALLOC_M},
+        {"weighting", required_argument, 0, O_WEIGHT}, {"damping", required_argument, 0, O_DAMP},
+        {"block", required_argument, 0, O_BLOCK},     {"max-memory", required_argument, 0, O_MAXMEM},
+        {"refit", required_argument, 0, O_REFIT},
+        {0, 0, 0, 0}};
     ecp_prune_opts po;
     ecp_prune_opts_default(&po);
     const char *data = NULL, *out = NULL, *dump = NULL, *target_cols = NULL;
@@ -124,7 +168,7 @@ int cmd_prune(int argc, char **argv)
             if (!ecp_prune_method_exists(optarg))
                 return cli_usage_error("prune", "--method '%s': unknown (choose ec, ec-exact, "
                                        "random, magnitude, magnitude-bc, gradient, taylor, obd, "
-                                       "wanda)", optarg);
+                                       "wanda, sparsegpt, obs, ec-obs)", optarg);
             po.method = optarg;
             break;
         case O_SENS:
@@ -172,6 +216,34 @@ int cmd_prune(int argc, char **argv)
         case O_SEED:
             if ((rc = cli_parse_int("prune", "--seed", optarg, 0, 0x7fffffffL, &v))) return rc;
             po.seed = (uint64_t)v;
+            break;
+        case O_SEQ: po.sequential = 1; break;
+        case O_ALLOC:
+            if (!strcmp(optarg, "global")) po.allocation = ECP_ALLOC_GLOBAL;
+            else if (!strcmp(optarg, "uniform")) po.allocation = ECP_ALLOC_UNIFORM;
+            else return cli_usage_error("prune", "--allocation '%s': choose global or uniform",
+                                        optarg);
+            break;
+        case O_ALLOC_M: po.allocation_method = optarg; break;
+        case O_WEIGHT:
+            if ((rc = parse_weighting(optarg, &po.weighting))) return rc;
+            break;
+        case O_DAMP:
+            if ((rc = cli_parse_double("prune", "--damping", optarg, 0, 1e6, &d))) return rc;
+            po.damping = d;
+            break;
+        case O_BLOCK:
+            if ((rc = cli_parse_int("prune", "--block", optarg, 1, 65536, &v))) return rc;
+            po.block = (int)v;
+            break;
+        case O_REFIT:
+            if (!strcmp(optarg, "auto")) po.refit = 0;
+            else if (!strcmp(optarg, "on")) po.refit = 1;
+            else if (!strcmp(optarg, "off")) po.refit = -1;
+            else return cli_usage_error("prune", "--refit '%s': choose auto, on or off", optarg);
+            break;
+        case O_MAXMEM:
+            if ((rc = cli_parse_bytes("prune", "--max-memory", optarg, &po.max_memory))) return rc;
             break;
         case O_DUMP: dump = optarg; break;
         case O_THREADS:
@@ -242,7 +314,8 @@ int cmd_prune(int argc, char **argv)
                (long long)po.calib, rep.stats_seconds, rep.seconds);
     } else {
         printf("%s: method %s", model, po.method);
-        if (!strcmp(po.method, "ec") || !strcmp(po.method, "ec-exact"))
+        if (!strcmp(po.method, "ec") || !strcmp(po.method, "ec-exact") ||
+            !strcmp(po.method, "ec-obs"))
             printf(" (sensitivity %s)", ecp_sens_name(po.sens));
         printf(", %s, %d step%s, %d fine-tuning epoch%s, %lld calibration samples\n",
                po.scope_layer ? "per layer" : "global", po.steps, po.steps > 1 ? "s" : "",

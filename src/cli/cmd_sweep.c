@@ -19,7 +19,7 @@ static void help(FILE *f)
         "  --data D              mnist | fashion | diffsorp[:noise] | DIR | FILE.csv\n"
         "  --methods LIST        comma-separated; NAME or NAME:SENSITIVITY (e.g. ec:loss)\n"
         "                        (default: ec,ec:loss,magnitude,magnitude-bc,gradient,taylor,\n"
-        "                        obd,wanda,random)\n"
+        "                        obd,wanda,random,sparsegpt,obs,ec-obs)\n"
         "  --sparsities LIST     (default 0.5,0.7,0.8,0.9,0.95,0.98)\n"
         "  --seeds N             seeds 1..N: calibration sample, random scores, fine-tuning (3)\n"
         "  --steps T             iterative schedule with T steps (1 = one-shot)\n"
@@ -187,7 +187,8 @@ int cmd_sweep(int argc, char **argv)
         {"title", required_argument, 0, O_TITLE},      {"threads", required_argument, 0, O_THREADS},
         {"json", no_argument, 0, O_JSON},              {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    char methods_buf[1024] = "ec,ec:loss,magnitude,magnitude-bc,gradient,taylor,obd,wanda,random";
+    char methods_buf[1024] =
+        "ec,ec:loss,magnitude,magnitude-bc,gradient,taylor,obd,wanda,random,sparsegpt,obs,ec-obs";
     char spars_buf[1024] = "0.5,0.7,0.8,0.9,0.95,0.98";
     const char *data = NULL, *csv = NULL, *plot = NULL, *title = NULL;
     long seeds = 3, steps = 1, ft = 0, calib = 2000, threads = 0;
@@ -305,7 +306,8 @@ int cmd_sweep(int argc, char **argv)
                 po.finetune.optim.lr = lr;
                 double t0 = ecp_now();
                 ecp_status s = ecp_mlp_copy(m, m0, &err);
-                if (!s && !strcmp(sched, "oneshot")) {
+                /* reconstruction re-fits layer by layer: no scores to share */
+                if (!s && !strcmp(sched, "oneshot") && !ecp_prune_method_reconstructs(names[mi])) {
                     if (!sc) {
                         s = ecp_prune_calib(train, calib, (uint64_t)seed, &cal, &err);
                         if (!s)

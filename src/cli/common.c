@@ -34,6 +34,26 @@ int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long
     return 0;
 }
 
+int cli_parse_bytes(const char *cmd, const char *opt, const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    double unit = 1;
+    if (end != s && *end && !end[1]) {
+        switch (*end) {
+        case 'K': case 'k': unit = 1024.0; end++; break;
+        case 'M': case 'm': unit = 1024.0 * 1024; end++; break;
+        case 'G': case 'g': unit = 1024.0 * 1024 * 1024; end++; break;
+        }
+    }
+    if (end == s || *end || errno || !(v * unit >= 1) || v * unit > 9e18)
+        return cli_usage_error(cmd, "%s '%s': expected a size in bytes, with an optional K, M or "
+                               "G suffix", opt, s);
+    *out = (int64_t)(v * unit);
+    return 0;
+}
+
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi,
                      double *out)
 {

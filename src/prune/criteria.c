@@ -114,18 +114,25 @@ static void crit_wanda(const ecp_mlp *m, const ecp_stats *st, int l, ecp_rng *rn
 
 static const ecp_method methods[] = {
     {"ec", ECP_NEED_MOMENTS, -1, 1, crit_ec,
-     "elimination-compensation: output deviation left after the optimal bias shift"},
+     "elimination-compensation: output deviation left after the optimal bias shift", 0},
     {"ec-exact", ECP_NEED_MOMENTS, -1, 1, crit_ec,
-     "EC with the true (non-linear) deviation minimised per weight: slow, small networks"},
-    {"random", 0, -1, 0, crit_random, "uniform random scores (seeded)"},
-    {"magnitude", 0, -1, 0, crit_magnitude, "|w|"},
+     "EC with the true (non-linear) deviation minimised per weight: slow, small networks", 0},
+    {"random", 0, -1, 0, crit_random, "uniform random scores (seeded)", 0},
+    {"magnitude", 0, -1, 0, crit_magnitude, "|w|", 0},
     {"magnitude-bc", ECP_NEED_COLS, -1, 1, crit_magnitude_bc,
-     "|w|, then bias correction by the plain input mean"},
-    {"gradient", ECP_NEED_GRAD, -1, 0, crit_gradient, "mean per-sample |dloss/dw|"},
-    {"taylor", ECP_NEED_GRAD, -1, 0, crit_taylor, "mean per-sample (w dloss/dw)^2"},
+     "|w|, then bias correction by the plain input mean", 0},
+    {"gradient", ECP_NEED_GRAD, -1, 0, crit_gradient, "mean per-sample |dloss/dw|", 0},
+    {"taylor", ECP_NEED_GRAD, -1, 0, crit_taylor, "mean per-sample (w dloss/dw)^2", 0},
     {"obd", ECP_NEED_MOMENTS, ECP_SENS_LOSS, 0, crit_obd,
-     "optimal brain damage, Gauss-Newton diagonal (= EC loss without compensation)"},
-    {"wanda", ECP_NEED_COLS, -1, 0, crit_wanda, "|w| times the input norm"},
+     "optimal brain damage, Gauss-Newton diagonal (= EC loss without compensation)", 0},
+    {"wanda", ECP_NEED_COLS, -1, 0, crit_wanda, "|w| times the input norm", 0},
+    {"sparsegpt", 0, -1, 0, NULL,
+     "OBS as published by SparseGPT: same sparsity per layer, even split over 128-column "
+     "blocks", 1},
+    {"obs", 0, -1, 0, NULL,
+     "optimal brain surgeon (SparseGPT's sweep): kept weights and bias re-fitted per row", 1},
+    {"ec-obs", 0, -1, 0, NULL,
+     "OBS with samples weighted by EC's sensitivity and EC's global per-layer allocation", 1},
 };
 #define N_METHODS ((int)(sizeof methods / sizeof *methods))
 
@@ -139,6 +146,12 @@ const ecp_method *ecp_method_find(const char *name)
 
 const char *ecp_prune_method_name(int i) { return i >= 0 && i < N_METHODS ? methods[i].name : NULL; }
 int ecp_prune_method_exists(const char *name) { return ecp_method_find(name) != NULL; }
+
+int ecp_prune_method_reconstructs(const char *name)
+{
+    const ecp_method *me = ecp_method_find(name);
+    return me && me->reconstructs;
+}
 
 int ecp_prune_method_compensates(const char *name)
 {
@@ -210,19 +223,27 @@ ecp_status ecp_prune_scores(const ecp_mlp *m, const ecp_dataset *calib, const ch
     if (!me)
         return ecp_fail(err, ECP_ERR_ARG,
                         "--method '%s': unknown (choose ec, ec-exact, random, magnitude, "
-                        "magnitude-bc, gradient, taylor, obd, wanda)", method);
+                        "magnitude-bc, gradient, taylor, obd, wanda, sparsegpt, obs, ec-obs)", method);
     if (me->sens_fixed >= 0)
         sens = (ecp_sens)me->sens_fixed;
     ecp_stats *st = NULL;
     ecp_scores *sc = NULL;
     ecp_status s;
-    if ((s = ecp_stats_compute(m, calib, me->need, sens, probes, seed, &st, err)) ||
-        (s = scores_alloc(m, me->compensates, &sc, err)))
+    if ((s = scores_alloc(m, me->compensates, &sc, err)))
         goto done;
-    ecp_rng rng;
-    ecp_rng_seed(&rng, seed ^ 0x2a2a2a2aULL);
-    for (int l = 0; l < m->n_layers; l++)
-        me->fn(m, st, l, &rng, sc->score[l], sc->comp ? sc->comp[l] : NULL);
+    if (me->reconstructs) {
+        /* Their saliency on the network as it is, for a global allocation and --dump-scores;
+         * pruning with them re-fits layer by layer instead (ecp_obs_step). */
+        if ((s = ecp_obs_scores(m, calib, me->name, sens, probes, seed, sc->score, err)))
+            goto done;
+    } else {
+        if ((s = ecp_stats_compute(m, calib, me->need, sens, probes, seed, &st, err)))
+            goto done;
+        ecp_rng rng;
+        ecp_rng_seed(&rng, seed ^ 0x2a2a2a2aULL);
+        for (int l = 0; l < m->n_layers; l++)
+            me->fn(m, st, l, &rng, sc->score[l], sc->comp ? sc->comp[l] : NULL);
+    }
     if (!strcmp(me->name, "ec-exact")) {
         ecp_scores *ex;
         if ((s = scores_alloc(m, 1, &ex, err)))

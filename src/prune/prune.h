@@ -42,8 +42,9 @@ typedef struct {
     int need;         /* ECP_NEED_* */
     int sens_fixed;   /* -1: the user's --sensitivity; else the ecp_sens it always uses */
     int compensates;
-    ecp_criterion_fn fn;
+    ecp_criterion_fn fn; /* NULL for the reconstruction methods */
     const char *summary;
+    int reconstructs; /* obs, ec-obs: src/prune/obs.c prunes and re-fits layer by layer */
 } ecp_method;
 
 const ecp_method *ecp_method_find(const char *name);
@@ -56,5 +57,45 @@ ecp_status ecp_exact_scores(const ecp_mlp *m, const ecp_dataset *calib, const ec
  * W = 0, the mask and the compensation. */
 ecp_status ecp_select_apply(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_opts *o,
                             double sparsity, ecp_prune_report *rep, ecp_error *err);
+/* The same with explicit per-layer counts: layer l ends with targets[l] pruned weights
+ * (targets[l] < 0: layer l is left alone). targets == NULL: ecp_select_apply. */
+ecp_status ecp_select_targets(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_opts *o,
+                              double sparsity, const int64_t *targets, ecp_prune_report *rep,
+                              ecp_error *err);
+/* Weights of the layers that o allows to prune. */
+int64_t ecp_prunable_weights(const ecp_mlp *m, const ecp_prune_opts *o);
+/* Fills rep from the model as it is now (per-layer counts, neurons left with no input). */
+void ecp_report_fill(const ecp_mlp *m, int64_t prunable, int guarded, ecp_prune_report *rep);
+
+/* Per-layer pruned counts at `sparsity`: uniform (the same fraction per layer), or those of a
+ * global selection by o->allocation_method on a copy of m. Excluded layers get -1. */
+ecp_status ecp_prune_allocate(const ecp_mlp *m, const ecp_dataset *calib,
+                              const ecp_prune_opts *o, double sparsity, uint64_t seed,
+                              int64_t *targets, ecp_error *err);
+
+/* One step of a reconstruction method (obs.c): layer by layer, H from the calibration inputs
+ * propagated through the layers already pruned, then OBS's column sweep on [W | b]. */
+ecp_status ecp_obs_step(ecp_mlp *m, const ecp_dataset *calib, const ecp_prune_opts *o,
+                        double sparsity, uint64_t seed, ecp_error *err);
+/* OBS's saliency of every weight (score[l]: n_out x n_in); see obs.c. */
+ecp_status ecp_obs_scores(const ecp_mlp *m, const ecp_dataset *calib, const char *method,
+                          ecp_sens sens, int probes, uint64_t seed, double **score,
+                          ecp_error *err);
+/* One step of a scoring method with sequential statistics (the scores of layer l recomputed
+ * after the layers before it are pruned and compensated). */
+ecp_status ecp_sequential_step(ecp_mlp *m, const ecp_dataset *calib, const ecp_prune_opts *o,
+                               double sparsity, uint64_t seed, ecp_prune_report *rep,
+                               ecp_error *err);
+
+/* The forward (and, if with_sens, sensitivity) pass of ecp_stats_compute, one batch at a time,
+ * for callers that need per-sample values. The model may change between runs (not its sizes). */
+typedef struct ecp_calib_pass ecp_calib_pass;
+ecp_status ecp_calib_pass_create(const ecp_mlp *m, int max_batch, int with_sens, ecp_sens sens,
+                                 int probes, ecp_loss lk, uint64_t seed, ecp_calib_pass **out,
+                                 ecp_error *err);
+void ecp_calib_pass_run(ecp_calib_pass *p, const float *x, int b);
+const float *ecp_calib_pass_act(const ecp_calib_pass *p, int l);  /* b x sizes[l] */
+const float *ecp_calib_pass_sens(const ecp_calib_pass *p, int l); /* b x sizes[l+1] or NULL */
+void ecp_calib_pass_free(ecp_calib_pass *p);
 
 #endif

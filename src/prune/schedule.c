@@ -16,6 +16,9 @@ void ecp_prune_opts_default(ecp_prune_opts *o)
     o->seed = 1;
     ecp_train_opts_default(&o->finetune);
     o->finetune.progress = 0;
+    o->allocation = ECP_ALLOC_AUTO;
+    o->weighting = ECP_OBSW_RANK1;
+    o->damping = 0.01;
 }
 
 /* s_t = s_f (1 - (1 - t/T)^3) */
@@ -53,7 +56,7 @@ ecp_status ecp_prune(ecp_mlp *m, const ecp_dataset *train, const ecp_prune_opts 
     if (!ecp_method_find(o->method))
         return ecp_fail(err, ECP_ERR_ARG,
                         "--method '%s': unknown (choose ec, ec-exact, random, magnitude, "
-                        "magnitude-bc, gradient, taylor, obd, wanda)", o->method);
+                        "magnitude-bc, gradient, taylor, obd, wanda, sparsegpt, obs, ec-obs)", o->method);
     if (!(o->sparsity >= 0 && o->sparsity < 1))
         return ecp_fail(err, ECP_ERR_ARG, "--sparsity %g: must be in [0, 1)", o->sparsity);
     if (o->steps < 1 || o->steps > 1000)
@@ -78,13 +81,21 @@ ecp_status ecp_prune(ecp_mlp *m, const ecp_dataset *train, const ecp_prune_opts 
     for (int t = 1; t <= o->steps && !s; t++) {
         double target = o->steps == 1 ? o->sparsity : cubic(o->sparsity, t, o->steps);
         double ts = ecp_now();
-        ecp_scores *sc = NULL;
-        s = ecp_prune_scores(m, calib, o->method, o->sens, o->probes, o->seed + (uint64_t)t, &sc,
-                             err);
+        uint64_t seed = o->seed + (uint64_t)t;
+        if (ecp_method_find(o->method)->reconstructs) {
+            s = ecp_obs_step(m, calib, o, target, seed, err);
+            if (!s)
+                ecp_report_fill(m, ecp_prunable_weights(m, o), 0, rep);
+        } else if (o->sequential) {
+            s = ecp_sequential_step(m, calib, o, target, seed, rep, err);
+        } else {
+            ecp_scores *sc = NULL;
+            s = ecp_prune_scores(m, calib, o->method, o->sens, o->probes, seed, &sc, err);
+            if (!s)
+                s = ecp_select_apply(m, sc, o, target, rep, err);
+            ecp_scores_free(sc);
+        }
         rep->stats_seconds += ecp_now() - ts;
-        if (!s)
-            s = ecp_select_apply(m, sc, o, target, rep, err);
-        ecp_scores_free(sc);
         if (!s && o->finetune_epochs > 0) {
             ecp_train_opts to = o->finetune;
             to.epochs = o->finetune_epochs;

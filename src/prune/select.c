@@ -22,8 +22,47 @@ static int cand_cmp(const void *pa, const void *pb)
 
 static int excluded(const ecp_prune_opts *o, int l) { return l < 64 && ((o->exclude_mask >> l) & 1); }
 
+/* Fills rep from the model as it is now: counts per layer and neurons left with no input. */
+void ecp_report_fill(const ecp_mlp *m, int64_t prunable, int guarded, ecp_prune_report *rep)
+{
+    int L = m->n_layers;
+    rep->n_layers = L;
+    rep->weights = ecp_mlp_n_weights(m);
+    rep->prunable = prunable;
+    rep->pruned = ecp_mlp_n_pruned(m);
+    rep->guarded += guarded;
+    for (int l = 0; l < L && l < ECP_PRUNE_MAX_LAYERS; l++) {
+        const ecp_layer *Ly = &m->layer[l];
+        rep->layer_pruned[l] = ecp_mlp_layer_n_pruned(m, l);
+        int dead = 0;
+        for (int i = 0; i < Ly->n_out; i++) {
+            int alive = 0;
+            for (int j = 0; j < Ly->n_in && !alive; j++)
+                alive = !Ly->pruned[(size_t)i * Ly->n_in + j];
+            dead += !alive;
+        }
+        rep->dead_inputs[l] = dead;
+    }
+}
+
+int64_t ecp_prunable_weights(const ecp_mlp *m, const ecp_prune_opts *o)
+{
+    int64_t n = 0;
+    for (int l = 0; l < m->n_layers; l++)
+        if (!excluded(o, l))
+            n += (int64_t)m->layer[l].n_in * m->layer[l].n_out;
+    return n;
+}
+
 ecp_status ecp_select_apply(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_opts *o,
                             double sparsity, ecp_prune_report *rep, ecp_error *err)
+{
+    return ecp_select_targets(m, sc, o, sparsity, NULL, rep, err);
+}
+
+ecp_status ecp_select_targets(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_opts *o,
+                              double sparsity, const int64_t *targets, ecp_prune_report *rep,
+                              ecp_error *err)
 {
     int L = m->n_layers;
     int64_t prunable = 0, ncand = 0;
@@ -49,12 +88,13 @@ ecp_status ecp_select_apply(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_op
     }
     int guarded = 0;
     /* Global: one list; per layer: one list per layer, each with its own quota. */
-    for (int pass = 0; pass < (o->scope_layer ? L : 1); pass++) {
-        if (o->scope_layer && excluded(o, pass))
+    int per_layer = o->scope_layer || targets;
+    for (int pass = 0; pass < (per_layer ? L : 1); pass++) {
+        if (per_layer && (excluded(o, pass) || (targets && targets[pass] < 0)))
             continue;
         int64_t n = 0, target, have = 0;
         for (int l = 0; l < L; l++) {
-            if (excluded(o, l) || (o->scope_layer && l != pass))
+            if (excluded(o, l) || (per_layer && l != pass))
                 continue;
             const ecp_layer *Ly = &m->layer[l];
             int64_t nw = (int64_t)Ly->n_in * Ly->n_out;
@@ -69,9 +109,9 @@ ecp_status ecp_select_apply(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_op
                 n++;
             }
         }
-        int64_t pool = o->scope_layer ? (int64_t)m->layer[pass].n_in * m->layer[pass].n_out
-                                      : prunable;
-        target = llround(sparsity * (double)pool);
+        int64_t pool = per_layer ? (int64_t)m->layer[pass].n_in * m->layer[pass].n_out
+                                 : prunable;
+        target = targets ? targets[pass] : llround(sparsity * (double)pool);
         qsort(cs, (size_t)n, sizeof *cs, cand_cmp);
         for (int64_t c = 0; c < n && have < target; c++) {
             int l = cs[c].layer;
@@ -92,25 +132,8 @@ ecp_status ecp_select_apply(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_op
     }
     free(cs);
     free(remaining);
-    if (rep) {
-        rep->n_layers = L;
-        rep->weights = ecp_mlp_n_weights(m);
-        rep->prunable = prunable;
-        rep->pruned = ecp_mlp_n_pruned(m);
-        rep->guarded += guarded;
-        for (int l = 0; l < L && l < ECP_PRUNE_MAX_LAYERS; l++) {
-            const ecp_layer *Ly = &m->layer[l];
-            rep->layer_pruned[l] = ecp_mlp_layer_n_pruned(m, l);
-            int dead = 0;
-            for (int i = 0; i < Ly->n_out; i++) {
-                int alive = 0;
-                for (int j = 0; j < Ly->n_in && !alive; j++)
-                    alive = !Ly->pruned[(size_t)i * Ly->n_in + j];
-                dead += !alive;
-            }
-            rep->dead_inputs[l] = dead;
-        }
-    }
+    if (rep)
+        ecp_report_fill(m, prunable, guarded, rep);
     return ECP_OK;
 }
 

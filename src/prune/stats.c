@@ -328,3 +328,65 @@ done:
     ecp_stats_free(st);
     return s;
 }
+
+/* The same forward and sensitivity pass, batch by batch, for callers that need the per-sample
+ * values rather than their moments (reconstruction weighs each sample by its sensitivity). */
+struct ecp_calib_pass {
+    const ecp_mlp *m;
+    ecp_ws *ws;
+    scratch sc;
+    int with_sens, probes;
+    ecp_sens sens;
+    ecp_loss lk;
+    ecp_rng rng;
+};
+
+ecp_status ecp_calib_pass_create(const ecp_mlp *m, int max_batch, int with_sens, ecp_sens sens,
+                                 int probes, ecp_loss lk, uint64_t seed, ecp_calib_pass **out,
+                                 ecp_error *err)
+{
+    *out = NULL;
+    if (sens == ECP_SENS_PROBE && probes < 1)
+        return ecp_fail(err, ECP_ERR_ARG, "probes %d: must be >= 1", probes);
+    ecp_calib_pass *p = ecp_zalloc(1, sizeof *p, "calibration pass", err);
+    if (!p)
+        return ECP_ERR_MEMORY;
+    p->m = m;
+    p->with_sens = with_sens;
+    p->sens = sens;
+    p->probes = probes;
+    p->lk = lk;
+    ecp_rng_seed(&p->rng, seed ^ 0x5eed5eedULL);
+    ecp_status s = scratch_alloc(m, max_batch, sens == ECP_SENS_LOSS && lk == ECP_LOSS_XENT,
+                                 &p->sc, err);
+    if (!s)
+        s = ecp_ws_create(&p->ws, m, max_batch, err);
+    if (s) {
+        ecp_calib_pass_free(p);
+        return s;
+    }
+    *out = p;
+    return ECP_OK;
+}
+
+void ecp_calib_pass_run(ecp_calib_pass *p, const float *x, int b)
+{
+    ecp_mlp_forward(p->m, p->ws, x, b);
+    if (p->with_sens)
+        batch_sensitivities(p->m, p->ws, b, p->sens, p->probes, p->lk, &p->rng, &p->sc);
+}
+
+const float *ecp_calib_pass_act(const ecp_calib_pass *p, int l) { return ecp_ws_act(p->ws, l); }
+const float *ecp_calib_pass_sens(const ecp_calib_pass *p, int l)
+{
+    return p->with_sens ? p->sc.S[l] : NULL;
+}
+
+void ecp_calib_pass_free(ecp_calib_pass *p)
+{
+    if (!p)
+        return;
+    scratch_free(&p->sc, p->m->n_layers);
+    ecp_ws_free(p->ws);
+    free(p);
+}

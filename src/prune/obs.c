@@ -1,0 +1,518 @@
+/* Reconstruction pruning: Optimal Brain Surgeon in the column sweep of SparseGPT (Frantar &
+ * Alistarh 2023), on rows augmented with the bias.
+ *
+ * For layer l every row i is w~ = [W_i | b_i] acting on a~ = [a | 1]. Removing a set of weights
+ * and re-fitting the others to keep z_i on the calibration set is least squares on
+ * H = sum_n r_n a~ a~^T. The sweep eliminates columns left to right with the upper Cholesky
+ * factor U of H^-1 (H^-1 = U^T U): removing w_j costs w_j^2 / U_jj^2 and moves the columns to
+ * its right by -(w_j / U_jj) U_j,. The bias is the last column and is never removed, so it
+ * receives every update; were every other column frozen, its update would be EC's delta*.
+ * Layers are done in order on the network as pruned so far (sequential), so layer l is fitted
+ * to the inputs it will really see. The mask is chosen per block of columns on the weights as
+ * updated by the blocks before (SparseGPT's adaptive selection), with the layer's count split
+ * evenly over the blocks.
+ *
+ * ec-obs weighs samples and rows by EC's sensitivity (ecp_obs_weighting in ecprune.h) and
+ * takes the per-layer counts from a global EC selection (ecp_prune_allocate). */
+#include "prune.h"
+#include "../core/lapack.h"
+#include <cblas.h>
+#include <math.h>
+#include <unistd.h>
+
+#define OBS_BATCH 256
+
+/* What the method name and options ask of the sweep. */
+typedef struct {
+    ecp_obs_weighting wt;
+    int block; /* columns per mask choice */
+    int even;  /* SparseGPT's split: every block removes the same fraction */
+    int refit; /* 1 always, 0 when cheap, -1 never */
+} obs_cfg;
+
+static obs_cfg obs_config(const ecp_prune_opts *o)
+{
+    int sgpt = !strcmp(o->method, "sparsegpt");
+    obs_cfg c = {.wt = strcmp(o->method, "ec-obs") ? ECP_OBSW_NONE : o->weighting,
+                 .block = o->block > 0 ? o->block : sgpt ? 128 : 16,
+                 .even = sgpt,
+                 .refit = o->refit ? o->refit : sgpt ? -1 : 0};
+    return c;
+}
+
+typedef struct {
+    int l, rows, cols;  /* cols = n_in + 1: the bias is the last column */
+    obs_cfg cfg;
+    double *H;          /* cols x cols; after obs_factor the upper Cholesky factor U of H^-1 */
+    double *W;          /* rows x cols: [W | b] in double */
+    double *Hd;         /* cols x cols: H + lambda I, kept for the final re-fit */
+    double *G;          /* rows x cols: the original rows times Hd (the re-fit's right side) */
+    int *keep;          /* cols: the kept columns of one row */
+    double *rscale;     /* rows: c_i, the weight of row i's removal costs */
+    double *Err;        /* rows x obs_lazy(block): scaled errors awaiting the lazy GEMM */
+    double *X;          /* OBS_BATCH x cols: sqrt(r_n) [a_n | 1] */
+    struct cand { double score; int64_t idx; } *cand; /* rows x n_in */
+    int64_t *quota;     /* per block of columns: weights it removes */
+} obs_layer;
+
+static void obs_layer_free(obs_layer *L)
+{
+    free(L->H);
+    free(L->W);
+    free(L->Hd);
+    free(L->G);
+    free(L->keep);
+    free(L->rscale);
+    free(L->Err);
+    free(L->X);
+    free(L->cand);
+    free(L->quota);
+}
+
+static int64_t phys_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (int64_t)pages * size : (int64_t)1 << 34;
+}
+
+/* Columns whose updates to the right are carried by one GEMM: the mask is chosen per `block`
+ * columns (small blocks follow the updated weights closely), the far updates batched. */
+static int obs_lazy(int block) { return block >= 128 ? block : 128 / block * block; }
+
+/* Bytes one layer's reconstruction holds at once. */
+static int64_t obs_bytes(int rows, int cols, int block)
+{
+    return 8 * (2 * (int64_t)cols * cols + 2 * (int64_t)rows * cols +
+                (int64_t)rows * obs_lazy(block) +
+                (int64_t)OBS_BATCH * cols + (int64_t)rows + cols / block + 1) +
+           (int64_t)(sizeof(struct cand) + 1) * rows * (cols - 1);
+}
+
+/* Refuses a layer whose reconstruction would not fit in o->max_memory, naming it. */
+static ecp_status obs_check_memory(int l, int rows, int cols, const ecp_prune_opts *o,
+                                   ecp_error *err)
+{
+    int64_t need = obs_bytes(rows, cols, obs_config(o).block);
+    int64_t budget = o->max_memory > 0 ? o->max_memory : phys_memory() / 2;
+    if (need > budget)
+        return ecp_fail(err, ECP_ERR_MEMORY,
+                        "layer %d (%d x %d): reconstruction needs %.1f MB, more than max_memory "
+                        "%.1f MB", l, rows, cols - 1, need / 1e6, budget / 1e6);
+    return ECP_OK;
+}
+
+static ecp_status obs_layer_alloc(obs_layer *L, const ecp_mlp *m, int l, const ecp_prune_opts *o,
+                                  ecp_error *err)
+{
+    memset(L, 0, sizeof *L);
+    L->l = l;
+    L->rows = m->layer[l].n_out;
+    L->cols = m->layer[l].n_in + 1;
+    L->cfg = obs_config(o);
+    ecp_status s = obs_check_memory(l, L->rows, L->cols, o, err);
+    if (s)
+        return s;
+    size_t c = (size_t)L->cols, r = (size_t)L->rows, B = (size_t)L->cfg.block;
+    if (!(L->H = ecp_alloc(c * c, sizeof(double), "reconstruction", err)) ||
+        !(L->W = ecp_alloc(r * c, sizeof(double), "reconstruction", err)) ||
+        !(L->Hd = ecp_alloc(c * c, sizeof(double), "reconstruction", err)) ||
+        !(L->G = ecp_alloc(r * c, sizeof(double), "reconstruction", err)) ||
+        !(L->keep = ecp_alloc(c, sizeof(int), "reconstruction", err)) ||
+        !(L->rscale = ecp_alloc(r, sizeof(double), "reconstruction", err)) ||
+        !(L->Err = ecp_alloc(r * (size_t)obs_lazy(L->cfg.block), sizeof(double), "reconstruction",
+                             err)) ||
+        !(L->X = ecp_alloc((size_t)OBS_BATCH * c, sizeof(double), "reconstruction", err)) ||
+        !(L->cand = ecp_alloc(r * (c - 1), sizeof *L->cand, "reconstruction", err)) ||
+        !(L->quota = ecp_alloc(c / B + 1, sizeof *L->quota, "reconstruction", err))) {
+        obs_layer_free(L);
+        return ECP_ERR_MEMORY;
+    }
+    return ECP_OK;
+}
+
+/* H = sum_n r_n a~ a~^T over the calibration set on the current network, and the row weights
+ * c_i, with r_n = mean_i s_in and c_i = sum_n s_in / sum_n r_n (both 1 without weighting). */
+static ecp_status obs_hessian(obs_layer *L, const ecp_mlp *m, const ecp_dataset *calib,
+                              ecp_obs_weighting wt, const ecp_prune_opts *o, uint64_t seed,
+                              ecp_error *err)
+{
+    int ni = L->cols - 1, no = L->rows, cols = L->cols;
+    int sample_w = wt == ECP_OBSW_SAMPLE || wt == ECP_OBSW_RANK1;
+    int row_w = wt == ECP_OBSW_ROW || wt == ECP_OBSW_RANK1;
+    ecp_calib_pass *p;
+    ecp_status s = ecp_calib_pass_create(m, OBS_BATCH, wt != ECP_OBSW_NONE, o->sens, o->probes,
+                                         ecp_dataset_loss(calib), seed, &p, err);
+    if (s)
+        return s;
+    memset(L->H, 0, (size_t)cols * cols * sizeof(double));
+    memset(L->rscale, 0, (size_t)no * sizeof(double));
+    double rsum = 0;
+    for (int64_t at = 0; at < calib->n; at += OBS_BATCH) {
+        int b = (int)(calib->n - at < OBS_BATCH ? calib->n - at : OBS_BATCH);
+        ecp_calib_pass_run(p, calib->x + (size_t)at * calib->n_in, b);
+        const float *a = ecp_calib_pass_act(p, L->l), *S = ecp_calib_pass_sens(p, L->l);
+        for (int n = 0; n < b; n++) {
+            double r = 1;
+            if (S) {
+                double t = 0;
+                for (int i = 0; i < no; i++) {
+                    t += S[(size_t)n * no + i];
+                    L->rscale[i] += S[(size_t)n * no + i];
+                }
+                r = t / no;
+            }
+            rsum += r;
+            double q = sample_w ? sqrt(r) : 1.0;
+            double *x = L->X + (size_t)n * cols;
+            for (int j = 0; j < ni; j++)
+                x[j] = q * a[(size_t)n * ni + j];
+            x[ni] = q;
+        }
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, cols, b, 1.0, L->X, cols, 1.0, L->H,
+                    cols);
+    }
+    ecp_calib_pass_free(p);
+    for (int i = 0; i < cols; i++)
+        for (int j = 0; j < i; j++)
+            L->H[(size_t)i * cols + j] = L->H[(size_t)j * cols + i];
+    for (int i = 0; i < no; i++)
+        L->rscale[i] = row_w ? (rsum > 0 ? L->rscale[i] / rsum : 0) : 1.0;
+    if (sample_w && !(L->H[(size_t)cols * cols - 1] > 0)) {
+        /* No sample reaches the output through this layer: every weighting is zero, and any
+         * fit is as good as another. Fall back to the unweighted one. */
+        ecp_obs_weighting plain = row_w ? ECP_OBSW_ROW : ECP_OBSW_NONE;
+        return obs_hessian(L, m, calib, plain, o, seed, err);
+    }
+    return ECP_OK;
+}
+
+/* H + lambda I with lambda = damping x mean(diag H) (kept in Hd), then its inverse in H.
+ * A dead input (a_j = 0 on every sample) then has H_jj = lambda: its weights cost nothing to
+ * remove and take no part in the fit. LAPACK is column-major: on a symmetric matrix its 'L'
+ * is our (row-major) upper triangle. */
+static ecp_status obs_inverse(obs_layer *L, double damping, int64_t nsamples, ecp_error *err)
+{
+    int n = L->cols, info = 0;
+    double *H = L->H, mean = 0;
+    for (int j = 0; j < n; j++)
+        mean += H[(size_t)j * n + j];
+    mean /= n;
+    double lambda = damping * (mean > 0 ? mean : 1.0);
+    for (int j = 0; j < n; j++)
+        H[(size_t)j * n + j] += lambda;
+    memcpy(L->Hd, H, (size_t)n * n * sizeof(double));
+    dpotrf_("L", &n, H, &n, &info, 1);
+    if (info == 0)
+        dpotri_("L", &n, H, &n, &info, 1);
+    if (info != 0)
+        return ecp_fail(err, ECP_ERR_NUMERIC,
+                        "layer %d: the inputs' second-moment matrix (%d x %d, from %lld "
+                        "calibration samples) is singular with damping %g; raise damping or "
+                        "the calibration size", L->l, n, n, (long long)nsamples, damping);
+    for (int i = 0; i < n; i++) /* H^-1 is in the upper triangle: mirror it */
+        for (int j = 0; j < i; j++)
+            H[(size_t)i * n + j] = H[(size_t)j * n + i];
+    return ECP_OK;
+}
+
+/* The upper Cholesky factor U of H^-1 = U^T U, in place. */
+static ecp_status obs_factor(obs_layer *L, double damping, int64_t nsamples, ecp_error *err)
+{
+    ecp_status s = obs_inverse(L, damping, nsamples, err);
+    if (s)
+        return s;
+    int n = L->cols, info = 0;
+    double *H = L->H;
+    dpotrf_("L", &n, H, &n, &info, 1);
+    if (info != 0)
+        return ecp_fail(err, ECP_ERR_NUMERIC,
+                        "layer %d: the inverse second-moment matrix is not positive definite "
+                        "in double precision; raise damping (now %g)", L->l, damping);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < i; j++)
+            H[(size_t)i * n + j] = 0;
+    return ECP_OK;
+}
+
+static int cand_cmp(const void *pa, const void *pb)
+{
+    const struct cand *a = pa, *b = pb;
+    if (a->score != b->score)
+        return a->score < b->score ? -1 : 1;
+    return (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+/* Chooses the mask of columns [c0, c1) of the prunable part: the already-pruned weights, then
+ * the `quota` - forced cheapest others by c_i w^2 / U_jj^2 on the current weights. */
+static void obs_block_mask(obs_layer *L, const uint8_t *pruned, int c0, int c1, int64_t quota,
+                           uint8_t *mask)
+{
+    int ni = L->cols - 1, cols = L->cols;
+    int64_t n = 0, forced = 0;
+    for (int i = 0; i < L->rows; i++)
+        for (int j = c0; j < c1; j++) {
+            int64_t k = (int64_t)i * ni + j;
+            mask[k] = pruned[k];
+            if (pruned[k]) {
+                forced++;
+                continue;
+            }
+            double w = L->W[(size_t)i * cols + j], u = L->H[(size_t)j * cols + j];
+            L->cand[n].score = L->rscale[i] * w * w / (u * u);
+            L->cand[n].idx = k;
+            n++;
+        }
+    int64_t take = quota - forced;
+    if (take <= 0)
+        return;
+    if (take > n)
+        take = n;
+    qsort(L->cand, (size_t)n, sizeof *L->cand, cand_cmp);
+    for (int64_t c = 0; c < take; c++)
+        mask[L->cand[c].idx] = 1;
+}
+
+/* Columns [s0, s1) of the lazy block [c0, c1): each removed weight updates the columns to its
+ * right exactly up to c1, and its scaled error is kept in Err for the GEMM past c1. */
+static void obs_columns(obs_layer *L, const uint8_t *mask, int c0, int s0, int s1, int c1,
+                        int lazy)
+{
+    int ni = L->cols - 1, cols = L->cols;
+    for (int j = s0; j < s1; j++) {
+        const double *u = L->H + (size_t)j * cols;
+        for (int i = 0; i < L->rows; i++) {
+            double *row = L->W + (size_t)i * cols;
+            int drop = j < ni && mask[(size_t)i * ni + j];
+            double e = drop ? row[j] / u[j] : 0.0;
+            L->Err[(size_t)i * lazy + (j - c0)] = e;
+            if (drop) {
+                row[j] = 0;
+                for (int k = j + 1; k < c1; k++)
+                    row[k] -= e * u[k];
+            }
+        }
+    }
+}
+
+/* How many weights each block of columns removes (quota[b] counts its already-pruned ones).
+ * By default as many as one selection over the whole layer by c_i w^2 / U_jj^2, on the weights
+ * before the sweep, puts there; the blocks then choose which on the weights as updated so far.
+ * SparseGPT's even split forces the same sparsity on every block, where inputs differ widely
+ * in worth (MNIST's border pixels are always zero): kept for the published recipe. */
+static void obs_quotas(obs_layer *L, const uint8_t *pruned, int64_t target, int64_t *quota)
+{
+    int ni = L->cols - 1, cols = L->cols, block = L->cfg.block, nb = (cols + block - 1) / block;
+    int64_t forced = 0, n = 0;
+    for (int b = 0; b < nb; b++)
+        quota[b] = 0;
+    for (int i = 0; i < L->rows; i++)
+        for (int j = 0; j < ni; j++) {
+            int64_t k = (int64_t)i * ni + j;
+            if (pruned[k]) {
+                quota[j / block]++;
+                forced++;
+                continue;
+            }
+            double w = L->W[(size_t)i * cols + j], u = L->H[(size_t)j * cols + j];
+            L->cand[n].score = L->rscale[i] * w * w / (u * u);
+            L->cand[n].idx = k;
+            n++;
+        }
+    if (L->cfg.even) {
+        for (int b = 0; b < nb; b++) {
+            int p0 = b * block, p1 = p0 + block < ni ? p0 + block : ni;
+            int64_t q = p1 > p0 ? llround((double)target * p1 / ni) -
+                                      llround((double)target * p0 / ni) : 0;
+            quota[b] = q > quota[b] ? q : quota[b];
+        }
+        return;
+    }
+    int64_t take = target - forced;
+    if (take <= 0)
+        return;
+    if (take > n)
+        take = n;
+    qsort(L->cand, (size_t)n, sizeof *L->cand, cand_cmp);
+    for (int64_t c = 0; c < take; c++)
+        quota[(int)(L->cand[c].idx % ni) / block]++;
+}
+
+/* Sweeps the columns left to right: per block of `block` columns the mask (quota[b] weights),
+ * then the exact updates; past each lazy block one GEMM. */
+static void obs_sweep(obs_layer *L, const uint8_t *pruned, const int64_t *quota, uint8_t *mask)
+{
+    int ni = L->cols - 1, cols = L->cols, block = L->cfg.block, lazy = obs_lazy(block);
+    for (int c0 = 0; c0 < cols; c0 += lazy) {
+        int c1 = c0 + lazy < cols ? c0 + lazy : cols;
+        for (int s0 = c0; s0 < c1; s0 += block) {
+            int s1 = s0 + block < c1 ? s0 + block : c1, p1 = s1 < ni ? s1 : ni;
+            if (p1 > s0)
+                obs_block_mask(L, pruned, s0, p1, quota[s0 / block], mask);
+            obs_columns(L, mask, c0, s0, s1, c1, lazy);
+        }
+        if (c1 < cols)
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L->rows, cols - c1, c1 - c0,
+                        -1.0, L->Err, lazy, L->H + (size_t)c0 * cols + c1, cols, 1.0, L->W + c1,
+                        cols);
+    }
+}
+
+/* The sweep freezes each column once passed, so a kept weight left of a removed one is never
+ * re-fitted. With the mask final, each row's exact least-squares fit over its kept columns
+ * (and bias) is a small system, (Hd)_KK w_K = (Hd w0)_K: cheap at the sparsities where it
+ * matters most. Rows whose system is not positive definite keep the sweep's values. H (now U)
+ * is no longer needed and serves as the scratch of these systems. */
+static void obs_refit(obs_layer *L, const uint8_t *mask)
+{
+    int ni = L->cols - 1, cols = L->cols, one = 1, info;
+    double *A = L->H, *rhs = L->Err;
+    for (int i = 0; i < L->rows; i++) {
+        int k = 0;
+        for (int j = 0; j < ni; j++)
+            if (!mask[(size_t)i * ni + j])
+                L->keep[k++] = j;
+        L->keep[k++] = ni;
+        for (int a = 0; a < k; a++) {
+            const double *h = L->Hd + (size_t)L->keep[a] * cols;
+            for (int b = 0; b <= a; b++)
+                A[(size_t)a * k + b] = h[L->keep[b]];
+            rhs[a] = L->G[(size_t)i * cols + L->keep[a]];
+        }
+        /* Row-major lower = LAPACK's upper. */
+        dpotrf_("U", &k, A, &k, &info, 1);
+        if (info == 0)
+            dpotrs_("U", &k, &one, A, &k, rhs, &k, &info, 1);
+        if (info != 0)
+            continue;
+        for (int a = 0; a < k; a++)
+            L->W[(size_t)i * cols + L->keep[a]] = rhs[a];
+    }
+}
+
+/* The re-fit's Cholesky factorisations cost sum_i k_i^3 / 3 for k_i kept columns; in auto
+ * mode it runs when that is no more than the cols^3 of the sweep's own factorisations, which
+ * holds at high sparsity, where it gains most (at 0.5 it changes little and costs 10x). */
+static int refit_pays(const obs_layer *L, const uint8_t *mask)
+{
+    if (L->cfg.refit)
+        return L->cfg.refit > 0;
+    int ni = L->cols - 1;
+    double cost = 0, budget = 3.0 * L->cols * (double)L->cols * L->cols;
+    for (int i = 0; i < L->rows; i++) {
+        double k = 1;
+        for (int j = 0; j < ni; j++)
+            k += !mask[(size_t)i * ni + j];
+        cost += k * k * k;
+    }
+    return cost <= budget;
+}
+
+/* Reconstructs layer l of m to `target` pruned weights. */
+static ecp_status obs_layer_prune(ecp_mlp *m, const ecp_dataset *calib, int l, int64_t target,
+                                  const ecp_prune_opts *o, uint64_t seed, ecp_error *err)
+{
+    ecp_layer *Ly = &m->layer[l];
+    obs_layer L;
+    ecp_status s = obs_layer_alloc(&L, m, l, o, err);
+    if (s)
+        return s;
+    uint8_t *mask = ecp_alloc((size_t)Ly->n_out * Ly->n_in, 1, "reconstruction", err);
+    if (!mask) {
+        obs_layer_free(&L);
+        return ECP_ERR_MEMORY;
+    }
+    if (!(s = obs_hessian(&L, m, calib, L.cfg.wt, o, seed, err)) &&
+        !(s = obs_factor(&L, o->damping, calib->n, err))) {
+        int ni = Ly->n_in;
+        for (int i = 0; i < L.rows; i++) {
+            for (int j = 0; j < ni; j++)
+                L.W[(size_t)i * L.cols + j] = Ly->W[(size_t)i * ni + j];
+            L.W[(size_t)i * L.cols + ni] = Ly->b[i];
+        }
+        cblas_dsymm(CblasRowMajor, CblasRight, CblasUpper, L.rows, L.cols, 1.0, L.Hd, L.cols,
+                    L.W, L.cols, 0.0, L.G, L.cols);
+        obs_quotas(&L, Ly->pruned, target, L.quota);
+        obs_sweep(&L, Ly->pruned, L.quota, mask);
+        if (refit_pays(&L, mask))
+            obs_refit(&L, mask);
+        for (int i = 0; i < L.rows; i++) {
+            for (int j = 0; j < ni; j++) {
+                size_t k = (size_t)i * ni + j;
+                Ly->W[k] = mask[k] ? 0.0f : (float)L.W[(size_t)i * L.cols + j];
+                Ly->pruned[k] = mask[k];
+            }
+            Ly->b[i] = (float)L.W[(size_t)i * L.cols + ni];
+        }
+        s = ecp_mlp_check_finite(m, "the reconstructed model", err);
+    }
+    free(mask);
+    obs_layer_free(&L);
+    return s;
+}
+
+ecp_status ecp_obs_step(ecp_mlp *m, const ecp_dataset *calib, const ecp_prune_opts *o,
+                        double sparsity, uint64_t seed, ecp_error *err)
+{
+    if (!(o->damping >= 0 && o->damping < 1e6))
+        return ecp_fail(err, ECP_ERR_ARG, "damping %g: must be >= 0", o->damping);
+    if (o->block < 0 || o->block > 1 << 16)
+        return ecp_fail(err, ECP_ERR_ARG, "block %d: must be in [1, 65536] (0: the method's)",
+                        o->block);
+    if ((unsigned)o->weighting > ECP_OBSW_RANK1)
+        return ecp_fail(err, ECP_ERR_ARG, "weighting %d: unknown", (int)o->weighting);
+    int L = m->n_layers;
+    int64_t *targets = ecp_alloc((size_t)L, sizeof *targets, "reconstruction", err);
+    if (!targets)
+        return ECP_ERR_MEMORY;
+    ecp_status s = ecp_prune_allocate(m, calib, o, sparsity, seed, targets, err);
+    for (int l = 0; l < L && !s; l++) {
+        if (targets[l] < 0 || targets[l] <= ecp_mlp_layer_n_pruned(m, l))
+            continue;
+        /* Every layer is checked before the first is touched: nothing half-done. */
+        s = obs_check_memory(l, m->layer[l].n_out, m->layer[l].n_in + 1, o, err);
+    }
+    for (int l = 0; l < L && !s; l++) {
+        int64_t nw = (int64_t)m->layer[l].n_in * m->layer[l].n_out;
+        if (targets[l] < 0 || targets[l] <= ecp_mlp_layer_n_pruned(m, l))
+            continue;
+        s = obs_layer_prune(m, calib, l, targets[l] < nw ? targets[l] : nw - 1, o, seed, err);
+    }
+    free(targets);
+    return s;
+}
+
+/* OBS's saliency of every weight on the network as it is: c_i w_ij^2 / [H^-1]_jj / N, the mean
+ * squared change of z_i when w_ij is removed and the rest of its row re-fitted. For ec-obs the
+ * samples and rows are weighted by the rank-one sensitivity (ECP_OBSW_RANK1), so the score is
+ * EC's importance with the whole row compensating instead of the bias alone: output^2, the
+ * same units in every layer, and fit for a global selection. For obs and sparsegpt it is in
+ * the units of each layer's z. */
+ecp_status ecp_obs_scores(const ecp_mlp *m, const ecp_dataset *calib, const char *method,
+                          ecp_sens sens, int probes, uint64_t seed, double **score,
+                          ecp_error *err)
+{
+    ecp_prune_opts o;
+    ecp_prune_opts_default(&o);
+    o.method = method;
+    o.sens = sens;
+    o.probes = probes;
+    ecp_obs_weighting wt = strcmp(method, "ec-obs") ? ECP_OBSW_NONE : ECP_OBSW_RANK1;
+    ecp_status s = ECP_OK;
+    for (int l = 0; l < m->n_layers && !s; l++) {
+        obs_layer L;
+        if ((s = obs_layer_alloc(&L, m, l, &o, err)))
+            break;
+        if (!(s = obs_hessian(&L, m, calib, wt, &o, seed, err)) &&
+            !(s = obs_inverse(&L, o.damping, calib->n, err))) {
+            int ni = L.cols - 1;
+            for (int i = 0; i < L.rows; i++)
+                for (int j = 0; j < ni; j++) {
+                    double w = m->layer[l].W[(size_t)i * ni + j];
+                    score[l][(size_t)i * ni + j] =
+                        L.rscale[i] * w * w / L.H[(size_t)j * L.cols + j] / (double)calib->n;
+                }
+        }
+        obs_layer_free(&L);
+    }
+    return s;
+}
