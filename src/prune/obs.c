@@ -28,6 +28,7 @@ typedef struct {
     int block; /* columns per mask choice */
     int even;  /* SparseGPT's split: every block removes the same fraction */
     int refit; /* 1 always, 0 when cheap, -1 never */
+    int correct; /* fit to the original network's outputs, not the original weights' */
 } obs_cfg;
 
 static obs_cfg obs_config(const ecp_prune_opts *o)
@@ -36,7 +37,8 @@ static obs_cfg obs_config(const ecp_prune_opts *o)
     obs_cfg c = {.wt = strcmp(o->method, "ec-obs") ? ECP_OBSW_NONE : o->weighting,
                  .block = o->block > 0 ? o->block : sgpt ? 128 : 16,
                  .even = sgpt,
-                 .refit = o->refit ? o->refit : sgpt ? -1 : 0};
+                 .refit = o->refit ? o->refit : sgpt ? -1 : 0,
+                 .correct = !sgpt};
     return c;
 }
 
@@ -46,6 +48,10 @@ typedef struct {
     double *H;          /* cols x cols; after obs_factor the upper Cholesky factor U of H^-1 */
     double *W;          /* rows x cols: [W | b] in double */
     double *Hd;         /* cols x cols: H + lambda I, kept for the final re-fit */
+    double *C;          /* cols x cols: sum_n r_n a~ a~0^T against the original network's
+                           inputs a~0 (only when layers before were pruned), else NULL */
+    double *X0;         /* OBS_BATCH x cols: sqrt(r_n) [a0_n | 1] */
+    double lambda;      /* the damping added to H's diagonal */
     double *G;          /* rows x cols: the original rows times Hd (the re-fit's right side) */
     int *keep;          /* cols: the kept columns of one row */
     double *rscale;     /* rows: c_i, the weight of row i's removal costs */
@@ -60,6 +66,8 @@ static void obs_layer_free(obs_layer *L)
     free(L->H);
     free(L->W);
     free(L->Hd);
+    free(L->C);
+    free(L->X0);
     free(L->G);
     free(L->keep);
     free(L->rscale);
@@ -82,7 +90,7 @@ static int obs_lazy(int block) { return block >= 128 ? block : 128 / block * blo
 /* Bytes one layer's reconstruction holds at once. */
 static int64_t obs_bytes(int rows, int cols, int block)
 {
-    return 8 * (2 * (int64_t)cols * cols + 2 * (int64_t)rows * cols +
+    return 8 * (3 * (int64_t)cols * cols + 2 * (int64_t)rows * cols + OBS_BATCH * (int64_t)cols +
                 (int64_t)rows * obs_lazy(block) +
                 (int64_t)OBS_BATCH * cols + (int64_t)rows + cols / block + 1) +
            (int64_t)(sizeof(struct cand) + 1) * rows * (cols - 1);
@@ -101,8 +109,8 @@ static ecp_status obs_check_memory(int l, int rows, int cols, const ecp_prune_op
     return ECP_OK;
 }
 
-static ecp_status obs_layer_alloc(obs_layer *L, const ecp_mlp *m, int l, const ecp_prune_opts *o,
-                                  ecp_error *err)
+static ecp_status obs_layer_alloc(obs_layer *L, const ecp_mlp *m, int l, int with_c,
+                                  const ecp_prune_opts *o, ecp_error *err)
 {
     memset(L, 0, sizeof *L);
     L->l = l;
@@ -123,34 +131,58 @@ static ecp_status obs_layer_alloc(obs_layer *L, const ecp_mlp *m, int l, const e
                              err)) ||
         !(L->X = ecp_alloc((size_t)OBS_BATCH * c, sizeof(double), "reconstruction", err)) ||
         !(L->cand = ecp_alloc(r * (c - 1), sizeof *L->cand, "reconstruction", err)) ||
-        !(L->quota = ecp_alloc(c / B + 1, sizeof *L->quota, "reconstruction", err))) {
+        !(L->quota = ecp_alloc(c / B + 1, sizeof *L->quota, "reconstruction", err)) ||
+        (with_c && !(L->C = ecp_alloc(c * c, sizeof(double), "reconstruction", err))) ||
+        (with_c && !(L->X0 = ecp_alloc((size_t)OBS_BATCH * c, sizeof(double), "reconstruction",
+                                       err)))) {
         obs_layer_free(L);
         return ECP_ERR_MEMORY;
     }
     return ECP_OK;
 }
 
-/* H = sum_n r_n a~ a~^T over the calibration set on the current network, and the row weights
- * c_i, with r_n = mean_i s_in and c_i = sum_n s_in / sum_n r_n (both 1 without weighting). */
-static ecp_status obs_hessian(obs_layer *L, const ecp_mlp *m, const ecp_dataset *calib,
-                              ecp_obs_weighting wt, const ecp_prune_opts *o, uint64_t seed,
-                              ecp_error *err)
+/* sqrt(r) [a | 1] for the b samples of a batch, into X. */
+static void obs_rows(double *X, const float *a, const double *q, int b, int ni)
+{
+    for (int n = 0; n < b; n++) {
+        double *x = X + (size_t)n * (ni + 1);
+        for (int j = 0; j < ni; j++)
+            x[j] = q[n] * a[(size_t)n * ni + j];
+        x[ni] = q[n];
+    }
+}
+
+/* H = sum_n r_n a~ a~^T over the calibration set on the current network, the row weights c_i,
+ * with r_n = mean_i s_in and c_i = sum_n s_in / sum_n r_n (both 1 without weighting), and,
+ * when orig is given, C = sum_n r_n a~ a~0^T against the inputs a~0 that the original network
+ * gives the layer. */
+static ecp_status obs_hessian(obs_layer *L, const ecp_mlp *m, const ecp_mlp *orig,
+                              const ecp_dataset *calib, ecp_obs_weighting wt,
+                              const ecp_prune_opts *o, uint64_t seed, ecp_error *err)
 {
     int ni = L->cols - 1, no = L->rows, cols = L->cols;
     int sample_w = wt == ECP_OBSW_SAMPLE || wt == ECP_OBSW_RANK1;
     int row_w = wt == ECP_OBSW_ROW || wt == ECP_OBSW_RANK1;
-    ecp_calib_pass *p;
+    ecp_calib_pass *p = NULL, *p0 = NULL;
+    double q[OBS_BATCH], rsum = 0;
     ecp_status s = ecp_calib_pass_create(m, OBS_BATCH, wt != ECP_OBSW_NONE, o->sens, o->probes,
                                          ecp_dataset_loss(calib), seed, &p, err);
-    if (s)
+    if (!s && orig)
+        s = ecp_calib_pass_create(orig, OBS_BATCH, 0, o->sens, o->probes,
+                                  ecp_dataset_loss(calib), seed, &p0, err);
+    if (s) {
+        ecp_calib_pass_free(p);
         return s;
+    }
     memset(L->H, 0, (size_t)cols * cols * sizeof(double));
+    if (orig)
+        memset(L->C, 0, (size_t)cols * cols * sizeof(double));
     memset(L->rscale, 0, (size_t)no * sizeof(double));
-    double rsum = 0;
     for (int64_t at = 0; at < calib->n; at += OBS_BATCH) {
         int b = (int)(calib->n - at < OBS_BATCH ? calib->n - at : OBS_BATCH);
-        ecp_calib_pass_run(p, calib->x + (size_t)at * calib->n_in, b);
-        const float *a = ecp_calib_pass_act(p, L->l), *S = ecp_calib_pass_sens(p, L->l);
+        const float *x = calib->x + (size_t)at * calib->n_in;
+        ecp_calib_pass_run(p, x, b);
+        const float *S = ecp_calib_pass_sens(p, L->l);
         for (int n = 0; n < b; n++) {
             double r = 1;
             if (S) {
@@ -162,16 +194,20 @@ static ecp_status obs_hessian(obs_layer *L, const ecp_mlp *m, const ecp_dataset 
                 r = t / no;
             }
             rsum += r;
-            double q = sample_w ? sqrt(r) : 1.0;
-            double *x = L->X + (size_t)n * cols;
-            for (int j = 0; j < ni; j++)
-                x[j] = q * a[(size_t)n * ni + j];
-            x[ni] = q;
+            q[n] = sample_w ? sqrt(r) : 1.0;
         }
+        obs_rows(L->X, ecp_calib_pass_act(p, L->l), q, b, ni);
         cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, cols, b, 1.0, L->X, cols, 1.0, L->H,
                     cols);
+        if (orig) {
+            ecp_calib_pass_run(p0, x, b);
+            obs_rows(L->X0, ecp_calib_pass_act(p0, L->l), q, b, ni);
+            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cols, cols, b, 1.0, L->X, cols,
+                        L->X0, cols, 1.0, L->C, cols);
+        }
     }
     ecp_calib_pass_free(p);
+    ecp_calib_pass_free(p0);
     for (int i = 0; i < cols; i++)
         for (int j = 0; j < i; j++)
             L->H[(size_t)i * cols + j] = L->H[(size_t)j * cols + i];
@@ -181,7 +217,7 @@ static ecp_status obs_hessian(obs_layer *L, const ecp_mlp *m, const ecp_dataset 
         /* No sample reaches the output through this layer: every weighting is zero, and any
          * fit is as good as another. Fall back to the unweighted one. */
         ecp_obs_weighting plain = row_w ? ECP_OBSW_ROW : ECP_OBSW_NONE;
-        return obs_hessian(L, m, calib, plain, o, seed, err);
+        return obs_hessian(L, m, orig, calib, plain, o, seed, err);
     }
     return ECP_OK;
 }
@@ -198,6 +234,7 @@ static ecp_status obs_inverse(obs_layer *L, double damping, int64_t nsamples, ec
         mean += H[(size_t)j * n + j];
     mean /= n;
     double lambda = damping * (mean > 0 ? mean : 1.0);
+    L->lambda = lambda;
     for (int j = 0; j < n; j++)
         H[(size_t)j * n + j] += lambda;
     memcpy(L->Hd, H, (size_t)n * n * sizeof(double));
@@ -215,12 +252,9 @@ static ecp_status obs_inverse(obs_layer *L, double damping, int64_t nsamples, ec
     return ECP_OK;
 }
 
-/* The upper Cholesky factor U of H^-1 = U^T U, in place. */
-static ecp_status obs_factor(obs_layer *L, double damping, int64_t nsamples, ecp_error *err)
+/* The upper Cholesky factor U of H^-1 = U^T U, in place (H holds H^-1). */
+static ecp_status obs_upper(obs_layer *L, double damping, ecp_error *err)
 {
-    ecp_status s = obs_inverse(L, damping, nsamples, err);
-    if (s)
-        return s;
     int n = L->cols, info = 0;
     double *H = L->H;
     dpotrf_("L", &n, H, &n, &info, 1);
@@ -232,6 +266,28 @@ static ecp_status obs_factor(obs_layer *L, double damping, int64_t nsamples, ecp
         for (int j = 0; j < i; j++)
             H[(size_t)i * n + j] = 0;
     return ECP_OK;
+}
+
+/* The starting point of the sweep and the right side of the re-fit. The fit minimises
+ * sum_n r_n (w~ a~_n - w~0 a~0_n)^2 + lambda |w~ - w~0|^2: the layer's original output on the
+ * original network's inputs (a~0), so that it also corrects what the layers before it lost.
+ * Its normal equations are Hd w~ = G with G = W~0 (C + lambda I)^T; without C (nothing
+ * pruned before, a~0 = a~) G = W~0 Hd and the optimum is W~0 itself. The OBS sweep starts
+ * from the optimum: W~ = G H^-1. */
+static void obs_target(obs_layer *L)
+{
+    int r = L->rows, c = L->cols;
+    if (!L->C) {
+        cblas_dsymm(CblasRowMajor, CblasRight, CblasUpper, r, c, 1.0, L->Hd, c, L->W, c, 0.0,
+                    L->G, c);
+        return;
+    }
+    for (int j = 0; j < c; j++)
+        L->C[(size_t)j * c + j] += L->lambda;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r, c, c, 1.0, L->W, c, L->C, c, 0.0,
+                L->G, c);
+    cblas_dsymm(CblasRowMajor, CblasRight, CblasUpper, r, c, 1.0, L->H, c, L->G, c, 0.0, L->W,
+                c);
 }
 
 static int cand_cmp(const void *pa, const void *pb)
@@ -407,13 +463,14 @@ static int refit_pays(const obs_layer *L, const uint8_t *mask)
     return cost <= budget;
 }
 
-/* Reconstructs layer l of m to `target` pruned weights. */
-static ecp_status obs_layer_prune(ecp_mlp *m, const ecp_dataset *calib, int l, int64_t target,
-                                  const ecp_prune_opts *o, uint64_t seed, ecp_error *err)
+ecp_status ecp_obs_layer(ecp_mlp *m, const ecp_mlp *orig, const ecp_dataset *calib, int l,
+                         int64_t target, const ecp_prune_opts *o, uint64_t seed, ecp_error *err)
 {
     ecp_layer *Ly = &m->layer[l];
     obs_layer L;
-    ecp_status s = obs_layer_alloc(&L, m, l, o, err);
+    if (!obs_config(o).correct)
+        orig = NULL;
+    ecp_status s = obs_layer_alloc(&L, m, l, orig != NULL, o, err);
     if (s)
         return s;
     uint8_t *mask = ecp_alloc((size_t)Ly->n_out * Ly->n_in, 1, "reconstruction", err);
@@ -421,16 +478,15 @@ static ecp_status obs_layer_prune(ecp_mlp *m, const ecp_dataset *calib, int l, i
         obs_layer_free(&L);
         return ECP_ERR_MEMORY;
     }
-    if (!(s = obs_hessian(&L, m, calib, L.cfg.wt, o, seed, err)) &&
-        !(s = obs_factor(&L, o->damping, calib->n, err))) {
-        int ni = Ly->n_in;
-        for (int i = 0; i < L.rows; i++) {
-            for (int j = 0; j < ni; j++)
-                L.W[(size_t)i * L.cols + j] = Ly->W[(size_t)i * ni + j];
-            L.W[(size_t)i * L.cols + ni] = Ly->b[i];
-        }
-        cblas_dsymm(CblasRowMajor, CblasRight, CblasUpper, L.rows, L.cols, 1.0, L.Hd, L.cols,
-                    L.W, L.cols, 0.0, L.G, L.cols);
+    int ni = Ly->n_in;
+    for (int i = 0; i < L.rows; i++) {
+        for (int j = 0; j < ni; j++)
+            L.W[(size_t)i * L.cols + j] = Ly->W[(size_t)i * ni + j];
+        L.W[(size_t)i * L.cols + ni] = Ly->b[i];
+    }
+    if (!(s = obs_hessian(&L, m, orig, calib, L.cfg.wt, o, seed, err)) &&
+        !(s = obs_inverse(&L, o->damping, calib->n, err)) && (obs_target(&L), 1) &&
+        !(s = obs_upper(&L, o->damping, err))) {
         obs_quotas(&L, Ly->pruned, target, L.quota);
         obs_sweep(&L, Ly->pruned, L.quota, mask);
         if (refit_pays(&L, mask))
@@ -464,7 +520,10 @@ ecp_status ecp_obs_step(ecp_mlp *m, const ecp_dataset *calib, const ecp_prune_op
     int64_t *targets = ecp_alloc((size_t)L, sizeof *targets, "reconstruction", err);
     if (!targets)
         return ECP_ERR_MEMORY;
-    ecp_status s = ecp_prune_allocate(m, calib, o, sparsity, seed, targets, err);
+    ecp_mlp *orig = NULL;
+    ecp_status s = ecp_mlp_clone(m, &orig, err);
+    if (!s)
+        s = ecp_prune_allocate(m, calib, o, sparsity, seed, targets, err);
     for (int l = 0; l < L && !s; l++) {
         if (targets[l] < 0 || targets[l] <= ecp_mlp_layer_n_pruned(m, l))
             continue;
@@ -475,8 +534,10 @@ ecp_status ecp_obs_step(ecp_mlp *m, const ecp_dataset *calib, const ecp_prune_op
         int64_t nw = (int64_t)m->layer[l].n_in * m->layer[l].n_out;
         if (targets[l] < 0 || targets[l] <= ecp_mlp_layer_n_pruned(m, l))
             continue;
-        s = obs_layer_prune(m, calib, l, targets[l] < nw ? targets[l] : nw - 1, o, seed, err);
+        s = ecp_obs_layer(m, l ? orig : NULL, calib, l, targets[l] < nw ? targets[l] : nw - 1, o,
+                          seed, err);
     }
+    ecp_mlp_free(orig);
     free(targets);
     return s;
 }
@@ -500,9 +561,9 @@ ecp_status ecp_obs_scores(const ecp_mlp *m, const ecp_dataset *calib, const char
     ecp_status s = ECP_OK;
     for (int l = 0; l < m->n_layers && !s; l++) {
         obs_layer L;
-        if ((s = obs_layer_alloc(&L, m, l, &o, err)))
+        if ((s = obs_layer_alloc(&L, m, l, 0, &o, err)))
             break;
-        if (!(s = obs_hessian(&L, m, calib, wt, &o, seed, err)) &&
+        if (!(s = obs_hessian(&L, m, NULL, calib, wt, &o, seed, err)) &&
             !(s = obs_inverse(&L, o.damping, calib->n, err))) {
             int ni = L.cols - 1;
             for (int i = 0; i < L.rows; i++)

@@ -77,6 +77,12 @@ ecp_status ecp_prune_allocate(const ecp_mlp *m, const ecp_dataset *calib,
  * propagated through the layers already pruned, then OBS's column sweep on [W | b]. */
 ecp_status ecp_obs_step(ecp_mlp *m, const ecp_dataset *calib, const ecp_prune_opts *o,
                         double sparsity, uint64_t seed, ecp_error *err);
+/* Reconstructs layer l alone to `target` pruned weights (its already-pruned weights stay
+ * pruned: with target equal to their count, the re-fit of a fixed mask). orig: the network
+ * before pruning, whose outputs of layer l are the target (NULL: layer l's own outputs on the
+ * inputs it sees now). */
+ecp_status ecp_obs_layer(ecp_mlp *m, const ecp_mlp *orig, const ecp_dataset *calib, int l,
+                         int64_t target, const ecp_prune_opts *o, uint64_t seed, ecp_error *err);
 /* OBS's saliency of every weight (score[l]: n_out x n_in); see obs.c. */
 ecp_status ecp_obs_scores(const ecp_mlp *m, const ecp_dataset *calib, const char *method,
                           ecp_sens sens, int probes, uint64_t seed, double **score,
