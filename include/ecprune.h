@@ -138,6 +138,19 @@ int64_t ecp_mlp_n_weights(const ecp_mlp *m); /* all weights of all layers, biase
 int64_t ecp_mlp_n_params(const ecp_mlp *m);  /* weights + biases */
 int64_t ecp_mlp_n_pruned(const ecp_mlp *m);
 int64_t ecp_mlp_layer_n_pruned(const ecp_mlp *m, int l);
+/* The size a pruned network is compared at: weights + biases of a dense network with these
+ * widths (sizes[0..n_layers]), and the non-zero weights + biases left in m once a global
+ * pruning to `sparsity` has removed round(sparsity * weights) of them (or its current zeros,
+ * if more). */
+int64_t ecp_arch_params(int n_layers, const int *sizes);
+int64_t ecp_mlp_params_at_sparsity(const ecp_mlp *m, double sparsity);
+/* The dense network of the same depth, input and output as sizes[0..n_layers] whose hidden
+ * widths are max(1, floor(f * sizes[i])) for the largest common factor f at which its
+ * weights + biases do not exceed `budget`: the next larger factor that changes a width would
+ * exceed it. Fills out_sizes[0..n_layers] and *params (may be NULL). Fails when there is no
+ * hidden layer, or when one unit per hidden layer already exceeds the budget. */
+ecp_status ecp_arch_fit_params(int n_layers, const int *sizes, int64_t budget, int *out_sizes,
+                               int64_t *params, ecp_error *err);
 /* Marks every exactly-zero weight as pruned (what a model file's zeros mean). */
 void ecp_mlp_mask_from_zeros(ecp_mlp *m);
 /* Sets every pruned weight to exactly 0 (after an optimiser step, say). */
