@@ -88,3 +88,25 @@ int64_t ecp_mlp_params_at_sparsity(const ecp_mlp *m, double sparsity)
         gone = ecp_mlp_n_pruned(m);
     return ecp_mlp_n_params(m) - gone;
 }
+
+ecp_status ecp_mlp_create_like(const ecp_mlp *m, const int *sizes, ecp_mlp **out,
+                               ecp_error *err)
+{
+    ecp_act acts[1000];
+    for (int l = 0; l < m->n_layers; l++)
+        acts[l] = m->layer[l].act;
+    return ecp_mlp_create(out, m->n_layers, sizes, acts, err);
+}
+
+void ecp_arch_format(int n_layers, const int *sizes, char *buf, size_t n)
+{
+    size_t at = 0;
+    if (n)
+        buf[0] = 0;
+    for (int i = 0; i <= n_layers && at < n; i++) {
+        int k = snprintf(buf + at, n - at, "%s%d", i ? "-" : "", sizes[i]);
+        if (k < 0)
+            break;
+        at += (size_t)k;
+    }
+}
