@@ -36,6 +36,8 @@ def load(path):
             methods.append(r["method"])
         acc = float(r["test_accuracy"]) if r["test_accuracy"] else None
         agg[(r["method"], float(r["sparsity"]))].append((float(r["test_loss"]), acc))
+    if SMALL in methods:  # the baseline goes below the pruning methods it is read against
+        methods = [m for m in methods if m != SMALL] + [SMALL]
     sps = sorted({k[1] for k in agg})
     mean = {k: (sum(v[0] for v in vs) / len(vs),
                 None if vs[0][1] is None else sum(v[1] for v in vs) / len(vs), len(vs))

@@ -117,9 +117,9 @@ def test_small_dense_never_and_always_and_gaps(tmp_path):
 
 def test_whole_document(tmp_path):
     work = str(tmp_path)
-    write_csv(os.path.join(work, "mnist-iter.csv"),
-              [("ec", 0.5, 0.239, 0.947), ("random", 0.5, 0.186, 0.943),
-               ("small-dense", 0.5, 0.25, 0.94)], dense=(0.2, 0.95))
+    write_csv(os.path.join(work, "mnist-iter.csv"),  # shared small-dense rows come first
+              [("small-dense", 0.5, 0.25, 0.94), ("ec", 0.5, 0.239, 0.947),
+               ("random", 0.5, 0.186, 0.943)], dense=(0.2, 0.95))
     write_csv(os.path.join(work, "diffsorp_nu0-oneshot.csv"),
               [("ec", 0.5, 1e-4, None), ("random", 0.5, 1e-2, None),
                ("small-dense", 0.5, 1e-3, None)], dense=(5e-5, None))
@@ -131,6 +131,7 @@ def test_whole_document(tmp_path):
     assert "| small-dense | 0.25 |" in doc and "| small-dense | 0.001 |" in doc
     assert "At 0.50 EC's test loss is above random's (0.239 vs 0.186)" in doc
     assert "Test accuracy" in doc
+    assert doc.index("| random |") < doc.index("| small-dense |")
     assert not os.path.exists(out + ".tmp")
 
 
