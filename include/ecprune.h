@@ -138,6 +138,24 @@ int64_t ecp_mlp_n_weights(const ecp_mlp *m); /* all weights of all layers, biase
 int64_t ecp_mlp_n_params(const ecp_mlp *m);  /* weights + biases */
 int64_t ecp_mlp_n_pruned(const ecp_mlp *m);
 int64_t ecp_mlp_layer_n_pruned(const ecp_mlp *m, int l);
+/* The size a pruned network is compared at: weights + biases of a dense network with these
+ * widths (sizes[0..n_layers]), and the non-zero weights + biases left in m once a global
+ * pruning to `sparsity` has removed round(sparsity * weights) of them (or its current zeros,
+ * if more). */
+int64_t ecp_arch_params(int n_layers, const int *sizes);
+int64_t ecp_mlp_params_at_sparsity(const ecp_mlp *m, double sparsity);
+/* The dense network of the same depth, input and output as sizes[0..n_layers] whose hidden
+ * widths are max(1, floor(f * sizes[i])) for the largest common factor f at which its
+ * weights + biases do not exceed `budget`: the next larger factor that changes a width would
+ * exceed it. Fills out_sizes[0..n_layers] and *params (may be NULL). Fails when there is no
+ * hidden layer, or when one unit per hidden layer already exceeds the budget. */
+ecp_status ecp_arch_fit_params(int n_layers, const int *sizes, int64_t budget, int *out_sizes,
+                               int64_t *params, ecp_error *err);
+/* A new network (weights zero) with m's depth and activations and the widths sizes. */
+ecp_status ecp_mlp_create_like(const ecp_mlp *m, const int *sizes, ecp_mlp **out,
+                               ecp_error *err);
+/* "784-300-100-10" into buf (truncated to n bytes). */
+void ecp_arch_format(int n_layers, const int *sizes, char *buf, size_t n);
 /* Marks every exactly-zero weight as pruned (what a model file's zeros mean). */
 void ecp_mlp_mask_from_zeros(ecp_mlp *m);
 /* Sets every pruned weight to exactly 0 (after an optimiser step, say). */
@@ -282,6 +300,12 @@ typedef struct {
 
 ecp_status ecp_train(ecp_mlp *m, const ecp_dataset *train, const ecp_train_opts *o,
                      ecp_train_report *rep, ecp_error *err);
+/* The settings a model was trained with (epochs, batch, optimiser), recorded by the caller that
+ * trained it and kept in its ONNX file (metadata "ecprune.train.*"), so that a network trained
+ * from scratch for comparison can be trained the same way. ecp_mlp_training fills those fields
+ * of o and returns 1 when m carries a record; otherwise it leaves o alone and returns 0. */
+void ecp_mlp_set_training(ecp_mlp *m, const ecp_train_opts *o);
+int ecp_mlp_training(const ecp_mlp *m, ecp_train_opts *o);
 
 typedef struct {
     double loss;     /* mean per-sample loss */

@@ -24,6 +24,9 @@ struct ecp_mlp {
     float *w0t;
     uint8_t *pruned0t;
     int ld0t; /* their row stride: n_out rounded up to 16 floats (64-byte rows), padding 0 */
+    /* How it was trained (epochs, batch, optim used), when known: kept in the ONNX file */
+    int has_training;
+    ecp_train_opts training;
 };
 
 struct ecp_ws {

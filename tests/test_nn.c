@@ -1239,6 +1239,108 @@ static void test_mlp_mask_helpers(void **state)
     ecp_mlp_free(m);
 }
 
+/* ------------------------------------------------------------------ architectures of a size */
+
+/* Brute force in integers: every factor at which a width changes is k / sizes[i]; the widths
+ * there are max(1, floor(k * sizes[j] / sizes[i])). The answer is the largest of those
+ * architectures within the budget (the count never decreases with the factor). */
+static int64_t brute_fit(int L, const int *sz, int64_t budget, int *best)
+{
+    int64_t best_p = -1;
+    int w[16];
+    for (int i = 1; i < L; i++)
+        for (int64_t k = 0; k <= 3 * (int64_t)sz[i]; k++) {
+            w[0] = sz[0];
+            w[L] = sz[L];
+            for (int j = 1; j < L; j++) {
+                int64_t v = k * sz[j] / sz[i];
+                w[j] = v < 1 ? 1 : (int)v;
+            }
+            int64_t p = 0;
+            for (int l = 0; l < L; l++)
+                p += ((int64_t)w[l] + 1) * w[l + 1];
+            if (p <= budget && p > best_p) {
+                best_p = p;
+                memcpy(best, w, sizeof(int) * (size_t)(L + 1));
+            }
+        }
+    return best_p;
+}
+
+static void test_arch_fit_params(void **state)
+{
+    static const int archs[][6] = {{3, 784, 300, 100, 10}, {4, 3, 64, 64, 64, 1},
+                                   {3, 5, 7, 3, 2}, {2, 10, 1, 10}, {2, 4, 16, 3}};
+    ecp_error err;
+    for (size_t a = 0; a < sizeof archs / sizeof archs[0]; a++) {
+        int L = archs[a][0];
+        const int *sz = &archs[a][1];
+        int64_t full = ecp_arch_params(L, sz);
+        int ones[16];
+        for (int i = 0; i <= L; i++)
+            ones[i] = (i == 0 || i == L) ? sz[i] : 1;
+        int64_t least = ecp_arch_params(L, ones);
+        int64_t budgets[] = {least, least + 1, full / 50, full / 10, full / 3, full / 2,
+                             full - 1, full, full + 7, 2 * full};
+        for (size_t b = 0; b < sizeof budgets / sizeof budgets[0]; b++) {
+            int64_t B = budgets[b];
+            if (B < least)
+                continue;
+            int got[16], want[16];
+            int64_t p = -1;
+            assert_int_equal(ecp_arch_fit_params(L, sz, B, got, &p, &err), ECP_OK);
+            int64_t wp = brute_fit(L, sz, B, want);
+            assert_true(p <= B);
+            assert_int_equal(p, wp);
+            assert_int_equal(p, ecp_arch_params(L, got));
+            for (int i = 0; i <= L; i++)
+                assert_int_equal(got[i], want[i]);
+            for (int i = 1; i < L; i++)
+                assert_true(got[i] >= 1);
+            /* the next larger scaling: the smallest factor above the chosen one that changes a
+             * width; its network must not fit */
+            double f = 1e300;
+            for (int i = 1; i < L; i++)
+                f = fmin(f, (double)(got[i] + 1) / sz[i]);
+            int next[16];
+            for (int i = 0; i <= L; i++)
+                next[i] = (i == 0 || i == L) ? sz[i] : (int)fmax(1, floor(f * sz[i] + 1e-9));
+            assert_true(ecp_arch_params(L, next) > B);
+        }
+        /* the original's own count gives back the original */
+        int got[16];
+        assert_int_equal(ecp_arch_fit_params(L, sz, full, got, NULL, &err), ECP_OK);
+        for (int i = 0; i <= L; i++)
+            assert_int_equal(got[i], sz[i]);
+        /* below one unit per hidden layer: a clear error naming the budget and the minimum */
+        assert_int_equal(ecp_arch_fit_params(L, sz, least - 1, got, NULL, &err), ECP_ERR_ARG);
+        char want_msg[128];
+        snprintf(want_msg, sizeof want_msg, "needs %lld weights + biases", (long long)least);
+        assert_non_null(strstr(err.msg, want_msg));
+    }
+    int one[2] = {4, 3}, got[2];
+    assert_int_equal(ecp_arch_fit_params(1, one, 1000, got, NULL, &err), ECP_ERR_ARG);
+    assert_non_null(strstr(err.msg, "no hidden layer"));
+}
+
+static void test_params_at_sparsity(void **state)
+{
+    ecp_mlp *m;
+    ecp_error err;
+    assert_int_equal(ecp_mlp_create_arch(&m, "4-16-3", ECP_ACT_RELU, &err), ECP_OK);
+    /* 112 weights, 19 biases: 0.5 removes 56, 0.9 removes round(100.8) = 101 */
+    assert_int_equal(ecp_mlp_params_at_sparsity(m, 0), 131);
+    assert_int_equal(ecp_mlp_params_at_sparsity(m, 0.5), 131 - 56);
+    assert_int_equal(ecp_mlp_params_at_sparsity(m, 0.9), 131 - 101);
+    /* a model already sparser than the target keeps its own count */
+    for (int k = 0; k < 64; k++)
+        ecp_mlp_pruned(m, 0)[k] = 1;
+    for (int k = 0; k < 6; k++)
+        ecp_mlp_pruned(m, 1)[k] = 1;
+    assert_int_equal(ecp_mlp_params_at_sparsity(m, 0.5), 131 - 70);
+    ecp_mlp_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1263,6 +1365,8 @@ int main(void)
         cmocka_unit_test(test_sparse_input_matches_dense),
         cmocka_unit_test(test_training_layout_matches_dense),
         cmocka_unit_test(test_train_sparse_input),
+        cmocka_unit_test(test_arch_fit_params),
+        cmocka_unit_test(test_params_at_sparsity),
         cmocka_unit_test(test_mnist_accuracy),
     };
     return cmocka_run_group_tests_name("nn", tests, NULL, NULL);

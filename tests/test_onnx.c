@@ -763,6 +763,91 @@ static void test_save_unwritable(void **state)
     tu_rmdir(dir);
 }
 
+/* The training record travels in metadata_props; without one a model has none, and bad or
+ * partial records are refused with the key named. */
+static void test_training_record(void **state)
+{
+    (void)state;
+    char dir[64], path[128];
+    tmp_path(dir, sizeof dir, path, sizeof path, "rec.onnx");
+    const int sizes[] = {3, 5, 2};
+    ecp_mlp *m = make_model(2, sizes, ECP_ACT_TANH, 3), *back;
+    ecp_error err = {0};
+    ecp_train_opts o, got;
+    assert_int_equal(ecp_onnx_save(m, path, &err), ECP_OK);
+    assert_int_equal(ecp_onnx_load(&back, path, &err), ECP_OK);
+    ecp_train_opts_default(&got);
+    assert_int_equal(ecp_mlp_training(back, &got), 0);
+    ecp_mlp_free(back);
+    ecp_train_opts_default(&o);
+    o.epochs = 37;
+    o.batch = 19;
+    ecp_optim_opts_default(&o.optim, ECP_OPT_SGD);
+    o.optim.lr = 0.0123;
+    o.optim.momentum = 0.8;
+    o.optim.weight_decay = 1e-4;
+    ecp_mlp_set_training(m, &o);
+    assert_int_equal(ecp_onnx_save(m, path, &err), ECP_OK);
+    ecp_mlp_free(m);
+    assert_int_equal(ecp_onnx_load(&back, path, &err), ECP_OK);
+    assert_int_equal(ecp_mlp_training(back, &got), 1);
+    assert_int_equal(got.epochs, 37);
+    assert_int_equal(got.batch, 19);
+    assert_int_equal(got.optim.kind, ECP_OPT_SGD);
+    assert_true(got.optim.lr == 0.0123 && got.optim.momentum == 0.8 &&
+                got.optim.weight_decay == 1e-4);
+    /* a clone keeps it */
+    ecp_mlp *c;
+    assert_int_equal(ecp_mlp_clone(back, &c, &err), ECP_OK);
+    ecp_train_opts_default(&got);
+    assert_int_equal(ecp_mlp_training(c, &got), 1);
+    assert_int_equal(got.epochs, 37);
+    ecp_mlp_free(c);
+    ecp_mlp_free(back);
+    static const struct { const char *key, *value, *needle; } bad[] = {
+        {"ecprune.train.epochs", "-3", "ecprune.train.epochs '-3'"},
+        {"ecprune.train.batch", "2.5", "integers"},
+        {"ecprune.train.lr", "nan", "ecprune.train.lr 'nan'"},
+        {"ecprune.train.optim", "rmsprop", "'rmsprop': expected adam or sgd"},
+        {"ecprune.train.momentum", "", "ecprune.train.momentum ''"},
+        {"ecprune.train.weight_decay", NULL, "ecprune.train.weight_decay is missing"},
+    };
+    char orig[128];
+    snprintf(orig, sizeof orig, "%s/orig.onnx", dir);
+    assert_int_equal(rename(path, orig), 0);
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        Onnx__ModelProto *mp = unpack_file(orig);
+        assert_int_equal(mp->n_metadata_props, 6);
+        for (size_t i = 0; i < mp->n_metadata_props; i++) {
+            Onnx__StringStringEntryProto *e = mp->metadata_props[i];
+            if (strcmp(e->key, bad[b].key))
+                continue;
+            if (bad[b].value) {
+                free(e->value);
+                e->value = strdup(bad[b].value);
+            } else {
+                free(e->key);
+                e->key = strdup("someone.else");
+            }
+        }
+        pack_file(mp, path);
+        onnx__model_proto__free_unpacked(mp, NULL);
+        expect_fail(path, ECP_ERR_FORMAT, bad[b].needle);
+    }
+    /* other producers' metadata alone is not a record */
+    Onnx__ModelProto *mp = unpack_file(orig);
+    for (size_t i = 0; i < mp->n_metadata_props; i++) {
+        free(mp->metadata_props[i]->key);
+        mp->metadata_props[i]->key = strdup(i ? "x" : "author");
+    }
+    pack_file(mp, path);
+    onnx__model_proto__free_unpacked(mp, NULL);
+    assert_int_equal(ecp_onnx_load(&back, path, &err), ECP_OK);
+    assert_int_equal(ecp_mlp_training(back, &got), 0);
+    ecp_mlp_free(back);
+    tu_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -786,6 +871,7 @@ int main(void)
         cmocka_unit_test(test_broken_chain),
         cmocka_unit_test(test_wrong_input_width),
         cmocka_unit_test(test_save_unwritable),
+        cmocka_unit_test(test_training_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

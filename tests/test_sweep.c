@@ -187,6 +187,97 @@ static void test_bad_options(void **state)
     free(s);
 }
 
+/* small-dense rows: the dense network of the pruned model's size, trained from scratch with the
+ * settings the model file records (30 epochs, batch 32 here, not the sweep's defaults), exactly
+ * as `ecprune train --arch-like` trains it; recorded with its architecture, resumed like any
+ * other row, and read back from files written before the architecture column. */
+static void test_small_dense_rows_resume(void **state)
+{
+#define SD "%s sweep %s/m.onnx --data %s --methods ec,small-dense --sparsities 0.5,0.8 " \
+           "--seeds 2 --calib 200 --csv %s/%s 2>/dev/null >/dev/null"
+    assert_int_equal(run(SD, bin, dir, dir, dir, "sd.csv"), 0);
+    char p[400];
+    snprintf(p, sizeof p, "%s/sd.csv", dir);
+    char *full = slurp(p);
+    /* header + dense + (ec, small-dense) x 2 sparsities x 2 seeds */
+    assert_int_equal(count_lines(full), 10);
+    /* 4-16-3 has 112 weights + 19 biases; at 0.5 56 weights go (75 left): 4-9-3 has exactly
+     * 75; at 0.8 round(89.6) = 90 go (41 left): 4-4-3 has 35 and 4-5-3 would have 43 */
+    const char *want[] = {"\nsmall-dense,0.5,1,-,", "\nsmall-dense,0.8,1,-,",
+                          "\nsmall-dense,0.5,2,-,", "\nsmall-dense,0.8,2,-,"};
+    for (int i = 0; i < 4; i++) {
+        const char *row = strstr(full, want[i]);
+        assert_non_null(row);
+        const char *eol = strchr(row + 1, '\n');
+        const char *arch = i % 2 ? ",4-4-3\n" : ",4-9-3\n";
+        assert_memory_equal(eol - strlen(arch) + 1, arch, strlen(arch));
+    }
+    assert_non_null(strstr(full, "\nec,0.5,1,oneshot,"));
+    assert_non_null(strstr(full, ",4-16-3\n"));
+    /* the same network as train --arch-like with the recorded settings gives */
+    char cmd[8400];
+    snprintf(cmd, sizeof cmd, "%s train --data %s --arch-like %s/m.onnx --sparsity 0.8 "
+             "--epochs 30 --batch 32 --seed 2 -o %s/sd.onnx --json 2>/dev/null", bin, dir, dir, dir);
+    FILE *f = popen(cmd, "r");
+    char out[2000] = "";
+    assert_non_null(fgets(out, sizeof out, f));
+    assert_int_equal(pclose(f), 0);
+    assert_non_null(strstr(out, "\"arch\":\"4-4-3\""));
+    double tl = atof(strstr(out, "\"loss\":") + 7);
+    const char *row = strstr(full, "\nsmall-dense,0.8,2,-,");
+    double rl = atof(row + strlen("\nsmall-dense,0.8,2,-,"));
+    assert_true(fabs(tl - rl) <= 1e-6 * fabs(tl));
+    /* a rerun trains nothing: the file is unchanged, timings included */
+    assert_int_equal(run(SD, bin, dir, dir, dir, "sd.csv"), 0);
+    char *again = slurp(p);
+    assert_string_equal(full, again);
+    free(again);
+    /* interrupted after the first small-dense row: the rest is trained again, to the same
+     * results; the surviving row is kept as it was */
+    assert_int_equal(run("head -n 7 %s/sd.csv > %s/sdp.csv", dir, dir), 0);
+    assert_int_equal(run(SD, bin, dir, dir, dir, "sdp.csv"), 0);
+    assert_int_equal(run("cut -d, -f1-6,8 %s/sd.csv > %s/f1 && cut -d, -f1-6,8 %s/sdp.csv > "
+                         "%s/f2 && cmp -s %s/f1 %s/f2", dir, dir, dir, dir, dir, dir), 0);
+    assert_int_equal(run("head -n 7 %s/sd.csv > %s/r1 && head -n 7 %s/sdp.csv > %s/r2 && "
+                         "cmp -s %s/r1 %s/r2", dir, dir, dir, dir, dir, dir), 0);
+    /* a file from before the architecture column resumes: its rows are kept, the missing
+     * one is trained, and the rewritten file has the column */
+    assert_int_equal(run("cut -d, -f1-7 %s/sd.csv | head -n 9 > %s/old.csv", dir, dir), 0);
+    assert_int_equal(run(SD, bin, dir, dir, dir, "old.csv"), 0);
+    snprintf(p, sizeof p, "%s/old.csv", dir);
+    char *old = slurp(p);
+    assert_int_equal(count_lines(old), 10);
+    assert_non_null(strstr(old, "seconds,arch\n"));
+    assert_int_equal(run("cut -d, -f1-6 %s/old.csv > %s/f3 && cut -d, -f1-6 %s/sd.csv > %s/f4 "
+                         "&& cmp -s %s/f3 %s/f4", dir, dir, dir, dir, dir, dir), 0);
+    free(old);
+    free(full);
+#undef SD
+}
+
+/* train --arch-like: one budget at a time, and a clear error when none fits */
+static void test_arch_like_errors(void **state)
+{
+    char cmd[8400];
+    snprintf(cmd, sizeof cmd, "%s train --data %s --arch-like %s/m.onnx --params 5 -o %s/x.onnx "
+             "2>&1", bin, dir, dir, dir);
+    FILE *f = popen(cmd, "r");
+    char out[2000] = "";
+    assert_non_null(fgets(out, sizeof out, f));
+    assert_int_equal(WEXITSTATUS(pclose(f)), 2);
+    /* one unit in the hidden layer of 4-16-3: 4-1-3 = 5 + 6 */
+    assert_non_null(strstr(out, "parameter budget 5: even one unit per hidden layer needs 11"));
+    assert_int_equal(run("%s train --data %s --arch-like %s/m.onnx --params 50 --sparsity 0.5 "
+                         "-o %s/x.onnx 2>/dev/null", bin, dir, dir, dir), 2);
+    assert_int_equal(run("%s train --data %s --arch-like %s/m.onnx -o %s/x.onnx 2>/dev/null",
+                         bin, dir, dir, dir), 2);
+    assert_int_equal(run("%s train --data %s --arch 4-3 --params 50 -o %s/x.onnx 2>/dev/null",
+                         bin, dir, dir), 2);
+    char p[400];
+    snprintf(p, sizeof p, "%s/x.onnx", dir);
+    assert_false(ecp_file_exists(p));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -194,6 +285,8 @@ int main(void)
         cmocka_unit_test(test_interrupted_run_resumes),
         cmocka_unit_test(test_regression_rows_resume),
         cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_small_dense_rows_resume),
+        cmocka_unit_test(test_arch_like_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

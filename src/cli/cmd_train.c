@@ -6,11 +6,19 @@
 static void help(FILE *f)
 {
     fprintf(f,
-            "usage: ecprune train --data D --arch W0-W1-...-WL -o model.onnx [options]\n\n"
-            "Trains a fully-connected network with mini-batch SGD or Adam and writes it as ONNX.\n"
+            "usage: ecprune train --data D --arch W0-W1-...-WL -o model.onnx [options]\n"
+            "       ecprune train --data D --arch-like M.onnx --params N|--sparsity S -o model.onnx\n\n"
+            "Trains a fully-connected network with mini-batch SGD or Adam and writes it as ONNX\n"
+            "(with the epochs, batch and optimiser recorded in the file's metadata).\n"
             "The loss follows the data: softmax cross-entropy for class labels, MSE for targets.\n\n"
             "  --data D            mnist | fashion | diffsorp[:noise] | DIR | FILE.csv\n"
             "  --arch A            layer widths, e.g. 784-300-100-10 (input first, output last)\n"
+            "  --arch-like M.onnx  instead of --arch: M's depth and activations, hidden widths\n"
+            "                      scaled by one common factor to the largest network whose\n"
+            "                      weights + biases fit the budget (printed before training):\n"
+            "  --params N            the budget in weights + biases, or\n"
+            "  --sparsity S          the non-zero weights + biases M keeps when pruned to S\n"
+            "                        (the dense network of a pruned model's size)\n"
             "  --act NAME          hidden activation: relu (default), leaky_relu, tanh, sigmoid,\n"
             "                      softplus, gelu, identity; the output layer is linear\n"
             "  --epochs E          passes over the training set (10)\n"
@@ -25,9 +33,38 @@ static void help(FILE *f)
             "  --target-cols C     CSV data: target column numbers, e.g. 3,4 (default: last)\n"
             "  -o, --output FILE   where to write the model (.onnx)\n"
             "  --json              print the result as JSON\n\n"
-            "example:\n"
+            "examples:\n"
             "  ecprune train --data mnist --arch 784-300-100-10 --act relu --epochs 10 --seed 1 "
-            "-o m.onnx\n");
+            "-o m.onnx\n"
+            "  ecprune train --data mnist --arch-like m.onnx --sparsity 0.9 --epochs 10 -o small.onnx\n");
+}
+
+/* --arch-like: the network of M's depth and activations scaled to the budget, printed (on
+ * stderr under --json, so that stdout stays one JSON document) before it is trained. */
+static int arch_like(const char *like, long params, double sparsity, int json, ecp_mlp **m,
+                     char *arch, size_t n)
+{
+    ecp_error err = {0};
+    ecp_mlp *ref = NULL;
+    int sizes[1001];
+    int64_t got;
+    if (ecp_onnx_load(&ref, like, &err))
+        return cli_die("train", &err);
+    int64_t budget = params > 0 ? params : ecp_mlp_params_at_sparsity(ref, sparsity);
+    if (cli_arch_like(ref, budget, sizes, &got, arch, n, &err) ||
+        ecp_mlp_create_like(ref, sizes, m, &err)) {
+        ecp_mlp_free(ref);
+        return cli_die("train", &err);
+    }
+    FILE *f = json ? stderr : stdout;
+    fprintf(f, "architecture like %s (%lld weights + biases", like,
+            (long long)ecp_mlp_n_params(ref));
+    if (params <= 0)
+        fprintf(f, ", %lld left at sparsity %g", (long long)budget, sparsity);
+    fprintf(f, "): %s, %lld weights + biases (budget %lld)\n", arch, (long long)got,
+            (long long)budget);
+    ecp_mlp_free(ref);
+    return 0;
 }
 
 int cmd_train(int argc, char **argv)
@@ -40,11 +77,14 @@ int cmd_train(int argc, char **argv)
         {"weight-decay", required_argument, 0, 'w'}, {"seed", required_argument, 0, 's'},
         {"threads", required_argument, 0, 't'}, {"target-cols", required_argument, 0, 'T'},
         {"output", required_argument, 0, 'o'}, {"json", no_argument, 0, 'j'},
+        {"arch-like", required_argument, 0, 'L'}, {"params", required_argument, 0, 'P'},
+        {"sparsity", required_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     const char *data = NULL, *arch = NULL, *out = NULL, *act_name = "relu", *optim = "adam";
-    const char *target_cols = NULL;
-    long epochs = 10, batch = 128, seed = 1, threads = 0;
-    double lr = -1, momentum = 0.9, wd = 0;
+    const char *target_cols = NULL, *like = NULL;
+    long epochs = 10, batch = 128, seed = 1, threads = 0, params = -1;
+    double lr = -1, momentum = 0.9, wd = 0, sparsity = -1;
+    int act_given = 0;
     int json = 0, c, rc;
     optind = 1;
     opterr = 0;
@@ -52,7 +92,10 @@ int cmd_train(int argc, char **argv)
         switch (c) {
         case 'd': data = optarg; break;
         case 'a': arch = optarg; break;
-        case 'A': act_name = optarg; break;
+        case 'A': act_name = optarg; act_given = 1; break;
+        case 'L': like = optarg; break;
+        case 'P': if ((rc = cli_parse_int("train", "--params", optarg, 1, 1L << 50, &params))) return rc; break;
+        case 'S': if ((rc = cli_parse_double("train", "--sparsity", optarg, 0, 0.999999, &sparsity))) return rc; break;
         case 'e': if ((rc = cli_parse_int("train", "--epochs", optarg, 0, 100000, &epochs))) return rc; break;
         case 'b': if ((rc = cli_parse_int("train", "--batch", optarg, 1, 1 << 20, &batch))) return rc; break;
         case 'O': optim = optarg; break;
@@ -71,8 +114,16 @@ int cmd_train(int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
-    if (!data || !arch || !out)
-        return cli_usage_error("train", "--data, --arch and -o are required");
+    if (like && arch)
+        return cli_usage_error("train", "--arch and --arch-like exclude each other");
+    if (like && act_given)
+        return cli_usage_error("train", "--act: with --arch-like the activations are the model's");
+    if (like && (params > 0) == (sparsity >= 0))
+        return cli_usage_error("train", "--arch-like needs exactly one of --params and --sparsity");
+    if (!like && (params > 0 || sparsity >= 0))
+        return cli_usage_error("train", "--params and --sparsity go with --arch-like");
+    if (!data || !(arch || like) || !out)
+        return cli_usage_error("train", "--data, --arch (or --arch-like) and -o are required");
     ecp_error err = {0};
     ecp_act act;
     if (ecp_act_parse(act_name, &act, &err))
@@ -92,9 +143,16 @@ int cmd_train(int argc, char **argv)
     ecp_dataset *train = NULL, *test = NULL;
     ecp_mlp *m = NULL;
     int status = 1;
+    char like_arch[400];
+    if (like && (status = arch_like(like, params, sparsity, json, &m, like_arch,
+                                    sizeof like_arch)))
+        goto done;
+    status = 1;
+    if (like)
+        arch = like_arch;
     if (ecp_data_open(data, &dopt, &train, &test, &err) ||
-        ecp_mlp_create_arch(&m, arch, act, &err) ||
-        ecp_check_fit(m, train, "--arch", data, &err)) {
+        (!like && ecp_mlp_create_arch(&m, arch, act, &err)) ||
+        ecp_check_fit(m, train, like ? like : "--arch", data, &err)) {
         status = cli_die("train", &err);
         goto done;
     }
@@ -111,6 +169,7 @@ int cmd_train(int argc, char **argv)
     to.optim.weight_decay = wd;
     ecp_train_report rep;
     ecp_eval_result ev;
+    ecp_mlp_set_training(m, &to);
     if (ecp_train(m, train, &to, &rep, &err) || ecp_evaluate(m, test, &ev, &err) ||
         ecp_onnx_save(m, out, &err)) {
         status = cli_die("train", &err);
@@ -123,8 +182,10 @@ int cmd_train(int argc, char **argv)
         cli_json_number(stdout, ev.loss);
         if (ev.accuracy >= 0)
             printf(",\"accuracy\":%.6f", ev.accuracy);
-        printf(",\"n\":%lld},\"seconds\":%.3f,\"samples_per_s\":%.1f,\"output\":",
+        printf(",\"n\":%lld},\"seconds\":%.3f,\"samples_per_s\":%.1f,\"arch\":",
                (long long)ev.n, rep.seconds, rep.samples_per_s);
+        cli_json_string(stdout, arch);
+        printf(",\"params\":%lld,\"output\":", (long long)ecp_mlp_n_params(m));
         cli_json_string(stdout, out);
         printf("}\n");
     } else {

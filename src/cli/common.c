@@ -110,3 +110,16 @@ int cli_open(const char *cmd, const char *model, const char *data, const char *t
     }
     return 0;
 }
+
+ecp_status cli_arch_like(const ecp_mlp *m, int64_t budget, int *sizes, int64_t *params,
+                         char *arch, size_t arch_len, ecp_error *err)
+{
+    int L = ecp_mlp_n_layers(m), orig[1001];
+    for (int l = 0; l < L; l++)
+        orig[l] = ecp_mlp_layer_in(m, l);
+    orig[L] = ecp_mlp_n_out(m);
+    ecp_status s = ecp_arch_fit_params(L, orig, budget, sizes, params, err);
+    if (!s)
+        ecp_arch_format(L, sizes, arch, arch_len);
+    return s;
+}

@@ -9,6 +9,7 @@ typedef struct {
     double sparsity;
     long seed;
     double loss, accuracy, seconds; /* accuracy < 0: regression */
+    char arch[400];                 /* the network evaluated, e.g. 784-300-100-10 */
 } sweep_row;
 
 /* Writes a PNG (atomically) with test loss (log scale) and, for classification, accuracy

@@ -916,6 +916,10 @@ static ecp_status convert(onnx_reader *r, const Onnx__ModelProto *model, ecp_mlp
         s = check_io_shapes(r);
     if (!s)
         s = build_mlp(r, out);
+    if (!s && (s = onnx_meta_read(model, *out, r->path, r->err))) {
+        ecp_mlp_free(*out);
+        *out = NULL;
+    }
     return s;
 }
 

@@ -20,6 +20,18 @@
 /* The only LeakyRelu slope ecp_act implements (PyTorch's default). */
 #define ECP_ONNX_LEAKY_ALPHA 0.01f
 
+/* The training record as metadata_props (onnx_meta.c): storage that lives as long as the
+ * model being written, attached only when the model carries a record. */
+#define ONNX_META_N 6
+typedef struct {
+    Onnx__StringStringEntryProto e[ONNX_META_N];
+    Onnx__StringStringEntryProto *p[ONNX_META_N];
+    char val[ONNX_META_N][40];
+} onnx_meta;
+void onnx_meta_attach(onnx_meta *meta, const ecp_mlp *m, Onnx__ModelProto *model);
+ecp_status onnx_meta_read(const Onnx__ModelProto *model, ecp_mlp *m, const char *path,
+                          ecp_error *err);
+
 /* Float tensors are stored little-endian; on such hosts the model's arrays are used in place. */
 static inline int ecp_onnx_host_le(void)
 {

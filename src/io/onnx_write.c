@@ -49,6 +49,7 @@ typedef struct {
     Onnx__OperatorSetIdProto *opset_ptr[1];
     Onnx__GraphProto graph;
     Onnx__ModelProto model;
+    onnx_meta meta;
 } onnx_builder;
 
 /* protobuf-c's streaming sink: the packed bytes go to the temporary file as they are made. */
@@ -326,6 +327,7 @@ static void finish_model(onnx_builder *b, const ecp_mlp *m)
     b->model.n_opset_import = 1;
     b->model.opset_import = b->opset_ptr;
     b->model.graph = &b->graph;
+    onnx_meta_attach(&b->meta, m, &b->model);
 }
 
 static ecp_status build_model(onnx_builder *b, const ecp_mlp *m, const char *path,

@@ -74,7 +74,29 @@ ecp_status ecp_mlp_clone(const ecp_mlp *m, ecp_mlp **out, ecp_error *err)
     ecp_status s = ecp_mlp_create(out, m->n_layers, m->sizes, acts, err);
     if (s)
         return s;
-    return ecp_mlp_copy(*out, m, err);
+    s = ecp_mlp_copy(*out, m, err);
+    (*out)->has_training = m->has_training;
+    (*out)->training = m->training;
+    return s;
+}
+
+void ecp_mlp_set_training(ecp_mlp *m, const ecp_train_opts *o)
+{
+    m->has_training = 1;
+    memset(&m->training, 0, sizeof m->training);
+    m->training.epochs = o->epochs;
+    m->training.batch = o->batch;
+    m->training.optim = o->optim;
+}
+
+int ecp_mlp_training(const ecp_mlp *m, ecp_train_opts *o)
+{
+    if (!m->has_training)
+        return 0;
+    o->epochs = m->training.epochs;
+    o->batch = m->training.batch;
+    o->optim = m->training.optim;
+    return 1;
 }
 
 ecp_status ecp_mlp_copy(ecp_mlp *dst, const ecp_mlp *src, ecp_error *err)
