@@ -10,7 +10,9 @@ usage: torch_obs.py MODEL.onnx DATA_DIR METHOD COUNTS THREADS [REPEATS] [OUT.npz
 The same computation as the C code, in the style of SparseGPT's reference implementation:
 layer by layer on the network as pruned so far, a float32 forward (and for ec-obs the K
 stacked backward passes for S = sum_k (dy_k/dz)^2, float32), H = sum_n r_n [a|1][a|1]^T in
-float64, U = chol(inv(H + damping mean(diag H) I)) upper, the column sweep on [W | b] in float64
+float64, U = chol(inv(H + damping mean(diag H) I)) upper; for obs and ec-obs past layer 0 the
+target is the layer's output on the original network's inputs a0 (C = sum_n r_n [a|1][a0|1]^T,
+the sweep starting from the least-squares optimum); the column sweep on [W | b] in float64
 with the mask chosen per block of `block` columns and the updates past each lazy block of
 columns deferred to one matmul, then the exact re-fit of every row when it is cheap.
 tests/py/test_obs_torch.py checks it against a column-by-column reference.
@@ -118,18 +120,31 @@ def refit_rows(Wt, Hd, G, mask):
             Wt[i, K] = torch.cholesky_solve(G[i, K][:, None], L).view(-1)
 
 
-def prune_layer(W, b, act, acts, l, method, target, block, damping, refit, weighting, lazy):
+def augment(a, r):
+    """sqrt(r_n) [a_n | 1] in float64."""
+    X = torch.cat([a.to(F64), torch.ones(a.shape[0], 1, dtype=F64)], 1)
+    return X * r.sqrt()[:, None]
+
+
+def prune_layer(W, b, act, acts, acts0, l, method, target, block, damping, refit, weighting,
+                lazy):
+    """acts0: the original network's activations, or None to fit the layer's own weights."""
     no, ni = W[l].shape
     cols = ni + 1
     r, c = weights(W, act, acts, l, method, weighting)
-    X = torch.cat([acts[l].to(F64), torch.ones(acts[l].shape[0], 1, dtype=F64)], 1)
-    Xr = X * r.sqrt()[:, None]
+    Xr = augment(acts[l], r)
     Hd = Xr.t() @ Xr
     mean = float(Hd.diagonal().mean())
-    Hd.diagonal().add_(damping * (mean if mean > 0 else 1.0))
-    U = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(Hd)), upper=True)
+    lam = damping * (mean if mean > 0 else 1.0)
+    Hd.diagonal().add_(lam)
+    Lh = torch.linalg.cholesky(Hd)
+    U = torch.linalg.cholesky(torch.cholesky_inverse(Lh), upper=True)
     Wt = torch.cat([W[l].to(F64), b[l].to(F64)[:, None]], 1)
-    G = Wt @ Hd
+    if acts0 is None:
+        G = Wt @ Hd
+    else:
+        G = (Wt @ augment(acts0[l], r).t()) @ Xr + lam * Wt
+        Wt = torch.cholesky_solve(G.t(), Lh).t().contiguous()
     quota = quotas(Wt, U.diagonal(), c, target, method, block, ni)
     mask = sweep(Wt, U, c, quota, block, lazy, ni)
     kept = (~mask).sum(1).to(F64)
@@ -149,11 +164,13 @@ def prune(W, b, act, x, method, counts, block=None, damping=0.01, refit="auto",
     block = block or (128 if method == "sparsegpt" else 16)
     lazy = lazy or 128
     lazy = max(block, lazy // block * block)
+    acts0 = forward(W, b, act, x) if method != "sparsegpt" else None
     for l in range(len(W)):
         if counts[l] <= 0:
             continue
         acts = forward(W, b, act, x)
-        prune_layer(W, b, act, acts, l, method, counts[l], block, damping, refit, weighting, lazy)
+        prune_layer(W, b, act, acts, acts0 if l else None, l, method, counts[l], block, damping,
+                    refit, weighting, lazy)
     return W, b
 
 

@@ -180,6 +180,27 @@ def small_dense_statement(methods, sps, mean):
                 fmt_list(beat), detail)]
 
 
+def reconstruction_statement(methods, sps, mean, at_least=0.8):
+    """ec-obs against the published SparseGPT recipe, EC, and plain obs, from sparsity 0.8."""
+    if "ec-obs" not in methods:
+        return []
+    out = []
+    for other in ("sparsegpt", "ec", "obs"):
+        both = [s for s in sps if s >= at_least and ("ec-obs", s) in mean and (other, s) in mean]
+        if not both:
+            continue
+        lose = [s for s in both if mean[("ec-obs", s)][0] >= mean[(other, s)][0]]
+        if not lose:
+            out.append("ec-obs's test loss is below %s's at every sparsity from %.2f (%s)." % (
+                other, at_least, "; ".join("%.2f: %.4g vs %.4g" % (
+                    s, mean[("ec-obs", s)][0], mean[(other, s)][0]) for s in both)))
+        else:
+            out.append("ec-obs's test loss is *not* below %s's at %s." % (
+                other, ", ".join("%.2f (%.4g vs %.4g)" % (
+                    s, mean[("ec-obs", s)][0], mean[(other, s)][0]) for s in lose)))
+    return out
+
+
 def statements(title, sname, sched, methods, sps, mean, dense, k):
     """The computed sentences of one table, as a list of lines."""
     pruners = [m for m in methods if m != SMALL]
@@ -196,6 +217,7 @@ def statements(title, sname, sched, methods, sps, mean, dense, k):
             out += loss_vs_accuracy(sps, mean, k)
         if dense and dense["test_accuracy"] and sched == "iter":
             out.append(within_dense(sps, mean, float(dense["test_accuracy"])))
+    out += reconstruction_statement(methods, sps, mean)
     out += small_dense_statement(methods, sps, mean)
     return out
 
@@ -212,7 +234,12 @@ def main(argv):
           "1 fine-tuning epoch (Adam 1e-3) after each step. `ec:loss` is EC with the loss "
           "(Gauss–Newton) sensitivity; `ec` uses the output sensitivity. ec-exact (the "
           "non-linear oracle) is run one-shot on the diffusion–sorption network only, with 256 "
-          "calibration samples (the other methods use 2,000). `small-dense` is not a pruning "
+          "calibration samples (the other methods use 2,000). `sparsegpt` is SparseGPT's "
+          "published recipe (OBS reconstruction, the same sparsity in every layer, the mask "
+          "chosen per 128 columns); `obs` is the same reconstruction with EC's per-layer "
+          "allocation, a finer mask choice, the fit aimed at the original network's outputs "
+          "and an exact final re-fit; `ec-obs` adds EC's sensitivity weighting "
+          "(docs/METHOD.md). `small-dense` is not a pruning "
           "method: it is a dense network of the same depth whose hidden widths are the "
           "original's scaled by one factor so that its weights + biases do not exceed the "
           "pruned network's non-zero weights + biases, trained from scratch with the original's "

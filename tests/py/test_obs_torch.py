@@ -9,14 +9,19 @@ column with no lazy batching:
     S     ec-obs: S[n, i] = sum_k (dy_k/dz_i)^2 by autograd in float64; r_n = mean_i S[n, i],
           c_i = sum_n S[n, i] / sum_n r_n (weighting rank1; sample: c = 1; row: r = 1);
           sparsegpt, obs: r = c = 1
-    H     sum_n r_n a~_n a~_n^T, Hd = H + damping mean(diag H) I, U upper Cholesky of Hd^-1
+    H     sum_n r_n a~_n a~_n^T, Hd = H + lambda I with lambda = damping mean(diag H),
+          U upper Cholesky of Hd^-1
+    fit   sparsegpt, and layer 0: the start is the layer's weights W~0 = [W | b] and G = W~0 Hd.
+          obs, ec-obs, layers l > 0: the target is the layer's output on the inputs a~0 that
+          the original (unpruned) network gives it: C = sum_n r_n a~_n a~0_n^T,
+          G = W~0 (C + lambda I)^T, and the sweep starts from the optimum G Hd^-1
     count t = min(round(s n_out n_in), n_out n_in - 1) (--allocation uniform)
     quota per block of B columns: sparsegpt t p1/n_in - t p0/n_in (rounded); obs, ec-obs how
-          many of the t cheapest c_i w_ij^2 / U_jj^2 on the initial weights fall in the block
+          many of the t cheapest c_i w_ij^2 / U_jj^2 on the starting weights fall in the block
     sweep block by block: the block's mask = its quota cheapest on the current weights (ties by
           flat index); for each masked (i, j), column by column: w~_i,j: -= w~_ij / U_jj U_j,j:
     refit (auto: sum_i (k_i+1)^3 <= 3 cols^3, never for sparsegpt; or forced on/off): per row,
-          the kept columns and the bias K solve Hd_KK w_K = (w~_0 Hd)_K
+          the kept columns and the bias K solve Hd_KK w_K = G_iK
     write back as float32
 
 The masks must be equal and the weights and biases agree within RTOL relative. The same
@@ -152,12 +157,16 @@ def cheapest(score, n):
     return np.lexsort((np.arange(flat.size), flat))[:n]
 
 
-def reference_layer(layers, x, l, method, s, block, damping, refit, weighting):
+def augmented(layers, x, l):
+    A = inputs_f32(layers, x, l).double()
+    return torch.cat([A, torch.ones(A.shape[0], 1, dtype=torch.float64)], 1)
+
+
+def reference_layer(layers, orig, x, l, method, s, block, damping, refit, weighting):
     W0, b0, _ = layers[l]
     no, ni = W0.shape
     cols = ni + 1
-    A = inputs_f32(layers, x, l).double()
-    At = torch.cat([A, torch.ones(A.shape[0], 1, dtype=torch.float64)], 1)
+    At = augmented(layers, x, l)
     r = torch.ones(A.shape[0], dtype=torch.float64)
     c = torch.ones(no, dtype=torch.float64)
     if method == "ec-obs" and weighting != "none":
@@ -169,10 +178,18 @@ def reference_layer(layers, x, l, method, s, block, damping, refit, weighting):
             c = S.sum(0) / rs.sum()
     H = (At * r[:, None]).T @ At
     mean = float(H.diagonal().mean())
-    Hd = H + (damping * (mean if mean > 0 else 1.0)) * torch.eye(cols, dtype=torch.float64)
+    lam = damping * (mean if mean > 0 else 1.0)
+    Hd = H + lam * torch.eye(cols, dtype=torch.float64)
     U = torch.linalg.cholesky(torch.linalg.inv(Hd), upper=True)
     Wt = torch.cat([torch.from_numpy(W0).double(), torch.from_numpy(b0).double()[:, None]], 1)
-    G = Wt @ Hd
+    if method == "sparsegpt" or l == 0:
+        G = Wt @ Hd
+    else:
+        # min_w sum_n r_n (w a~_n - w~0 a~0_n)^2 + lambda |w - w~0|^2, solved directly
+        At0 = augmented(orig, x, l)
+        G = (At * r[:, None]).T @ At0 @ Wt.T + lam * Wt.T
+        Wt = torch.linalg.solve(Hd, G).T.contiguous()
+        G = G.T.contiguous()
     t = min(int(np.floor(s * no * ni + 0.5)), no * ni - 1)
     nb = (cols + block - 1) // block
     quota = np.zeros(nb, np.int64)
@@ -213,10 +230,10 @@ def reference_layer(layers, x, l, method, s, block, damping, refit, weighting):
 
 
 def reference(layers, x, method, s, block, damping=0.01, refit="auto", weighting="rank1"):
-    layers = [list(L) for L in layers]
+    orig, layers = layers, [list(L) for L in layers]
     masks, refits = [], []
     for l in range(len(layers)):
-        W, b, mask, rf = reference_layer(layers, x, l, method, s, block, damping, refit,
+        W, b, mask, rf = reference_layer(layers, orig, x, l, method, s, block, damping, refit,
                                          weighting)
         layers[l][0], layers[l][1] = W, b
         masks.append(mask)
@@ -310,8 +327,7 @@ def check_all():
             got = load_model(out)
             want, masks, refits = reference(layers, x, method, s, block, refit=refit,
                                             weighting=wt)
-            tag = "%-4s %-9s s=%.1f %-28s" % (name, method, s, " ".join(extra) +
-                                              ("" if wt == "rank1" else ""))
+            tag = "%-4s %-9s s=%.1f %-28s" % (name, method, s, " ".join(extra))
             counts = [int(m.sum()) for m in masks]
             if [L["pruned"] for L in js["layers"]] != counts:
                 failures.append("%s: --json per-layer counts %s, reference %s" %

@@ -137,3 +137,17 @@ def test_whole_document(tmp_path):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
+
+
+def test_reconstruction_below_everywhere_and_exceptions(tmp_path):
+    rows = [("ec-obs", 0.8, 0.21, 0.94), ("ec-obs", 0.9, 0.25, 0.93), ("ec-obs", 0.5, 0.30, 0.9),
+            ("sparsegpt", 0.8, 0.30, 0.9), ("sparsegpt", 0.9, 0.90, 0.7),
+            ("sparsegpt", 0.5, 0.20, 0.95),  # below 0.8: not part of the claim
+            ("ec", 0.8, 0.20, 0.95), ("ec", 0.9, 0.60, 0.8)]
+    lines = stmts(tmp_path, rows)
+    sg = the(lines, "sparsegpt's")
+    assert "is below sparsegpt's at every sparsity from 0.80" in sg
+    assert "0.80: 0.21 vs 0.3" in sg and "0.90: 0.25 vs 0.9" in sg
+    ec = the(lines, "below ec's")
+    assert "*not* below ec's at 0.80 (0.21 vs 0.2)" in ec
+    assert "0.90" not in ec
