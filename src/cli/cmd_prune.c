@@ -93,6 +93,40 @@ static int parse_weighting(const char *s, ecp_obs_weighting *w)
     return cli_usage_error("prune", "--weighting '%s': choose sample, row, rank1 or none", s);
 }
 
+static int uniform_alloc(const ecp_prune_opts *o)
+{
+    return o->allocation == ECP_ALLOC_UNIFORM ||
+           (o->allocation == ECP_ALLOC_AUTO && (o->scope_layer || !strcmp(o->method, "sparsegpt")));
+}
+
+static const char *scope_text(const ecp_prune_opts *o, char *buf, size_t n)
+{
+    if (!ecp_prune_method_reconstructs(o->method) && !o->sequential)
+        return o->scope_layer ? "per layer" : "global";
+    if (uniform_alloc(o))
+        return o->sequential ? "per layer, sequential" : "the same sparsity in every layer";
+    snprintf(buf, n, "layer sparsities from a global %s selection%s",
+             o->allocation_method ? o->allocation_method
+             : ecp_prune_method_reconstructs(o->method) ? "ec:loss" : o->method,
+             o->sequential ? ", sequential" : "");
+    return buf;
+}
+
+/* What a reconstruction run did, as the library resolves its defaults. */
+static void print_reconstruction_json(const ecp_prune_opts *o)
+{
+    static const char *const wt[] = {"none", "sample", "row", "rank1"};
+    int sgpt = !strcmp(o->method, "sparsegpt");
+    int uniform = uniform_alloc(o);
+    printf("\"allocation\":\"%s\",", uniform ? "uniform" : "global");
+    if (!uniform)
+        printf("\"allocation_method\":\"%s\",",
+               o->allocation_method ? o->allocation_method : "ec:loss");
+    printf("\"weighting\":\"%s\",\"damping\":%g,\"block\":%d,",
+           strcmp(o->method, "ec-obs") ? "none" : wt[o->weighting], o->damping,
+           o->block > 0 ? o->block : sgpt ? 128 : 16);
+}
+
 static int dump_scores(const ecp_mlp *m, const ecp_dataset *train, const ecp_prune_opts *o,
                        const char *dir, ecp_error *err)
 {
@@ -298,6 +332,8 @@ int cmd_prune(int argc, char **argv)
     if (json) {
         printf("{\"method\":\"%s\",\"sensitivity\":\"%s\",\"target\":%.6f,\"sparsity\":%.6f,",
                po.method, ecp_sens_name(po.sens), po.sparsity, achieved);
+        if (ecp_prune_method_reconstructs(po.method))
+            print_reconstruction_json(&po);
         printf("\"before\":{\"loss\":%.9g", before.loss);
         if (before.accuracy >= 0) printf(",\"accuracy\":%.6f", before.accuracy);
         printf("},\"after\":{\"loss\":%.9g", after.loss);
@@ -313,12 +349,13 @@ int cmd_prune(int argc, char **argv)
                (long long)rep.pruned, (long long)rep.weights, po.steps, po.finetune_epochs,
                (long long)po.calib, rep.stats_seconds, rep.seconds);
     } else {
+        char scope[128];
         printf("%s: method %s", model, po.method);
         if (!strcmp(po.method, "ec") || !strcmp(po.method, "ec-exact") ||
             !strcmp(po.method, "ec-obs"))
             printf(" (sensitivity %s)", ecp_sens_name(po.sens));
         printf(", %s, %d step%s, %d fine-tuning epoch%s, %lld calibration samples\n",
-               po.scope_layer ? "per layer" : "global", po.steps, po.steps > 1 ? "s" : "",
+               scope_text(&po, scope, sizeof scope), po.steps, po.steps > 1 ? "s" : "",
                po.finetune_epochs, po.finetune_epochs == 1 ? "" : "s", (long long)po.calib);
         printf("  %-8s %12s %10s\n", "", "test loss", "accuracy");
         printf("  %-8s %12.6f", "before", before.loss);
