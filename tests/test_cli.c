@@ -513,6 +513,55 @@ static void test_prune_json(void **state)
     run_free(&r);
 }
 
+/* Reconstruction from the command line: the settings it used in the JSON, the exact count, a
+ * lower loss than EC at the same sparsity; bad values refused before any work, nothing
+ * written. */
+static void test_prune_reconstruction(void **state)
+{
+    (void)state;
+    run_result r = run("prune '%s' --data '%s' --method ec --sparsity 0.8 --calib 150 -o '%s' "
+                       "--json", P("cls.onnx"), P("cls"), P("ec08.onnx"));
+    assert_int_equal(r.status, 0);
+    double ec_loss = json_num(r.out, "loss", "\"after\":");
+    run_free(&r);
+    r = run("prune '%s' --data '%s' --method ec-obs --sparsity 0.8 --calib 150 -o '%s' --json",
+            P("cls.onnx"), P("cls"), P("ecobs.onnx"));
+    if (r.status)
+        print_error("prune ec-obs: %s\n", r.err);
+    assert_int_equal(r.status, 0);
+    assert_json_object(r.out);
+    assert_non_null(strstr(r.out, "\"allocation\":\"global\",\"allocation_method\":\"ec:loss\""));
+    assert_non_null(strstr(r.out, "\"weighting\":\"rank1\""));
+    assert_int_equal((int)json_num(r.out, "pruned", "],"), 67); /* round(0.8 x 84) */
+    assert_true(json_num(r.out, "loss", "\"after\":") < ec_loss);
+    run_free(&r);
+    r = run("prune '%s' --data '%s' --method sparsegpt --sparsity 0.5 -o '%s' --json",
+            P("cls.onnx"), P("cls"), P("sgpt.onnx"));
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "\"allocation\":\"uniform\""));
+    assert_int_equal((int)json_num(r.out, "pruned", "\"layers\":["), 24); /* 50 % of 48 */
+    run_free(&r);
+    const char *d = fresh_dir("obs_bad");
+    char out[700];
+    snprintf(out, sizeof out, "%s/p.onnx", d);
+    static const struct { const char *args, *needle; int status; } bad[] = {
+        {"--method ec-obs --refit sometimes", "--refit", 2},
+        {"--method obs --allocation even", "--allocation", 2},
+        {"--method ec-obs --weighting heavy", "--weighting", 2},
+        {"--method obs --max-memory 12Q", "--max-memory", 2},
+        {"--method obs --damping -1", "--damping", 2},
+        {"--method obs --block 0", "--block", 2},
+        {"--method obs --max-memory 1K", "layer 0", 1},
+        {"--method obs --allocation-method nonsense", "--allocation-method", 2},
+        {"--method obs --allocation-method ec:sideways", "--allocation-method", 2},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        r = run("prune '%s' --data '%s' %s -o '%s'", P("cls.onnx"), P("cls"), bad[i].args, out);
+        expect_error(&r, bad[i].status, bad[i].needle, bad[i].args);
+        assert_int_equal(tu_count_files(d), 0);
+    }
+}
+
 static void test_same_seed_identical(void **state)
 {
     (void)state;
@@ -681,6 +730,7 @@ int main(void)
         cmocka_unit_test(test_eval_predictions),
         cmocka_unit_test(test_info_json),
         cmocka_unit_test(test_prune_json),
+        cmocka_unit_test(test_prune_reconstruction),
         cmocka_unit_test(test_same_seed_identical),
         cmocka_unit_test(test_bad_data_files),
         cmocka_unit_test(test_width_mismatch),

@@ -82,6 +82,25 @@ static int parse_excludes(const char *s, uint64_t *mask)
     return 0;
 }
 
+/* NAME[:SENSITIVITY] as --allocation-method takes it. */
+static int check_method_spec(const char *spec)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s", spec);
+    char *colon = strchr(name, ':');
+    ecp_sens sens;
+    ecp_error err;
+    if (colon) {
+        *colon = 0;
+        if (ecp_sens_parse(colon + 1, &sens, &err))
+            return cli_usage_error("prune", "--allocation-method '%s': unknown sensitivity "
+                                   "(choose output, probe or loss)", spec);
+    }
+    if (!ecp_prune_method_exists(name))
+        return cli_usage_error("prune", "--allocation-method '%s': unknown method", spec);
+    return 0;
+}
+
 static int parse_weighting(const char *s, ecp_obs_weighting *w)
 {
     static const char *const names[] = {"none", "sample", "row", "rank1"};
@@ -258,7 +277,10 @@ int cmd_prune(int argc, char **argv)
             else return cli_usage_error("prune", "--allocation '%s': choose global or uniform",
                                         optarg);
             break;
-        case O_ALLOC_M: po.allocation_method = optarg; break;
+        case O_ALLOC_M:
+            if ((rc = check_method_spec(optarg))) return rc;
+            po.allocation_method = optarg;
+            break;
         case O_WEIGHT:
             if ((rc = parse_weighting(optarg, &po.weighting))) return rc;
             break;

@@ -30,9 +30,10 @@ updates, float32 sensitivities) against this reference, so the benchmark times t
 computation.
 
 The networks (random, exported by torch.onnx.export): 10-16-12-3 tanh (regression targets),
-10-16-12-3 relu (classes; some neurons never active: rows of zero weight c_i, exact ties) and
-140-24-3 relu, whose 141 columns exceed the 128 of one lazy block, so the C code's deferred
-GEMM runs. --calib equals the training set: the C code uses every sample (shuffled order).
+10-16-12-3 relu (classes; 2 first-layer neurons never active), the same with 10 of 16 never
+active (their rows' costs are exactly 0 for ec-obs, more than a layer's count: the choice among
+them is the tie-break by flat index) and 140-24-3 relu, whose 141 columns exceed the 128 of one
+lazy block, so the C code's deferred GEMM runs. --calib equals the training set: the C code uses every sample (shuffled order).
 
 Run directly (scripts/run_py_tests.sh) or by pytest. Environment: ECPRUNE_BIN (default
 build/ecprune). Exits non-zero with a message on failure.
@@ -65,7 +66,7 @@ FLOOR = 1e-7       # ... plus this fraction of the layer's largest |value| (abou
 
 # ------------------------------------------------------------------ models and data
 
-def make_net(sizes, act, seed):
+def make_net(sizes, act, seed, dead):
     torch.manual_seed(seed)
     mods = []
     for l in range(len(sizes) - 1):
@@ -73,9 +74,8 @@ def make_net(sizes, act, seed):
         if l < len(sizes) - 2:
             mods.append(nn.Tanh() if act == "tanh" else nn.ReLU())
     net = nn.Sequential(*mods).eval()
-    if act == "relu":
-        with torch.no_grad():  # some neurons of the first layer never fire: c_i = 0, ties
-            net[0].bias[:2] = -10.0
+    with torch.no_grad():  # neurons of the first layer that never fire: for ec-obs c_i = 0,
+        net[0].bias[:dead] = -10.0  # so their weights' costs tie at exactly 0
     return net
 
 
@@ -285,9 +285,10 @@ def run(args):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-NETS = [("tanh", [10, 16, 12, 3], "tanh", False, 300),
-        ("relu", [10, 16, 12, 3], "relu", True, 300),
-        ("wide", [140, 24, 3], "relu", True, 400)]
+NETS = [("tanh", [10, 16, 12, 3], "tanh", False, 300, 0),
+        ("relu", [10, 16, 12, 3], "relu", True, 300, 2),
+        ("wide", [140, 24, 3], "relu", True, 400, 0),
+        ("dead", [10, 16, 12, 3], "relu", True, 300, 10)]
 
 # (net, method, sparsity, extra flags, refit, weighting)
 CASES = [(n, m, s, ["--block", "4"], "auto", "rank1")
@@ -299,7 +300,9 @@ CASES += [("relu", "ec-obs", 0.8, ["--block", "4", "--refit", "off"], "off", "ra
           ("tanh", "ec-obs", 0.8, ["--block", "4", "--weighting", "row"], "auto", "row"),
           ("wide", "sparsegpt", 0.8, [], "auto", "rank1"),
           ("wide", "obs", 0.5, ["--block", "4", "--refit", "off"], "off", "rank1"),
-          ("wide", "ec-obs", 0.9, [], "auto", "rank1")]
+          ("wide", "ec-obs", 0.9, [], "auto", "rank1"),
+          ("dead", "ec-obs", 0.5, ["--block", "4"], "auto", "rank1"),
+          ("dead", "ec-obs", 0.5, [], "auto", "rank1")]
 
 
 def default_block(method, extra):
@@ -315,11 +318,11 @@ def check_all():
     lines, failures = [], []
     with tempfile.TemporaryDirectory(prefix="ecp_obs_torch_") as tmp:
         nets = {}
-        for seed, (name, sizes, act, classes, n) in enumerate(NETS):
+        for seed, (name, sizes, act, classes, n, dead) in enumerate(NETS):
             d = os.path.join(tmp, name)
             x = write_data(d, n, sizes[0], sizes[-1], classes, seed + 5)
             model = os.path.join(tmp, name + ".onnx")
-            export(make_net(sizes, act, seed + 1), sizes[0], model)
+            export(make_net(sizes, act, seed + 1, dead), sizes[0], model)
             nets[name] = (d, x, model, load_model(model), n)
         for k, (name, method, s, extra, refit, wt) in enumerate(CASES):
             d, x, model, layers, n = nets[name]
