@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job on the bundled default data (mnist): train, prune with EC and with magnitude
-# pruning at the same sparsity, compare, and draw the loss/accuracy-sparsity curves.
+# The main job on the bundled default data (mnist): train, prune with EC, magnitude pruning and
+# EC-guided reconstruction, compare, and draw the loss/accuracy-sparsity curves.
 set -euo pipefail
 build=${1:-build}
 bin="$build/ecprune"
@@ -15,14 +15,17 @@ echo
 echo "== 3. the same with magnitude pruning, for comparison"
 "$bin" prune "$out/dense.onnx" --data mnist --method magnitude --sparsity 0.9 -o "$out/mag90.onnx"
 echo
-echo "== 4. iterative EC (5 steps, 1 fine-tuning epoch each) to 95%"
+echo "== 4. reconstruction guided by EC (ec-obs): 95% one-shot, kept weights re-fitted too"
+"$bin" prune "$out/dense.onnx" --data mnist --method ec-obs --sparsity 0.95 -o "$out/ecobs95.onnx"
+echo
+echo "== 5. iterative EC (5 steps, 1 fine-tuning epoch each) to 95%"
 "$bin" prune "$out/dense.onnx" --data mnist --method ec --sparsity 0.95 --steps 5 \
     --finetune-epochs 1 -o "$out/ec95ft.onnx"
 echo
-echo "== 5. what the pruned model holds"
+echo "== 6. what the pruned model holds"
 "$bin" info "$out/ec95ft.onnx"
 echo
-echo "== 6. sweep: every method x 6 sparsities (one seed), CSV + plot"
+echo "== 7. sweep: every method x 6 sparsities (one seed), CSV + plot"
 rm -f "$out/sweep.csv"
 "$bin" sweep "$out/dense.onnx" --data mnist --seeds 1 --csv "$out/sweep.csv" \
     --plot "$out/sweep.png" --title "mnist 784-300-100-10, one-shot, no fine-tuning"
