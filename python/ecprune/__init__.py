@@ -6,7 +6,7 @@ networks with the C library, numpy arrays in and out, nn.Sequential in and out.
     print(report)
 
 Every computation happens in libecprune; this package only marshals arrays and options."""
-from ._ffi import lib as _lib, ffi as _ffi
+from ._ffi import lib as _lib
 from .data import Dataset
 from .errors import (ArgumentError, ClosedError, DtypeError, Error, FileError, FormatError,
                      NumericError, OutOfMemoryError, ShapeError, UnsupportedError)
