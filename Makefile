@@ -108,8 +108,12 @@ bench: setup all
 results: setup all
 	@bash scripts/results.sh $(BUILD)
 
-install: all
-	install -d $(PREFIX)/lib $(PREFIX)/include $(PREFIX)/bin $(PREFIX)/lib/pkgconfig
+# The Python package goes where this python3 looks under PREFIX (/usr/local/lib/python3.X/
+# dist-packages on Debian) and loads PREFIX/lib/libecprune.so from there.
+PYDIR ?= $(PREFIX)/lib/$(shell python3 -c 'import sys; print("python%d.%d" % sys.version_info[:2])')/dist-packages
+install: all python
+	install -d $(PREFIX)/lib $(PREFIX)/include $(PREFIX)/bin $(PREFIX)/lib/pkgconfig $(PYDIR)/ecprune
+	install -m 644 $(BUILD)/python/ecprune/*.py $(BUILD)/python/ecprune/_ecprune.h $(PYDIR)/ecprune/
 	install -m 644 $(BUILD)/libecprune.a $(PREFIX)/lib/
 	install -m 755 $(BUILD)/libecprune.so $(PREFIX)/lib/
 	install -m 644 include/ecprune.h $(PREFIX)/include/

@@ -7,7 +7,7 @@ networks with the C library, numpy arrays in and out, nn.Sequential in and out.
 
 Every computation happens in libecprune; this package only marshals arrays and options."""
 from ._ffi import lib as _lib
-from .data import Dataset
+from .data import Dataset, load_data
 from .errors import (ArgumentError, ClosedError, DtypeError, Error, FileError, FormatError,
                      NumericError, OutOfMemoryError, ShapeError, UnsupportedError)
 from .model import ACTIVATIONS, MLP, Engine
@@ -22,6 +22,6 @@ def set_threads(n):
 
 
 __all__ = ["MLP", "Engine", "Dataset", "PruneReport", "train", "evaluate", "prune", "scores",
-           "methods", "set_threads", "ACTIVATIONS", "Error", "ArgumentError", "FileError",
+           "methods", "load_data", "set_threads", "ACTIVATIONS", "Error", "ArgumentError", "FileError",
            "FormatError", "OutOfMemoryError", "UnsupportedError", "NumericError", "ShapeError",
            "DtypeError", "ClosedError"]

@@ -123,3 +123,34 @@ def check_inputs(x, what):
     c.x = ffi.cast("float *", x.ctypes.data)
     err = new_error()
     check(lib.ecp_dataset_validate(c, what.encode(), err), err)
+
+
+def _arrays(ptr):
+    """Views of a library-owned dataset's arrays, which free it once the last one goes."""
+    from ._ffi import view
+    d = ffi.gc(ptr, lib.ecp_dataset_free)
+    x = view(d, d.x, (d.n, d.n_in), "<f4")
+    if d.is_class:
+        return x, view(d, d.label, (d.n,), "<i4")
+    return x, view(d, d.y, (d.n, d.n_out), "<f4")
+
+
+def load_data(spec, target_cols=None, test_frac=0.2, split_seed=None):
+    """A dataset as the CLI's --data opens it: mnist, fashion, diffsorp[:noise], a directory
+    of train_x/train_y/test_x/test_y.npy (or IDX files, or train.csv and test.csv), or one
+    CSV file (split by test_frac). Returns (x_train, y_train, x_test, y_test) as numpy arrays
+    (int32 labels for classification, float32 targets for regression)."""
+    import os
+    o = ffi.new("ecp_data_opts *")
+    lib.ecp_data_opts_default(o)
+    keep = None
+    if target_cols is not None:
+        keep = ffi.new("char[]", str(target_cols).encode())
+        o.target_cols = keep
+    o.test_frac = float(test_frac)
+    if split_seed is not None:
+        o.split_seed = int(split_seed)
+    tr, te = ffi.new("ecp_dataset **"), ffi.new("ecp_dataset **")
+    err = new_error()
+    check(lib.ecp_data_open(os.fsencode(spec), o, tr, te, err), err)
+    return _arrays(tr[0]) + _arrays(te[0])

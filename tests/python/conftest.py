@@ -20,3 +20,8 @@ def ecprune_bin():
 @pytest.fixture(scope="session")
 def root():
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def build_dir():
+    return BUILD
