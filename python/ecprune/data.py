@@ -86,11 +86,11 @@ class Dataset:
         c.n_in = self.x.shape[1]
         c.n_out = n_out
         c.is_class = int(self.is_class)
-        c.x = ffi.cast("float *", self.x.ctypes.data)
+        c.x = ffi.cast("float *", ffi.from_buffer(self.x))
         if self.is_class:
-            c.label = ffi.cast("int32_t *", self.y.ctypes.data)
+            c.label = ffi.cast("int32_t *", ffi.from_buffer(self.y))
         else:
-            c.y = ffi.cast("float *", self.y.ctypes.data)
+            c.y = ffi.cast("float *", ffi.from_buffer(self.y))
         self._c = c
         err = new_error()
         check(lib.ecp_dataset_validate(c, what.encode(), err), err)
@@ -116,13 +116,15 @@ class Dataset:
             else ("%d targets" % self.n_out))
 
 
-def check_inputs(x, what):
-    """Refuses NaN/Inf in inputs that have no targets (prediction)."""
+def check_inputs(xp, n, n_in, what):
+    """Refuses NaN/Inf in inputs that have no targets (prediction). xp: a float* to x.
+    Without an error struct first: the message is asked for only when there is one."""
     c = ffi.new("ecp_dataset *")
-    c.n, c.n_in, c.n_out = x.shape[0], x.shape[1], 0
-    c.x = ffi.cast("float *", x.ctypes.data)
-    err = new_error()
-    check(lib.ecp_dataset_validate(c, what.encode(), err), err)
+    c.n, c.n_in, c.n_out = n, n_in, 0
+    c.x = xp
+    if lib.ecp_dataset_validate(c, what, ffi.NULL) != 0:
+        err = new_error()
+        check(lib.ecp_dataset_validate(c, what, err), err)
 
 
 def _arrays(ptr):

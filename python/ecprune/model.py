@@ -224,18 +224,18 @@ class MLP:
         if engine != "dense":
             return self.engine(engine, threads=threads).predict(x)
         h = self._h
-        x = as_features(x, "x", lib.ecp_mlp_n_in(h))
-        check_inputs(x, "x")
+        n_in = lib.ecp_mlp_n_in(h)
+        x = as_features(x, "x", n_in)
         n, K = x.shape[0], lib.ecp_mlp_n_out(h)
         y = np.empty((n, K), dtype=np.float32)
         if n == 0:
             return y
+        xp = ffi.cast("float *", ffi.from_buffer(x))
+        yp = ffi.cast("float *", ffi.from_buffer(y, require_writable=True))
+        check_inputs(xp, n, n_in, b"x")
         B = min(n, 1024)
         with self._lock:  # the workspace is reused between calls: one call at a time
             ws = self._workspace(B)
-            xp = ffi.cast("float *", x.ctypes.data)
-            yp = ffi.cast("float *", y.ctypes.data)
-            n_in = x.shape[1]
             for at in range(0, n, B):
                 b = min(B, n - at)
                 lib.ecp_mlp_forward(h, ws, xp + at * n_in, b)
@@ -278,6 +278,7 @@ class Engine:
         check(lib.ecp_sparse_create(out, model._h, o, err), err)
         self._handle = ffi.gc(out[0], lib.ecp_sparse_free)
         self._lock = threading.Lock()
+        self._err = new_error()  # used under the lock
         self.mode = mode
         self._n_layers = model.n_layers
 
@@ -300,13 +301,16 @@ class Engine:
 
     def predict(self, x):
         h = self._h
-        x = as_features(x, "x", lib.ecp_sparse_n_in(h))
-        check_inputs(x, "x")
-        y = np.empty((x.shape[0], lib.ecp_sparse_n_out(h)), dtype=np.float32)
-        err = new_error()
+        n_in = lib.ecp_sparse_n_in(h)
+        x = as_features(x, "x", n_in)
+        n = x.shape[0]
+        y = np.empty((n, lib.ecp_sparse_n_out(h)), dtype=np.float32)
+        xp = ffi.cast("float *", ffi.from_buffer(x))
+        yp = ffi.cast("float *", ffi.from_buffer(y, require_writable=True))
+        check_inputs(xp, n, n_in, b"x")
         with self._lock:  # the engine is not reentrant
-            check(lib.ecp_sparse_forward(h, ffi.cast("float *", x.ctypes.data), x.shape[0],
-                                         ffi.cast("float *", y.ctypes.data), err), err)
+            err = self._err
+            check(lib.ecp_sparse_forward(h, xp, n, yp, err), err)
         return y
 
     def info(self, batch=1):
