@@ -3,6 +3,8 @@ them. Every field of ecp_prune_opts / ecp_train_opts is settable under its own n
 aliases below only give CLI-like names and types to some. Types follow the field: numbers are
 converted, strings kept alive for the call, enums accept their short names ("output" for
 ECP_SENS_OUTPUT)."""
+import os
+
 from . import errors
 from ._ffi import ffi
 
@@ -10,13 +12,15 @@ from ._ffi import ffi
 def _enum_value(ctype, value, name):
     if isinstance(value, int):
         return value
-    want = "_" + str(value).upper().replace("-", "_")
-    hits = [v for k, v in ctype.relements.items() if k.endswith(want)]
-    if len(hits) == 1:
-        return hits[0]
-    names = sorted(ctype.relements, key=ctype.relements.get)
-    prefix = names[0][:len(names[0]) - len(names[0].split("_")[-1])]
-    short = [k[len(prefix):].lower().replace("_", "-") for k in names]
+    # A trailing ..._COUNT is the enum's size, not a choice.
+    names = [k for k in sorted(ctype.relements, key=ctype.relements.get)
+             if not k.endswith("_COUNT")]
+    prefix = os.path.commonprefix(names)
+    prefix = prefix[:prefix.rfind("_") + 1]  # ECP_SENS_ of ECP_SENS_OUTPUT, ECP_SENS_PROBE...
+    full = prefix + str(value).upper().replace("-", "_")
+    if full in names:
+        return ctype.relements[full]
+    short = [k[len(prefix):].lower() for k in names]
     raise errors.ArgumentError("%s '%s': choose %s" % (name, value, ", ".join(short)))
 
 

@@ -211,3 +211,21 @@ def test_engine_info_and_sparse_predict():
     assert len(info["kernels"]) == 3
     np.testing.assert_allclose(e.predict(x), p.predict(x), rtol=1e-5, atol=1e-5)
     assert e.predict(x[0]).shape == (1, 3)
+
+
+def test_plain_progress_line_and_finetune_options(capsys):
+    seq, x, y = trained_classifier()
+    m = ecprune.MLP.from_torch(seq)
+    ecprune.train(m, x, y, epochs=1, progress=True)  # tqdm absent here: a line on stderr
+    err = capsys.readouterr().err
+    assert "train 100%" in err
+    # Fine-tuning options reach the library: sgd at a vanishing learning rate leaves the
+    # one-shot weights, Adam's default moves them.
+    p0, _ = ecprune.prune(m, x, y, sparsity=0.5, progress=False)
+    p1, _ = ecprune.prune(m, x, y, sparsity=0.5, progress=False,
+                          finetune={"epochs": 1, "optimizer": "sgd", "lr": 1e-12})
+    p2, rep = ecprune.prune(m, x, y, sparsity=0.5, progress=False, finetune={"epochs": 1})
+    d1 = max(np.abs(a - b).max() for a, b in zip(p0.weights, p1.weights))
+    d2 = max(np.abs(a - b).max() for a, b in zip(p0.weights, p2.weights))
+    assert d1 < 1e-6 and d2 > 1e-3
+    assert rep.finetune_epochs == 1 and rep.after["accuracy"] > 0.9
