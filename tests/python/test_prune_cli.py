@@ -39,8 +39,10 @@ def setup(tmp_path_factory):
     return seq, x, y, xt, yt, d
 
 
-CASES = [
-    ("ec", {}, []),
+# Every method the library lists (asked at run time: a new one is covered as it appears),
+# then options.
+CASES = [(m, {}, []) for m in ecprune.methods()] + [
+    ("ec", {"sensitivity": "loss"}, ["--sensitivity", "loss"]),
     ("magnitude-bc", {"scope": "layer"}, ["--scope", "layer"]),
     ("wanda", {"exclude_layers": [2]}, ["--exclude-layer", "2"]),
     ("ec", {"sensitivity": "loss", "steps": 3, "finetune": {"epochs": 1, "lr": 2e-3,
