@@ -4,6 +4,7 @@
 #   make demo       set-up, then train + prune + compare on the bundled default data (mnist)
 #   make bench      benchmarks (ratios against OpenBLAS dense / PyTorch CPU in the same run)
 #   make results    regenerate docs/RESULTS.md and its plots
+#   make python     the Python package in build/python (PYTHONPATH=build/python)
 #   make install PREFIX=/usr/local
 
 CC      ?= cc
@@ -27,7 +28,7 @@ CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HDRS     = include/ecprune.h $(wildcard src/*.h src/*/*.h) $(GEN_H)
 
-.PHONY: all setup check-deps test test-unit test-py test-asan demo bench results install clean
+.PHONY: all setup check-deps python test test-unit test-py test-asan demo bench results install clean
 all: check-deps $(BUILD)/libecprune.a $(BUILD)/libecprune.so $(BUILD)/ecprune
 
 # A fresh machine gets one clear line naming what is missing, not a missing-rule error.
@@ -63,6 +64,20 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libecprune.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libecprune.a -lcmocka $(LIBS)
 
+# The Python package: its sources plus the cffi declarations, which are the public header
+# run through the preprocessor (python/gen_cdef.py). It loads $(BUILD)/libecprune.so.
+PY_SRC = $(sort $(wildcard python/ecprune/*.py))
+PY_OUT = $(PY_SRC:python/%=$(BUILD)/python/%) $(BUILD)/python/ecprune/_ecprune.h
+python: all $(PY_OUT)
+
+$(BUILD)/python/ecprune/%.py: python/ecprune/%.py
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+$(BUILD)/python/ecprune/_ecprune.h: include/ecprune.h python/gen_cdef.py
+	@mkdir -p $(dir $@)
+	python3 python/gen_cdef.py include/ecprune.h $@ $(CC)
+
 setup:
 	@bash $(SETUP)
 
@@ -77,7 +92,7 @@ test: setup
 test-unit: all $(TEST_BIN)
 	@bash scripts/run_tests.sh $(BUILD)
 
-test-py: all
+test-py: all python
 	@bash scripts/run_py_tests.sh $(BUILD)
 
 test-asan:
@@ -93,8 +108,12 @@ bench: setup all
 results: setup all
 	@bash scripts/results.sh $(BUILD)
 
-install: all
-	install -d $(PREFIX)/lib $(PREFIX)/include $(PREFIX)/bin $(PREFIX)/lib/pkgconfig
+# The Python package goes where this python3 looks under PREFIX (/usr/local/lib/python3.X/
+# dist-packages on Debian) and loads PREFIX/lib/libecprune.so from there.
+PYDIR ?= $(PREFIX)/lib/$(shell python3 -c 'import sys; print("python%d.%d" % sys.version_info[:2])')/dist-packages
+install: all python
+	install -d $(PREFIX)/lib $(PREFIX)/include $(PREFIX)/bin $(PREFIX)/lib/pkgconfig $(PYDIR)/ecprune
+	install -m 644 $(BUILD)/python/ecprune/*.py $(BUILD)/python/ecprune/_ecprune.h $(PYDIR)/ecprune/
 	install -m 644 $(BUILD)/libecprune.a $(PREFIX)/lib/
 	install -m 755 $(BUILD)/libecprune.so $(PREFIX)/lib/
 	install -m 644 include/ecprune.h $(PREFIX)/include/

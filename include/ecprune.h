@@ -64,6 +64,12 @@ ecp_status ecp_progress_create(ecp_progress **out, const char *label, int64_t to
 void ecp_progress_update(ecp_progress *p, int64_t done, const char *extra); /* extra may be NULL */
 void ecp_progress_finish(ecp_progress *p); /* clears the line */
 void ecp_progress_free(ecp_progress *p);
+/* A caller's own display (a Python progress bar, say): when set, it replaces the terminal line
+ * and is called with the same work done / total at most 10 times a second, and always for the
+ * last update. extra may be NULL. */
+typedef void (*ecp_progress_fn)(void *ctx, const char *label, int64_t done, int64_t total,
+                                const char *extra);
+void ecp_progress_set_callback(ecp_progress *p, ecp_progress_fn fn, void *ctx);
 
 /* ------------------------------------------------------------------ files */
 
@@ -289,6 +295,8 @@ typedef struct {
     ecp_optim_opts optim;
     int progress;     /* show a progress line on a terminal */
     const ecp_dataset *valid; /* optional: evaluated after each epoch for the report */
+    ecp_progress_fn progress_fn; /* optional: receives the progress (whatever `progress` says) */
+    void *progress_ctx;
 } ecp_train_opts;
 void ecp_train_opts_default(ecp_train_opts *o);
 

@@ -709,6 +709,54 @@ static void test_train_reduces_loss(void **state)
     ecp_dataset_free(d);
 }
 
+/* The progress hook sees every update the terminal line would draw: the same label, a
+ * non-decreasing count, and the last call at done == total (rate limit never drops it). */
+typedef struct {
+    int calls;
+    int64_t last, total;
+    int ordered;
+    char label[16];
+} progress_log;
+
+static void log_progress(void *ctx, const char *label, int64_t done, int64_t total,
+                         const char *extra)
+{
+    progress_log *pl = ctx;
+    pl->ordered &= done >= pl->last;
+    pl->calls++;
+    pl->last = done;
+    pl->total = total;
+    snprintf(pl->label, sizeof pl->label, "%s", label);
+    (void)extra;
+}
+
+static void test_train_progress_callback(void **state)
+{
+    (void)state;
+    ecp_dataset *d = toy_regression(300, 10);
+    ecp_mlp *m;
+    ecp_error err = {0};
+    assert_int_equal(ecp_mlp_create_arch(&m, "2-8-1", ECP_ACT_TANH, &err), ECP_OK);
+    ecp_mlp_init(m, 3);
+    ecp_train_opts o;
+    ecp_train_opts_default(&o);
+    assert_null(o.progress_fn); /* the default: no hook, the terminal line as before */
+    progress_log pl = {.ordered = 1};
+    o.progress = 0;
+    o.epochs = 3;
+    o.batch = 64;
+    o.progress_fn = log_progress;
+    o.progress_ctx = &pl;
+    assert_int_equal(ecp_train(m, d, &o, NULL, &err), ECP_OK);
+    assert_true(pl.calls >= 1);
+    assert_true(pl.ordered);
+    assert_int_equal(pl.total, 900);
+    assert_int_equal(pl.last, 900);
+    assert_string_equal(pl.label, "train");
+    ecp_mlp_free(m);
+    ecp_dataset_free(d);
+}
+
 static void test_train_mask_enforced(void **state)
 {
     (void)state;
@@ -1357,6 +1405,7 @@ int main(void)
         cmocka_unit_test(test_sgd_steps),
         cmocka_unit_test(test_optim_bad_opts),
         cmocka_unit_test(test_train_reduces_loss),
+        cmocka_unit_test(test_train_progress_callback),
         cmocka_unit_test(test_train_mask_enforced),
         cmocka_unit_test(test_train_deterministic),
         cmocka_unit_test(test_train_bad_args),

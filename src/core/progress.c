@@ -10,6 +10,8 @@ struct ecp_progress {
     double t0, last;
     int on;
     int drawn;
+    ecp_progress_fn fn;
+    void *ctx;
 };
 
 double ecp_now(void)
@@ -34,15 +36,28 @@ ecp_status ecp_progress_create(ecp_progress **out, const char *label, int64_t to
     return ECP_OK;
 }
 
+void ecp_progress_set_callback(ecp_progress *p, ecp_progress_fn fn, void *ctx)
+{
+    if (!p)
+        return;
+    p->fn = fn;
+    p->ctx = ctx;
+}
+
 void ecp_progress_update(ecp_progress *p, int64_t done, const char *extra)
 {
-    if (!p || !p->on)
+    if (!p || (!p->on && !p->fn))
         return;
     double now = ecp_now();
-    /* Redraw at most 10 times a second: a terminal write per batch would cost real time. */
+    /* Redraw at most 10 times a second: a terminal write (or a call into an interpreter) per
+     * batch would cost real time. */
     if (done < p->total && now - p->last < 0.1)
         return;
     p->last = now;
+    if (p->fn) {
+        p->fn(p->ctx, p->label, done, p->total, extra);
+        return;
+    }
     double el = now - p->t0;
     double frac = p->total > 0 ? (double)done / (double)p->total : 0;
     double eta = frac > 0 ? el * (1 - frac) / frac : 0;
@@ -54,7 +69,7 @@ void ecp_progress_update(ecp_progress *p, int64_t done, const char *extra)
 
 void ecp_progress_finish(ecp_progress *p)
 {
-    if (p && p->on && p->drawn) {
+    if (p && !p->fn && p->on && p->drawn) {
         fprintf(stderr, "\r\033[K");
         fflush(stderr);
         p->drawn = 0;

@@ -90,8 +90,10 @@ ecp_status ecp_train(ecp_mlp *m, const ecp_dataset *d, const ecp_train_opts *o,
     if ((s = ecp_ws_create(&ws, m, B, err)) || (s = ecp_grads_create(&g, m, err)) ||
         (s = ecp_optim_create(&op, m, &o->optim, err)))
         goto done;
-    if (o->progress && (s = ecp_progress_create(&pr, "train", (int64_t)o->epochs * d->n, err)))
+    if ((o->progress || o->progress_fn) &&
+        (s = ecp_progress_create(&pr, "train", (int64_t)o->epochs * d->n, err)))
         goto done;
+    ecp_progress_set_callback(pr, o->progress_fn, o->progress_ctx);
     /* Backward writes the gradients (no ecp_grads_zero pass over 266k floats per step). */
     ws->grad_overwrite = 1;
     /* The sparse kernels use as many threads as OpenBLAS (--threads); their results do not
