@@ -188,6 +188,8 @@ int cmd_prune(int argc, char **argv)
         return cli_usage_error("prune", "expected exactly one model file");
     if (!data || (!out && !dump))
         return cli_usage_error("prune", "--data and -o are required");
+    if (out && (rc = cli_check_output("prune", "-o", out)))
+        return rc;
     cli_set_threads((int)threads);
     const char *model = argv[optind];
     ecp_mlp *m = NULL;
@@ -203,8 +205,11 @@ int cmd_prune(int argc, char **argv)
                                  (long long)po.calib, (long long)train->n);
         goto done;
     }
-    for (int l = ecp_mlp_n_layers(m); l < 64; l++)
-        po.exclude_mask &= ~(1ULL << l);
+    if (ecp_mlp_n_layers(m) < 64 && po.exclude_mask >> ecp_mlp_n_layers(m)) {
+        status = cli_usage_error("prune", "--exclude-layer: %s has layers 0 to %d only", model,
+                                 ecp_mlp_n_layers(m) - 1);
+        goto done;
+    }
     if (dump && dump_scores(m, train, &po, dump, &err)) {
         status = cli_die("prune", &err);
         goto done;

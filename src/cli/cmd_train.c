@@ -73,6 +73,8 @@ int cmd_train(int argc, char **argv)
         return cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
     if (!data || !arch || !out)
         return cli_usage_error("train", "--data, --arch and -o are required");
+    if ((rc = cli_check_output("train", "-o", out)))
+        return rc;
     ecp_error err = {0};
     ecp_act act;
     if (ecp_act_parse(act_name, &act, &err))
