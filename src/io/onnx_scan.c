@@ -108,6 +108,9 @@ static ecp_status scan_message(scan_ctx *c, const ProtobufCMessageDescriptor *d,
                         "%s: nesting deeper than %d levels (field '%s', a %s); refusing to "
                         "unpack it", c->path, ECP_ONNX_MAX_DEPTH, via, d->short_name);
     const uint8_t *end = p + len;
+    /* Occurrences of each repeated message or string field, capped: a graph's lists are a
+     * few thousand entries long, and a million empty ones cost more than their bytes suggest. */
+    uint32_t seen[64] = {0};
     c->bytes += d->sizeof_message + SCAN_BLOCK_OVERHEAD;
     while (p < end) {
         uint64_t tag, v;
@@ -116,6 +119,14 @@ static ecp_status scan_message(scan_ctx *c, const ProtobufCMessageDescriptor *d,
         const ProtobufCFieldDescriptor *f =
             protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3));
         c->bytes += SCAN_MEMBER_BYTES;
+        size_t k = f ? (size_t)(f - d->fields) : 0;
+        if (f && f->label == PROTOBUF_C_LABEL_REPEATED && k < 64 &&
+            (f->type == PROTOBUF_C_TYPE_MESSAGE || f->type == PROTOBUF_C_TYPE_STRING ||
+             f->type == PROTOBUF_C_TYPE_BYTES) && ++seen[k] > ECP_ONNX_MAX_VALUES)
+            return ecp_fail(c->err, ECP_ERR_UNSUPPORTED,
+                            "%s: more than %d '%s' entries in a %s (at most %d supported)",
+                            c->path, ECP_ONNX_MAX_VALUES, f->name, d->short_name,
+                            ECP_ONNX_MAX_VALUES);
         if (!f)
             c->bytes += sizeof(ProtobufCMessageUnknownField) + SCAN_BLOCK_OVERHEAD;
         else if (f->label == PROTOBUF_C_LABEL_REPEATED && (tag & 7) != 2)
