@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the crafted files of the security review into OUT_DIR (raw protobuf, no onnx
+"""Writes crafted hostile files (deep nesting, millions of empty entries, long chains, a
+gzip bomb) into OUT_DIR (raw protobuf, no onnx
 package needed): python3 hostile_files.py OUT_DIR"""
 import gzip
 import os

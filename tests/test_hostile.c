@@ -145,8 +145,8 @@ static void expect_load_fail(const char *path, ecp_status code, const char *need
 static void test_onnx_deep_type(void **state)
 {
     (void)state;
-    /* TypeProto { sequence_type { elem_type { sequence_type { ... } } } }, 6000 levels: the
-     * 42 KB file that overflowed protobuf-c's recursion. */
+    /* TypeProto { sequence_type { elem_type { sequence_type { ... } } } }, 6000 levels in
+     * 42 KB: enough to overflow the stack in protobuf-c's recursive unpack. */
     pb t = {0};
     for (int i = 0; i < 6000; i++) {
         pb seq = {0}, outer = {0};
@@ -243,7 +243,8 @@ static void test_onnx_empty_initializers(void **state)
                      "supported)");
 }
 
-/* x -> Identity x 40,000 -> Gemm(W, b) -> y: linear time with the name maps (32 s before). */
+/* x -> Identity x 40,000 -> Gemm(W, b) -> y: linear time through the name maps (a linear
+ * search per lookup would take tens of seconds). */
 static void test_onnx_identity_chain(void **state)
 {
     (void)state;

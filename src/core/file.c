@@ -1,4 +1,4 @@
-/* File helpers: atomic writes, whole-file reads (plain or gzip), directories. */
+/* File helpers: output checks and atomic writes, whole-file reads, gzip streams, directories. */
 #include "../internal.h"
 #include <dirent.h>
 #include <errno.h>
