@@ -26,8 +26,14 @@ void ecp_set_max_memory(uint64_t bytes) { atomic_store(&max_memory, bytes); }
 
 uint64_t ecp_max_memory(void)
 {
+    /* The default is computed once: ecp_alloc asks on every allocation. */
+    static _Atomic uint64_t machine;
     uint64_t b = atomic_load(&max_memory);
-    return b ? b : default_budget();
+    if (b)
+        return b;
+    if (!(b = atomic_load(&machine)))
+        atomic_store(&machine, b = default_budget());
+    return b;
 }
 
 void ecp_format_bytes(uint64_t n, char *buf, size_t len)
