@@ -1,6 +1,8 @@
 # ecprune — build, test, demo, bench.
 #   make            build/libecprune.a, build/libecprune.so, build/ecprune
 #   make test       set-up, then the whole suite twice: normal and ASan+UBSan
+#   make fuzz       libFuzzer harnesses (clang, ASan+UBSan), FUZZ_S seconds each (60)
+#   make test-tsan  the suites that run the thread pools, under ThreadSanitizer
 #   make demo       set-up, then train + prune + compare on the bundled default data (mnist)
 #   make bench      benchmarks (ratios against OpenBLAS dense / PyTorch CPU in the same run)
 #   make results    regenerate docs/RESULTS.md and its plots
@@ -28,7 +30,8 @@ CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HDRS     = include/ecprune.h $(wildcard src/*.h src/*/*.h) $(GEN_H)
 
-.PHONY: all setup check-deps python test test-unit test-py test-asan demo bench results install clean
+.PHONY: all setup check-deps python test test-unit test-py test-asan test-tsan fuzz fuzz-replay \
+        demo bench results install clean
 all: check-deps $(BUILD)/libecprune.a $(BUILD)/libecprune.so $(BUILD)/ecprune
 
 # A fresh machine gets one clear line naming what is missing, not a missing-rule error.
@@ -95,9 +98,29 @@ test-unit: all $(TEST_BIN)
 test-py: all python
 	@bash scripts/run_py_tests.sh $(BUILD)
 
+ASAN_FLAGS = BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer" \
+             SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 test-asan:
-	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer" \
-	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test-unit
+	@$(MAKE) --no-print-directory $(ASAN_FLAGS) fuzz-replay
+	@$(MAKE) --no-print-directory $(ASAN_FLAGS) test-unit
+
+# The fuzz seed corpora through every harness, without libFuzzer (a few seconds).
+fuzz-replay: all
+	@SAN="$(SAN)" bash fuzz/replay.sh $(BUILD) $(BUILD)/ecprune
+
+# Each libFuzzer harness for FUZZ_S seconds; fails on any crash, leak or sanitizer report.
+FUZZ_S ?= 60
+fuzz: setup all
+	@bash fuzz/run.sh $(BUILD)/ecprune $(FUZZ_S)
+
+# The thread pools (sparse-input training, sparse kernels, statistics) under ThreadSanitizer;
+# OpenBLAS, which is not instrumented, runs on one thread.
+TSAN_TESTS = build-tsan/tests/test_nn build-tsan/tests/test_sparse build-tsan/tests/test_prune
+test-tsan: setup
+	@$(MAKE) --no-print-directory BUILD=build-tsan OPT="-O1 -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=thread" all $(TSAN_TESTS)
+	@OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	    bash scripts/run_tests.sh build-tsan
 
 demo: setup all
 	@bash scripts/demo.sh $(BUILD)
@@ -122,4 +145,4 @@ install: all python
 	    > $(PREFIX)/lib/pkgconfig/ecprune.pc
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz build-tsan

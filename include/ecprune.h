@@ -43,6 +43,16 @@ ecp_status ecp_fail(ecp_error *err, ecp_status code, const char *fmt, ...)
     ;
 const char *ecp_status_name(ecp_status s);
 
+/* ------------------------------------------------------------------ memory budget */
+
+/* Every allocation sized by a file or an option is estimated first and refused (ECP_ERR_MEMORY,
+ * with the bytes needed) when it exceeds this process-wide budget. Default (0): half of the
+ * physical memory, or half of RLIMIT_AS when that is lower. */
+void ecp_set_max_memory(uint64_t bytes); /* 0 restores the default */
+uint64_t ecp_max_memory(void);
+/* "8G", "512M", "1.5GiB", "1000000" -> bytes (K/M/G/T are powers of 1024). */
+ecp_status ecp_parse_bytes(const char *s, uint64_t *out);
+
 /* ------------------------------------------------------------------ rng */
 
 /* xoshiro256**: small, fast, and the same stream on every platform for a given seed. */
@@ -81,6 +91,11 @@ typedef struct {
     char *tmp;
 } ecp_wfile;
 ecp_status ecp_wfile_open(ecp_wfile *wf, const char *path, ecp_error *err);
+/* Whether PATH may be written: it is missing (in an existing directory), a regular file, or a
+ * symbolic link to a regular file (followed: the file it points to is replaced and the link
+ * stays). Anything else (a device, FIFO, socket, directory, dangling link) is refused, so that
+ * callers can check their outputs before the work starts; ecp_wfile_open checks it again. */
+ecp_status ecp_output_check(const char *path, ecp_error *err);
 ecp_status ecp_wfile_write(ecp_wfile *wf, const void *data, size_t n, ecp_error *err);
 ecp_status ecp_wfile_commit(ecp_wfile *wf, ecp_error *err); /* closes, renames, frees */
 void ecp_wfile_abort(ecp_wfile *wf);                        /* closes, unlinks, frees */
@@ -435,8 +450,8 @@ typedef struct {
     int refit;                    /* after the sweep, each row's exact least-squares fit over its
                                      kept weights: 0 auto (when no costlier than the sweep's
                                      factorisations), 1 always, -1 never (sparsegpt: never) */
-    int64_t max_memory;           /* bytes one layer's reconstruction may use; 0 = half of the
-                                     physical memory */
+    int64_t max_memory;           /* bytes one layer's reconstruction may use; 0 = the memory
+                                     budget (ecp_max_memory) */
 } ecp_prune_opts;
 void ecp_prune_opts_default(ecp_prune_opts *o);
 
@@ -550,7 +565,8 @@ void ecp_sparse_tune_default(ecp_sparse_tune_result *r);
  * by at most s/2 * sum_k |x_k| over that row's kept inputs. Both files or neither are written. */
 ecp_status ecp_export_c(const ecp_mlp *m, const char *dir, const char *name, int int8,
                         ecp_error *err);
-/* 1 when name is a valid C identifier (letters, digits, _, not starting with a digit, <= 64). */
+/* 1 when name is usable: letters, digits and _, starting with a letter, <= 64 characters, and
+ * not the name of a standard C header (NAME.h would stand in for it). */
 int ecp_export_c_name_ok(const char *name);
 /* (sparse API: end) */
 

@@ -20,5 +20,6 @@ done
 # One word before the colon: the closing line CI reads is "WORD: N passed, N failed".
 label=unit
 [[ "$build" == *asan* ]] && label=asan
+[[ "$build" == *tsan* ]] && label=tsan
 echo "$label: $pass passed, $fail failed"
 [[ $fail -eq 0 && ${#failed[@]} -eq 0 ]]

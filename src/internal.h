@@ -57,22 +57,53 @@ struct ecp_grads {
     int *nb;    /* biases per layer */
 };
 
+/* The memory budget (src/core/budget.c): the default is this share of physical memory. */
+#define ECP_BUDGET_DEFAULT_PERCENT 50
+/* Refuses (ECP_ERR_MEMORY, naming `what`, the bytes and how to raise the budget) when an
+ * allocation of `bytes` would exceed the budget. Ask before allocating anything sized by a file
+ * or an option; ecp_alloc asks for every single block. */
+ecp_status ecp_budget_check(uint64_t bytes, const char *what, ecp_error *err);
+/* "12.0 GiB" */
+void ecp_format_bytes(uint64_t n, char *buf, size_t len);
+
 /* Overflow-checked allocation: NULL (and an ECP_ERR_MEMORY message) on failure or overflow. */
 void *ecp_alloc(size_t count, size_t size, const char *what, ecp_error *err);
 void *ecp_zalloc(size_t count, size_t size, const char *what, ecp_error *err);
 
+/* String -> index map over borrowed keys (src/core/strmap.c), sized at init for at most n keys. */
+typedef struct {
+    const char **key;
+    long *val;
+    size_t cap, n, max;
+    uint64_t seed[2];
+} ecp_strmap;
+ecp_status ecp_strmap_init(ecp_strmap *m, size_t n, const char *what, ecp_error *err);
+void ecp_strmap_release(ecp_strmap *m);
+long ecp_strmap_get(const ecp_strmap *m, const char *key); /* -1 if absent */
+/* Adds key -> val unless key is present; returns the value now stored (-1 if full). */
+long ecp_strmap_put(ecp_strmap *m, const char *key, long val);
+
 /* Reads a whole file into memory (for parsers that want random access). */
 ecp_status ecp_read_file(const char *path, unsigned char **buf, size_t *len, size_t max_len,
                          ecp_error *err);
-/* Reads a whole file, inflating it when it is gzip-compressed (zlib). */
-ecp_status ecp_read_file_gz(const char *path, unsigned char **buf, size_t *len, size_t max_len,
-                            ecp_error *err);
+/* A file read through zlib, gzip-compressed or plain: open, read exactly what the header says
+ * (*got < n only at the end of the data), close (which reports a truncated stream). Reading in
+ * pieces lets a parser check its header's sizes against the memory budget before it
+ * decompresses anything. */
+ecp_status ecp_gz_open(const char *path, void **gz, ecp_error *err);
+ecp_status ecp_gz_read(void *gz, const char *path, void *buf, size_t n, size_t *got,
+                       ecp_error *err);
+ecp_status ecp_gz_close(void *gz, const char *path, ecp_error *err);
 
 /* log(sum_j exp(y_j)), stable for any logits. */
 double ecp_log_sum_exp(const float *y, int k);
 
 /* An activation and its derivative in double, for the oracles that need more than float. */
 double ecp_act_eval_d(ecp_act a, double x, double *deriv);
+
+/* ecp_dataset_validate naming the inputs' and the targets' files apart. */
+ecp_status ecp_dataset_validate_files(const ecp_dataset *d, const char *xwhat, const char *ywhat,
+                                      ecp_error *err);
 
 int ecp_file_exists(const char *path);
 int ecp_dir_exists(const char *path);

@@ -551,7 +551,6 @@ static void test_prune_reconstruction(void **state)
         {"--method obs --max-memory 12Q", "--max-memory", 2},
         {"--method obs --damping -1", "--damping", 2},
         {"--method obs --block 0", "--block", 2},
-        {"--method obs --max-memory 1K", "layer 0", 1},
         {"--method obs --allocation-method nonsense", "--allocation-method", 2},
         {"--method obs --allocation-method ec:sideways", "--allocation-method", 2},
     };

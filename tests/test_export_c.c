@@ -208,8 +208,13 @@ static void test_bad_input(void **state)
     snprintf(sub, sizeof sub, "%s/afile/out", dir);
     assert_int_equal(ecp_export_c(m, sub, "net", 1, &err), ECP_ERR_IO);
     assert_int_equal(tu_count_files(dir), 1);
-    assert_true(ecp_export_c_name_ok("_ok9"));
+    assert_true(ecp_export_c_name_ok("ok_9"));
     assert_false(ecp_export_c_name_ok("0k"));
+    /* reserved identifiers, and names whose NAME.h would stand in for a standard header */
+    assert_false(ecp_export_c_name_ok("_ok9"));
+    assert_false(ecp_export_c_name_ok("_STDINT"));
+    assert_false(ecp_export_c_name_ok("stdint"));
+    assert_false(ecp_export_c_name_ok("Math"));
     ecp_mlp_free(m);
     tu_rmdir(dir);
 }

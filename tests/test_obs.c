@@ -364,6 +364,7 @@ static void test_memory_and_bad_options(void **state)
     assert_int_equal(ecp_prune(m, d, &o, NULL, &err), ECP_ERR_MEMORY);
     assert_non_null(strstr(err.msg, "layer 0"));
     assert_non_null(strstr(err.msg, "max_memory"));
+    assert_non_null(strstr(err.msg, "reconstruction needs"));
     o.max_memory = 0;
     o.damping = -1;
     assert_int_equal(ecp_prune(m, d, &o, NULL, &err), ECP_ERR_ARG);

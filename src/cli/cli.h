@@ -29,14 +29,19 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     ;
 /* Strict numeric option parsing: the whole string must be a number within [lo, hi]. */
 int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
-/* A byte count such as 512M or 2G (K/M/G are powers of 1024). */
-int cli_parse_bytes(const char *cmd, const char *opt, const char *s, int64_t *out);
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi,
                      double *out);
 /* Loads MODEL (ONNX) and the dataset DATA (CSV target columns may be NULL) and checks that
  * they fit; on failure prints the error and returns the exit status, else 0. */
 int cli_open(const char *cmd, const char *model, const char *data, const char *target_cols,
              ecp_mlp **m, ecp_dataset **train, ecp_dataset **test);
+/* Checks, before any work starts, that PATH may be written as the output of `flag`
+ * (ecp_output_check: missing, a regular file, or a link to one); prints the error and returns
+ * the exit status, else 0. */
+int cli_check_output(const char *cmd, const char *flag, const char *path);
+/* Takes every `--max-memory SIZE` (or --max-memory=SIZE) out of argv, sets the memory budget,
+ * and returns the new argc, or -1 after printing a usage error. */
+int cli_take_max_memory(int argc, char **argv);
 /* Writes s as a JSON string literal (quotes and escapes included). */
 void cli_json_string(FILE *f, const char *s);
 /* Writes a number, or null when it is not finite (JSON has no NaN). */

@@ -46,6 +46,8 @@ int cmd_eval(int argc, char **argv)
         return cli_usage_error("eval", "expected exactly one model file");
     if (!data)
         return cli_usage_error("eval", "--data is required");
+    if (pred && (rc = cli_check_output("eval", "--predictions", pred)))
+        return rc;
     int use_test = !strcmp(split, "test");
     if (!use_test && strcmp(split, "train"))
         return cli_usage_error("eval", "--split '%s': choose test or train", split);

@@ -1,6 +1,7 @@
 /* ecprune export-c: a (pruned) model as standalone C99 source. */
 #include "cli.h"
 #include <getopt.h>
+#include <sys/stat.h>
 
 static void help(FILE *f)
 {
@@ -11,12 +12,35 @@ static void help(FILE *f)
             "    void NAME_predict(const float *in, float *out);\n"
             "Compile it into any program: cc -O2 -c NAME.c. Both files are written atomically:\n"
             "on any error neither is left behind.\n\n"
-            "  -o, --output DIR  output directory (created if missing)\n"
-            "  --name NAME       C identifier used for the files and symbols (default: model)\n"
+            "  -o, --output DIR  output directory (created if missing; removed again if the\n"
+            "                    export fails)\n"
+            "  --name NAME       C identifier used for the files and symbols (default: model);\n"
+            "                    starts with a letter, not a standard header's name (stdint)\n"
             "  --int8            store weights as int8 with one scale per output neuron\n"
             "                    (s = max|w|/127): ~4x smaller; each pre-activation moves by at\n"
             "                    most s/2 * sum|inputs|\n\n"
             "example:\n  ecprune export-c p.onnx -o out --name digits && cc -O2 -c out/digits.c\n");
+}
+
+/* DIR must be a directory or missing, and DIR/NAME.c and DIR/NAME.h writable: checked before
+ * the model is read. */
+static int cli_check_outputs(const char *dir, const char *name)
+{
+    struct stat st;
+    char path[4200];
+    if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "ecprune export-c: -o %s: exists and is not a directory\n", dir);
+        return 1;
+    }
+    if (stat(dir, &st) != 0)
+        return 0; /* created later */
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/%s.%s", dir, name, k ? "h" : "c");
+        int rc = cli_check_output("export-c", "-o", path);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 int cmd_export_c(int argc, char **argv)
@@ -45,11 +69,15 @@ int cmd_export_c(int argc, char **argv)
         return cli_usage_error("export-c", "-o DIR is required");
     if (!ecp_export_c_name_ok(name))
         return cli_usage_error("export-c",
-                               "--name '%s': not a C identifier (letters, digits and _, not "
-                               "starting with a digit, at most 64 characters)",
+                               "--name '%s': not a usable C identifier (letters, digits "
+                               "and _, starting with a letter, at most 64 characters, not "
+                               "a standard header's name)",
                                name);
     ecp_error err = {0};
     ecp_mlp *m = NULL;
+    int rc = cli_check_outputs(dir, name);
+    if (rc)
+        return rc;
     if (ecp_onnx_load(&m, argv[optind], &err))
         return cli_die("export-c", &err);
     int st = ecp_export_c(m, dir, name, int8, &err) ? cli_die("export-c", &err) : 0;

@@ -48,8 +48,9 @@ static void help(FILE *f)
         "  --refit R            obs/ec-obs: auto (default: when cheap, i.e. at high sparsity),\n"
         "                       on, off: after the sweep, re-solve each row's kept weights\n"
         "                       exactly (least squares on the final mask)\n"
-        "  --max-memory N       obs/ec-obs: refuse a layer needing more than N bytes (suffix\n"
-        "                       K, M, G; default half of the physical memory)\n"
+        "  --max-memory N       (any command) the memory budget; obs/ec-obs refuse a layer\n"
+        "                       whose reconstruction would exceed it before touching any\n"
+        "                       layer\n"
         "  --steps T            iterative pruning on the cubic schedule, statistics recomputed\n"
         "                       at each step (1 = one-shot, the default)\n"
         "  --finetune-epochs E  training epochs after each step, pruned weights held at 0 (0)\n"
@@ -187,7 +188,7 @@ int cmd_prune(int argc, char **argv)
 {
     enum { O_SENS = 256, O_PROBES, O_SCOPE, O_EXCL, O_STEPS, O_FT, O_LR, O_BATCH, O_CALIB, O_SEED,
            O_DUMP, O_THREADS, O_TC, O_JSON, O_METHOD, O_SPARSITY, O_DATA, O_SEQ, O_ALLOC,
-           O_ALLOC_M, O_WEIGHT, O_DAMP, O_BLOCK, O_MAXMEM, O_REFIT };
+           O_ALLOC_M, O_WEIGHT, O_DAMP, O_BLOCK, O_REFIT };
     static const struct option opts[] = {
         {"data", required_argument, 0, O_DATA},       {"method", required_argument, 0, O_METHOD},
         {"sensitivity", required_argument, 0, O_SENS}, {"probes", required_argument, 0, O_PROBES},
@@ -202,7 +203,7 @@ int cmd_prune(int argc, char **argv)
         {"allocation", required_argument, 0, O_ALLOC},
         {"allocation-method", required_argument, 0, O_ALLOC_M},
         {"weighting", required_argument, 0, O_WEIGHT}, {"damping", required_argument, 0, O_DAMP},
-        {"block", required_argument, 0, O_BLOCK},     {"max-memory", required_argument, 0, O_MAXMEM},
+        {"block", required_argument, 0, O_BLOCK},
         {"refit", required_argument, 0, O_REFIT},
         {0, 0, 0, 0}};
     ecp_prune_opts po;
@@ -298,9 +299,6 @@ int cmd_prune(int argc, char **argv)
             else if (!strcmp(optarg, "off")) po.refit = -1;
             else return cli_usage_error("prune", "--refit '%s': choose auto, on or off", optarg);
             break;
-        case O_MAXMEM:
-            if ((rc = cli_parse_bytes("prune", "--max-memory", optarg, &po.max_memory))) return rc;
-            break;
         case O_DUMP: dump = optarg; break;
         case O_THREADS:
             if ((rc = cli_parse_int("prune", "--threads", optarg, 1, 1024, &threads))) return rc;
@@ -316,6 +314,8 @@ int cmd_prune(int argc, char **argv)
         return cli_usage_error("prune", "expected exactly one model file");
     if (!data || (!out && !dump))
         return cli_usage_error("prune", "--data and -o are required");
+    if (out && (rc = cli_check_output("prune", "-o", out)))
+        return rc;
     cli_set_threads((int)threads);
     const char *model = argv[optind];
     ecp_mlp *m = NULL;
@@ -331,8 +331,11 @@ int cmd_prune(int argc, char **argv)
                                  (long long)po.calib, (long long)train->n);
         goto done;
     }
-    for (int l = ecp_mlp_n_layers(m); l < 64; l++)
-        po.exclude_mask &= ~(1ULL << l);
+    if (ecp_mlp_n_layers(m) < 64 && po.exclude_mask >> ecp_mlp_n_layers(m)) {
+        status = cli_usage_error("prune", "--exclude-layer: %s has layers 0 to %d only", model,
+                                 ecp_mlp_n_layers(m) - 1);
+        goto done;
+    }
     if (dump && dump_scores(m, train, &po, dump, &err)) {
         status = cli_die("prune", &err);
         goto done;

@@ -227,8 +227,11 @@ static ecp_status small_dense_row(const ecp_mlp *m0, const ecp_dataset *train,
 static int split_list(char *s, char **out, int max)
 {
     int n = 0;
-    for (char *tok = strtok(s, ","); tok && n < max; tok = strtok(NULL, ","))
+    for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ",")) {
+        if (n == max)
+            return max + 1; /* too many: the caller refuses rather than drop the rest */
         out[n++] = tok;
+    }
     return n;
 }
 
@@ -258,8 +261,14 @@ int cmd_sweep(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case O_DATA: data = optarg; break;
-        case O_METHODS: snprintf(methods_buf, sizeof methods_buf, "%s", optarg); break;
-        case O_SPARS: snprintf(spars_buf, sizeof spars_buf, "%s", optarg); break;
+        case O_METHODS:
+        case O_SPARS:
+            if (snprintf(c == O_METHODS ? methods_buf : spars_buf, sizeof methods_buf, "%s",
+                         optarg) >= (int)sizeof methods_buf)
+                return cli_usage_error("sweep", "%s: list longer than %zu characters",
+                                       c == O_METHODS ? "--methods" : "--sparsities",
+                                       sizeof methods_buf - 1);
+            break;
         case O_SEEDS: if ((rc = cli_parse_int("sweep", "--seeds", optarg, 1, 1000, &seeds))) return rc; break;
         case O_STEPS: if ((rc = cli_parse_int("sweep", "--steps", optarg, 1, 1000, &steps))) return rc; break;
         case O_FT: if ((rc = cli_parse_int("sweep", "--finetune-epochs", optarg, 0, 10000, &ft))) return rc; break;
@@ -280,8 +289,13 @@ int cmd_sweep(int argc, char **argv)
         return cli_usage_error("sweep", "expected exactly one model file");
     if (!data || !csv)
         return cli_usage_error("sweep", "--data and --csv are required");
+    if ((rc = cli_check_output("sweep", "--csv", csv)) ||
+        (plot && (rc = cli_check_output("sweep", "--plot", plot))))
+        return rc;
     char *mlist[64], *slist[64];
     int nm = split_list(methods_buf, mlist, 64), ns = split_list(spars_buf, slist, 64);
+    if (nm > 64 || ns > 64)
+        return cli_usage_error("sweep", "--methods and --sparsities take at most 64 entries");
     double sp[64];
     ecp_sens sens[64];
     char names[64][48];

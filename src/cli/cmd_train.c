@@ -124,6 +124,8 @@ int cmd_train(int argc, char **argv)
         return cli_usage_error("train", "--params and --sparsity go with --arch-like");
     if (!data || !(arch || like) || !out)
         return cli_usage_error("train", "--data, --arch (or --arch-like) and -o are required");
+    if ((rc = cli_check_output("train", "-o", out)))
+        return rc;
     ecp_error err = {0};
     ecp_act act;
     if (ecp_act_parse(act_name, &act, &err))

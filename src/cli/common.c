@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 
 int cli_die(const char *cmd, const ecp_error *err)
 {
@@ -34,26 +35,6 @@ int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long
     return 0;
 }
 
-int cli_parse_bytes(const char *cmd, const char *opt, const char *s, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    double unit = 1;
-    if (end != s && *end && !end[1]) {
-        switch (*end) {
-        case 'K': case 'k': unit = 1024.0; end++; break;
-        case 'M': case 'm': unit = 1024.0 * 1024; end++; break;
-        case 'G': case 'g': unit = 1024.0 * 1024 * 1024; end++; break;
-        }
-    }
-    if (end == s || *end || errno || !(v * unit >= 1) || v * unit > 9e18)
-        return cli_usage_error(cmd, "%s '%s': expected a size in bytes, with an optional K, M or "
-                               "G suffix", opt, s);
-    *out = (int64_t)(v * unit);
-    return 0;
-}
-
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi,
                      double *out)
 {
@@ -64,6 +45,44 @@ int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo,
         return cli_usage_error(cmd, "%s '%s': expected a number in [%g, %g]", opt, s, lo, hi);
     *out = v;
     return 0;
+}
+
+int cli_check_output(const char *cmd, const char *flag, const char *path)
+{
+    ecp_error err = {0};
+    if (!ecp_output_check(path, &err))
+        return 0;
+    fprintf(stderr, "ecprune %s: %s %s\n", cmd, flag, err.msg);
+    return 1;
+}
+
+int cli_take_max_memory(int argc, char **argv)
+{
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *v = NULL;
+        if (!strcmp(argv[i], "--max-memory")) {
+            if (i + 1 == argc) {
+                fprintf(stderr, "ecprune: --max-memory needs a size, e.g. 8G\n");
+                return -1;
+            }
+            v = argv[++i];
+        } else if (!strncmp(argv[i], "--max-memory=", 13)) {
+            v = argv[i] + 13;
+        } else {
+            argv[n++] = argv[i];
+            continue;
+        }
+        uint64_t b;
+        if (ecp_parse_bytes(v, &b)) {
+            fprintf(stderr, "ecprune: --max-memory '%s': expected a size such as 8G, 512M or "
+                            "1000000 (bytes)\n", v);
+            return -1;
+        }
+        ecp_set_max_memory(b);
+    }
+    argv[n] = NULL;
+    return n;
 }
 
 void cli_set_threads(int n)

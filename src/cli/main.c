@@ -23,6 +23,8 @@ static const command commands[] = {
 
 static void usage(FILE *f)
 {
+    char budget[32];
+    snprintf(budget, sizeof budget, "%.1f GiB", (double)ecp_max_memory() / (1 << 30));
     fprintf(f, "ecprune %s — train, prune and deploy fully-connected networks\n\n"
                "usage: ecprune COMMAND [options]   (ecprune COMMAND --help for details)\n\n"
                "commands:\n",
@@ -34,11 +36,19 @@ static void usage(FILE *f)
                "  ecprune prune m.onnx --data mnist --method ec --sparsity 0.9 -o p.onnx\n"
                "  ecprune eval p.onnx --data mnist\n"
                "\nDatasets: mnist, fashion, diffsorp[:noise], a directory of train_x.npy/train_y.npy/"
-               "\ntest_x.npy/test_y.npy, a directory of IDX files, or a CSV file.\n");
+               "\ntest_x.npy/test_y.npy, a directory of IDX files, or a CSV file.\n"
+               "\nEvery command takes --max-memory SIZE (e.g. 8G): the memory budget. Files are\n"
+               "untrusted; anything they would make ecprune allocate beyond it is refused with\n"
+               "the size needed. Default: half of the physical memory (%s here).\n"
+               "Outputs (-o, --csv, --plot, --predictions) are written atomically and only ever\n"
+               "replace a regular file; a symbolic link is followed to the file it names.\n",
+            budget);
 }
 
 int main(int argc, char **argv)
 {
+    if ((argc = cli_take_max_memory(argc, argv)) < 0)
+        return 2;
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -35,13 +35,39 @@ static const char *const palette[] = {"#d55e00", "#009e73", "#0072b2", "#e69f00"
                                       "#56b4e9", "#000000", "#999999", "#f0e442", "#882255",
                                       "#117733", "#44aa99"};
 
+/* A gnuplot single-quoted string. Method names come from the CSV file and the title from the
+ * command line: a quote would end the string and let the rest run as gnuplot commands (which
+ * include system()), and a newline would start a new command. Quotes are doubled (gnuplot's
+ * escape inside single quotes) and control characters dropped. */
+static void gp_str(FILE *g, const char *s)
+{
+    fputc('\'', g);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '\'')
+            fputs("''", g);
+        else if (*p >= 0x20 && *p != 0x7f)
+            fputc(*p, g);
+    }
+    fputc('\'', g);
+}
+
 ecp_status plot_sweep(const sweep_row *rows, int n, const char *png, const char *title,
                       ecp_error *err)
 {
+    /* A link is followed (as ecp_wfile_open does): the temporary sits beside the file it
+     * names, so the rename stays on one filesystem. */
+    ecp_status s = ecp_output_check(png, err);
+    if (s)
+        return s;
+    char *real = realpath(png, NULL);
+    if (real)
+        png = real;
     char dir[] = "/tmp/ecprune-plot-XXXXXX";
-    if (!mkdtemp(dir))
+    if (!mkdtemp(dir)) {
+        free(real);
         return ecp_fail(err, ECP_ERR_IO, "plot: cannot create a temporary directory: %s",
                         strerror(errno));
+    }
     const char *methods[64];
     int nm = list_methods(rows, n, methods, 64);
     int is_class = 0;
@@ -54,7 +80,6 @@ ecp_status plot_sweep(const sweep_row *rows, int n, const char *png, const char 
         }
     }
     char path[512], script[512], tmp_png[4200];
-    ecp_status s = ECP_OK;
     for (int mi = 0; mi < nm && !s; mi++) {
         snprintf(path, sizeof path, "%s/m%d.dat", dir, mi);
         FILE *f = fopen(path, "w");
@@ -100,13 +125,14 @@ ecp_status plot_sweep(const sweep_row *rows, int n, const char *png, const char 
         s = ecp_fail(err, ECP_ERR_IO, "plot: cannot write %s", script);
     if (!s) {
         fprintf(g, "set terminal pngcairo size %d,560 font 'sans,10'\n", is_class ? 1400 : 760);
-        fprintf(g, "set output '%s'\n", tmp_png);
+        fprintf(g, "set output ");
+        gp_str(g, tmp_png);
+        fprintf(g, "\n");
         fprintf(g, "set key top left font 'sans,9' box opaque\nset grid\nset xlabel 'sparsity'\n");
         fprintf(g, "set style fill transparent solid 0.15 noborder\n");
-        if (is_class)
-            fprintf(g, "set multiplot layout 1,2 title '%s'\n", title);
-        else
-            fprintf(g, "set title '%s'\n", title);
+        fprintf(g, is_class ? "set multiplot layout 1,2 title " : "set title ");
+        gp_str(g, title);
+        fprintf(g, "\n");
         for (int panel = 0; panel < (is_class ? 2 : 1); panel++) {
             if (panel == 0)
                 fprintf(g, "set logscale y\nset ylabel 'test loss'\n");
@@ -117,12 +143,14 @@ ecp_status plot_sweep(const sweep_row *rows, int n, const char *png, const char 
                 const char *lc = palette[mi % (int)(sizeof palette / sizeof *palette)];
                 if (panel == 0)
                     fprintf(g, "'%s/m%d.dat' u 1:3:4 w filledcurves lc rgb '%s' notitle, "
-                               "'' u 1:2 w linespoints lc rgb '%s' lw 2 pt 7 ps 0.6 title '%s', ",
-                            dir, mi, lc, lc, methods[mi]);
+                               "'' u 1:2 w linespoints lc rgb '%s' lw 2 pt 7 ps 0.6 title ",
+                            dir, mi, lc, lc);
                 else
                     fprintf(g, "'%s/m%d.dat' u 1:6:7 w filledcurves lc rgb '%s' notitle, "
-                               "'' u 1:5 w linespoints lc rgb '%s' lw 2 pt 7 ps 0.6 title '%s', ",
-                            dir, mi, lc, lc, methods[mi]);
+                               "'' u 1:5 w linespoints lc rgb '%s' lw 2 pt 7 ps 0.6 title ",
+                            dir, mi, lc, lc);
+                gp_str(g, methods[mi]);
+                fprintf(g, ", ");
             }
             double dv = panel == 0 ? dense_loss : 100 * dense_acc;
             if (isfinite(dv))
@@ -138,6 +166,8 @@ ecp_status plot_sweep(const sweep_row *rows, int n, const char *png, const char 
         if (system(cmd) != 0)
             s = ecp_fail(err, ECP_ERR_IO,
                          "plot: gnuplot failed (is gnuplot installed? see scripts/setup.sh)");
+        else if ((s = ecp_output_check(png, err)))
+            ; /* the target changed into something we must not replace meanwhile */
         else if (rename(tmp_png, png) != 0)
             s = ecp_fail(err, ECP_ERR_IO, "%s: cannot write: %s", png, strerror(errno));
     }
@@ -146,5 +176,6 @@ ecp_status plot_sweep(const sweep_row *rows, int n, const char *png, const char 
     snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
     if (system(rm) != 0)
         fprintf(stderr, "warning: could not remove %s\n", dir);
+    free(real);
     return s;
 }

@@ -1,4 +1,5 @@
-/* Allocation with overflow checks: sizes in ecprune come from files, so count*size is untrusted. */
+/* Allocation with overflow and budget checks: sizes in ecprune come from files, so count*size
+ * is untrusted. */
 #include "../internal.h"
 
 void *ecp_alloc(size_t count, size_t size, const char *what, ecp_error *err)
@@ -8,6 +9,8 @@ void *ecp_alloc(size_t count, size_t size, const char *what, ecp_error *err)
         return NULL;
     }
     size_t n = count * size;
+    if (ecp_budget_check(n, what, err))
+        return NULL;
     void *p = malloc(n ? n : 1);
     if (!p)
         ecp_fail(err, ECP_ERR_MEMORY, "%s: cannot allocate %zu bytes", what, n);
@@ -20,6 +23,8 @@ void *ecp_zalloc(size_t count, size_t size, const char *what, ecp_error *err)
         ecp_fail(err, ECP_ERR_MEMORY, "%s: size overflows (%zu x %zu bytes)", what, count, size);
         return NULL;
     }
+    if (ecp_budget_check((uint64_t)count * size, what, err))
+        return NULL;
     void *p = calloc(count ? count : 1, size ? size : 1);
     if (!p)
         ecp_fail(err, ECP_ERR_MEMORY, "%s: cannot allocate %zu bytes", what, count * size);

@@ -1,27 +1,135 @@
-/* File helpers: atomic writes, whole-file reads (plain or gzip), directories. */
+/* File helpers: output checks and atomic writes, whole-file reads, gzip streams, directories. */
 #include "../internal.h"
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
+/* The directory part of path ("." when there is none), in buf. */
+static void dir_of(const char *path, char *buf, size_t n)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(buf, n, ".");
+    else if (slash == path)
+        snprintf(buf, n, "/");
+    else
+        snprintf(buf, n, "%.*s", (int)(slash - path), path);
+}
+
+static const char *file_kind(mode_t m)
+{
+    if (S_ISDIR(m))
+        return "a directory";
+    if (S_ISCHR(m))
+        return "a character device";
+    if (S_ISBLK(m))
+        return "a block device";
+    if (S_ISFIFO(m))
+        return "a FIFO";
+    if (S_ISSOCK(m))
+        return "a socket";
+    return "not a regular file";
+}
+
+ecp_status ecp_output_check(const char *path, ecp_error *err)
+{
+    struct stat st;
+    if (!path || !*path)
+        return ecp_fail(err, ECP_ERR_ARG, "empty output file name");
+    if (lstat(path, &st) != 0) {
+        if (errno != ENOENT)
+            return ecp_fail(err, ECP_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        char dir[4096];
+        dir_of(path, dir, sizeof dir);
+        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+            return ecp_fail(err, ECP_ERR_IO, "%s: cannot write: directory %s does not exist",
+                            path, dir);
+        if (access(dir, W_OK) != 0)
+            return ecp_fail(err, ECP_ERR_IO, "%s: cannot write: %s: %s", path, dir,
+                            strerror(errno));
+        return ECP_OK;
+    }
+    /* A link is followed (the file it names is replaced, the link stays), as a shell's `>`
+     * would; a link to nothing is refused rather than guessed at. */
+    if (S_ISLNK(st.st_mode) && stat(path, &st) != 0)
+        return ecp_fail(err, ECP_ERR_IO,
+                        "%s: is a symbolic link to a missing file; refusing to write through it",
+                        path);
+    if (!S_ISREG(st.st_mode))
+        return ecp_fail(err, ECP_ERR_IO,
+                        "%s: exists and is %s; ecprune only replaces regular files", path,
+                        file_kind(st.st_mode));
+    return ECP_OK;
+}
+
+/* Temporary files are named TARGET.ecprune-tmp.PID.XXXXXX. A process killed while writing
+ * (kill -9, power loss) leaves one behind; the next write to the same target removes those
+ * whose process is gone. Only our own regular files are touched. */
+static void remove_stale_temps(const char *target)
+{
+    char dir[4096];
+    dir_of(target, dir, sizeof dir);
+    const char *base = strrchr(target, '/');
+    base = base ? base + 1 : target;
+    size_t blen = strlen(base);
+    static const char tag[] = ".ecprune-tmp.";
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *nm = e->d_name;
+        if (strncmp(nm, base, blen) || strncmp(nm + blen, tag, sizeof tag - 1))
+            continue;
+        char *end;
+        long pid = strtol(nm + blen + sizeof tag - 1, &end, 10);
+        if (pid <= 0 || *end != '.' || pid == (long)getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char full[8192];
+        struct stat st;
+        if (snprintf(full, sizeof full, "%s/%s", dir, nm) >= (int)sizeof full)
+            continue;
+        if (lstat(full, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid())
+            unlink(full);
+    }
+    closedir(d);
+}
+
 ecp_status ecp_wfile_open(ecp_wfile *wf, const char *path, ecp_error *err)
 {
     memset(wf, 0, sizeof *wf);
-    size_t n = strlen(path);
+    ecp_status s = ecp_output_check(path, err);
+    if (s)
+        return s;
+    struct stat st;
+    char *real = NULL;
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && !(real = realpath(path, NULL)))
+        return ecp_fail(err, ECP_ERR_IO, "%s: cannot resolve: %s", path, strerror(errno));
+    const char *target = real ? real : path;
+    size_t n = strlen(target);
     wf->path = ecp_alloc(n + 1, 1, path, err);
-    wf->tmp = ecp_alloc(n + 16, 1, path, err);
+    wf->tmp = ecp_alloc(n + 48, 1, path, err);
     if (!wf->path || !wf->tmp) {
+        free(real);
         free(wf->path);
         free(wf->tmp);
+        memset(wf, 0, sizeof *wf);
         return ECP_ERR_MEMORY;
     }
-    memcpy(wf->path, path, n + 1);
+    memcpy(wf->path, target, n + 1);
+    free(real);
+    remove_stale_temps(wf->path);
     /* The temporary sits beside the target so that rename() is atomic (same filesystem). */
-    snprintf(wf->tmp, n + 16, "%s.tmp.XXXXXX", path);
+    snprintf(wf->tmp, n + 48, "%s.ecprune-tmp.%ld.XXXXXX", wf->path, (long)getpid());
     int fd = mkstemp(wf->tmp);
     if (fd < 0) {
-        ecp_status s = ecp_fail(err, ECP_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+        s = ecp_fail(err, ECP_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
         free(wf->path);
         free(wf->tmp);
         memset(wf, 0, sizeof *wf);
@@ -66,6 +174,13 @@ ecp_status ecp_wfile_commit(ecp_wfile *wf, ecp_error *err)
         wfile_release(wf);
         return s;
     }
+    /* Checked again: the target may have been replaced while we worked. */
+    ecp_status chk = ecp_output_check(wf->path, err);
+    if (chk) {
+        unlink(wf->tmp);
+        wfile_release(wf);
+        return chk;
+    }
     if (rename(wf->tmp, wf->path) != 0) {
         ecp_status s =
             ecp_fail(err, ECP_ERR_IO, "%s: cannot rename into place: %s", wf->path, strerror(errno));
@@ -86,18 +201,43 @@ void ecp_wfile_abort(ecp_wfile *wf)
     wfile_release(wf);
 }
 
+/* Opens path for reading; refuses anything but a regular file without blocking on a FIFO (an
+ * open of a FIFO for reading waits for a writer unless O_NONBLOCK). */
+static ecp_status open_regular(const char *path, int *fd, struct stat *st, ecp_error *err)
+{
+    *fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (*fd < 0)
+        return ecp_fail(err, ECP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(*fd, st) != 0) {
+        int e = errno;
+        close(*fd);
+        return ecp_fail(err, ECP_ERR_IO, "%s: cannot read: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st->st_mode)) {
+        close(*fd);
+        return ecp_fail(err, ECP_ERR_IO, "%s: cannot read: it is %s", path,
+                        file_kind(st->st_mode));
+    }
+    int fl = fcntl(*fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(*fd, F_SETFL, fl & ~O_NONBLOCK);
+    return ECP_OK;
+}
+
 ecp_status ecp_read_file(const char *path, unsigned char **buf, size_t *len, size_t max_len,
                          ecp_error *err)
 {
     *buf = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ecp_fail(err, ECP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return ecp_fail(err, ECP_ERR_IO, "%s: not a regular file", path);
+    int fd;
+    ecp_status s = open_regular(path, &fd, &st, err);
+    if (s)
+        return s;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return ecp_fail(err, ECP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     }
     if ((uint64_t)st.st_size > (uint64_t)max_len) {
         fclose(f);
@@ -122,62 +262,50 @@ ecp_status ecp_read_file(const char *path, unsigned char **buf, size_t *len, siz
     return ECP_OK;
 }
 
-ecp_status ecp_read_file_gz(const char *path, unsigned char **buf, size_t *len, size_t max_len,
-                            ecp_error *err)
+ecp_status ecp_gz_open(const char *path, void **gz, ecp_error *err)
 {
-    *buf = NULL;
-    *len = 0;
-    /* gzopen reads plain files transparently, so one path serves both. */
-    gzFile g = gzopen(path, "rb");
-    if (!g)
+    struct stat st;
+    int fd;
+    *gz = NULL;
+    ecp_status s = open_regular(path, &fd, &st, err);
+    if (s)
+        return s;
+    /* gzdopen reads plain files transparently, so one path serves both. */
+    gzFile g = gzdopen(fd, "rb");
+    if (!g) {
+        close(fd);
         return ecp_fail(err, ECP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 20, n = 0;
-    unsigned char *b = ecp_alloc(cap, 1, path, err);
-    if (!b) {
-        gzclose(g);
-        return ECP_ERR_MEMORY;
     }
-    for (;;) {
-        if (n == cap) {
-            if (cap >= max_len) {
-                free(b);
-                gzclose(g);
-                return ecp_fail(err, ECP_ERR_FORMAT, "%s: data larger than %zu bytes", path,
-                                max_len);
-            }
-            size_t ncap = cap * 2 > max_len ? max_len : cap * 2;
-            unsigned char *nb = realloc(b, ncap);
-            if (!nb) {
-                free(b);
-                gzclose(g);
-                return ecp_fail(err, ECP_ERR_MEMORY, "%s: cannot allocate %zu bytes", path, ncap);
-            }
-            b = nb;
-            cap = ncap;
-        }
-        unsigned want = (unsigned)((cap - n) > (1u << 30) ? (1u << 30) : (cap - n));
-        int got = gzread(g, b + n, want);
-        if (got < 0) {
+    *gz = g;
+    return ECP_OK;
+}
+
+ecp_status ecp_gz_read(void *gz, const char *path, void *buf, size_t n, size_t *got,
+                       ecp_error *err)
+{
+    *got = 0;
+    while (*got < n) {
+        size_t left = n - *got;
+        unsigned want = (unsigned)(left > (1u << 30) ? (1u << 30) : left);
+        int r = gzread((gzFile)gz, (unsigned char *)buf + *got, want);
+        if (r < 0) {
             int zerr;
-            const char *m = gzerror(g, &zerr);
-            ecp_status s = ecp_fail(err, ECP_ERR_FORMAT, "%s: corrupt gzip data: %s", path, m);
-            free(b);
-            gzclose(g);
-            return s;
+            return ecp_fail(err, ECP_ERR_FORMAT, "%s: corrupt gzip data: %s", path,
+                            gzerror((gzFile)gz, &zerr));
         }
-        if (got == 0)
+        if (r == 0)
             break;
-        n += (size_t)got;
+        *got += (size_t)r;
     }
+    return ECP_OK;
+}
+
+ecp_status ecp_gz_close(void *gz, const char *path, ecp_error *err)
+{
     /* A truncated gzip stream reads as a short file with no error from gzread; gzclose_r then
      * reports Z_BUF_ERROR. */
-    int zc = gzclose(g);
-    if (zc != Z_OK) {
-        free(b);
+    if (gzclose((gzFile)gz) != Z_OK)
         return ecp_fail(err, ECP_ERR_FORMAT, "%s: truncated or corrupt gzip stream", path);
-    }
-    *buf = b;
-    *len = n;
     return ECP_OK;
 }
 

@@ -2,6 +2,7 @@
  * non-numeric field), target columns chosen by index (default: the last). Regression only. */
 #include "../internal.h"
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 
 #define CSV_MAX_BYTES ((size_t)8 << 30)
@@ -143,9 +144,12 @@ ecp_status ecp_csv_read(const char *path, const char *target_cols, ecp_dataset *
                              (long long)lineno, c + 1);
                 break;
             }
-            if (!isfinite(v)) {
-                s = ecp_fail(err, ECP_ERR_NUMERIC, "%s:%lld: field %d is %s", path,
-                             (long long)lineno, c + 1, isnan(v) ? "NaN" : "Inf");
+            /* The check is on the float the dataset stores: 1e39 is a finite double but
+             * becomes Inf as a float. */
+            if (!isfinite(v) || fabs(v) > FLT_MAX) {
+                s = ecp_fail(err, ECP_ERR_NUMERIC, "%s: line %lld, column %d: %.*s is %s", path,
+                             (long long)lineno, c + 1, (int)(fe - f > 40 ? 40 : fe - f), f,
+                             isnan(v) ? "NaN" : isfinite(v) ? "beyond the float32 range" : "Inf");
                 break;
             }
             if (is_t[c])

@@ -70,11 +70,19 @@ ecp_status ecp_dataset_subset(const ecp_dataset *d, const int64_t *idx, int64_t 
 
 ecp_status ecp_dataset_validate(const ecp_dataset *d, const char *what, ecp_error *err)
 {
+    return ecp_dataset_validate_files(d, what, what, err);
+}
+
+ecp_status ecp_dataset_validate_files(const ecp_dataset *d, const char *xwhat, const char *ywhat,
+                                      ecp_error *err)
+{
+    const char *what = xwhat;
     size_t nx = (size_t)d->n * d->n_in;
     for (size_t i = 0; i < nx; i++)
         if (!isfinite(d->x[i]))
             return ecp_fail(err, ECP_ERR_NUMERIC, "%s: input value %zu (row %zu, column %zu) is %s",
                             what, i, i / d->n_in, i % d->n_in, isnan(d->x[i]) ? "NaN" : "Inf");
+    what = ywhat;
     if (d->is_class) {
         for (int64_t i = 0; i < d->n; i++)
             if (d->label[i] < 0 || d->label[i] >= d->n_out)

@@ -1,65 +1,94 @@
 /* IDX files (the MNIST format), plain or gzip-compressed, read through zlib. Only unsigned-byte
- * data is accepted: it is what every MNIST-family file holds. */
+ * data is accepted: it is what every MNIST-family file holds. The header is read first and its
+ * sizes checked against the memory budget, so a small gzip file cannot inflate into gigabytes
+ * before anything looks at it. */
 #include "../internal.h"
 
 #define IDX_MAX_BYTES ((size_t)4 << 30)
+
+static ecp_status read_header(void *g, const char *path, int *ndim, int64_t dims[4],
+                              uint64_t *count, ecp_error *err)
+{
+    unsigned char h[4 + 16];
+    size_t got;
+    ecp_status s = ecp_gz_read(g, path, h, 4, &got, err);
+    if (s)
+        return s;
+    if (got < 4 || h[0] != 0 || h[1] != 0)
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: not an IDX file (bad magic)", path);
+    if (h[2] != 0x08)
+        return ecp_fail(err, ECP_ERR_UNSUPPORTED,
+                        "%s: IDX data type 0x%02x not supported (only unsigned byte, 0x08)", path,
+                        h[2]);
+    int nd = h[3];
+    if (nd < 1 || nd > 4)
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: IDX with %d dimensions (expected 1 to 4)", path,
+                        nd);
+    if ((s = ecp_gz_read(g, path, h + 4, 4 * (size_t)nd, &got, err)))
+        return s;
+    if (got < 4 * (size_t)nd)
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: truncated IDX header", path);
+    *count = 1;
+    for (int i = 0; i < nd; i++) {
+        const unsigned char *p = h + 4 + 4 * i;
+        uint32_t d = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+        dims[i] = d;
+        /* Dimensions come from the file: check the product before it can overflow. */
+        if (d && *count > IDX_MAX_BYTES / d)
+            return ecp_fail(err, ECP_ERR_FORMAT, "%s: IDX dimensions overflow (more than %zu "
+                            "values)", path, IDX_MAX_BYTES);
+        *count *= d;
+    }
+    *ndim = nd;
+    return ECP_OK;
+}
 
 ecp_status ecp_idx_read(const char *path, int *ndim, int64_t dims[4], uint8_t **data,
                         ecp_error *err)
 {
     *data = NULL;
-    unsigned char *buf;
-    size_t len;
-    ecp_status s = ecp_read_file_gz(path, &buf, &len, IDX_MAX_BYTES, err);
+    void *g;
+    uint64_t count = 0;
+    uint8_t *d = NULL;
+    ecp_status s = ecp_gz_open(path, &g, err);
     if (s)
         return s;
-    if (len < 4 || buf[0] != 0 || buf[1] != 0) {
-        free(buf);
-        return ecp_fail(err, ECP_ERR_FORMAT, "%s: not an IDX file (bad magic)", path);
+    s = read_header(g, path, ndim, dims, &count, err);
+    /* The caller converts the bytes to float: five bytes per value live at once. */
+    char what[4200];
+    snprintf(what, sizeof what, "%s: %llu values (as bytes, then as floats)", path,
+             (unsigned long long)count);
+    if (!s)
+        s = ecp_budget_check(count * 5, what, err);
+    if (!s && !(d = ecp_alloc((size_t)count, 1, path, err)))
+        s = ECP_ERR_MEMORY;
+    size_t got = 0;
+    if (!s)
+        s = ecp_gz_read(g, path, d, (size_t)count, &got, err);
+    if (!s && got < count)
+        s = ecp_fail(err, ECP_ERR_FORMAT,
+                     "%s: truncated IDX data (%llu values expected, %zu present)", path,
+                     (unsigned long long)count, got);
+    /* Data past the declared size is ignored, but read (in small pieces) up to the end of the
+     * stream: only there does zlib check the CRC and length of the gzip trailer. */
+    uint64_t extra = 0;
+    while (!s && got == count) {
+        unsigned char sink[65536];
+        size_t k;
+        s = ecp_gz_read(g, path, sink, sizeof sink, &k, err);
+        if (k == 0)
+            break;
+        if ((extra += k) > IDX_MAX_BYTES)
+            s = ecp_fail(err, ECP_ERR_FORMAT, "%s: more than %zu bytes after the IDX data",
+                         path, IDX_MAX_BYTES);
     }
-    if (buf[2] != 0x08) {
-        int t = buf[2];
-        free(buf);
-        return ecp_fail(err, ECP_ERR_UNSUPPORTED,
-                        "%s: IDX data type 0x%02x not supported (only unsigned byte, 0x08)", path, t);
+    ecp_status c = ecp_gz_close(g, path, s ? NULL : err);
+    if (!s)
+        s = c;
+    if (s) {
+        free(d);
+        return s;
     }
-    int nd = buf[3];
-    if (nd < 1 || nd > 4) {
-        free(buf);
-        return ecp_fail(err, ECP_ERR_FORMAT, "%s: IDX with %d dimensions (expected 1 to 4)", path,
-                        nd);
-    }
-    if (len < 4 + 4 * (size_t)nd) {
-        free(buf);
-        return ecp_fail(err, ECP_ERR_FORMAT, "%s: truncated IDX header", path);
-    }
-    uint64_t count = 1;
-    for (int i = 0; i < nd; i++) {
-        const unsigned char *p = buf + 4 + 4 * i;
-        uint32_t d = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-        dims[i] = d;
-        /* Dimensions come from the file: check the product before it can overflow. */
-        if (d && count > IDX_MAX_BYTES / d) {
-            free(buf);
-            return ecp_fail(err, ECP_ERR_FORMAT, "%s: IDX dimensions overflow", path);
-        }
-        count *= d;
-    }
-    size_t off = 4 + 4 * (size_t)nd;
-    if (len - off < count) {
-        free(buf);
-        return ecp_fail(err, ECP_ERR_FORMAT,
-                        "%s: truncated IDX data (%llu values expected, %zu present)", path,
-                        (unsigned long long)count, len - off);
-    }
-    uint8_t *d = ecp_alloc((size_t)count, 1, path, err);
-    if (!d) {
-        free(buf);
-        return ECP_ERR_MEMORY;
-    }
-    memcpy(d, buf + off, (size_t)count);
-    free(buf);
-    *ndim = nd;
     *data = d;
     return ECP_OK;
 }

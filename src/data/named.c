@@ -154,11 +154,20 @@ static ecp_status open_idx_pair(const char *img_path, const char *lab_path, ecp_
     int64_t feat = 1;
     for (int i = 1; i < nd_i; i++)
         feat = feat > (1 << 24) ? feat : feat * di[i]; /* <= 2^24 * 2^32: no overflow */
-    if (nd_l != 1 || dl[0] != di[0] || feat < 1 || feat > (1 << 24)) {
+    if (nd_l != 1)
+        s = ecp_fail(err, ECP_ERR_FORMAT, "%s: labels must be one-dimensional (N), not %d-D",
+                     lab_path, nd_l);
+    else if (di[0] == 0)
+        s = ecp_fail(err, ECP_ERR_FORMAT, "%s: holds no images", img_path);
+    else if (feat < 1)
+        s = ecp_fail(err, ECP_ERR_FORMAT, "%s: images have a zero-sized dimension", img_path);
+    else if (feat > (1 << 24))
+        s = ecp_fail(err, ECP_ERR_FORMAT, "%s: more than 2^24 values per image", img_path);
+    else if (dl[0] != di[0])
         s = ecp_fail(err, ECP_ERR_FORMAT, "%s and %s: %lld images but %lld labels", img_path,
                      lab_path, (long long)di[0], (long long)dl[0]);
+    if (s)
         goto done;
-    }
     int maxlab = 0;
     for (int64_t i = 0; i < dl[0]; i++)
         maxlab = lab[i] > maxlab ? lab[i] : maxlab;
@@ -226,6 +235,10 @@ static ecp_status open_npy_split(const char *dir, const char *split, ecp_dataset
         s = ecp_fail(err, ECP_ERR_FORMAT, "%s: inputs must be float32 or float64", px);
         goto done;
     }
+    if (ax.shape[0] == 0) {
+        s = ecp_fail(err, ECP_ERR_FORMAT, "%s: holds no rows", px);
+        goto done;
+    }
     if (ax.shape[0] != ay.shape[0]) {
         s = ecp_fail(err, ECP_ERR_SHAPE, "%s has %lld rows but %s has %lld", px,
                      (long long)ax.shape[0], py, (long long)ay.shape[0]);
@@ -259,7 +272,7 @@ static ecp_status open_npy_split(const char *dir, const char *split, ecp_dataset
         d->n_out = (int)ay.shape[1];
     }
     if (!s)
-        s = ecp_dataset_validate(d, px, err);
+        s = ecp_dataset_validate_files(d, px, py, err);
     if (s)
         ecp_dataset_free(d);
     else

@@ -3,6 +3,8 @@
  * against the file length before trusting it. */
 #include "../internal.h"
 #include <ctype.h>
+#include <float.h>
+#include <math.h>
 
 #define NPY_MAX_FILE ((size_t)16 << 30)
 
@@ -168,7 +170,17 @@ ecp_status ecp_npy_to_f32(const ecp_npy *a, const char *path, float **out, ecp_e
     for (size_t i = 0; i < n; i++) {
         switch (a->dtype) {
         case ECP_NPY_F4: f[i] = ((const float *)a->data)[i]; break;
-        case ECP_NPY_F8: f[i] = (float)((const double *)a->data)[i]; break;
+        case ECP_NPY_F8: {
+            double v = ((const double *)a->data)[i];
+            if (isfinite(v) && fabs(v) > FLT_MAX) {
+                free(f);
+                return ecp_fail(err, ECP_ERR_NUMERIC, "%s: value %g at row %zu, column %zu is "
+                                "beyond the float32 range", path, v, i / (size_t)a->shape[1],
+                                i % (size_t)a->shape[1]);
+            }
+            f[i] = (float)v;
+            break;
+        }
         case ECP_NPY_I8: f[i] = (float)((const int64_t *)a->data)[i]; break;
         }
     }

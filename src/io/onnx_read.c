@@ -22,10 +22,20 @@ typedef struct {
     float *b; /* n_out */
 } onnx_rlayer;
 
+/* The nodes reading one value: how many, and the first two (in node order). */
+typedef struct {
+    size_t count;
+    size_t idx[2];
+    size_t last; /* the latest reader, so that a node naming the value twice counts once */
+} onnx_readers;
+
 typedef struct {
     const char *path;
     ecp_error *err;
     const Onnx__GraphProto *g;
+    /* Name lookups, built once: value name -> initializer, producing node, readers. */
+    ecp_strmap inits, producers, values;
+    onnx_readers *readers;
     uint8_t *used; /* per node: folded into the chain */
     onnx_rlayer *layers;
     int n_layers;
@@ -179,21 +189,16 @@ static ecp_status attr_float(onnx_reader *r, const Onnx__NodeProto *n, const cha
     return ECP_OK;
 }
 
-static const Onnx__TensorProto *find_initializer(const Onnx__GraphProto *g, const char *name)
+static const Onnx__TensorProto *find_initializer(const onnx_reader *r, const char *name)
 {
-    for (size_t i = 0; i < g->n_initializer; i++)
-        if (streq(g->initializer[i]->name, name))
-            return g->initializer[i];
-    return NULL;
+    long i = ecp_strmap_get(&r->inits, name);
+    return i < 0 ? NULL : r->g->initializer[i];
 }
 
-static const Onnx__NodeProto *find_producer(const Onnx__GraphProto *g, const char *name)
+static const Onnx__NodeProto *find_producer(const onnx_reader *r, const char *name)
 {
-    for (size_t i = 0; i < g->n_node; i++)
-        for (size_t j = 0; j < g->node[i]->n_output; j++)
-            if (streq(g->node[i]->output[j], name))
-                return g->node[i];
-    return NULL;
+    long i = ecp_strmap_get(&r->producers, name);
+    return i < 0 ? NULL : r->g->node[i];
 }
 
 static ecp_status constant_attr(onnx_reader *r, const Onnx__NodeProto *n, const char *what,
@@ -231,13 +236,13 @@ static ecp_status get_const(onnx_reader *r, const char *name, onnx_fvec *v, int 
     char what[256];
     memset(v, 0, sizeof *v);
     *found = 0;
-    const Onnx__TensorProto *t = find_initializer(r->g, name);
+    const Onnx__TensorProto *t = find_initializer(r, name);
     if (t) {
         *found = 1;
         snprintf(what, sizeof what, "initializer '%s'", name);
         return tensor_decode(r, t, what, v);
     }
-    const Onnx__NodeProto *p = find_producer(r->g, name);
+    const Onnx__NodeProto *p = find_producer(r, name);
     if (p && streq(p->op_type, "Constant")) {
         *found = 1;
         snprintf(what, sizeof what, "constant '%s'", name);
@@ -246,26 +251,22 @@ static ecp_status get_const(onnx_reader *r, const char *name, onnx_fvec *v, int 
     return ECP_OK;
 }
 
-/* Up to `max` nodes that read `name` (each node counted once); returns how many there are. */
-static size_t consumers(const Onnx__GraphProto *g, const char *name, size_t *idx, size_t max)
+/* Up to 2 nodes that read `name` (each node counted once); returns how many there are. */
+static size_t consumers(const onnx_reader *r, const char *name, size_t idx[2])
 {
-    size_t n = 0;
-    for (size_t i = 0; i < g->n_node; i++)
-        for (size_t j = 0; j < g->node[i]->n_input; j++)
-            if (streq(g->node[i]->input[j], name)) {
-                if (n < max)
-                    idx[n] = i;
-                n++;
-                break;
-            }
-    return n;
+    long v = ecp_strmap_get(&r->values, name);
+    if (v < 0)
+        return 0;
+    idx[0] = r->readers[v].idx[0];
+    idx[1] = r->readers[v].idx[1];
+    return r->readers[v].count;
 }
 
 /* The index of the only node reading `name`, if it has op type `op`; else -1. */
 static long sole_consumer(const onnx_reader *r, const char *name, const char *op)
 {
     size_t idx[2];
-    if (consumers(r->g, name, idx, 2) != 1 || !streq(r->g->node[idx[0]]->op_type, op))
+    if (consumers(r, name, idx) != 1 || !streq(r->g->node[idx[0]]->op_type, op))
         return -1;
     return (long)idx[0];
 }
@@ -749,7 +750,7 @@ static ecp_status walk(onnx_reader *r)
     const char *cur = r->input;
     while (!streq(cur, r->output)) {
         size_t idx[2];
-        size_t n = consumers(r->g, cur, idx, 2);
+        size_t n = consumers(r, cur, idx);
         if (n == 0)
             return ecp_fail(r->err, ECP_ERR_FORMAT,
                             "%s: value '%s' is not used by any node and is not the graph output "
@@ -784,7 +785,7 @@ static ecp_status find_io(onnx_reader *r)
     size_t n_in = 0;
     /* Before IR 4 (and with keep_initializers_as_inputs) weights are listed as inputs too. */
     for (size_t i = 0; i < g->n_input; i++)
-        if (!find_initializer(g, g->input[i]->name)) {
+        if (!find_initializer(r, g->input[i]->name)) {
             if (!g->input[i]->name || !*g->input[i]->name)
                 return ecp_fail(r->err, ECP_ERR_FORMAT, "%s: graph input %zu has no name",
                                 r->path, i);
@@ -795,10 +796,12 @@ static ecp_status find_io(onnx_reader *r)
         return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
                         "%s: the graph has %zu data inputs; an MLP takes exactly one", r->path,
                         n_in);
-    if (g->n_output != 1 || !g->output[0]->name || !*g->output[0]->name)
+    if (g->n_output != 1)
         return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
                         "%s: the graph has %zu outputs; an MLP gives exactly one", r->path,
                         g->n_output);
+    if (!g->output[0]->name || !*g->output[0]->name)
+        return ecp_fail(r->err, ECP_ERR_FORMAT, "%s: the graph output has no name", r->path);
     r->output = g->output[0]->name;
     return ECP_OK;
 }
@@ -899,12 +902,92 @@ static ecp_status check_model(onnx_reader *r, const Onnx__ModelProto *model)
                     "%s: not an ONNX model (no opset_import for the default domain)", r->path);
 }
 
+/* Counts far beyond any MLP are refused before anything is sized by them. */
+static ecp_status check_counts(onnx_reader *r)
+{
+    const Onnx__GraphProto *g = r->g;
+    const struct {
+        size_t n;
+        const char *what;
+        size_t max;
+    } c[] = {{g->n_node, "nodes", ECP_ONNX_MAX_NODES},
+             {g->n_initializer, "initializers", ECP_ONNX_MAX_VALUES},
+             {g->n_input, "inputs", ECP_ONNX_MAX_VALUES},
+             {g->n_output, "outputs", ECP_ONNX_MAX_VALUES},
+             {g->n_value_info, "value_info entries", ECP_ONNX_MAX_VALUES}};
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++)
+        if (c[i].n > c[i].max)
+            return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
+                            "%s: the graph has %zu %s (at most %zu supported)", r->path, c[i].n,
+                            c[i].what, c[i].max);
+    for (size_t i = 0; i < g->n_node; i++) {
+        const Onnx__NodeProto *n = g->node[i];
+        if (n->n_input > ECP_ONNX_MAX_ATTRS || n->n_output > ECP_ONNX_MAX_ATTRS ||
+            n->n_attribute > ECP_ONNX_MAX_ATTRS)
+            return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
+                            "%s: node '%s' (%s) has %zu inputs, %zu outputs and %zu attributes "
+                            "(at most %d each)", r->path, str(n->name), str(n->op_type),
+                            n->n_input, n->n_output, n->n_attribute, ECP_ONNX_MAX_ATTRS);
+    }
+    return ECP_OK;
+}
+
+/* Adds node i as a reader of every value it takes (once per value, however often it is
+ * named). */
+static void add_readers(onnx_reader *r, size_t i)
+{
+    const Onnx__NodeProto *n = r->g->node[i];
+    for (size_t j = 0; j < n->n_input; j++) {
+        long v = ecp_strmap_put(&r->values, n->input[j], (long)r->values.n);
+        if (v < 0)
+            continue;
+        onnx_readers *rd = &r->readers[v];
+        if (rd->count && rd->last == i)
+            continue;
+        if (rd->count < 2)
+            rd->idx[rd->count] = i;
+        rd->count++;
+        rd->last = i;
+    }
+}
+
+static ecp_status build_maps(onnx_reader *r)
+{
+    const Onnx__GraphProto *g = r->g;
+    size_t n_reads = 0, n_writes = 0;
+    for (size_t i = 0; i < g->n_node; i++) {
+        n_reads += g->node[i]->n_input;
+        n_writes += g->node[i]->n_output;
+    }
+    ecp_status s = ecp_strmap_init(&r->inits, g->n_initializer, r->path, r->err);
+    if (!s)
+        s = ecp_strmap_init(&r->producers, n_writes, r->path, r->err);
+    if (!s)
+        s = ecp_strmap_init(&r->values, n_reads, r->path, r->err);
+    if (!s && !(r->readers = ecp_zalloc(n_reads ? n_reads : 1, sizeof *r->readers, r->path,
+                                        r->err)))
+        s = ECP_ERR_MEMORY;
+    if (s)
+        return s;
+    /* The first of several same-named entries wins, as the linear search it replaces did. */
+    for (size_t i = 0; i < g->n_initializer; i++)
+        ecp_strmap_put(&r->inits, g->initializer[i]->name, (long)i);
+    for (size_t i = 0; i < g->n_node; i++)
+        for (size_t j = 0; j < g->node[i]->n_output; j++)
+            ecp_strmap_put(&r->producers, g->node[i]->output[j], (long)i);
+    for (size_t i = 0; i < g->n_node; i++)
+        add_readers(r, i);
+    return ECP_OK;
+}
+
 static ecp_status convert(onnx_reader *r, const Onnx__ModelProto *model, ecp_mlp **out)
 {
     ecp_status s = check_model(r, model);
     if (s)
         return s;
     r->g = model->graph;
+    if ((s = check_counts(r)) || (s = build_maps(r)))
+        return s;
     r->used = ecp_zalloc(r->g->n_node, 1, r->path, r->err);
     r->layers = ecp_zalloc(ECP_ONNX_MAX_LAYERS, sizeof *r->layers, r->path, r->err);
     if (!r->used || !r->layers)
@@ -932,6 +1015,10 @@ static void reader_free(onnx_reader *r)
         }
     free(r->layers);
     free(r->used);
+    free(r->readers);
+    ecp_strmap_release(&r->inits);
+    ecp_strmap_release(&r->producers);
+    ecp_strmap_release(&r->values);
 }
 
 ecp_status ecp_onnx_load(ecp_mlp **out, const char *path, ecp_error *err)
@@ -947,6 +1034,19 @@ ecp_status ecp_onnx_load(ecp_mlp **out, const char *path, ecp_error *err)
     if (len == 0) {
         free(buf);
         return ecp_fail(err, ECP_ERR_FORMAT, "%s: empty file, not an ONNX model", path);
+    }
+    /* Depth and memory are checked on the wire format: protobuf-c's unpack has no limit on
+     * either. The file buffer stays alive during the unpack, so it counts too. */
+    uint64_t need = 0;
+    s = ecp_onnx_prescan(buf, len, path, &need, err);
+    if (!s) {
+        char what[4200];
+        snprintf(what, sizeof what, "%s: unpacking the protobuf", path);
+        s = ecp_budget_check(need + len, what, err);
+    }
+    if (s) {
+        free(buf);
+        return s;
     }
     Onnx__ModelProto *model = onnx__model_proto__unpack(NULL, len, buf);
     free(buf);

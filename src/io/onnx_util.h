@@ -13,6 +13,20 @@
 /* A protobuf message cannot exceed 2 GiB, so neither can a model file without external data. */
 #define ECP_ONNX_MAX_BYTES ((size_t)1 << 31)
 
+/* Protobuf nesting the reader accepts: an MLP's graph is 4 levels deep (model, graph, node,
+ * attribute); types and subgraphs add a few. protobuf-c itself has no limit. */
+#define ECP_ONNX_MAX_DEPTH 64
+/* Counts far above any MLP export (1,000 layers of a few nodes each) are refused before the
+ * graph is walked. */
+#define ECP_ONNX_MAX_NODES 100000
+#define ECP_ONNX_MAX_VALUES 100000 /* inputs, outputs, initializers, value_info */
+#define ECP_ONNX_MAX_ATTRS 1000    /* per node */
+
+/* Checks the wire format of a ModelProto without unpacking it: nesting depth (at most
+ * ECP_ONNX_MAX_DEPTH) and well-formedness; *bytes = what protobuf-c's unpack will allocate. */
+ecp_status ecp_onnx_prescan(const uint8_t *buf, size_t len, const char *path, uint64_t *bytes,
+                            ecp_error *err);
+
 /* ecp_mlp_create's limits, checked while reading so the message can name the file. */
 #define ECP_ONNX_MAX_LAYERS 1000
 #define ECP_ONNX_MAX_WIDTH (1 << 24)

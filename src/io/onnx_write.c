@@ -368,14 +368,17 @@ ecp_status ecp_onnx_save(const ecp_mlp *m, const char *path, ecp_error *err)
 {
     if (!m || !path)
         return ecp_fail(err, ECP_ERR_ARG, "ecp_onnx_save: model and path are required");
-    /* NaN/Inf would make a file that ecp_onnx_load (rightly) refuses. */
-    ecp_status s = ecp_mlp_check_finite(m, path, err);
-    if (s)
-        return s;
+    /* NaN/Inf would make a file that ecp_onnx_load (rightly) refuses. The fault is the
+     * model's (an overflow in training or pruning), not the output file's: say so. */
+    ecp_error bad;
+    if (ecp_mlp_check_finite(m, "the model", &bad))
+        return ecp_fail(err, ECP_ERR_NUMERIC, "%s not written: %s (the model was damaged "
+                        "before saving, e.g. by an overflow in training or pruning)", path,
+                        bad.msg);
     onnx_builder *b = ecp_zalloc(1, sizeof *b, path, err);
     if (!b)
         return ECP_ERR_MEMORY;
-    s = builder_alloc(b, ecp_mlp_n_layers(m), path, err);
+    ecp_status s = builder_alloc(b, ecp_mlp_n_layers(m), path, err);
     if (!s) {
         s = build_model(b, m, path, err);
         if (!s)

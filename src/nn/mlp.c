@@ -20,6 +20,12 @@ ecp_status ecp_mlp_create(ecp_mlp **out, int n_layers, const int *sizes, const e
     for (int l = 0; l < n_layers; l++)
         if ((unsigned)acts[l] >= ECP_ACT_COUNT)
             return ecp_fail(err, ECP_ERR_ARG, "layer %d: invalid activation %d", l, (int)acts[l]);
+    uint64_t params = 0;
+    for (int l = 0; l < n_layers; l++)
+        params += (uint64_t)sizes[l] * (uint64_t)sizes[l + 1] + (uint64_t)sizes[l + 1];
+    /* Weights (float) and mask (byte) per weight. */
+    if (ecp_budget_check(params * (sizeof(float) + 1), "the model's parameters", err))
+        return ECP_ERR_MEMORY;
     ecp_mlp *m = ecp_zalloc(1, sizeof *m, "mlp", err);
     if (!m)
         return ECP_ERR_MEMORY;
@@ -142,21 +148,26 @@ ecp_status ecp_mlp_create_arch(ecp_mlp **out, const char *arch, ecp_act hidden_a
     int sizes[1001], n = 0;
     const char *p = arch;
     *out = NULL;
+    /* Quote at most 60 characters: the problem must survive in a bounded message. */
+    int q = (int)strnlen(arch, 61) > 60 ? 57 : 60;
+    const char *more = q == 57 ? "..." : "";
     while (*p) {
         char *end;
         long v = strtol(p, &end, 10);
         if (end == p || v < 1 || v > (1 << 24) || (*end && (*end != '-' || !end[1])))
             return ecp_fail(err, ECP_ERR_ARG,
-                            "--arch '%s': expected widths separated by '-', e.g. 784-300-100-10",
-                            arch);
+                            "--arch '%.*s%s': expected widths in [1, 2^24] separated by '-', "
+                            "e.g. 784-300-100-10 (at width %d)", q, arch, more, n + 1);
         if (n == 1001)
-            return ecp_fail(err, ECP_ERR_ARG, "--arch '%s': too many layers", arch);
+            return ecp_fail(err, ECP_ERR_ARG, "--arch '%.*s%s': more than 1000 layers", q, arch,
+                            more);
         sizes[n++] = (int)v;
         p = *end ? end + 1 : end;
     }
     if (n < 2)
-        return ecp_fail(err, ECP_ERR_ARG, "--arch '%s': needs at least an input and an output width",
-                        arch);
+        return ecp_fail(err, ECP_ERR_ARG,
+                        "--arch '%.*s%s': needs at least an input and an output width", q, arch,
+                        more);
     ecp_act acts[1000];
     for (int l = 0; l < n - 1; l++)
         acts[l] = l == n - 2 ? ECP_ACT_IDENTITY : hidden_act;
@@ -256,10 +267,23 @@ ecp_status ecp_ws_create(ecp_ws **out, const ecp_mlp *m, int max_batch, ecp_erro
     *out = NULL;
     if (max_batch < 1)
         return ecp_fail(err, ECP_ERR_ARG, "batch size must be >= 1, not %d", max_batch);
+    /* The whole workspace is weighed before any of it is allocated: one buffer at a time could
+     * each fit the budget while together they do not. */
+    uint64_t floats = 0;
+    int L = m->n_layers, wmax = 0;
+    for (int i = 0; i <= L; i++) {
+        floats += (uint64_t)m->sizes[i] * (i ? 3 : 1);
+        wmax = m->sizes[i] > wmax ? m->sizes[i] : wmax;
+    }
+    floats = (floats + (uint64_t)wmax) * (uint64_t)max_batch;
+    char what[96];
+    snprintf(what, sizeof what, "the workspace for batches of %d", max_batch);
+    if (ecp_budget_check(floats * sizeof(float), what, err))
+        return ECP_ERR_MEMORY;
+    wmax = 0;
     ecp_ws *ws = ecp_zalloc(1, sizeof *ws, "workspace", err);
     if (!ws)
         return ECP_ERR_MEMORY;
-    int L = m->n_layers, wmax = 0;
     ws->cap = max_batch;
     ws->n_layers = L;
     ws->a = ecp_zalloc((size_t)L + 1, sizeof *ws->a, "workspace", err);

@@ -80,6 +80,9 @@ int ecp_spin_ensure(ecp_ws *ws, int n_in, int n_out)
     if (ws->sp_rowptr)
         return 1;
     size_t cap = (size_t)ws->cap, nz = cap * (size_t)n_in + 16; /* + slack, see build_csr */
+    /* Past the budget the dense path serves instead (0 = not available; no error). */
+    if (ecp_budget_check((uint64_t)nz * 16 + cap * (uint64_t)ecp_spin_ld(n_out) * 4, "", NULL))
+        return 0;
     ws->sp_rowptr = malloc((cap + 1) * sizeof(int32_t));
     ws->sp_colptr = malloc(((size_t)n_in + 1) * sizeof(int32_t));
     ws->sp_idx = malloc(nz * sizeof(int32_t));

@@ -18,7 +18,6 @@
 #include "../core/lapack.h"
 #include <cblas.h>
 #include <math.h>
-#include <unistd.h>
 
 #define OBS_BATCH 256
 
@@ -77,12 +76,6 @@ static void obs_layer_free(obs_layer *L)
     free(L->quota);
 }
 
-static int64_t phys_memory(void)
-{
-    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
-    return pages > 0 && size > 0 ? (int64_t)pages * size : (int64_t)1 << 34;
-}
-
 /* Columns whose updates to the right are carried by one GEMM: the mask is chosen per `block`
  * columns (small blocks follow the updated weights closely), the far updates batched. */
 static int obs_lazy(int block) { return block >= 128 ? block : 128 / block * block; }
@@ -96,17 +89,20 @@ static int64_t obs_bytes(int rows, int cols, int block)
            (int64_t)(sizeof(struct cand) + 1) * rows * (cols - 1);
 }
 
-/* Refuses a layer whose reconstruction would not fit in o->max_memory, naming it. */
+/* Refuses a layer whose reconstruction would not fit in o->max_memory (or the memory budget),
+ * naming it. */
 static ecp_status obs_check_memory(int l, int rows, int cols, const ecp_prune_opts *o,
                                    ecp_error *err)
 {
     int64_t need = obs_bytes(rows, cols, obs_config(o).block);
-    int64_t budget = o->max_memory > 0 ? o->max_memory : phys_memory() / 2;
-    if (need > budget)
-        return ecp_fail(err, ECP_ERR_MEMORY,
-                        "layer %d (%d x %d): reconstruction needs %.1f MB, more than max_memory "
-                        "%.1f MB", l, rows, cols - 1, need / 1e6, budget / 1e6);
-    return ECP_OK;
+    uint64_t budget = o->max_memory > 0 ? (uint64_t)o->max_memory : ecp_max_memory();
+    if ((uint64_t)need <= budget)
+        return ECP_OK;
+    char n[32], b[32];
+    ecp_format_bytes((uint64_t)need, n, sizeof n);
+    ecp_format_bytes(budget, b, sizeof b);
+    return ecp_fail(err, ECP_ERR_MEMORY, "layer %d (%d x %d): reconstruction needs %s, over %s "
+                    "(max_memory, or the memory budget)", l, rows, cols - 1, n, b);
 }
 
 static ecp_status obs_layer_alloc(obs_layer *L, const ecp_mlp *m, int l, int with_c,

@@ -97,6 +97,8 @@ static float *alloc_aligned(size_t n, ecp_error *err)
         return NULL;
     }
     bytes = (bytes + 63) / 64 * 64;
+    if (ecp_budget_check(bytes, "sparse engine buffer", err))
+        return NULL;
     float *p = aligned_alloc(64, bytes);
     if (!p)
         ecp_fail(err, ECP_ERR_MEMORY, "sparse engine: out of memory (%zu bytes)", bytes);

@@ -13,6 +13,8 @@
 #include "sparse.h"
 #include <math.h>
 #include <stdarg.h>
+#include <strings.h>
+#include <unistd.h>
 
 typedef struct {
     ecp_wfile wf;
@@ -50,18 +52,35 @@ static void out_printf(out_text *o, const char *fmt, ...)
         o->len += (size_t)n;
 }
 
+/* NAME.h must not stand in for a standard header when DIR is on the include path (the source
+ * includes <math.h> and <stdint.h>, which include others); compared ignoring case, for
+ * case-insensitive filesystems. */
+static int is_std_header(const char *name)
+{
+    static const char *const h[] = {
+        "assert", "complex", "ctype", "errno", "fenv", "float", "inttypes", "iso646", "limits",
+        "locale", "math", "setjmp", "signal", "stdalign", "stdarg", "stdatomic", "stdbool",
+        "stddef", "stdint", "stdio", "stdlib", "stdnoreturn", "string", "tgmath", "threads",
+        "time", "uchar", "wchar", "wctype", "features", "unistd", "alloca", "endian"};
+    for (size_t i = 0; i < sizeof h / sizeof *h; i++)
+        if (!strcasecmp(name, h[i]))
+            return 1;
+    return 0;
+}
+
 int ecp_export_c_name_ok(const char *name)
 {
     if (!name || !*name || strlen(name) > 64)
         return 0;
-    if (!((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z') ||
-          name[0] == '_'))
+    /* A leading letter: identifiers starting with '_' are reserved (and NAME_H, the header
+     * guard, would then look like the C library's own guards, e.g. _STDINT_H). */
+    if (!((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z')))
         return 0;
     for (const char *p = name; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
               *p == '_'))
             return 0;
-    return 1;
+    return !is_std_header(name);
 }
 
 /* The activation as a C99 expression of the float variable z. */
@@ -228,19 +247,57 @@ static ecp_status open_out(out_text *o, const char *dir, const char *name, const
     return ecp_wfile_open(&o->wf, path, err);
 }
 
+/* The outermost directory of dir that does not exist yet (what mkdir -p creates), or "". */
+static void first_missing_dir(const char *dir, char *top, size_t n)
+{
+    char buf[4200];
+    top[0] = 0;
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
+        return;
+    for (;;) {
+        size_t len = strlen(buf);
+        while (len > 1 && buf[len - 1] == '/')
+            buf[--len] = 0;
+        if (ecp_dir_exists(buf) || !len)
+            return;
+        snprintf(top, n, "%s", buf);
+        char *slash = strrchr(buf, '/');
+        if (!slash || slash == buf)
+            return;
+        *slash = 0;
+    }
+}
+
+/* rmdir of dir and its parents up to top; a directory that is not empty stays. */
+static void remove_created_dirs(const char *dir, const char *top)
+{
+    char buf[4200];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (;;) {
+        size_t len = strlen(buf);
+        while (len > 1 && buf[len - 1] == '/')
+            buf[--len] = 0;
+        if (rmdir(buf) != 0 || !strcmp(buf, top))
+            return;
+        char *slash = strrchr(buf, '/');
+        if (!slash)
+            return;
+        *slash = 0;
+    }
+}
+
 ecp_status ecp_export_c(const ecp_mlp *m, const char *dir, const char *name, int int8,
                         ecp_error *err)
 {
     if (!ecp_export_c_name_ok(name))
         return ecp_fail(err, ECP_ERR_ARG,
-                        "--name '%s': not a C identifier (letters, digits and _, not starting "
-                        "with a digit, at most 64 characters)",
+                        "--name '%s': not a usable C identifier (letters, digits and _, "
+                        "starting with a letter, at most 64 characters, not a standard "
+                        "header's name)",
                         name ? name : "");
     if (!dir || !*dir)
         return ecp_fail(err, ECP_ERR_ARG, "-o: empty output directory");
-    ecp_status st = ecp_mkdir_p(dir, err);
-    if (st)
-        return st;
+    ecp_status st = ECP_OK;
     ecp_spmat *A = ecp_zalloc((size_t)m->n_layers, sizeof *A, "export-c", err);
     if (!A)
         return ECP_ERR_MEMORY;
@@ -259,6 +316,11 @@ ecp_status ecp_export_c(const ecp_mlp *m, const char *dir, const char *name, int
             st = ECP_ERR_MEMORY;
     }
     int c_open = 0, h_open = 0;
+    /* The directories this call creates are removed again if it fails. */
+    char top[4200] = "";
+    first_missing_dir(dir, top, sizeof top);
+    if (!st)
+        st = ecp_mkdir_p(dir, err);
     if (!st && !(st = open_out(h, dir, name, "h", err)))
         h_open = 1;
     if (!st && !(st = open_out(c, dir, name, "c", err)))
@@ -290,5 +352,7 @@ ecp_status ecp_export_c(const ecp_mlp *m, const char *dir, const char *name, int
     for (int l = 0; l < m->n_layers; l++)
         ecp_spmat_release(&A[l]);
     free(A);
+    if (st && *top)
+        remove_created_dirs(dir, top);
     return st;
 }
