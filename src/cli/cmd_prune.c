@@ -37,12 +37,14 @@ static void help(FILE *f)
         "  --threads T          BLAS threads\n"
         "  --target-cols C      CSV data: target column numbers\n"
         "  -o, --output FILE    the pruned model (.onnx)\n"
-        "  --json               machine-readable result\n\n"
+        "  --json               machine-readable result\n"
+        "  --structure neuron   remove whole hidden neurons instead and write a smaller dense\n"
+        "                       model (see 'ecprune prune --structure neuron --help')\n\n"
         "example:\n"
         "  ecprune prune m.onnx --data mnist --method ec --sparsity 0.9 -o p.onnx\n");
 }
 
-static int parse_excludes(const char *s, uint64_t *mask)
+int parse_excludes(const char *s, uint64_t *mask)
 {
     while (*s) {
         char *end;
@@ -93,8 +95,29 @@ static int dump_scores(const ecp_mlp *m, const ecp_dataset *train, const ecp_pru
     return rc;
 }
 
+/* --structure neuron is its own command (cmd_prune_neuron.c); --structure weight is this one. */
+static int structure_option(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *v = !strcmp(argv[i], "--structure") && i + 1 < argc ? argv[i + 1]
+                        : !strncmp(argv[i], "--structure=", 12) ? argv[i] + 12 : NULL;
+        if (v && strcmp(v, "weight"))
+            return 1;
+        if (v) { /* drop the default structure's option and its value */
+            int n = argv[i][11] == '=' ? 1 : 2;
+            memmove(argv + i, argv + i + n, (size_t)(argc - i - n + 1) * sizeof *argv);
+            return -n;
+        }
+    }
+    return 0;
+}
+
 int cmd_prune(int argc, char **argv)
 {
+    int st = structure_option(argc, argv);
+    if (st > 0)
+        return cmd_prune_neuron(argc, argv);
+    argc += st;
     enum { O_SENS = 256, O_PROBES, O_SCOPE, O_EXCL, O_STEPS, O_FT, O_LR, O_BATCH, O_CALIB, O_SEED,
            O_DUMP, O_THREADS, O_TC, O_JSON, O_METHOD, O_SPARSITY, O_DATA };
     static const struct option opts[] = {
