@@ -142,6 +142,16 @@ int64_t ecp_mlp_layer_n_pruned(const ecp_mlp *m, int l);
 void ecp_mlp_mask_from_zeros(ecp_mlp *m);
 /* Sets every pruned weight to exactly 0 (after an optimiser step, say). */
 void ecp_mlp_apply_mask(ecp_mlp *m);
+/* N:M pattern: in every group of M consecutive inputs of a row, at most N weights are kept; the
+ * last group of a row whose fan-in M does not divide is shorter and obeys the same bound (as if
+ * the row were padded with zeros). Bit l of layers: layer l follows it. N = 0 clears it. The
+ * pattern is recorded in the ONNX file (metadata_props) and travels with the model. */
+#define ECP_PATTERN_MAX_M 256
+ecp_status ecp_pattern_parse(const char *s, int *n, int *m, ecp_error *err); /* "2:4" */
+ecp_status ecp_mlp_set_pattern(ecp_mlp *m, int n, int mm, uint64_t layers, ecp_error *err);
+int ecp_mlp_pattern(const ecp_mlp *m, int *n, int *mm, uint64_t *layers); /* 0: none */
+/* ECP_ERR_FORMAT naming the first layer, row and group that keeps too many weights. */
+ecp_status ecp_mlp_check_pattern(const ecp_mlp *m, ecp_error *err);
 /* Checks that every parameter is finite. */
 ecp_status ecp_mlp_check_finite(const ecp_mlp *m, const char *what, ecp_error *err);
 
@@ -366,6 +376,10 @@ typedef struct {
     uint64_t exclude_mask; /* bit l set: layer l is never pruned */
     ecp_train_opts finetune; /* optimiser, batch of the fine-tuning */
     int progress;
+    /* N:M pattern (0 = none): in every group of nm_m consecutive inputs of a row of every
+     * prunable layer keep the nm_n best weights by the method's scores, compensate as usual;
+     * replaces sparsity; recorded in the model. */
+    int nm_n, nm_m;
 } ecp_prune_opts;
 void ecp_prune_opts_default(ecp_prune_opts *o);
 

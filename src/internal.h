@@ -24,6 +24,9 @@ struct ecp_mlp {
     float *w0t;
     uint8_t *pruned0t;
     int ld0t; /* their row stride: n_out rounded up to 16 floats (64-byte rows), padding 0 */
+    /* The N:M pattern the model promises (mlp_pattern.c), 0 = none; bit l: layer l. */
+    int nm_n, nm_m;
+    uint64_t nm_layers;
 };
 
 struct ecp_ws {

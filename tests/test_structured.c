@@ -561,6 +561,96 @@ static void test_cli(void **state)
     tu_rmdir(g_dir);
 }
 
+/* ---- N:M patterns */
+
+/* 2:4 and 3:8 on fan-ins that M does not divide (10, 7): every group keeps at most N, the kept
+ * ones are the N best scores of their group, and each bias moved by exactly the compensation
+ * of its row's removed weights. The pattern survives ONNX and a violation is named. */
+static void test_nm_pattern(void **state)
+{
+    const int pats[2][2] = {{2, 4}, {3, 8}};
+    ecp_dataset *d = make_data(90, 10, 3, 111, 0.7f);
+    for (int q = 0; q < 2; q++) {
+        int N = pats[q][0], M = pats[q][1];
+        ecp_mlp *m = make_net("10-7-3", ECP_ACT_TANH, 110), *orig;
+        ecp_error err;
+        assert_int_equal(ecp_mlp_clone(m, &orig, &err), ECP_OK);
+        ecp_scores *sc;
+        assert_int_equal(ecp_prune_scores(m, d, "ec", ECP_SENS_OUTPUT, 8, 7, &sc, &err), ECP_OK);
+        ecp_prune_opts o;
+        ecp_prune_opts_default(&o);
+        o.nm_n = N;
+        o.nm_m = M;
+        ecp_prune_report rep;
+        assert_int_equal(ecp_prune_apply(m, sc, &o, &rep, &err), ECP_OK);
+        int64_t expect = 0;
+        for (int l = 0; l < 2; l++) {
+            ecp_layer *Ly = &m->layer[l];
+            for (int i = 0; i < Ly->n_out; i++) {
+                double shift = 0;
+                for (int g = 0; g < Ly->n_in; g += M) {
+                    int end = g + M < Ly->n_in ? g + M : Ly->n_in, kept = 0;
+                    expect += end - g > N ? end - g - N : 0;
+                    for (int j = g; j < end; j++) {
+                        size_t k = (size_t)i * Ly->n_in + j;
+                        int better = 0; /* weights of the group with a higher score */
+                        for (int t = g; t < end; t++)
+                            better += sc->score[l][(size_t)i * Ly->n_in + t] > sc->score[l][k];
+                        int is_kept = Ly->W[k] != 0;
+                        kept += is_kept;
+                        assert_int_equal(is_kept, better < N);
+                        assert_int_equal(Ly->pruned[k], !is_kept);
+                        if (!is_kept)
+                            shift += sc->comp[l][k];
+                    }
+                    assert_true(kept <= N);
+                }
+                assert_close(Ly->b[i], orig->layer[l].b[i] + shift, 1e-6, 1e-6);
+            }
+        }
+        assert_int_equal(rep.pruned, expect);
+        int pn, pm;
+        uint64_t layers;
+        assert_true(ecp_mlp_pattern(m, &pn, &pm, &layers));
+        assert_int_equal(pn, N);
+        assert_int_equal(pm, M);
+        assert_int_equal(layers, 3);
+        assert_int_equal(ecp_mlp_check_pattern(m, &err), ECP_OK);
+        char dir[64], path[128];
+        tu_mkdtemp(dir, sizeof dir);
+        snprintf(path, sizeof path, "%s/p.onnx", dir);
+        assert_int_equal(ecp_onnx_save(m, path, &err), ECP_OK);
+        ecp_mlp *r;
+        assert_int_equal(ecp_onnx_load(&r, path, &err), ECP_OK);
+        assert_true(ecp_mlp_pattern(r, &pn, &pm, &layers));
+        assert_int_equal(pn * 100 + pm, N * 100 + M);
+        assert_int_equal(layers, 3);
+        r->layer[1].W[2] = 0.5f; /* row 0 of layer 1 keeps 3 of 4 in group 0 (2:4) */
+        r->layer[1].W[0] = r->layer[1].W[1] = 0.5f;
+        r->layer[1].W[3] = 0.5f;
+        assert_int_equal(ecp_mlp_check_pattern(r, &err), ECP_ERR_FORMAT);
+        assert_non_null(strstr(err.msg, "layer 1 row 0"));
+        ecp_mlp_free(r);
+        tu_rmdir(dir);
+        /* shrinking the hidden layer shifts the next layer's groups: its promise is dropped */
+        uint8_t k0[7] = {1, 0, 1, 1, 1, 1, 1}, *keep[1] = {k0};
+        assert_int_equal(ecp_mlp_remove_neurons(m, keep, &err), ECP_OK);
+        assert_true(ecp_mlp_pattern(m, NULL, NULL, &layers));
+        assert_int_equal(layers, 1);
+        ecp_scores_free(sc);
+        ecp_mlp_free(orig);
+        ecp_mlp_free(m);
+    }
+    ecp_error err;
+    int n, mm;
+    assert_int_equal(ecp_pattern_parse("2:4", &n, &mm, &err), ECP_OK);
+    assert_int_equal(ecp_pattern_parse("4:2", &n, &mm, &err), ECP_ERR_ARG);
+    assert_int_equal(ecp_pattern_parse("2:4x", &n, &mm, &err), ECP_ERR_ARG);
+    assert_int_equal(ecp_pattern_parse("0:4", &n, &mm, &err), ECP_ERR_ARG);
+    assert_int_equal(ecp_pattern_parse("1:999", &n, &mm, &err), ECP_ERR_ARG);
+    ecp_dataset_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -575,6 +665,7 @@ int main(void)
         cmocka_unit_test(test_onnx_round_trip),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_nm_pattern),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -39,7 +39,11 @@ static void help(FILE *f)
         "  -o, --output FILE    the pruned model (.onnx)\n"
         "  --json               machine-readable result\n"
         "  --structure neuron   remove whole hidden neurons instead and write a smaller dense\n"
-        "                       model (see 'ecprune prune --structure neuron --help')\n\n"
+        "                       model (see 'ecprune prune --structure neuron --help')\n"
+        "  --pattern N:M        instead of --sparsity: in every group of M consecutive inputs\n"
+        "                       of a row keep the N best weights by the method (2:4 for sparse\n"
+        "                       tensor cores; a last shorter group keeps at most N); the method\n"
+        "                       compensates as usual; the file records it, 'info' verifies it\n\n"
         "example:\n"
         "  ecprune prune m.onnx --data mnist --method ec --sparsity 0.9 -o p.onnx\n");
 }
@@ -120,6 +124,7 @@ int cmd_prune(int argc, char **argv)
     argc += st;
     enum { O_SENS = 256, O_PROBES, O_SCOPE, O_EXCL, O_STEPS, O_FT, O_LR, O_BATCH, O_CALIB, O_SEED,
            O_DUMP, O_THREADS, O_TC, O_JSON, O_METHOD, O_SPARSITY, O_DATA };
+    enum { O_PATTERN = 400 };
     static const struct option opts[] = {
         {"data", required_argument, 0, O_DATA},       {"method", required_argument, 0, O_METHOD},
         {"sensitivity", required_argument, 0, O_SENS}, {"probes", required_argument, 0, O_PROBES},
@@ -130,6 +135,7 @@ int cmd_prune(int argc, char **argv)
         {"seed", required_argument, 0, O_SEED},       {"dump-scores", required_argument, 0, O_DUMP},
         {"threads", required_argument, 0, O_THREADS}, {"target-cols", required_argument, 0, O_TC},
         {"output", required_argument, 0, 'o'},        {"json", no_argument, 0, O_JSON},
+        {"pattern", required_argument, 0, O_PATTERN},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     ecp_prune_opts po;
     ecp_prune_opts_default(&po);
@@ -203,6 +209,10 @@ int cmd_prune(int argc, char **argv)
         case O_TC: target_cols = optarg; break;
         case 'o': out = optarg; break;
         case O_JSON: json = 1; break;
+        case O_PATTERN:
+            if (ecp_pattern_parse(optarg, &po.nm_n, &po.nm_m, &err))
+                return cli_usage_error("prune", "--pattern %s", err.msg + strlen("pattern "));
+            break;
         case 'h': help(stdout); return 0;
         default: return cli_usage_error("prune", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -286,6 +296,9 @@ int cmd_prune(int argc, char **argv)
                        rep.dead_inputs[l] == 1 ? "" : "s");
             printf("\n");
         }
+        if (po.nm_m)
+            printf("  pattern %d:%d: in every %d consecutive inputs of a row, at most %d weights "
+                   "kept (recorded in the file)\n", po.nm_n, po.nm_m, po.nm_m, po.nm_n);
         printf("  statistics and scores: %.3f s; total %.3f s\n  wrote %s\n", rep.stats_seconds,
                rep.seconds, out);
     }

@@ -17,6 +17,10 @@
 #define ECP_ONNX_MAX_LAYERS 1000
 #define ECP_ONNX_MAX_WIDTH (1 << 24)
 
+/* metadata_props keys of the N:M pattern a model promises (ecp_mlp_set_pattern). */
+#define ECP_ONNX_META_PATTERN "ecprune.pattern"
+#define ECP_ONNX_META_PATTERN_LAYERS "ecprune.pattern_layers"
+
 /* The only LeakyRelu slope ecp_act implements (PyTorch's default). */
 #define ECP_ONNX_LEAKY_ALPHA 0.01f
 

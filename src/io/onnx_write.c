@@ -49,6 +49,10 @@ typedef struct {
     Onnx__OperatorSetIdProto *opset_ptr[1];
     Onnx__GraphProto graph;
     Onnx__ModelProto model;
+    /* metadata_props: the N:M pattern the model promises, when it has one */
+    Onnx__StringStringEntryProto meta[2];
+    Onnx__StringStringEntryProto *meta_ptr[2];
+    char meta_val[2][800];
 } onnx_builder;
 
 /* protobuf-c's streaming sink: the packed bytes go to the temporary file as they are made. */
@@ -294,6 +298,31 @@ static ecp_status builder_alloc(onnx_builder *b, int n_layers, const char *path,
     return ECP_OK;
 }
 
+/* "ecprune.pattern" = "N:M" and "ecprune.pattern_layers" = "0,1,2": what `info` verifies. */
+static void add_pattern_metadata(onnx_builder *b, const ecp_mlp *m)
+{
+    int n, mm;
+    uint64_t layers;
+    if (!ecp_mlp_pattern(m, &n, &mm, &layers))
+        return;
+    static const char *const keys[2] = {ECP_ONNX_META_PATTERN, ECP_ONNX_META_PATTERN_LAYERS};
+    snprintf(b->meta_val[0], sizeof b->meta_val[0], "%d:%d", n, mm);
+    size_t at = 0;
+    b->meta_val[1][0] = 0;
+    for (int l = 0; l < 64; l++)
+        if ((layers >> l) & 1)
+            at += (size_t)snprintf(b->meta_val[1] + at, sizeof b->meta_val[1] - at, "%s%d",
+                                   at ? "," : "", l);
+    for (int k = 0; k < 2; k++) {
+        onnx__string_string_entry_proto__init(&b->meta[k]);
+        b->meta[k].key = (char *)keys[k];
+        b->meta[k].value = b->meta_val[k];
+        b->meta_ptr[k] = &b->meta[k];
+    }
+    b->model.n_metadata_props = 2;
+    b->model.metadata_props = b->meta_ptr;
+}
+
 static void finish_model(onnx_builder *b, const ecp_mlp *m)
 {
     init_io(&b->io[0], "input", ecp_mlp_n_in(m));
@@ -326,6 +355,7 @@ static void finish_model(onnx_builder *b, const ecp_mlp *m)
     b->model.n_opset_import = 1;
     b->model.opset_import = b->opset_ptr;
     b->model.graph = &b->graph;
+    add_pattern_metadata(b, m);
 }
 
 static ecp_status build_model(onnx_builder *b, const ecp_mlp *m, const char *path,

@@ -57,4 +57,9 @@ ecp_status ecp_exact_scores(const ecp_mlp *m, const ecp_dataset *calib, const ec
 ecp_status ecp_select_apply(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_opts *o,
                             double sparsity, ecp_prune_report *rep, ecp_error *err);
 
+/* The N:M selection (o->nm_n of every o->nm_m consecutive inputs of a row kept, the lowest
+ * scores removed and compensated); records the pattern in the model. */
+ecp_status ecp_select_nm(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_opts *o,
+                         ecp_prune_report *rep, ecp_error *err);
+
 #endif

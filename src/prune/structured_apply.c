@@ -75,8 +75,14 @@ ecp_status ecp_mlp_remove_neurons(ecp_mlp *m, uint8_t *const *keep, ecp_error *e
                             "%d neurons (keep at least one)", h, m->sizes[h + 1]);
     }
     new_layer *nl = ecp_zalloc((size_t)L, sizeof *nl, "smaller model", err);
-    if (!nl)
+    int *nl_in_before = ecp_alloc((size_t)L, sizeof *nl_in_before, "smaller model", err);
+    if (!nl || !nl_in_before) {
+        free(nl);
+        free(nl_in_before);
         return ECP_ERR_MEMORY;
+    }
+    for (int l = 0; l < L; l++)
+        nl_in_before[l] = m->layer[l].n_in;
     ecp_status s = ECP_OK;
     for (int l = 0; l < L && !s; l++)
         s = shrink_layer(&m->layer[l], l + 1 < L ? keep[l] : NULL, l > 0 ? keep[l - 1] : NULL,
@@ -102,6 +108,13 @@ ecp_status ecp_mlp_remove_neurons(ecp_mlp *m, uint8_t *const *keep, ecp_error *e
         free(nl[l].pruned);
     }
     free(nl);
+    /* Removed inputs shift the groups of the next layer: its N:M promise no longer holds. */
+    for (int l = 1; l < L && !s && l < 64; l++)
+        if (nl_in_before[l] != m->layer[l].n_in)
+            m->nm_layers &= ~(1ULL << l);
+    free(nl_in_before);
+    if (!m->nm_layers)
+        m->nm_n = m->nm_m = 0;
     return s;
 }
 
