@@ -77,7 +77,7 @@ static void test_nm_layout_refuses_broken_pattern(void **state)
     assert_null(a.val);
     assert_int_equal(ecp_nmmat_build(&a, W, 2, 6, 3, 4, &err), ECP_OK);
     assert_int_equal(a.groups, 2);
-    assert_int_equal(a.idx[(1 * 2 + 0) * 3 + 2], 2); /* row 1, group 0, third slot: input 2 */
+    assert_int_equal(a.idx[(1 * 3 + 2) * 2 + 0], 2); /* row 1, third slot, group 0: input 2 */
     ecp_nmmat_release(&a);
     assert_int_equal(ecp_nmmat_build(&a, W, 2, 6, 4, 4, &err), ECP_ERR_ARG);
 }

@@ -10,7 +10,7 @@
 typedef struct {
     int n_out, n_in;
     int n, m, groups; /* groups = ceil(n_in / m) */
-    float *val;       /* n_out x groups x n */
+    float *val;       /* n_out x n x groups: per row, slot t of every group, contiguous */
     uint8_t *idx;     /* same layout: offset inside the group */
 } ecp_nmmat;
 
