@@ -547,6 +547,22 @@ static void test_cli(void **state)
     assert_int_equal(r->sizes[1], 1);
     assert_int_equal(r->sizes[2], 1);
     ecp_mlp_free(r);
+    /* a smaller network, then sparse, in one command; then info/eval/run/export-c on it */
+    snprintf(args, sizeof args, "prune '%s' --structure neuron --data '%s' --sparsity 0.5 "
+             "--scope layer --weight-sparsity 0.5 --finetune-epochs 1 -o '%s'", deep_p, path, o1);
+    assert_int_equal(run_cli(args, e, sizeof e), 0);
+    assert_int_equal(ecp_onnx_load(&r, o1, &err), ECP_OK);
+    assert_int_equal(r->sizes[1], 4);
+    assert_int_equal(r->sizes[2], 3);
+    assert_int_equal(ecp_mlp_n_pruned(r), 15); /* 0.5 * (3*4 + 4*3 + 3*2) */
+    ecp_mlp_free(r);
+    const char *follow[] = {"info '%s'", "eval '%s' --data '%s'", "run '%s' --data '%s'",
+                            "export-c '%s' -o '%s/c' --name small"};
+    for (int k = 0; k < 4; k++) {
+        char a2[2000];
+        snprintf(a2, sizeof a2, follow[k], o1, k == 3 ? g_dir : path);
+        assert_int_equal(run_cli(a2, e, sizeof e), 0);
+    }
     /* --structure weight is the ordinary weight pruning */
     snprintf(args, sizeof args, "prune '%s' --structure weight --data '%s' --sparsity 0.5 -o '%s'",
              deep_p, path, o1);
