@@ -115,6 +115,22 @@ void ecp_nm_gemm(const ecp_nmmat *a, const float *XT, int B, const float *b, flo
             const float *v = a->val + (size_t)i * n * G;
             const uint8_t *o = a->idx + (size_t)i * n * G;
             float bi = b ? b[i] : 0.0f;
+#if defined(__AVX512F__)
+            /* the tile in two registers: per kept weight one broadcast, two loads, two FMAs
+             * (a float array here went through memory on every step: 2.5x slower) */
+            __m512 acc0 = _mm512_set1_ps(bi), acc1 = acc0;
+            for (int g = 0; g < G; g++) {
+                const float *xg = XT + (size_t)g * m * B + c0;
+                for (int t = 0; t < n; t++) {
+                    const float *xr = xg + (size_t)o[t * G + g] * B;
+                    __m512 w = _mm512_set1_ps(v[t * G + g]);
+                    acc0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(xr), acc0);
+                    acc1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(xr + 16), acc1);
+                }
+            }
+            _mm512_storeu_ps(YT + (size_t)i * B + c0, acc0);
+            _mm512_storeu_ps(YT + (size_t)i * B + c0 + 16, acc1);
+#else
             float acc[TB];
             for (int c = 0; c < TB; c++)
                 acc[c] = bi;
@@ -128,6 +144,7 @@ void ecp_nm_gemm(const ecp_nmmat *a, const float *XT, int B, const float *b, flo
                 }
             }
             memcpy(YT + (size_t)i * B + c0, acc, sizeof acc);
+#endif
         }
     for (int i = 0; i < a->n_out; i++) {
         const float *v = a->val + (size_t)i * n * G;
