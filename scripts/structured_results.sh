@@ -62,11 +62,13 @@ done
 # 2:4 on mnist, one-shot: accuracy by method
 nm="$work/nm.csv"
 [[ -f "$nm" ]] || echo "method,seed,accuracy,loss" >"$nm"
-for m in ec magnitude wanda magnitude-bc; do
+for m in ec ec:loss magnitude wanda magnitude-bc; do
     for seed in $(seq 1 "$SEEDS"); do
         grep -q "^$m,$seed," "$nm" && continue
-        j=$("$bin" prune "$work/mnist.onnx" --data mnist --method "$m" --pattern 2:4 \
-            --seed "$seed" --json -o "$work/mnist_24_$m.onnx")
+        sens=output
+        [[ $m == ec:loss ]] && sens=loss
+        j=$("$bin" prune "$work/mnist.onnx" --data mnist --method "${m%%:*}" --pattern 2:4 \
+            --sensitivity "$sens" --seed "$seed" --json -o "$work/mnist_24.onnx")
         acc=$(grep -o '"accuracy":[0-9.]*' <<<"$j" | sed -n 2p | cut -d: -f2)
         loss=$(grep -o '"loss":[0-9.e+-]*' <<<"$j" | sed -n 2p | cut -d: -f2)
         echo "$m,$seed,$acc,$loss" >>"$nm"
