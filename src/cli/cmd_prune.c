@@ -217,6 +217,8 @@ int cmd_prune(int argc, char **argv)
         default: return cli_usage_error("prune", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
+    if (po.nm_m) /* the pattern sets the sparsity; the reports show it as the target */
+        po.sparsity = 1.0 - (double)po.nm_n / po.nm_m;
     if (optind != argc - 1)
         return cli_usage_error("prune", "expected exactly one model file");
     if (!data || (!out && !dump))
