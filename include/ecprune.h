@@ -181,6 +181,16 @@ void ecp_arch_format(int n_layers, const int *sizes, char *buf, size_t n);
 void ecp_mlp_mask_from_zeros(ecp_mlp *m);
 /* Sets every pruned weight to exactly 0 (after an optimiser step, say). */
 void ecp_mlp_apply_mask(ecp_mlp *m);
+/* N:M pattern: in every group of M consecutive inputs of a row, at most N weights are kept; the
+ * last group of a row whose fan-in M does not divide is shorter and obeys the same bound (as if
+ * the row were padded with zeros). Bit l of layers: layer l follows it. N = 0 clears it. The
+ * pattern is recorded in the ONNX file (metadata_props) and travels with the model. */
+#define ECP_PATTERN_MAX_M 256
+ecp_status ecp_pattern_parse(const char *s, int *n, int *m, ecp_error *err); /* "2:4" */
+ecp_status ecp_mlp_set_pattern(ecp_mlp *m, int n, int mm, uint64_t layers, ecp_error *err);
+int ecp_mlp_pattern(const ecp_mlp *m, int *n, int *mm, uint64_t *layers); /* 0: none */
+/* ECP_ERR_FORMAT naming the first layer, row and group that keeps too many weights. */
+ecp_status ecp_mlp_check_pattern(const ecp_mlp *m, ecp_error *err);
 /* Checks that every parameter is finite. */
 ecp_status ecp_mlp_check_finite(const ecp_mlp *m, const char *what, ecp_error *err);
 
@@ -452,6 +462,10 @@ typedef struct {
                                      factorisations), 1 always, -1 never (sparsegpt: never) */
     int64_t max_memory;           /* bytes one layer's reconstruction may use; 0 = the memory
                                      budget (ecp_max_memory) */
+    /* N:M pattern (0 = none): in every group of nm_m consecutive inputs of a row of every
+     * prunable layer keep the nm_n best weights by the method's scores, compensate as usual;
+     * replaces sparsity; recorded in the model. */
+    int nm_n, nm_m;
 } ecp_prune_opts;
 void ecp_prune_opts_default(ecp_prune_opts *o);
 
@@ -494,6 +508,61 @@ ecp_status ecp_prune_apply(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_opt
 ecp_status ecp_prune_calib(const ecp_dataset *train, int64_t n, uint64_t seed, ecp_dataset **out,
                            ecp_error *err);
 /* (pruning API: end) */
+
+/* ------------------------------------------------------------------ structured pruning */
+/* (structured pruning API: begin) */
+/* Whole hidden neurons are removed and the model shrinks to a smaller dense network: row j of
+ * W_h, entry j of b_h and column j of W_{h+1}. Input and output units are never removed.
+ * Criteria: "ec" (the column sum of the EC scores of W_{h+1}, its delta* added to every
+ * downstream bias; sensitivity as for weights), "l2" (norm of the outgoing weights, as
+ * torch's ln_structured), "l2-incoming", "random", "mean-replacement" (EC with s = 1: the plain
+ * mean of a_j goes into the next biases, Evci et al. 2019). ecp_prune_neurons uses these fields
+ * of ecp_prune_opts: method (one of the above), sens, probes, sparsity (the fraction of hidden
+ * neurons removed), scope_layer, steps, finetune_epochs, finetune, calib, seed, progress, and
+ * exclude_mask (bit h: hidden layer h, the outputs of layer h, keeps all its neurons). */
+const char *ecp_neuron_method_name(int i); /* NULL past the last */
+int ecp_neuron_method_exists(const char *name);
+int ecp_neuron_method_compensates(const char *name);
+
+typedef struct {
+    int n_hidden;
+    int before[ECP_PRUNE_MAX_LAYERS]; /* width of hidden layer h before and after */
+    int after[ECP_PRUNE_MAX_LAYERS];
+    int guarded;          /* candidates skipped so that no hidden layer lost its last neuron */
+    double stats_seconds; /* statistics and scores (all steps) */
+    double seconds;       /* the whole pruning, fine-tuning included */
+} ecp_neuron_report;
+
+/* Prunes neurons of m in place (m's widths change): statistics on the calibration subset of
+ * train, scores, selection, compensation, shrink, optional fine-tuning; T steps on the cubic
+ * schedule when o->steps > 1, every step scored on the current smaller model. */
+ecp_status ecp_prune_neurons(ecp_mlp *m, const ecp_dataset *train, const ecp_prune_opts *o,
+                             ecp_neuron_report *rep, ecp_error *err);
+
+/* Per hidden layer h (the outputs of layer h): score[h][j] (lower = removed first) and, for
+ * compensating criteria, comp[h] (fan_out[h] x width[h], row-major as W_{h+1}): comp[h][i, j]
+ * is added to b_{h+1}[i] when neuron j is removed. comp is NULL otherwise. */
+typedef struct {
+    int n_hidden;
+    int *width, *fan_out;
+    double **score;
+    double **comp;
+} ecp_neuron_scores;
+ecp_status ecp_neuron_scores_compute(const ecp_mlp *m, const ecp_dataset *calib,
+                                     const char *method, ecp_sens sens, int probes,
+                                     uint64_t seed, ecp_neuron_scores **out, ecp_error *err);
+void ecp_neuron_scores_free(ecp_neuron_scores *s);
+/* One selection step: removes neurons until the fraction of the widths orig (NULL = the current
+ * widths) is gone, globally or per layer as o->scope_layer says, keeping at least one neuron per
+ * hidden layer, and applies the compensation. shrink = 1 removes them from the model; shrink = 0
+ * leaves the widths and zeroes (and masks) each removed neuron's incoming row, bias and outgoing
+ * column instead: the same function, as a masked big model. rep may be NULL. */
+ecp_status ecp_prune_neurons_apply(ecp_mlp *m, const ecp_neuron_scores *sc,
+                                   const ecp_prune_opts *o, double fraction, const int *orig,
+                                   int shrink, ecp_neuron_report *rep, ecp_error *err);
+/* Removes the neurons with keep[h][j] == 0 (no compensation); refuses to empty a layer. */
+ecp_status ecp_mlp_remove_neurons(ecp_mlp *m, uint8_t *const *keep, ecp_error *err);
+/* (structured pruning API: end) */
 
 /* ------------------------------------------------------------------ sparse engine (src/sparse) */
 /* (sparse API: begin) */

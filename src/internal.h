@@ -27,6 +27,9 @@ struct ecp_mlp {
     /* How it was trained (epochs, batch, optim used), when known: kept in the ONNX file */
     int has_training;
     ecp_train_opts training;
+    /* The N:M pattern the model promises (mlp_pattern.c), 0 = none; bit l: layer l. */
+    int nm_n, nm_m;
+    uint64_t nm_layers;
 };
 
 struct ecp_ws {

@@ -17,6 +17,10 @@ int cmd_run(int argc, char **argv);
 int cmd_bench_infer(int argc, char **argv);
 int cmd_export_c(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
+/* prune --structure neuron (dispatched from cmd_prune) */
+int cmd_prune_neuron(int argc, char **argv);
+/* "0,2" -> bits of mask; prints the usage error and returns 2 on a bad list, else 0. */
+int parse_excludes(const char *s, uint64_t *mask);
 
 /* Prints "ecprune CMD: message" on stderr and returns the exit status for the error's kind:
  * 2 for a bad argument or option, 1 for everything else. */

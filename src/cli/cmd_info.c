@@ -6,7 +6,9 @@ static void help(FILE *f)
 {
     fprintf(f, "usage: ecprune info MODEL.onnx [--json]\n\n"
                "Lists the layers (widths, activation), parameter counts and the sparsity of each\n"
-               "layer (weights that are exactly zero count as pruned; biases are never pruned).\n");
+               "layer (weights that are exactly zero count as pruned; biases are never pruned).\n"
+               "A model pruned with --pattern N:M records the pattern; info verifies it and\n"
+               "exits with status 1 when a group keeps more than N weights.\n");
 }
 
 int cmd_info(int argc, char **argv)
@@ -31,6 +33,15 @@ int cmd_info(int argc, char **argv)
         return cli_die("info", &err);
     int L = ecp_mlp_n_layers(m);
     int64_t nw = ecp_mlp_n_weights(m), np = ecp_mlp_n_pruned(m);
+    /* An N:M pattern recorded in the file is a promise: verify it against the weights. */
+    int nm_n, nm_m;
+    uint64_t nm_layers;
+    char nm_list[800] = "";
+    int has_nm = ecp_mlp_pattern(m, &nm_n, &nm_m, &nm_layers);
+    int nm_ok = !has_nm || ecp_mlp_check_pattern(m, &err) == ECP_OK;
+    for (int l = 0, at = 0; has_nm && l < L && l < 64; l++)
+        if ((nm_layers >> l) & 1)
+            at += snprintf(nm_list + at, sizeof nm_list - (size_t)at, "%s%d", at ? "," : "", l);
     if (json) {
         printf("{\"layers\":[");
         for (int l = 0; l < L; l++) {
@@ -42,7 +53,12 @@ int cmd_info(int argc, char **argv)
                    (long long)ecp_mlp_layer_n_pruned(m, l),
                    (double)ecp_mlp_layer_n_pruned(m, l) / (double)w);
         }
-        printf("],\"params\":%lld,\"weights\":%lld,\"pruned\":%lld,\"sparsity\":%.6f}\n",
+        printf("]");
+        if (has_nm) {
+            printf(",\"pattern\":\"%d:%d\",\"pattern_layers\":\"%s\",\"pattern_ok\":%s", nm_n,
+                   nm_m, nm_list, nm_ok ? "true" : "false");
+        }
+        printf(",\"params\":%lld,\"weights\":%lld,\"pruned\":%lld,\"sparsity\":%.6f}\n",
                (long long)ecp_mlp_n_params(m), (long long)nw, (long long)np,
                (double)np / (double)nw);
     } else {
@@ -59,6 +75,13 @@ int cmd_info(int argc, char **argv)
                    (long long)p, 100.0 * (double)p / (double)w);
         }
     }
+    if (has_nm && !json)
+        printf("  pattern %d:%d on layers %s: %s\n", nm_n, nm_m, nm_list,
+               nm_ok ? "verified (every group of inputs keeps at most N weights)" : "VIOLATED");
     ecp_mlp_free(m);
+    if (!nm_ok) {
+        fprintf(stderr, "ecprune info: %s: %s\n", argv[optind], err.msg);
+        return 1;
+    }
     return 0;
 }

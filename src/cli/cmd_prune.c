@@ -62,14 +62,20 @@ static void help(FILE *f)
         "  --threads T          BLAS threads\n"
         "  --target-cols C      CSV data: target column numbers\n"
         "  -o, --output FILE    the pruned model (.onnx)\n"
-        "  --json               machine-readable result\n\n"
+        "  --json               machine-readable result\n"
+        "  --structure neuron   remove whole hidden neurons instead and write a smaller dense\n"
+        "                       model (see 'ecprune prune --structure neuron --help')\n"
+        "  --pattern N:M        instead of --sparsity: in every group of M consecutive inputs\n"
+        "                       of a row keep the N best weights by the method (2:4 for sparse\n"
+        "                       tensor cores; a last shorter group keeps at most N); the method\n"
+        "                       compensates as usual; the file records it, 'info' verifies it\n\n"
         "examples:\n"
         "  ecprune prune m.onnx --data mnist --method ec --sparsity 0.9 -o p.onnx\n"
         "  ecprune prune m.onnx --data mnist --method ec-obs --sparsity 0.95 -o p95.onnx\n"
-        "  ecprune prune m.onnx --data mnist --method obs --allocation uniform -o sgpt.onnx\n");
+        "  ecprune prune m.onnx --data mnist --method sparsegpt --sparsity 0.5 -o sgpt.onnx\n");
 }
 
-static int parse_excludes(const char *s, uint64_t *mask)
+int parse_excludes(const char *s, uint64_t *mask)
 {
     while (*s) {
         char *end;
@@ -184,11 +190,33 @@ static int dump_scores(const ecp_mlp *m, const ecp_dataset *train, const ecp_pru
     return rc;
 }
 
+/* --structure neuron is its own command (cmd_prune_neuron.c); --structure weight is this one. */
+static int structure_option(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *v = !strcmp(argv[i], "--structure") && i + 1 < argc ? argv[i + 1]
+                        : !strncmp(argv[i], "--structure=", 12) ? argv[i] + 12 : NULL;
+        if (v && strcmp(v, "weight"))
+            return 1;
+        if (v) { /* drop the default structure's option and its value */
+            int n = argv[i][11] == '=' ? 1 : 2;
+            memmove(argv + i, argv + i + n, (size_t)(argc - i - n + 1) * sizeof *argv);
+            return -n;
+        }
+    }
+    return 0;
+}
+
 int cmd_prune(int argc, char **argv)
 {
+    int st = structure_option(argc, argv);
+    if (st > 0)
+        return cmd_prune_neuron(argc, argv);
+    argc += st;
     enum { O_SENS = 256, O_PROBES, O_SCOPE, O_EXCL, O_STEPS, O_FT, O_LR, O_BATCH, O_CALIB, O_SEED,
            O_DUMP, O_THREADS, O_TC, O_JSON, O_METHOD, O_SPARSITY, O_DATA, O_SEQ, O_ALLOC,
            O_ALLOC_M, O_WEIGHT, O_DAMP, O_BLOCK, O_REFIT };
+    enum { O_PATTERN = 400 };
     static const struct option opts[] = {
         {"data", required_argument, 0, O_DATA},       {"method", required_argument, 0, O_METHOD},
         {"sensitivity", required_argument, 0, O_SENS}, {"probes", required_argument, 0, O_PROBES},
@@ -205,6 +233,7 @@ int cmd_prune(int argc, char **argv)
         {"weighting", required_argument, 0, O_WEIGHT}, {"damping", required_argument, 0, O_DAMP},
         {"block", required_argument, 0, O_BLOCK},
         {"refit", required_argument, 0, O_REFIT},
+        {"pattern", required_argument, 0, O_PATTERN},
         {0, 0, 0, 0}};
     ecp_prune_opts po;
     ecp_prune_opts_default(&po);
@@ -306,10 +335,16 @@ int cmd_prune(int argc, char **argv)
         case O_TC: target_cols = optarg; break;
         case 'o': out = optarg; break;
         case O_JSON: json = 1; break;
+        case O_PATTERN:
+            if (ecp_pattern_parse(optarg, &po.nm_n, &po.nm_m, &err))
+                return cli_usage_error("prune", "--pattern %s", err.msg + strlen("pattern "));
+            break;
         case 'h': help(stdout); return 0;
         default: return cli_usage_error("prune", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
+    if (po.nm_m) /* the pattern sets the sparsity; the reports show it as the target */
+        po.sparsity = 1.0 - (double)po.nm_n / po.nm_m;
     if (optind != argc - 1)
         return cli_usage_error("prune", "expected exactly one model file");
     if (!data || (!out && !dump))
@@ -398,6 +433,9 @@ int cmd_prune(int argc, char **argv)
                        rep.dead_inputs[l] == 1 ? "" : "s");
             printf("\n");
         }
+        if (po.nm_m)
+            printf("  pattern %d:%d: in every %d consecutive inputs of a row, at most %d weights "
+                   "kept (recorded in the file)\n", po.nm_n, po.nm_m, po.nm_m, po.nm_n);
         printf("  statistics and scores: %.3f s; total %.3f s\n  wrote %s\n", rep.stats_seconds,
                rep.seconds, out);
     }

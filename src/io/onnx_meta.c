@@ -8,28 +8,49 @@
 
 #define P "ecprune.train."
 
+static void meta_add(onnx_meta *meta, Onnx__ModelProto *model, const char *key)
+{
+    size_t i = model->n_metadata_props;
+    onnx__string_string_entry_proto__init(&meta->e[i]);
+    meta->e[i].key = (char *)key;
+    meta->e[i].value = meta->val[i];
+    meta->p[i] = &meta->e[i];
+    model->n_metadata_props = i + 1;
+    model->metadata_props = meta->p;
+}
+
 void onnx_meta_attach(onnx_meta *meta, const ecp_mlp *m, Onnx__ModelProto *model)
 {
     ecp_train_opts o;
-    if (!ecp_mlp_training(m, &o))
-        return;
-    static const char *const keys[ONNX_META_N] = {P "epochs", P "batch", P "optim", P "lr",
-                                                  P "momentum", P "weight_decay"};
-    snprintf(meta->val[0], sizeof meta->val[0], "%d", o.epochs);
-    snprintf(meta->val[1], sizeof meta->val[1], "%d", o.batch);
-    snprintf(meta->val[2], sizeof meta->val[2], "%s",
-             o.optim.kind == ECP_OPT_SGD ? "sgd" : "adam");
-    snprintf(meta->val[3], sizeof meta->val[3], "%.17g", o.optim.lr);
-    snprintf(meta->val[4], sizeof meta->val[4], "%.17g", o.optim.momentum);
-    snprintf(meta->val[5], sizeof meta->val[5], "%.17g", o.optim.weight_decay);
-    for (int i = 0; i < ONNX_META_N; i++) {
-        onnx__string_string_entry_proto__init(&meta->e[i]);
-        meta->e[i].key = (char *)keys[i];
-        meta->e[i].value = meta->val[i];
-        meta->p[i] = &meta->e[i];
+    model->n_metadata_props = 0;
+    if (ecp_mlp_training(m, &o)) {
+        static const char *const keys[ONNX_META_N] = {P "epochs", P "batch", P "optim", P "lr",
+                                                      P "momentum", P "weight_decay"};
+        for (int i = 0; i < ONNX_META_N; i++)
+            meta_add(meta, model, keys[i]);
+        snprintf(meta->val[0], sizeof meta->val[0], "%d", o.epochs);
+        snprintf(meta->val[1], sizeof meta->val[1], "%d", o.batch);
+        snprintf(meta->val[2], sizeof meta->val[2], "%s",
+                 o.optim.kind == ECP_OPT_SGD ? "sgd" : "adam");
+        snprintf(meta->val[3], sizeof meta->val[3], "%.17g", o.optim.lr);
+        snprintf(meta->val[4], sizeof meta->val[4], "%.17g", o.optim.momentum);
+        snprintf(meta->val[5], sizeof meta->val[5], "%.17g", o.optim.weight_decay);
     }
-    model->n_metadata_props = ONNX_META_N;
-    model->metadata_props = meta->p;
+    int n, mm;
+    uint64_t layers;
+    if (ecp_mlp_pattern(m, &n, &mm, &layers)) {
+        size_t k = model->n_metadata_props;
+        meta_add(meta, model, ECP_ONNX_META_PATTERN);
+        meta_add(meta, model, ECP_ONNX_META_PATTERN_LAYERS);
+        snprintf(meta->val[k], sizeof meta->val[k], "%d:%d", n, mm);
+        char *v = meta->val[k + 1];
+        size_t at = 0;
+        v[0] = 0;
+        for (int l = 0; l < 64; l++)
+            if ((layers >> l) & 1)
+                at += (size_t)snprintf(v + at, sizeof meta->val[k + 1] - at, "%s%d",
+                                       at ? "," : "", l);
+    }
 }
 
 static const char *meta_get(const Onnx__ModelProto *model, const char *key)

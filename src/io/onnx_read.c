@@ -1006,6 +1006,43 @@ static ecp_status convert(onnx_reader *r, const Onnx__ModelProto *model, ecp_mlp
     return s;
 }
 
+/* The N:M pattern recorded by ecp_onnx_save ("ecprune.pattern" = "2:4",
+ * "ecprune.pattern_layers" = "0,1,2"). Only the claim is read here; `info` checks it. */
+static ecp_status read_pattern(const char *path, const Onnx__ModelProto *model, ecp_mlp *m,
+                               ecp_error *err)
+{
+    const char *pat = NULL, *lay = NULL;
+    for (size_t i = 0; i < model->n_metadata_props; i++) {
+        const Onnx__StringStringEntryProto *e = model->metadata_props[i];
+        if (e && e->key && e->value && !strcmp(e->key, ECP_ONNX_META_PATTERN))
+            pat = e->value;
+        if (e && e->key && e->value && !strcmp(e->key, ECP_ONNX_META_PATTERN_LAYERS))
+            lay = e->value;
+    }
+    if (!pat)
+        return ECP_OK;
+    int n, mm;
+    uint64_t layers = 0;
+    ecp_error e2;
+    if (ecp_pattern_parse(pat, &n, &mm, &e2))
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: metadata %s: %s", path, ECP_ONNX_META_PATTERN,
+                        e2.msg);
+    for (const char *p = lay ? lay : ""; *p;) {
+        char *end;
+        long l = strtol(p, &end, 10);
+        if (end == p || l < 0 || l >= m->n_layers || l > 63 || (*end && *end != ','))
+            return ecp_fail(err, ECP_ERR_FORMAT, "%s: metadata %s '%.100s': expected layer "
+                            "numbers below %d", path, ECP_ONNX_META_PATTERN_LAYERS, lay,
+                            m->n_layers);
+        layers |= 1ULL << l;
+        p = *end ? end + 1 : end;
+    }
+    if (!layers)
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: metadata %s without %s", path,
+                        ECP_ONNX_META_PATTERN, ECP_ONNX_META_PATTERN_LAYERS);
+    return ecp_mlp_set_pattern(m, n, mm, layers, err);
+}
+
 static void reader_free(onnx_reader *r)
 {
     if (r->layers)
@@ -1054,6 +1091,10 @@ ecp_status ecp_onnx_load(ecp_mlp **out, const char *path, ecp_error *err)
         return ecp_fail(err, ECP_ERR_FORMAT, "%s: not an ONNX model or corrupt protobuf", path);
     onnx_reader r = {.path = path, .err = err};
     s = convert(&r, model, out);
+    if (!s && (s = read_pattern(path, model, *out, err))) {
+        ecp_mlp_free(*out);
+        *out = NULL;
+    }
     reader_free(&r);
     onnx__model_proto__free_unpacked(model, NULL);
     return s;

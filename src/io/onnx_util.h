@@ -31,16 +31,22 @@ ecp_status ecp_onnx_prescan(const uint8_t *buf, size_t len, const char *path, ui
 #define ECP_ONNX_MAX_LAYERS 1000
 #define ECP_ONNX_MAX_WIDTH (1 << 24)
 
+/* metadata_props keys of the N:M pattern a model promises (ecp_mlp_set_pattern). */
+#define ECP_ONNX_META_PATTERN "ecprune.pattern"
+#define ECP_ONNX_META_PATTERN_LAYERS "ecprune.pattern_layers"
+
 /* The only LeakyRelu slope ecp_act implements (PyTorch's default). */
 #define ECP_ONNX_LEAKY_ALPHA 0.01f
 
-/* The training record as metadata_props (onnx_meta.c): storage that lives as long as the
- * model being written, attached only when the model carries a record. */
-#define ONNX_META_N 6
+/* What ecprune records as metadata_props (onnx_meta.c): the training record and the N:M
+ * pattern, each when the model carries one; storage that lives as long as the model being
+ * written. */
+#define ONNX_META_N 6   /* entries of the training record */
+#define ONNX_META_MAX 8 /* and the pattern's two */
 typedef struct {
-    Onnx__StringStringEntryProto e[ONNX_META_N];
-    Onnx__StringStringEntryProto *p[ONNX_META_N];
-    char val[ONNX_META_N][40];
+    Onnx__StringStringEntryProto e[ONNX_META_MAX];
+    Onnx__StringStringEntryProto *p[ONNX_META_MAX];
+    char val[ONNX_META_MAX][800];
 } onnx_meta;
 void onnx_meta_attach(onnx_meta *meta, const ecp_mlp *m, Onnx__ModelProto *model);
 ecp_status onnx_meta_read(const Onnx__ModelProto *model, ecp_mlp *m, const char *path,

@@ -295,6 +295,7 @@ static ecp_status builder_alloc(onnx_builder *b, int n_layers, const char *path,
     return ECP_OK;
 }
 
+/* "ecprune.pattern" = "N:M" and "ecprune.pattern_layers" = "0,1,2": what `info` verifies. */
 static void finish_model(onnx_builder *b, const ecp_mlp *m)
 {
     init_io(&b->io[0], "input", ecp_mlp_n_in(m));

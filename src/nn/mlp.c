@@ -123,6 +123,9 @@ ecp_status ecp_mlp_copy(ecp_mlp *dst, const ecp_mlp *src, ecp_error *err)
         memcpy(D->pruned, S->pruned, nw);
         D->act = S->act;
     }
+    dst->nm_n = src->nm_n;
+    dst->nm_m = src->nm_m;
+    dst->nm_layers = src->nm_layers;
     return ECP_OK;
 }
 

@@ -104,4 +104,9 @@ const float *ecp_calib_pass_act(const ecp_calib_pass *p, int l);  /* b x sizes[l
 const float *ecp_calib_pass_sens(const ecp_calib_pass *p, int l); /* b x sizes[l+1] or NULL */
 void ecp_calib_pass_free(ecp_calib_pass *p);
 
+/* The N:M selection (o->nm_n of every o->nm_m consecutive inputs of a row kept, the lowest
+ * scores removed and compensated); records the pattern in the model. */
+ecp_status ecp_select_nm(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_opts *o,
+                         ecp_prune_report *rep, ecp_error *err);
+
 #endif

@@ -57,6 +57,10 @@ ecp_status ecp_prune(ecp_mlp *m, const ecp_dataset *train, const ecp_prune_opts 
         return ecp_fail(err, ECP_ERR_ARG,
                         "--method '%s': unknown (choose ec, ec-exact, random, magnitude, "
                         "magnitude-bc, gradient, taylor, obd, wanda, sparsegpt, obs, ec-obs)", o->method);
+    if (o->nm_m > 0 && (ecp_method_find(o->method)->reconstructs || o->sequential))
+        return ecp_fail(err, ECP_ERR_UNSUPPORTED, "pattern %d:%d: not with method '%s'%s (it "
+                        "chooses its masks layer by layer)", o->nm_n, o->nm_m, o->method,
+                        o->sequential ? " and sequential" : "");
     if (!(o->sparsity >= 0 && o->sparsity < 1))
         return ecp_fail(err, ECP_ERR_ARG, "--sparsity %g: must be in [0, 1)", o->sparsity);
     if (o->steps < 1 || o->steps > 1000)

@@ -57,6 +57,8 @@ int64_t ecp_prunable_weights(const ecp_mlp *m, const ecp_prune_opts *o)
 ecp_status ecp_select_apply(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_opts *o,
                             double sparsity, ecp_prune_report *rep, ecp_error *err)
 {
+    if (o->nm_m > 0)
+        return ecp_select_nm(m, sc, o, rep, err);
     return ecp_select_targets(m, sc, o, sparsity, NULL, rep, err);
 }
 
@@ -148,4 +150,69 @@ ecp_status ecp_prune_apply(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_opt
     if (rep)
         memset(rep, 0, sizeof *rep);
     return ecp_select_apply(m, sc, o, o->sparsity, rep, err);
+}
+
+/* One group of an N:M selection: removes the lowest-scoring kept weights of row i, inputs
+ * [g, end), until at most n remain, and applies their compensation. Ties go by index. */
+static int64_t nm_group(ecp_layer *Ly, const double *score, const double *comp, int i, int g,
+                        int end, int n)
+{
+    int64_t removed = 0;
+    for (;;) {
+        int kept = 0, worst = -1;
+        double wv = INFINITY;
+        for (int j = g; j < end; j++) {
+            size_t k = (size_t)i * Ly->n_in + j;
+            if (Ly->pruned[k])
+                continue;
+            kept++;
+            double v = isnan(score[k]) ? INFINITY : score[k];
+            if (worst < 0 || v < wv) {
+                worst = j;
+                wv = v;
+            }
+        }
+        if (kept <= n)
+            return removed;
+        size_t k = (size_t)i * Ly->n_in + worst;
+        if (comp)
+            Ly->b[i] += (float)comp[k];
+        Ly->W[k] = 0.0f;
+        Ly->pruned[k] = 1;
+        removed++;
+    }
+}
+
+ecp_status ecp_select_nm(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_opts *o,
+                         ecp_prune_report *rep, ecp_error *err)
+{
+    int L = m->n_layers, n = o->nm_n, M = o->nm_m;
+    if (n < 1 || n >= M || M > ECP_PATTERN_MAX_M)
+        return ecp_fail(err, ECP_ERR_ARG, "pattern %d:%d: expected 1 <= N < M <= %d", n, M,
+                        ECP_PATTERN_MAX_M);
+    uint64_t layers = 0;
+    int64_t prunable = 0;
+    for (int l = 0; l < L && l < 64; l++) {
+        if (excluded(o, l))
+            continue;
+        ecp_layer *Ly = &m->layer[l];
+        layers |= 1ULL << l;
+        prunable += (int64_t)Ly->n_in * Ly->n_out;
+        for (int i = 0; i < Ly->n_out; i++)
+            for (int g = 0; g < Ly->n_in; g += M)
+                nm_group(Ly, sc->score[l], sc->comp ? sc->comp[l] : NULL, i, g,
+                         g + M < Ly->n_in ? g + M : Ly->n_in, n);
+    }
+    if (!layers)
+        return ecp_fail(err, ECP_ERR_ARG, "the model has no prunable layer (all excluded)");
+    ecp_status s = ecp_mlp_set_pattern(m, n, M, layers, err);
+    if (s || !rep)
+        return s;
+    rep->n_layers = L;
+    rep->weights = ecp_mlp_n_weights(m);
+    rep->prunable = prunable;
+    rep->pruned = ecp_mlp_n_pruned(m);
+    for (int l = 0; l < L && l < ECP_PRUNE_MAX_LAYERS; l++)
+        rep->layer_pruned[l] = ecp_mlp_layer_n_pruned(m, l);
+    return ECP_OK;
 }
