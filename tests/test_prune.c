@@ -1,4 +1,4 @@
-/* Pruning: the properties of METHOD.md, each against an independent double-precision
+/* Pruning: the properties of docs/METHOD.md, each against an independent double-precision
  * computation, plus selection, schedules, guards and bad arguments. */
 #include "testutil.h"
 #include "prune/prune.h"
