@@ -283,7 +283,12 @@ static void test_usage_errors(void **state)
     r = run("train --data '%s' --arch 4-2 --act swish -o '%s/x.onnx'", P("reg"), P("u1"));
     expect_error(&r, 2, "swish", "train --act swish");
     r = run("train --data '%s' --arch 4-2- -o '%s/x.onnx'", P("reg"), P("u1"));
-    expect_error(&r, 2, "--arch", "train --arch 4-2-");
+    expect_error(&r, 2, "--arch '4-2-'", "train --arch 4-2-");
+    /* The library names fields (n_train, n_c0, ...); the tool names the flags that set them. */
+    r = run("datagen diffsorp -o '%s/d' --c0 3 --times 2 --cells 3 --train 1000", P("u1"));
+    expect_error(&r, 2, "--train = 1000 exceeds", "datagen --train too large");
+    r = run("datagen diffsorp -o '%s/d' --c0 3 --times 2 --cells 3 --train 1000", P("u1"));
+    expect_error(&r, 2, "raise --c0, --times or --cells", "datagen names its flags");
     r = run("train --data '%s' --arch 4-2 --optim rmsprop -o '%s/x.onnx'", P("reg"), P("u1"));
     expect_error(&r, 2, "rmsprop", "train --optim rmsprop");
     r = run("train --data '%s' --arch 4-2 --lr -1 -o '%s/x.onnx'", P("reg"), P("u1"));

@@ -692,7 +692,7 @@ static void test_csv_targets(void **state)
         ecp_dataset *e = (ecp_dataset *)1;
         assert_int_equal(csv("t.csv", text, bad[i], &e, &err), ECP_ERR_ARG);
         assert_null(e);
-        assert_non_null(strstr(err.msg, "--target-cols"));
+        assert_non_null(strstr(err.msg, "target_cols '"));
     }
     expect_csv_fail("t.csv", text, "0,1,2,3", ECP_ERR_ARG, "no input column");
 }

@@ -1180,7 +1180,7 @@ static void test_create_arch(void **state)
                         ecp_status_name(s));
         assert_int_equal(s, ECP_ERR_ARG);
         assert_null(m);
-        assert_non_null(strstr(err.msg, "--arch"));
+        assert_non_null(strstr(err.msg, "arch '"));
         ecp_mlp_free(m);
     }
     /* 1,000 layers are allowed, 1,001 are not. */

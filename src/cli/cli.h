@@ -21,6 +21,9 @@ int cmd_tune(int argc, char **argv);
 /* Prints "ecprune CMD: message" on stderr and returns the exit status for the error's kind:
  * 2 for a bad argument or option, 1 for everything else. */
 int cli_die(const char *cmd, const ecp_error *err);
+/* msg with the library's field names ("sparsity 1.5: ...") replaced by the flags of subcommand
+ * cmd ("--sparsity 1.5: ..."); truncated to n bytes. */
+void cli_flag_names(const char *cmd, const char *msg, char *out, size_t n);
 /* Same, for a usage problem found by the CLI itself. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 #if defined(__GNUC__)

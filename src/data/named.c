@@ -377,7 +377,7 @@ ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_datase
     if (test)
         *test = NULL;
     if (!spec || !*spec)
-        return ecp_fail(err, ECP_ERR_ARG, "--data: no dataset given");
+        return ecp_fail(err, ECP_ERR_ARG, "dataset: none given");
     if (!strcmp(spec, "mnist"))
         return open_mnist(train, test, err);
     if (!strcmp(spec, "fashion"))
@@ -389,7 +389,7 @@ ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_datase
             nu = strtod(spec + 9, &end);
             if (end == spec + 9 || *end || !isfinite(nu) || nu < 0 || nu > 10)
                 return ecp_fail(err, ECP_ERR_ARG,
-                                "--data %s: the noise level after ':' must be a number in [0, 10]",
+                                "dataset '%s': the noise level after ':' must be a number in [0, 10]",
                                 spec);
         }
         char dir[4200];
@@ -410,8 +410,8 @@ ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_datase
         return open_csv_file(spec, opts, train, test, err);
     if (!ecp_file_exists(spec))
         return ecp_fail(err, ECP_ERR_IO,
-                        "--data %s: no such dataset (use mnist, fashion, diffsorp[:noise], a "
+                        "dataset '%s': no such dataset (use mnist, fashion, diffsorp[:noise], a "
                         "directory or a .csv file)", spec);
     return ecp_fail(err, ECP_ERR_UNSUPPORTED,
-                    "--data %s: unknown kind of file (expected a directory or a .csv file)", spec);
+                    "dataset '%s': unknown kind of file (expected a directory or a .csv file)", spec);
 }

@@ -125,15 +125,15 @@ ecp_status ecp_mlp_create_arch(ecp_mlp **out, const char *arch, ecp_act hidden_a
         long v = strtol(p, &end, 10);
         if (end == p || v < 1 || v > (1 << 24) || (*end && (*end != '-' || !end[1])))
             return ecp_fail(err, ECP_ERR_ARG,
-                            "--arch '%s': expected widths separated by '-', e.g. 784-300-100-10",
+                            "arch '%s': expected widths separated by '-', e.g. 784-300-100-10",
                             arch);
         if (n == 1001)
-            return ecp_fail(err, ECP_ERR_ARG, "--arch '%s': too many layers", arch);
+            return ecp_fail(err, ECP_ERR_ARG, "arch '%s': too many layers", arch);
         sizes[n++] = (int)v;
         p = *end ? end + 1 : end;
     }
     if (n < 2)
-        return ecp_fail(err, ECP_ERR_ARG, "--arch '%s': needs at least an input and an output width",
+        return ecp_fail(err, ECP_ERR_ARG, "arch '%s': needs at least an input and an output width",
                         arch);
     ecp_act acts[1000];
     for (int l = 0; l < n - 1; l++)

@@ -233,11 +233,11 @@ ecp_status ecp_export_c(const ecp_mlp *m, const char *dir, const char *name, int
 {
     if (!ecp_export_c_name_ok(name))
         return ecp_fail(err, ECP_ERR_ARG,
-                        "--name '%s': not a C identifier (letters, digits and _, not starting "
+                        "name '%s': not a C identifier (letters, digits and _, not starting "
                         "with a digit, at most 64 characters)",
                         name ? name : "");
     if (!dir || !*dir)
-        return ecp_fail(err, ECP_ERR_ARG, "-o: empty output directory");
+        return ecp_fail(err, ECP_ERR_ARG, "dir: empty output directory");
     ecp_status st = ecp_mkdir_p(dir, err);
     if (st)
         return st;
