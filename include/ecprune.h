@@ -109,17 +109,37 @@ void ecp_act_backward(ecp_act a, const float *x, const float *y, const float *dy
  * pruning mask: a pruned weight is exactly 0 and marked, and training never moves it. */
 typedef struct ecp_mlp ecp_mlp;
 
+/* A new model is initialised as by ecp_mlp_init(m, ECP_INIT_SEED), like torch.nn.Linear: it can
+ * be trained at once; call ecp_mlp_init for another seed. */
+#define ECP_INIT_SEED 1
 ecp_status ecp_mlp_create(ecp_mlp **out, int n_layers, const int *sizes, const ecp_act *acts,
                           ecp_error *err);
-void ecp_mlp_free(ecp_mlp *m);
+void ecp_mlp_free(ecp_mlp *m); /* m may be NULL */
+/* A deep copy, the kept original (ecp_mlp_keep_original) included. */
 ecp_status ecp_mlp_clone(const ecp_mlp *m, ecp_mlp **out, ecp_error *err);
-/* Copies parameters and masks of src into dst (same architecture). */
+/* Copies parameters and masks of src into dst (same architecture); dst's kept original, if any,
+ * is left as it is. */
 ecp_status ecp_mlp_copy(ecp_mlp *dst, const ecp_mlp *src, ecp_error *err);
-/* Kaiming-uniform weights and uniform biases in ±1/sqrt(fan_in), as torch.nn.Linear. */
+/* Re-initialises: Kaiming-uniform weights and uniform biases in ±1/sqrt(fan_in), as
+ * torch.nn.Linear; pruned weights stay 0. The same seed gives the same model everywhere. */
 void ecp_mlp_init(ecp_mlp *m, uint64_t seed);
-/* "784-300-100-10" -> sizes; the activation is used on hidden layers, the output is linear. */
+/* "784-300-100-10" -> sizes; the activation is used on hidden layers, the output is linear.
+ * Initialised as ecp_mlp_create. */
 ecp_status ecp_mlp_create_arch(ecp_mlp **out, const char *arch, ecp_act hidden_act,
                                ecp_error *err);
+
+/* The original parameters beside the mask (torch.nn.utils.prune's weight_orig): pruning and
+ * training change the model in place, as always; a kept copy lets the caller go back.
+ *   keep     copies the current weights, biases and mask (again, if one is kept already)
+ *   restore  puts that copy back, mask included; the copy stays (ECP_ERR_ARG if none)
+ *   drop     frees the copy: the changes become permanent (as prune.remove)
+ * original_weights / original_bias read the copy of layer l (NULL without one). */
+ecp_status ecp_mlp_keep_original(ecp_mlp *m, ecp_error *err);
+ecp_status ecp_mlp_restore_original(ecp_mlp *m, ecp_error *err);
+void ecp_mlp_drop_original(ecp_mlp *m);
+int ecp_mlp_has_original(const ecp_mlp *m);
+const float *ecp_mlp_original_weights(const ecp_mlp *m, int l);
+const float *ecp_mlp_original_bias(const ecp_mlp *m, int l);
 
 int ecp_mlp_n_layers(const ecp_mlp *m);
 int ecp_mlp_n_in(const ecp_mlp *m);
@@ -264,22 +284,54 @@ void ecp_optim_free(ecp_optim *o);
 /* One step from the gradients g; pruned weights stay exactly 0 (mask enforced). */
 void ecp_optim_step(ecp_optim *o, ecp_mlp *m, const ecp_grads *g);
 
+/* What the per-epoch callback sees. valid_* are NAN (accuracy -1 for regression) without a
+ * validation set. */
+typedef struct {
+    int epoch;             /* 1-based */
+    int epochs;            /* the planned number */
+    double train_loss;     /* mean training loss of this epoch */
+    double valid_loss;
+    double valid_accuracy;
+    double seconds;        /* since the start of ecp_train */
+} ecp_epoch_info;
+/* Called after every epoch (from the thread that called ecp_train). Return 0 to go on, nonzero
+ * to stop training after this epoch (ecp_train then returns ECP_OK with stopped set). */
+typedef int (*ecp_epoch_fn)(const ecp_epoch_info *info, void *user);
+
 typedef struct {
     int epochs;       /* 10 */
     int batch;        /* 128 */
     uint64_t seed;    /* shuffling */
     ecp_optim_opts optim;
-    int progress;     /* show a progress line on a terminal */
-    const ecp_dataset *valid; /* optional: evaluated after each epoch for the report */
+    int progress;     /* show a progress line on stderr when it is a terminal (1) */
+    int threads;      /* BLAS and kernel threads for this call; 0 (default) = every online
+                       * core. The process-wide OpenBLAS count is restored on return. */
+    const ecp_dataset *valid; /* optional (NULL): loss and accuracy after every epoch */
+    int patience;     /* with valid: stop when the validation loss has not improved for this
+                       * many epochs, and keep the model of the best epoch; 0 = never stop */
+    ecp_epoch_fn on_epoch; /* optional (NULL): progress, logging, cancelling */
+    void *user;            /* passed to on_epoch */
 } ecp_train_opts;
 void ecp_train_opts_default(ecp_train_opts *o);
 
+typedef enum {
+    ECP_STOP_NONE = 0, /* every planned epoch ran */
+    ECP_STOP_EARLY,    /* patience ran out */
+    ECP_STOP_CALLBACK  /* on_epoch asked to stop */
+} ecp_stop_reason;
+
 typedef struct {
-    double final_loss;   /* mean training loss of the last epoch */
+    double final_loss;   /* mean training loss of the last epoch run */
     double seconds;
     double samples_per_s;
+    int epochs_run;
+    int best_epoch;        /* with valid: the epoch whose model is returned (else epochs_run) */
+    double valid_loss;     /* with valid: of the returned model; NAN otherwise */
+    double valid_accuracy; /* with valid, classification: of the returned model; else -1 */
+    ecp_stop_reason stopped;
 } ecp_train_report;
 
+/* Trains m on train. rep may be NULL. */
 ecp_status ecp_train(ecp_mlp *m, const ecp_dataset *train, const ecp_train_opts *o,
                      ecp_train_report *rep, ecp_error *err);
 

@@ -24,6 +24,10 @@ struct ecp_mlp {
     float *w0t;
     uint8_t *pruned0t;
     int ld0t; /* their row stride: n_out rounded up to 16 floats (64-byte rows), padding 0 */
+    /* ecp_mlp_keep_original's copy: every layer's W, b and mask one after the other (NULL when
+     * none is kept). */
+    float *orig;
+    uint8_t *orig_mask;
 };
 
 struct ecp_ws {
@@ -70,6 +74,13 @@ double ecp_log_sum_exp(const float *y, int k);
 
 /* An activation and its derivative in double, for the oracles that need more than float. */
 double ecp_act_eval_d(ecp_act a, double x, double *deriv);
+
+/* Online cores, capped at 256. */
+int ecp_online_cores(void);
+/* Sets OpenBLAS's thread count to threads (0 = every online core) and returns the previous
+ * count, to be put back with ecp_blas_threads_pop when the call returns. */
+int ecp_blas_threads_push(int threads);
+void ecp_blas_threads_pop(int prev);
 
 int ecp_file_exists(const char *path);
 int ecp_dir_exists(const char *path);

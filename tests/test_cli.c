@@ -361,6 +361,27 @@ static void test_train_zero_epochs_json(void **state)
     assert_false(bad);
 }
 
+/* --valid holds out part of the training set and reports it; --patience needs it. */
+static void test_train_valid_patience(void **state)
+{
+    (void)state;
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s", P("o_valid"));
+    mkdir(dir, 0755);
+    run_result r = run("train --data '%s' --arch 4-8-2 --epochs 4 --batch 16 --valid 0.25 "
+                       "--patience 2 --threads 1 -o '%s/m.onnx' --json", P("reg"), dir);
+    assert_int_equal(r.status, 0);
+    double vl = json_num(r.out, "loss", "\"valid\":");
+    int best = (int)json_num(r.out, "best_epoch", NULL), epochs = (int)json_num(r.out, "epochs", NULL);
+    assert_true(vl > 0 && isfinite(vl));
+    assert_true(best >= 1 && best <= epochs && epochs <= 4);
+    run_free(&r);
+    r = run("train --data '%s' --arch 4-8-2 --patience 2 -o '%s/m2.onnx'", P("reg"), dir);
+    expect_error(&r, 2, "--patience needs --valid", "train --patience without --valid");
+    r = run("train --data '%s' --arch 4-8-2 --valid 1.5 -o '%s/m2.onnx'", P("reg"), dir);
+    expect_error(&r, 2, "--valid", "train --valid 1.5");
+}
+
 /* Mean loss and accuracy recomputed from a predictions .npy. */
 static void recompute(const char *pred, const char *ydir, int is_class, double *loss, double *acc)
 {
@@ -683,6 +704,7 @@ int main(void)
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_train_json_regression),
         cmocka_unit_test(test_train_zero_epochs_json),
+        cmocka_unit_test(test_train_valid_patience),
         cmocka_unit_test(test_eval_predictions),
         cmocka_unit_test(test_info_json),
         cmocka_unit_test(test_prune_json),

@@ -189,6 +189,7 @@ int cmd_prune(int argc, char **argv)
     if (!data || (!out && !dump))
         return cli_usage_error("prune", "--data and -o are required");
     cli_set_threads((int)threads);
+    po.finetune.threads = (int)threads;
     const char *model = argv[optind];
     ecp_mlp *m = NULL;
     ecp_dataset *train = NULL, *test = NULL;

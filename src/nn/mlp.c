@@ -45,6 +45,8 @@ ecp_status ecp_mlp_create(ecp_mlp **out, int n_layers, const int *sizes, const e
             return ECP_ERR_MEMORY;
         }
     }
+    /* A fresh model is never all zeros (which trains to chance without an error). */
+    ecp_mlp_init(m, ECP_INIT_SEED);
     *out = m;
     return ECP_OK;
 }
@@ -63,6 +65,8 @@ void ecp_mlp_free(ecp_mlp *m)
     free(m->sizes);
     free(m->w0t);
     free(m->pruned0t);
+    free(m->orig);
+    free(m->orig_mask);
     free(m);
 }
 
@@ -72,9 +76,17 @@ ecp_status ecp_mlp_clone(const ecp_mlp *m, ecp_mlp **out, ecp_error *err)
     for (int l = 0; l < m->n_layers; l++)
         acts[l] = m->layer[l].act;
     ecp_status s = ecp_mlp_create(out, m->n_layers, m->sizes, acts, err);
-    if (s)
-        return s;
-    return ecp_mlp_copy(*out, m, err);
+    if (!s)
+        s = ecp_mlp_copy(*out, m, err);
+    if (!s && m->orig && !(s = ecp_mlp_keep_original(*out, err))) {
+        memcpy((*out)->orig, m->orig, (size_t)ecp_mlp_n_params(m) * sizeof *m->orig);
+        memcpy((*out)->orig_mask, m->orig_mask, (size_t)ecp_mlp_n_weights(m));
+    }
+    if (s) {
+        ecp_mlp_free(*out);
+        *out = NULL;
+    }
+    return s;
 }
 
 ecp_status ecp_mlp_copy(ecp_mlp *dst, const ecp_mlp *src, ecp_error *err)
