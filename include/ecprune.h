@@ -1,9 +1,23 @@
 /*
  * ecprune — train, prune (elimination–compensation) and deploy fully-connected networks.
  *
- * One public header. Handles are opaque and come in create/free pairs; every fallible call
- * returns an ecp_status (0 = ok) and fills an ecp_error whose message names the file or option
- * and the problem. The library never exits or aborts: the caller decides what an error means.
+ * The core API: models, data, training, pruning, inference and model files. Tool support (the
+ * progress line, atomic file writes, the cache directory, the diffusion–sorption generator, the
+ * sparse engine's tuning) is in ecprune_tools.h.
+ *
+ * Handles are opaque and come in create/free pairs; every fallible call returns an ecp_status
+ * (0 = ok) and fills an ecp_error (err may be NULL) whose message names the file or the field of
+ * the options and the problem. The library never prints, exits or aborts: the caller decides
+ * what an error means. A NULL pointer where an object is required gives ECP_ERR_ARG; free
+ * functions accept NULL; accessors given NULL return 0 (or NULL).
+ *
+ * Threads: the library keeps no global state. Distinct objects may be used from different
+ * threads at once. One object may be read (forward passes with their own ecp_ws, evaluation,
+ * saving, scoring) by several threads at once, but while a call changes it (training, pruning,
+ * ecp_mlp_init, setters) nothing else may use it. An ecp_ws, ecp_grads, ecp_optim or
+ * ecp_sparse_net serves one call at a time. OpenBLAS's thread count is process-wide: the calls
+ * that take a `threads` option set it for their duration and put the previous value back, so two
+ * such calls running at once in different threads should ask for the same count.
  */
 #ifndef ECPRUNE_H
 #define ECPRUNE_H
@@ -15,7 +29,17 @@
 extern "C" {
 #endif
 
-#define ECP_VERSION "0.1.0"
+/* The version, defined here once (the build reads it for the library's file name and SONAME). */
+#define ECP_VERSION_MAJOR 0
+#define ECP_VERSION_MINOR 1
+#define ECP_VERSION_PATCH 0
+#define ECP_STR_(x) #x
+#define ECP_STR(x) ECP_STR_(x)
+#define ECP_VERSION \
+    ECP_STR(ECP_VERSION_MAJOR) "." ECP_STR(ECP_VERSION_MINOR) "." ECP_STR(ECP_VERSION_PATCH)
+/* The version of the library actually loaded (ECP_VERSION is that of the header compiled
+ * against). */
+const char *ecp_version(void);
 
 /* ------------------------------------------------------------------ errors */
 
@@ -53,35 +77,6 @@ double ecp_rng_uniform(ecp_rng *r);             /* [0, 1) */
 double ecp_rng_normal(ecp_rng *r);              /* N(0, 1) */
 uint64_t ecp_rng_below(ecp_rng *r, uint64_t n); /* uniform in [0, n) without modulo bias */
 void ecp_rng_permutation(ecp_rng *r, int64_t *perm, int64_t n); /* perm = shuffled 0..n-1 */
-
-/* ------------------------------------------------------------------ time, progress */
-
-double ecp_now(void); /* monotonic seconds */
-
-/* A one-line progress display on stderr; silent unless stderr is a terminal (or forced). */
-typedef struct ecp_progress ecp_progress;
-ecp_status ecp_progress_create(ecp_progress **out, const char *label, int64_t total, ecp_error *err);
-void ecp_progress_update(ecp_progress *p, int64_t done, const char *extra); /* extra may be NULL */
-void ecp_progress_finish(ecp_progress *p); /* clears the line */
-void ecp_progress_free(ecp_progress *p);
-
-/* ------------------------------------------------------------------ files */
-
-/* Writes go to PATH.tmp.XXXXXX and are renamed onto PATH only on commit, so a failed or
- * interrupted write never leaves a partial output file behind. */
-typedef struct {
-    void *fp; /* FILE*, kept opaque so that this header does not need <stdio.h> */
-    char *path;
-    char *tmp;
-} ecp_wfile;
-ecp_status ecp_wfile_open(ecp_wfile *wf, const char *path, ecp_error *err);
-ecp_status ecp_wfile_write(ecp_wfile *wf, const void *data, size_t n, ecp_error *err);
-ecp_status ecp_wfile_commit(ecp_wfile *wf, ecp_error *err); /* closes, renames, frees */
-void ecp_wfile_abort(ecp_wfile *wf);                        /* closes, unlinks, frees */
-
-/* Cache directory for named datasets: $ECPRUNE_CACHE, else $XDG_CACHE_HOME/ecprune, else
- * $HOME/.cache/ecprune. Created if missing. */
-ecp_status ecp_cache_dir(char *buf, size_t n, ecp_error *err);
 
 /* ------------------------------------------------------------------ model */
 
@@ -369,24 +364,6 @@ ecp_status ecp_onnx_save(const ecp_mlp *m, const char *path, ecp_error *err);
  * nn.Sequential of Linear and activation modules); exact zeros are marked as pruned. */
 ecp_status ecp_onnx_load(ecp_mlp **out, const char *path, ecp_error *err);
 
-/* ------------------------------------------------------------------ diffusion–sorption */
-
-typedef struct {
-    int n_c0;          /* values of c0 in [c0_min, c0_max]: 40 */
-    double c0_min, c0_max;
-    int cells;         /* finite-volume cells: 256 */
-    int n_times;       /* saved times in [0, t_end]: 101 */
-    double t_end;      /* 500 */
-    int64_t n_train;   /* training points subsampled from the solutions: 20,000 */
-    int64_t n_test;    /* test points: 5,000 */
-    double noise;      /* nu: Gaussian noise of std nu*std(u) on training targets */
-    uint64_t seed;
-    int progress;
-} ecp_diffsorp_opts;
-void ecp_diffsorp_opts_default(ecp_diffsorp_opts *o);
-/* Solves the PDE for every c0 and writes train_x/train_y/test_x/test_y.npy into dir. */
-ecp_status ecp_diffsorp_generate(const ecp_diffsorp_opts *o, const char *dir, ecp_error *err);
-
 /* ------------------------------------------------------------------ pruning (src/prune) */
 /* (pruning API: begin) */
 /* How the sensitivity s_i(x) of a neuron is measured (METHOD.md, "Sensitivity"). */
@@ -462,7 +439,6 @@ ecp_status ecp_prune_calib(const ecp_dataset *train, int64_t n, uint64_t seed, e
 /* (pruning API: end) */
 
 /* ------------------------------------------------------------------ sparse engine (src/sparse) */
-/* (sparse API: begin) */
 /* A whole network prepared for inference: each layer runs dense (OpenBLAS) or sparse (CSR by
  * rows, or at batch 1 CSC over the non-zero inputs), chosen against the break-even densities of
  * this machine. The engine copies what it needs: the model may be freed afterwards. In auto and
@@ -481,14 +457,6 @@ typedef enum {
     ECP_KERNEL_CSC,
     ECP_KERNEL_DCOL
 } ecp_sparse_kernel;
-
-/* Break-even densities: the fraction of weights kept below which the sparse kernel is faster
- * than OpenBLAS, for batch 1 on a layer that fits in L2 (dense size <= 2 MB), batch 1 on a
- * larger (memory-bound) layer, and batches > 1. */
-typedef struct {
-    double b1_small, b1_large, bn;
-    int threads;   /* thread count the numbers were measured with (0 = defaults, not measured) */
-} ecp_sparse_tune_result;
 
 typedef struct {
     ecp_engine_mode mode; /* auto (default), or force dense / sparse on every layer */
@@ -516,15 +484,6 @@ double ecp_sparse_density(const ecp_sparse_net *s);    /* nnz / n_weights */
 ecp_sparse_kernel ecp_sparse_layer_kernel(const ecp_sparse_net *s, int l, int batch);
 const char *ecp_sparse_kernel_name(ecp_sparse_kernel k);
 
-/* Times dense and sparse kernels on synthetic layers and bisects the break-even densities
- * (a few seconds). threads as in ecp_sparse_opts; the caller sets OpenBLAS's own count. */
-ecp_status ecp_sparse_tune(int threads, ecp_sparse_tune_result *out, ecp_error *err);
-/* The cache file ECP_CACHE/sparse_tune.txt: save writes it atomically; load fills the built-in
- * defaults and returns ECP_ERR_IO / ECP_ERR_FORMAT when the file is missing / bad. */
-ecp_status ecp_sparse_tune_save(const ecp_sparse_tune_result *r, ecp_error *err);
-ecp_status ecp_sparse_tune_load(ecp_sparse_tune_result *r, ecp_error *err);
-void ecp_sparse_tune_default(ecp_sparse_tune_result *r);
-
 /* Writes dir/NAME.c and dir/NAME.h: standalone C99 (no malloc, only libm) with the weights as
  * const CSR arrays and `void NAME_predict(const float *in, float *out)`. int8: weights stored as
  * int8 with one symmetric scale per output row (s = max|w| / 127), so each pre-activation is off
@@ -533,7 +492,6 @@ ecp_status ecp_export_c(const ecp_mlp *m, const char *dir, const char *name, int
                         ecp_error *err);
 /* 1 when name is a valid C identifier (letters, digits, _, not starting with a digit, <= 64). */
 int ecp_export_c_name_ok(const char *name);
-/* (sparse API: end) */
 
 #ifdef __cplusplus
 }

@@ -3,6 +3,7 @@
 #define ECP_INTERNAL_H
 
 #include "ecprune.h"
+#include "ecprune_tools.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

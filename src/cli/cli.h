@@ -3,6 +3,7 @@
 #define ECP_CLI_H
 
 #include "ecprune.h"
+#include "ecprune_tools.h"
 #include <stdio.h>
 
 /* Every subcommand: argv[0] is the subcommand's name; returns the process exit status

@@ -48,7 +48,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("ecprune %s\n", ECP_VERSION);
+        printf("ecprune %s\n", ecp_version());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
