@@ -191,7 +191,8 @@ typedef enum { ECP_LOSS_MSE = 0, ECP_LOSS_XENT } ecp_loss;
 /* Per-sample losses: MSE = mean over the K outputs of (y - t)^2; XENT = softmax cross-entropy of
  * logits y against integer labels (stable log-sum-exp). Returns the sum over the batch (double).
  * If dy is not NULL it receives scale * d(loss_n)/dy for every sample (scale = 1/batch gives the
- * gradient of the batch mean). t is used for MSE, labels for XENT. */
+ * gradient of the batch mean). t is used for MSE, labels for XENT; NAN when y or the one of
+ * them the loss needs is NULL. */
 double ecp_loss_eval(ecp_loss kind, const float *y, const float *t, const int32_t *labels,
                      int batch, int k, float scale, float *dy);
 

@@ -59,6 +59,14 @@ struct ecp_grads {
     int *nb;    /* biases per layer */
 };
 
+/* The NULL contract of the public API (ecprune.h): a required pointer that is NULL is a bad
+ * argument, reported with the function's and the parameter's names. */
+#define ECP_REQUIRE(ptr, err)                                                                   \
+    do {                                                                                        \
+        if (!(ptr))                                                                             \
+            return ecp_fail((err), ECP_ERR_ARG, "%s: %s is NULL", __func__, #ptr);              \
+    } while (0)
+
 /* Overflow-checked allocation: NULL (and an ECP_ERR_MEMORY message) on failure or overflow. */
 void *ecp_alloc(size_t count, size_t size, const char *what, ecp_error *err);
 void *ecp_zalloc(size_t count, size_t size, const char *what, ecp_error *err);

@@ -21,6 +21,7 @@ double ecp_now(void)
 
 ecp_status ecp_progress_create(ecp_progress **out, const char *label, int64_t total, ecp_error *err)
 {
+    ECP_REQUIRE(out, err);
     ecp_progress *p = ecp_zalloc(1, sizeof *p, "progress", err);
     if (!p)
         return ECP_ERR_MEMORY;
@@ -36,6 +37,8 @@ ecp_status ecp_progress_create(ecp_progress **out, const char *label, int64_t to
 
 void ecp_progress_update(ecp_progress *p, int64_t done, const char *extra)
 {
+    if (!p)
+        return;
     if (!p || !p->on)
         return;
     double now = ecp_now();
@@ -54,6 +57,8 @@ void ecp_progress_update(ecp_progress *p, int64_t done, const char *extra)
 
 void ecp_progress_finish(ecp_progress *p)
 {
+    if (!p)
+        return;
     if (p && p->on && p->drawn) {
         fprintf(stderr, "\r\033[K");
         fflush(stderr);

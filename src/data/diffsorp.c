@@ -31,6 +31,8 @@ void ecp_diffsorp_model_default(ecp_diffsorp_model *m)
 
 void ecp_diffsorp_opts_default(ecp_diffsorp_opts *o)
 {
+    if (!o)
+        return;
     o->n_c0 = 40;
     o->c0_min = 0.01;
     o->c0_max = 0.2;
@@ -582,6 +584,8 @@ static ecp_status make_tmp_dir(const char *dir, char *tmp, size_t n, ecp_error *
 
 ecp_status ecp_diffsorp_generate(const ecp_diffsorp_opts *o, const char *dir, ecp_error *err)
 {
+    ECP_REQUIRE(o, err);
+    ECP_REQUIRE(dir, err);
     if (!o || !dir)
         return ecp_fail(err, ECP_ERR_ARG, "diffsorp: no options or no output directory");
     ecp_status st = check_opts(o, err);

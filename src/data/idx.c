@@ -7,6 +7,10 @@
 ecp_status ecp_idx_read(const char *path, int *ndim, int64_t dims[4], uint8_t **data,
                         ecp_error *err)
 {
+    ECP_REQUIRE(path, err);
+    ECP_REQUIRE(ndim, err);
+    ECP_REQUIRE(dims, err);
+    ECP_REQUIRE(data, err);
     *data = NULL;
     unsigned char *buf;
     size_t len;

@@ -368,6 +368,8 @@ static int has_suffix(const char *s, const char *suf)
 ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_dataset **train,
                          ecp_dataset **test, ecp_error *err)
 {
+    ECP_REQUIRE(spec, err);
+    ECP_REQUIRE(train, err);
     ecp_data_opts def;
     if (!opts) {
         ecp_data_opts_default(&def);

@@ -11,6 +11,10 @@
 ecp_status ecp_mlp_create(ecp_mlp **out, int n_layers, const int *sizes, const ecp_act *acts,
                           ecp_error *err)
 {
+    ECP_REQUIRE(out, err);
+    *out = NULL;
+    ECP_REQUIRE(sizes, err);
+    ECP_REQUIRE(acts, err);
     *out = NULL;
     if (n_layers < 1 || n_layers > 1000)
         return ecp_fail(err, ECP_ERR_ARG, "an MLP needs 1 to 1000 layers, not %d", n_layers);
@@ -72,6 +76,9 @@ void ecp_mlp_free(ecp_mlp *m)
 
 ecp_status ecp_mlp_clone(const ecp_mlp *m, ecp_mlp **out, ecp_error *err)
 {
+    ECP_REQUIRE(out, err);
+    *out = NULL;
+    ECP_REQUIRE(m, err);
     ecp_act acts[1000];
     for (int l = 0; l < m->n_layers; l++)
         acts[l] = m->layer[l].act;
@@ -91,6 +98,8 @@ ecp_status ecp_mlp_clone(const ecp_mlp *m, ecp_mlp **out, ecp_error *err)
 
 ecp_status ecp_mlp_copy(ecp_mlp *dst, const ecp_mlp *src, ecp_error *err)
 {
+    ECP_REQUIRE(dst, err);
+    ECP_REQUIRE(src, err);
     if (dst->n_layers != src->n_layers)
         return ecp_fail(err, ECP_ERR_SHAPE, "copy: models have %d and %d layers", dst->n_layers,
                         src->n_layers);
@@ -112,6 +121,8 @@ ecp_status ecp_mlp_copy(ecp_mlp *dst, const ecp_mlp *src, ecp_error *err)
 
 void ecp_mlp_init(ecp_mlp *m, uint64_t seed)
 {
+    if (!m)
+        return;
     ecp_rng r;
     ecp_rng_seed(&r, seed);
     for (int l = 0; l < m->n_layers; l++) {
@@ -129,6 +140,9 @@ void ecp_mlp_init(ecp_mlp *m, uint64_t seed)
 ecp_status ecp_mlp_create_arch(ecp_mlp **out, const char *arch, ecp_act hidden_act,
                                ecp_error *err)
 {
+    ECP_REQUIRE(out, err);
+    *out = NULL;
+    ECP_REQUIRE(arch, err);
     int sizes[1001], n = 0;
     const char *p = arch;
     *out = NULL;
@@ -153,23 +167,40 @@ ecp_status ecp_mlp_create_arch(ecp_mlp **out, const char *arch, ecp_act hidden_a
     return ecp_mlp_create(out, n - 1, sizes, acts, err);
 }
 
-int ecp_mlp_n_layers(const ecp_mlp *m) { return m->n_layers; }
-int ecp_mlp_n_in(const ecp_mlp *m) { return m->sizes[0]; }
-int ecp_mlp_n_out(const ecp_mlp *m) { return m->sizes[m->n_layers]; }
-int ecp_mlp_layer_in(const ecp_mlp *m, int l) { return m->layer[l].n_in; }
-int ecp_mlp_layer_out(const ecp_mlp *m, int l) { return m->layer[l].n_out; }
-ecp_act ecp_mlp_layer_act(const ecp_mlp *m, int l) { return m->layer[l].act; }
-void ecp_mlp_set_layer_act(ecp_mlp *m, int l, ecp_act a) { m->layer[l].act = a; }
-float *ecp_mlp_weights(ecp_mlp *m, int l) { return m->layer[l].W; }
-float *ecp_mlp_bias(ecp_mlp *m, int l) { return m->layer[l].b; }
-uint8_t *ecp_mlp_pruned(ecp_mlp *m, int l) { return m->layer[l].pruned; }
-const float *ecp_mlp_weights_c(const ecp_mlp *m, int l) { return m->layer[l].W; }
-const float *ecp_mlp_bias_c(const ecp_mlp *m, int l) { return m->layer[l].b; }
-const uint8_t *ecp_mlp_pruned_c(const ecp_mlp *m, int l) { return m->layer[l].pruned; }
+/* Accessors: NULL or a layer out of range gives 0 (NULL for arrays). */
+#define LAYER_OK(m, l) ((m) && (l) >= 0 && (l) < (m)->n_layers)
+int ecp_mlp_n_layers(const ecp_mlp *m) { return m ? m->n_layers : 0; }
+int ecp_mlp_n_in(const ecp_mlp *m) { return m ? m->sizes[0] : 0; }
+int ecp_mlp_n_out(const ecp_mlp *m) { return m ? m->sizes[m->n_layers] : 0; }
+int ecp_mlp_layer_in(const ecp_mlp *m, int l) { return LAYER_OK(m, l) ? m->layer[l].n_in : 0; }
+int ecp_mlp_layer_out(const ecp_mlp *m, int l) { return LAYER_OK(m, l) ? m->layer[l].n_out : 0; }
+ecp_act ecp_mlp_layer_act(const ecp_mlp *m, int l)
+{
+    return LAYER_OK(m, l) ? m->layer[l].act : ECP_ACT_IDENTITY;
+}
+void ecp_mlp_set_layer_act(ecp_mlp *m, int l, ecp_act a)
+{
+    if (LAYER_OK(m, l) && (unsigned)a < ECP_ACT_COUNT)
+        m->layer[l].act = a;
+}
+float *ecp_mlp_weights(ecp_mlp *m, int l) { return LAYER_OK(m, l) ? m->layer[l].W : NULL; }
+float *ecp_mlp_bias(ecp_mlp *m, int l) { return LAYER_OK(m, l) ? m->layer[l].b : NULL; }
+uint8_t *ecp_mlp_pruned(ecp_mlp *m, int l) { return LAYER_OK(m, l) ? m->layer[l].pruned : NULL; }
+const float *ecp_mlp_weights_c(const ecp_mlp *m, int l)
+{
+    return LAYER_OK(m, l) ? m->layer[l].W : NULL;
+}
+const float *ecp_mlp_bias_c(const ecp_mlp *m, int l) { return LAYER_OK(m, l) ? m->layer[l].b : NULL; }
+const uint8_t *ecp_mlp_pruned_c(const ecp_mlp *m, int l)
+{
+    return LAYER_OK(m, l) ? m->layer[l].pruned : NULL;
+}
 
 int64_t ecp_mlp_n_weights(const ecp_mlp *m)
 {
     int64_t n = 0;
+    if (!m)
+        return 0;
     for (int l = 0; l < m->n_layers; l++)
         n += (int64_t)m->layer[l].n_in * m->layer[l].n_out;
     return n;
@@ -177,6 +208,8 @@ int64_t ecp_mlp_n_weights(const ecp_mlp *m)
 
 int64_t ecp_mlp_n_params(const ecp_mlp *m)
 {
+    if (!m)
+        return 0;
     int64_t n = ecp_mlp_n_weights(m);
     for (int l = 0; l < m->n_layers; l++)
         n += m->layer[l].n_out;
@@ -185,6 +218,8 @@ int64_t ecp_mlp_n_params(const ecp_mlp *m)
 
 int64_t ecp_mlp_layer_n_pruned(const ecp_mlp *m, int l)
 {
+    if (!LAYER_OK(m, l))
+        return 0;
     const ecp_layer *L = &m->layer[l];
     size_t nw = (size_t)L->n_in * L->n_out;
     int64_t c = 0;
@@ -196,6 +231,8 @@ int64_t ecp_mlp_layer_n_pruned(const ecp_mlp *m, int l)
 int64_t ecp_mlp_n_pruned(const ecp_mlp *m)
 {
     int64_t c = 0;
+    if (!m)
+        return 0;
     for (int l = 0; l < m->n_layers; l++)
         c += ecp_mlp_layer_n_pruned(m, l);
     return c;
@@ -203,6 +240,8 @@ int64_t ecp_mlp_n_pruned(const ecp_mlp *m)
 
 void ecp_mlp_mask_from_zeros(ecp_mlp *m)
 {
+    if (!m)
+        return;
     for (int l = 0; l < m->n_layers; l++) {
         ecp_layer *L = &m->layer[l];
         size_t nw = (size_t)L->n_in * L->n_out;
@@ -213,6 +252,8 @@ void ecp_mlp_mask_from_zeros(ecp_mlp *m)
 
 void ecp_mlp_apply_mask(ecp_mlp *m)
 {
+    if (!m)
+        return;
     for (int l = 0; l < m->n_layers; l++) {
         ecp_layer *L = &m->layer[l];
         size_t nw = (size_t)L->n_in * L->n_out;
@@ -224,6 +265,7 @@ void ecp_mlp_apply_mask(ecp_mlp *m)
 
 ecp_status ecp_mlp_check_finite(const ecp_mlp *m, const char *what, ecp_error *err)
 {
+    ECP_REQUIRE(m, err);
     for (int l = 0; l < m->n_layers; l++) {
         const ecp_layer *L = &m->layer[l];
         size_t nw = (size_t)L->n_in * L->n_out;
@@ -243,6 +285,9 @@ ecp_status ecp_mlp_check_finite(const ecp_mlp *m, const char *what, ecp_error *e
 
 ecp_status ecp_ws_create(ecp_ws **out, const ecp_mlp *m, int max_batch, ecp_error *err)
 {
+    ECP_REQUIRE(out, err);
+    *out = NULL;
+    ECP_REQUIRE(m, err);
     *out = NULL;
     if (max_batch < 1)
         return ecp_fail(err, ECP_ERR_ARG, "batch size must be >= 1, not %d", max_batch);
@@ -311,11 +356,20 @@ void ecp_ws_free(ecp_ws *ws)
     free(ws);
 }
 
-int ecp_ws_max_batch(const ecp_ws *ws) { return ws->cap; }
-const float *ecp_ws_output(const ecp_ws *ws) { return ws->a[ws->n_layers]; }
-const float *ecp_ws_act(const ecp_ws *ws, int i) { return ws->a[i]; }
-const float *ecp_ws_pre(const ecp_ws *ws, int l) { return ws->z[l]; }
-const float *ecp_ws_dpre(const ecp_ws *ws, int l) { return ws->dz[l]; }
+int ecp_ws_max_batch(const ecp_ws *ws) { return ws ? ws->cap : 0; }
+const float *ecp_ws_output(const ecp_ws *ws) { return ws ? ws->a[ws->n_layers] : NULL; }
+const float *ecp_ws_act(const ecp_ws *ws, int i)
+{
+    return ws && i >= 0 && i <= ws->n_layers ? ws->a[i] : NULL;
+}
+const float *ecp_ws_pre(const ecp_ws *ws, int l)
+{
+    return ws && l >= 0 && l < ws->n_layers ? ws->z[l] : NULL;
+}
+const float *ecp_ws_dpre(const ecp_ws *ws, int l)
+{
+    return ws && l >= 0 && l < ws->n_layers ? ws->dz[l] : NULL;
+}
 
 /* ------------------------------------------------------------------ layer forward / backward */
 
@@ -445,6 +499,8 @@ static void layer0_backward(const ecp_mlp *m, ecp_ws *ws, float *dW, float *db, 
 
 void ecp_mlp_forward(const ecp_mlp *m, ecp_ws *ws, const float *x, int batch)
 {
+    if (!m || !ws || !x)
+        return;
     if (ws->a[0] != x)
         memcpy(ws->a[0], x, (size_t)batch * m->sizes[0] * sizeof(float));
     layer0_forward(m, ws, batch);
@@ -454,6 +510,8 @@ void ecp_mlp_forward(const ecp_mlp *m, ecp_ws *ws, const float *x, int batch)
 
 void ecp_mlp_backward(const ecp_mlp *m, ecp_ws *ws, const float *dy, int batch, ecp_grads *g)
 {
+    if (!m || !ws || !dy)
+        return;
     int L = m->n_layers;
     const ecp_layer *top = &m->layer[L - 1];
     ecp_act_backward(top->act, ws->z[L - 1], ws->a[L], dy, ws->dz[L - 1],
@@ -477,6 +535,9 @@ void ecp_mlp_backward(const ecp_mlp *m, ecp_ws *ws, const float *dy, int batch, 
 
 ecp_status ecp_grads_create(ecp_grads **out, const ecp_mlp *m, ecp_error *err)
 {
+    ECP_REQUIRE(out, err);
+    *out = NULL;
+    ECP_REQUIRE(m, err);
     *out = NULL;
     ecp_grads *g = ecp_zalloc(1, sizeof *g, "gradients", err);
     if (!g)
@@ -526,11 +587,13 @@ void ecp_grads_free(ecp_grads *g)
 
 void ecp_grads_zero(ecp_grads *g)
 {
+    if (!g)
+        return;
     for (int l = 0; l < g->n_layers; l++) {
         memset(g->dW[l], 0, g->nw[l] * sizeof(float));
         memset(g->db[l], 0, (size_t)g->nb[l] * sizeof(float));
     }
 }
 
-float *ecp_grads_w(ecp_grads *g, int l) { return g->dW[l]; }
-float *ecp_grads_b(ecp_grads *g, int l) { return g->db[l]; }
+float *ecp_grads_w(ecp_grads *g, int l) { return g && l >= 0 && l < g->n_layers ? g->dW[l] : NULL; }
+float *ecp_grads_b(ecp_grads *g, int l) { return g && l >= 0 && l < g->n_layers ? g->db[l] : NULL; }

@@ -7,6 +7,8 @@
 
 void ecp_train_opts_default(ecp_train_opts *o)
 {
+    if (!o)
+        return;
     memset(o, 0, sizeof *o);
     o->epochs = 10;
     o->batch = 128;
@@ -15,11 +17,16 @@ void ecp_train_opts_default(ecp_train_opts *o)
     o->progress = 1;
 }
 
-ecp_loss ecp_dataset_loss(const ecp_dataset *d) { return d->is_class ? ECP_LOSS_XENT : ECP_LOSS_MSE; }
+ecp_loss ecp_dataset_loss(const ecp_dataset *d)
+{
+    return d && d->is_class ? ECP_LOSS_XENT : ECP_LOSS_MSE;
+}
 
 ecp_status ecp_check_fit(const ecp_mlp *m, const ecp_dataset *d, const char *model_name,
                          const char *data_name, ecp_error *err)
 {
+    ECP_REQUIRE(m, err);
+    ECP_REQUIRE(d, err);
     if (ecp_mlp_n_in(m) != d->n_in)
         return ecp_fail(err, ECP_ERR_SHAPE, "%s takes %d inputs but %s has %d features",
                         model_name, ecp_mlp_n_in(m), data_name, d->n_in);
@@ -308,6 +315,8 @@ ecp_status ecp_train(ecp_mlp *m, const ecp_dataset *d, const ecp_train_opts *o,
 void ecp_eval_accumulate(const ecp_dataset *d, int64_t at, int b, const float *y,
                          ecp_eval_acc *acc)
 {
+    if (!d || !y || !acc)
+        return;
     int K = d->n_out;
     acc->loss_sum += ecp_loss_eval(ecp_dataset_loss(d), y, d->y ? d->y + (size_t)at * K : NULL,
                                    d->label ? d->label + at : NULL, b, K, 0, NULL);
@@ -326,6 +335,8 @@ void ecp_eval_accumulate(const ecp_dataset *d, int64_t at, int b, const float *y
 
 void ecp_eval_finish(const ecp_dataset *d, const ecp_eval_acc *acc, ecp_eval_result *out)
 {
+    if (!d || !acc || !out)
+        return;
     out->n = acc->n;
     out->loss = acc->n ? acc->loss_sum / (double)acc->n : 0;
     out->accuracy = d->is_class && acc->n ? (double)acc->correct / (double)acc->n : -1;
@@ -361,10 +372,15 @@ static ecp_status eval_pass(const ecp_mlp *m, const ecp_dataset *d, ecp_eval_res
 ecp_status ecp_evaluate(const ecp_mlp *m, const ecp_dataset *d, ecp_eval_result *out,
                         ecp_error *err)
 {
+    ECP_REQUIRE(m, err);
+    ECP_REQUIRE(d, err);
     return eval_pass(m, d, out, NULL, err);
 }
 
 ecp_status ecp_predict(const ecp_mlp *m, const ecp_dataset *d, float *out, ecp_error *err)
 {
+    ECP_REQUIRE(m, err);
+    ECP_REQUIRE(d, err);
+    ECP_REQUIRE(out, err);
     return eval_pass(m, d, NULL, out, err);
 }

@@ -105,6 +105,8 @@ static float *alloc_aligned(size_t n, ecp_error *err)
 
 void ecp_sparse_opts_default(ecp_sparse_opts *o)
 {
+    if (!o)
+        return;
     memset(o, 0, sizeof *o);
     o->mode = ECP_ENGINE_AUTO;
     o->threads = 0;
@@ -436,6 +438,9 @@ done:
 ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_sparse_opts *o,
                              ecp_error *err)
 {
+    ECP_REQUIRE(out, err);
+    *out = NULL;
+    ECP_REQUIRE(m, err);
     *out = NULL;
     ecp_sparse_opts def;
     if (!o) {
@@ -638,8 +643,13 @@ static ecp_status forward_chunk(ecp_sparse_net *s, const float *x, int B, float 
 ecp_status ecp_sparse_forward(ecp_sparse_net *s, const float *x, int batch, float *y,
                               ecp_error *err)
 {
+    ECP_REQUIRE(s, err);
     if (batch < 0)
         return ecp_fail(err, ECP_ERR_ARG, "sparse forward: batch %d < 0", batch);
+    if (batch > 0) {
+        ECP_REQUIRE(x, err);
+        ECP_REQUIRE(y, err);
+    }
     for (int done = 0; done < batch;) {
         int B = batch - done < s->cap ? batch - done : s->cap;
         ecp_status st = forward_chunk(s, x + (size_t)done * s->n_in, B,
@@ -653,19 +663,19 @@ ecp_status ecp_sparse_forward(ecp_sparse_net *s, const float *x, int batch, floa
 
 /* ------------------------------------------------------------------ introspection */
 
-int ecp_sparse_n_in(const ecp_sparse_net *s) { return s->n_in; }
-int ecp_sparse_n_out(const ecp_sparse_net *s) { return s->n_out; }
-int64_t ecp_sparse_nnz(const ecp_sparse_net *s) { return s->nnz; }
-int64_t ecp_sparse_n_weights(const ecp_sparse_net *s) { return s->n_weights; }
+int ecp_sparse_n_in(const ecp_sparse_net *s) { return s ? s->n_in : 0; }
+int ecp_sparse_n_out(const ecp_sparse_net *s) { return s ? s->n_out : 0; }
+int64_t ecp_sparse_nnz(const ecp_sparse_net *s) { return s ? s->nnz : 0; }
+int64_t ecp_sparse_n_weights(const ecp_sparse_net *s) { return s ? s->n_weights : 0; }
 
 double ecp_sparse_density(const ecp_sparse_net *s)
 {
-    return s->n_weights ? (double)s->nnz / (double)s->n_weights : 0.0;
+    return s && s->n_weights ? (double)s->nnz / (double)s->n_weights : 0.0;
 }
 
 ecp_sparse_kernel ecp_sparse_layer_kernel(const ecp_sparse_net *s, int l, int batch)
 {
-    if (l < 0 || l >= s->n_layers)
+    if (!s || l < 0 || l >= s->n_layers)
         return ECP_KERNEL_DENSE;
     const sp_layer *S = &s->layer[l];
     if (batch > 1)

@@ -231,6 +231,9 @@ static ecp_status open_out(out_text *o, const char *dir, const char *name, const
 ecp_status ecp_export_c(const ecp_mlp *m, const char *dir, const char *name, int int8,
                         ecp_error *err)
 {
+    ECP_REQUIRE(m, err);
+    ECP_REQUIRE(dir, err);
+    ECP_REQUIRE(name, err);
     if (!ecp_export_c_name_ok(name))
         return ecp_fail(err, ECP_ERR_ARG,
                         "name '%s': not a C identifier (letters, digits and _, not starting "
