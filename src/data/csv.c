@@ -1,6 +1,7 @@
 /* Numeric CSV: comma-separated numbers, an optional header line (detected: a first line with a
  * non-numeric field), target columns chosen by index (default: the last). Regression only. */
 #include "../internal.h"
+#include "csv.h"
 #include <errno.h>
 #include <math.h>
 
