@@ -23,6 +23,10 @@ void ecp_progress_update(ecp_progress *p, int64_t done, const char *extra); /* e
 void ecp_progress_finish(ecp_progress *p); /* clears the line */
 void ecp_progress_free(ecp_progress *p);
 
+/* The name among names[0..n) closest to word (edit distance 1 for words of up to 4 letters,
+ * else 2), or NULL: for "did you mean" hints. */
+const char *ecp_closest_name(const char *word, const char *const *names, int n);
+
 /* ------------------------------------------------------------------ files */
 
 /* Writes go to PATH.tmp.XXXXXX and are renamed onto PATH only on commit, so a failed or

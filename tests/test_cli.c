@@ -277,7 +277,13 @@ static void test_usage_errors(void **state)
     r = run("train --data '%s' --arch", P("reg"));
     expect_error(&r, 2, "--arch", "train --arch without value");
     r = run("train --data '%s' --arch 4-2", P("reg"));
-    expect_error(&r, 2, "-o", "train without -o");
+    expect_error(&r, 2, "train: -o is required", "train without -o");
+    r = run("train --data '%s' --arch 4-2 -o '%s/x.pt'", P("reg"), P("u1"));
+    expect_error(&r, 2, "ecprune writes ONNX", "train -o x.pt");
+    r = run("trian --data '%s'", P("reg"));
+    expect_error(&r, 2, "did you mean train?", "misspelt subcommand");
+    r = run("train --data mnst --arch 784-10 -o '%s/x.onnx'", P("u1"));
+    expect_error(&r, 2, "--data 'mnst': no such dataset: did you mean mnist?", "--data mnst");
     r = run("train --data '%s' --arch 4-2 --epochs ten -o '%s/x.onnx'", P("reg"), P("u1"));
     expect_error(&r, 2, "--epochs", "train --epochs ten");
     r = run("train --data '%s' --arch 4-2 --act swish -o '%s/x.onnx'", P("reg"), P("u1"));

@@ -995,8 +995,12 @@ static void test_open_unknown(void **state)
 {
     (void)state;
     expect_open_fail("", ECP_ERR_ARG, NULL);
-    expect_open_fail("no-such-dataset-xyz", ECP_ERR_IO, "no-such-dataset-xyz");
-    expect_open_fail("mnist2", ECP_ERR_IO, "mnist2");
+    /* A bare word is a bad argument (a misspelt name, with a hint when one is close); a path
+     * that is not there is an i/o error. */
+    expect_open_fail("no-such-dataset-xyz", ECP_ERR_ARG, "no-such-dataset-xyz");
+    expect_open_fail("mnist2", ECP_ERR_ARG, "did you mean mnist?");
+    expect_open_fail("fahsion", ECP_ERR_ARG, "did you mean fashion?");
+    expect_open_fail("./mnist2", ECP_ERR_IO, "./mnist2");
     expect_open_fail(P("missing.csv"), ECP_ERR_IO, P("missing.csv"));
     tu_write(P("file.txt"), "1,2\n", 4);
     expect_open_fail(P("file.txt"), ECP_ERR_UNSUPPORTED, P("file.txt"));

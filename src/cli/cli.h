@@ -43,6 +43,8 @@ int cli_open(const char *cmd, const char *model, const char *data, const char *t
 void cli_json_string(FILE *f, const char *s);
 /* Writes a number, or null when it is not finite (JSON has no NaN). */
 void cli_json_number(FILE *f, double v);
+/* 2 (after a message) when the output path names another model format (-o x.pt), else 0. */
+int cli_check_model_path(const char *cmd, const char *path);
 /* Sets the BLAS thread count (0 = leave OpenBLAS's default). */
 void cli_set_threads(int n);
 

@@ -149,7 +149,12 @@ int cmd_train(int argc, char **argv)
     if (optind < argc)
         return cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
     if (!data || !arch || !out)
-        return cli_usage_error("train", "--data, --arch and -o are required");
+        return cli_usage_error("train", "%s%s%s%s%s%s required", !data ? "--data" : "",
+                               !data && (!arch || !out) ? ", " : "", !arch ? "--arch" : "",
+                               !arch && !out ? ", " : "", !out ? "-o" : "",
+                               (!data + !arch + !out) > 1 ? " are" : " is");
+    if ((rc = cli_check_model_path("train", out)))
+        return rc;
     if (patience > 0 && valid_frac <= 0)
         return cli_usage_error("train", "--patience needs --valid");
     ecp_error err = {0};

@@ -3,6 +3,7 @@
 #include <cblas.h>
 #include <ctype.h>
 #include <string.h>
+#include <strings.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -10,36 +11,37 @@
 
 /* The library names the fields of its option structs; the tool names the flags that set them.
  * A field is rewritten where it stands as a name: followed by a value (" '", " =", " 1", " -1")
- * or a colon; `loose` fields are also rewritten in a list ("raise n_c0, n_times or cells").
- * cmd NULL = every subcommand. */
+ * or a colon. LOOSE fields are also rewritten in a list ("raise n_c0, n_times or cells"); LEAD
+ * fields (ordinary words too) only at the start of the message. cmd NULL = every subcommand. */
+enum { NAMED = 0, LOOSE = 1, LEAD = 2 };
 typedef struct {
     const char *cmd, *field, *flag;
-    int loose;
+    int how;
 } field_flag;
 
 static const field_flag field_flags[] = {
-    {NULL, "arch", "--arch", 0},
-    {NULL, "dataset", "--data", 0},
-    {NULL, "target_cols", "--target-cols", 0},
-    {NULL, "method", "--method", 0},
-    {NULL, "sens", "--sensitivity", 0},
-    {NULL, "probes", "--probes", 0},
-    {NULL, "sparsity", "--sparsity", 0},
-    {NULL, "steps", "--steps", 0},
-    {NULL, "finetune_epochs", "--finetune-epochs", 0},
-    {NULL, "calib", "--calib", 0},
-    {NULL, "epochs", "--epochs", 0},
-    {NULL, "batch", "--batch", 0},
-    {NULL, "patience", "--patience", 0},
-    {NULL, "threads", "--threads", 0},
-    {"datagen", "n_c0", "--c0", 1},
-    {"datagen", "n_times", "--times", 1},
-    {"datagen", "cells", "--cells", 1},
-    {"datagen", "n_train", "--train", 1},
-    {"datagen", "n_test", "--test", 1},
-    {"datagen", "noise", "--noise", 0},
-    {"export-c", "name", "--name", 0},
-    {"export-c", "dir", "-o", 0},
+    {NULL, "arch", "--arch", NAMED},
+    {NULL, "dataset", "--data", LEAD},
+    {NULL, "target_cols", "--target-cols", NAMED},
+    {NULL, "method", "--method", NAMED},
+    {NULL, "sens", "--sensitivity", NAMED},
+    {NULL, "probes", "--probes", NAMED},
+    {NULL, "sparsity", "--sparsity", NAMED},
+    {NULL, "steps", "--steps", NAMED},
+    {NULL, "finetune_epochs", "--finetune-epochs", NAMED},
+    {NULL, "calib", "--calib", NAMED},
+    {NULL, "epochs", "--epochs", NAMED},
+    {NULL, "batch", "--batch", NAMED},
+    {NULL, "patience", "--patience", NAMED},
+    {NULL, "threads", "--threads", NAMED},
+    {"datagen", "n_c0", "--c0", LOOSE},
+    {"datagen", "n_times", "--times", LOOSE},
+    {"datagen", "cells", "--cells", LOOSE},
+    {"datagen", "n_train", "--train", LOOSE},
+    {"datagen", "n_test", "--test", LOOSE},
+    {"datagen", "noise", "--noise", NAMED},
+    {"export-c", "name", "--name", NAMED},
+    {"export-c", "dir", "-o", NAMED},
 };
 
 static int is_word_char(char c) { return isalnum((unsigned char)c) || c == '_' || c == '-'; }
@@ -52,13 +54,14 @@ static const field_flag *field_at(const char *cmd, const char *msg, const char *
     for (size_t i = 0; i < sizeof field_flags / sizeof *field_flags; i++) {
         const field_flag *f = &field_flags[i];
         size_t n = strlen(f->field);
-        if ((f->cmd && strcmp(f->cmd, cmd)) || strncmp(p, f->field, n) || is_word_char(p[n]))
+        if ((f->cmd && strcmp(f->cmd, cmd)) || strncmp(p, f->field, n) || is_word_char(p[n]) ||
+            (f->how == LEAD && p != msg))
             continue;
         const char *q = p + n;
         int named = *q == ':' || (q[0] == ' ' && (q[1] == '\'' || q[1] == '=' ||
                                                   isdigit((unsigned char)q[1]) ||
                                                   (q[1] == '-' && isdigit((unsigned char)q[2]))));
-        if (named || (f->loose && (*q == ',' || *q == ' ' || !*q)))
+        if (named || (f->how == LOOSE && (*q == ',' || *q == ' ' || !*q)))
             return f;
     }
     return NULL;
@@ -117,6 +120,18 @@ int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo,
     if (end == s || *end || errno || !isfinite(v) || v < lo || v > hi)
         return cli_usage_error(cmd, "%s '%s': expected a number in [%g, %g]", opt, s, lo, hi);
     *out = v;
+    return 0;
+}
+
+int cli_check_model_path(const char *cmd, const char *path)
+{
+    static const char *const other[] = {".pt", ".pth", ".ckpt", ".safetensors", ".bin", ".h5",
+                                        ".keras", ".pb", ".tflite", ".npy", ".npz", ".json"};
+    const char *dot = strrchr(path, '.');
+    for (size_t i = 0; dot && i < sizeof other / sizeof *other; i++)
+        if (!strcasecmp(dot, other[i]))
+            return cli_usage_error(cmd, "-o %s: ecprune writes ONNX models; name the file .onnx",
+                                   path);
     return 0;
 }
 

@@ -365,6 +365,19 @@ static int has_suffix(const char *s, const char *suf)
     return a >= b && !strcmp(s + a - b, suf);
 }
 
+/* A bare word is a misspelt name (a bad argument, with a hint); anything with a '/' or a '.'
+ * is a path that is not there. */
+static ecp_status no_such_dataset(const char *spec, ecp_error *err)
+{
+    static const char *const names[] = {"mnist", "fashion", "diffsorp"};
+    const char *near = ecp_closest_name(spec, names, 3);
+    int bare = !strchr(spec, '/') && !strchr(spec, '.');
+    return ecp_fail(err, bare ? ECP_ERR_ARG : ECP_ERR_IO,
+                    "dataset '%s': no such dataset%s%s%s (use mnist, fashion, diffsorp[:noise], a "
+                    "directory or a .csv file)", spec, near ? ": did you mean " : "",
+                    near ? near : "", near ? "?" : "");
+}
+
 ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_dataset **train,
                          ecp_dataset **test, ecp_error *err)
 {
@@ -411,9 +424,7 @@ ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_datase
     if (has_suffix(spec, ".csv"))
         return open_csv_file(spec, opts, train, test, err);
     if (!ecp_file_exists(spec))
-        return ecp_fail(err, ECP_ERR_IO,
-                        "dataset '%s': no such dataset (use mnist, fashion, diffsorp[:noise], a "
-                        "directory or a .csv file)", spec);
+        return no_such_dataset(spec, err);
     return ecp_fail(err, ECP_ERR_UNSUPPORTED,
                     "dataset '%s': unknown kind of file (expected a directory or a .csv file)", spec);
 }
