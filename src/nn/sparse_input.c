@@ -8,10 +8,8 @@
  * serve TILE_V vector FMAs and the output row is stored once. The sum over j runs in the stored
  * order for every output element, so the result does not depend on tiling or threads.
  *
- * Measured (AMD EPYC Zen 4, AVX-512, 1 thread, mnist batch 128, 784 x 300, 19,465 non-zeros):
- * forward 190-200 us (~57 GFLOP/s of useful work, bound by streaming W^T rows from L2; blocking
- * W^T for L1 was tried and was no faster), dW 155-160 us, CSR build ~25 us, CSC ~29 us; the
- * dense sgemm pair takes ~1,190 us. Tiles of 8, 12 and 16 vectors time the same; 20 spills. */
+ * Both products are bound by streaming rows from L2, not by the FMAs; the timings against the
+ * dense sgemm pair they replace are in docs/PERF.md ("Training"). */
 #include "sparse_input.h"
 #include <math.h>
 #include <pthread.h>
@@ -120,8 +118,7 @@ int64_t ecp_spin_build_csr(ecp_ws *ws, const float *x, int batch, int n_in, int6
             __m512 v = _mm512_loadu_ps(xr + k);
             __mmask16 nzm = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
             /* Register-form compress + a full store (the buffers have 16 entries of slack):
-             * the memory form of vcompressps is microcoded on Zen 4 and made this build ~half
-             * as slow as the whole sparse forward. */
+             * the memory form of vcompressps is microcoded on some CPUs (docs/PERF.md). */
             _mm512_storeu_ps(val + c, _mm512_maskz_compress_ps(nzm, v));
             _mm512_storeu_si512(idx + c, _mm512_maskz_compress_epi32(nzm, iv));
             c += __builtin_popcount((unsigned)nzm);
@@ -258,8 +255,8 @@ void ecp_spmm_rows(int nrows, const int32_t *ptr, const int32_t *idx, const floa
 /* The same product with the column tiles outermost and narrow (SW_V vectors): for a dense
  * operand M with few rows (the dW product: M = dZ, batch x n_out), one column panel of M
  * (batch x SW_V*VW floats, 24 KB at batch 128) stays in L1 while every output row walks it. The
- * row-outer kernel streams each M row from L2 instead: with 19 vectors per entry it moved ~24 MB
- * per product through L2 (~200 us at ~31 B/cycle); this moves ~1 MB. */
+ * row-outer kernel streams each M row from L2 instead, about 24 times the traffic
+ * (docs/PERF.md). */
 #ifndef SW_V
 #if VW == 16
 #define SW_V 3
@@ -313,10 +310,8 @@ void ecp_spmm_cols(int nrows, const int32_t *ptr, const int32_t *idx, const floa
  * OpenBLAS's own threads during the sgemm phases of the step). A job is n chunks of output rows;
  * every thread, the caller included, claims chunks with a compare-and-swap on (job, next chunk),
  * so a worker that wakes late takes fewer chunks, and one that wakes after the job is over
- * takes none (its job number is stale). Measured (mnist, --threads 2, with the optimiser's
- * update also split): 128k -> 177k samples/s. The second core is shared with OpenBLAS's worker,
- * which spins (sched_yield) for a while after each sgemm: alone, the two sparse products scale
- * 466 -> 313 us on 2 threads; right after a 2-thread sgemm much less. */
+ * takes none (its job number is stale): OpenBLAS's own worker spins for a while after each
+ * sgemm and may hold a core when a job starts. Speed-ups in docs/PERF.md. */
 typedef struct {
     void (*fn)(void *arg, int chunk);
     void *arg;

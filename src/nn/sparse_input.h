@@ -14,11 +14,8 @@
  * (they would have to transpose W on every call). DENSE and SPARSE force a path (tests). */
 enum { ECP_SPIN_AUTO = 0, ECP_SPIN_DENSE = 1, ECP_SPIN_SPARSE = 2 };
 
-/* The densest batch that takes the sparse path. Measured on this project's AMD EPYC (Zen 4,
- * AVX-512), layer 784 x 300, batch 128, CSR + forward + CSC + dW against OpenBLAS's two sgemm,
- * 1 thread: density 0.10: 259 vs 1188 us; 0.20: 466 vs 1188; 0.35: 776 vs 1188; 0.50: 1090 vs
- * 1191; 0.65: 1416 vs 1191. Break-even ~0.55; 0.4 keeps a >= 1.3x margin for layers where
- * sgemm is more efficient. mnist batches: ~0.19. */
+/* The densest batch that takes the sparse path: below the measured break-even (~0.55, see
+ * docs/PERF.md) with a margin for layers where sgemm is more efficient. mnist batches: ~0.19. */
 #define ECP_SPIN_MAX_DENSITY 0.4
 
 /* Lazily allocates the CSR/CSC buffers of ws (0 on allocation failure: the caller stays dense). */
@@ -64,9 +61,8 @@ void ecp_transpose(const float *src, int rows, int cols, size_t lds, float *dst,
                    int add);
 
 /* Row stride of the transposed layer-0 arrays: n rounded up to 16 floats, so that every row
- * starts on a 64-byte line. Unaligned rows (300 floats = 1200 B) made each 64-byte load of
- * W^T or dZ split across two lines 3 rows in 4: the forward took 237 us instead of 205 us,
- * the dW product 228 instead of 199 (mnist batch 128, 784 x 300, 1 thread). */
+ * starts on a 64-byte line; unaligned rows split most 64-byte loads across two lines
+ * (docs/PERF.md). */
 static inline int ecp_spin_ld(int n) { return (n + 15) / 16 * 16; }
 
 /* The training layout: layer 0's weights and mask held transposed (n_in x n_out) in m->w0t and
