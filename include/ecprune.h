@@ -104,6 +104,10 @@ void ecp_act_backward(ecp_act a, const float *x, const float *y, const float *dy
  * pruning mask: a pruned weight is exactly 0 and marked, and training never moves it. */
 typedef struct ecp_mlp ecp_mlp;
 
+/* The limits of a model (every reader and constructor checks them): layers and layer width. */
+#define ECP_MAX_LAYERS 1000
+#define ECP_MAX_WIDTH (1 << 24)
+
 /* A new model is initialised as by ecp_mlp_init(m, ECP_INIT_SEED), like torch.nn.Linear: it can
  * be trained at once; call ecp_mlp_init for another seed. */
 #define ECP_INIT_SEED 1

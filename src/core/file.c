@@ -10,6 +10,10 @@ ecp_status ecp_wfile_open(ecp_wfile *wf, const char *path, ecp_error *err)
     ECP_REQUIRE(wf, err);
     ECP_REQUIRE(path, err);
     memset(wf, 0, sizeof *wf);
+    /* The rename would replace a symbolic link, device or directory entry: refuse. */
+    struct stat st;
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return ecp_fail(err, ECP_ERR_IO, "%s: exists and is not a regular file", path);
     size_t n = strlen(path);
     wf->path = ecp_alloc(n + 1, 1, path, err);
     wf->tmp = ecp_alloc(n + 16, 1, path, err);

@@ -14,8 +14,8 @@
 #define ECP_ONNX_MAX_BYTES ((size_t)1 << 31)
 
 /* ecp_mlp_create's limits, checked while reading so the message can name the file. */
-#define ECP_ONNX_MAX_LAYERS 1000
-#define ECP_ONNX_MAX_WIDTH (1 << 24)
+#define ECP_ONNX_MAX_LAYERS ECP_MAX_LAYERS
+#define ECP_ONNX_MAX_WIDTH ECP_MAX_WIDTH
 
 /* The only LeakyRelu slope ecp_act implements (PyTorch's default). */
 #define ECP_ONNX_LEAKY_ALPHA 0.01f

@@ -16,10 +16,11 @@ ecp_status ecp_mlp_create(ecp_mlp **out, int n_layers, const int *sizes, const e
     ECP_REQUIRE(sizes, err);
     ECP_REQUIRE(acts, err);
     *out = NULL;
-    if (n_layers < 1 || n_layers > 1000)
-        return ecp_fail(err, ECP_ERR_ARG, "an MLP needs 1 to 1000 layers, not %d", n_layers);
+    if (n_layers < 1 || n_layers > ECP_MAX_LAYERS)
+        return ecp_fail(err, ECP_ERR_ARG, "an MLP needs 1 to %d layers, not %d", ECP_MAX_LAYERS,
+                        n_layers);
     for (int i = 0; i <= n_layers; i++)
-        if (sizes[i] < 1 || sizes[i] > (1 << 24))
+        if (sizes[i] < 1 || sizes[i] > ECP_MAX_WIDTH)
             return ecp_fail(err, ECP_ERR_ARG, "layer width %d out of range [1, 2^24]", sizes[i]);
     for (int l = 0; l < n_layers; l++)
         if ((unsigned)acts[l] >= ECP_ACT_COUNT)
@@ -79,7 +80,7 @@ ecp_status ecp_mlp_clone(const ecp_mlp *m, ecp_mlp **out, ecp_error *err)
     ECP_REQUIRE(out, err);
     *out = NULL;
     ECP_REQUIRE(m, err);
-    ecp_act acts[1000];
+    ecp_act acts[ECP_MAX_LAYERS];
     for (int l = 0; l < m->n_layers; l++)
         acts[l] = m->layer[l].act;
     ecp_status s = ecp_mlp_create(out, m->n_layers, m->sizes, acts, err);
@@ -143,17 +144,17 @@ ecp_status ecp_mlp_create_arch(ecp_mlp **out, const char *arch, ecp_act hidden_a
     ECP_REQUIRE(out, err);
     *out = NULL;
     ECP_REQUIRE(arch, err);
-    int sizes[1001], n = 0;
+    int sizes[ECP_MAX_LAYERS + 1], n = 0;
     const char *p = arch;
     *out = NULL;
     while (*p) {
         char *end;
         long v = strtol(p, &end, 10);
-        if (end == p || v < 1 || v > (1 << 24) || (*end && (*end != '-' || !end[1])))
+        if (end == p || v < 1 || v > ECP_MAX_WIDTH || (*end && (*end != '-' || !end[1])))
             return ecp_fail(err, ECP_ERR_ARG,
                             "arch '%s': expected widths separated by '-', e.g. 784-300-100-10",
                             arch);
-        if (n == 1001)
+        if (n == ECP_MAX_LAYERS + 1)
             return ecp_fail(err, ECP_ERR_ARG, "arch '%s': too many layers", arch);
         sizes[n++] = (int)v;
         p = *end ? end + 1 : end;
@@ -161,7 +162,7 @@ ecp_status ecp_mlp_create_arch(ecp_mlp **out, const char *arch, ecp_act hidden_a
     if (n < 2)
         return ecp_fail(err, ECP_ERR_ARG, "arch '%s': needs at least an input and an output width",
                         arch);
-    ecp_act acts[1000];
+    ecp_act acts[ECP_MAX_LAYERS];
     for (int l = 0; l < n - 1; l++)
         acts[l] = l == n - 2 ? ECP_ACT_IDENTITY : hidden_act;
     return ecp_mlp_create(out, n - 1, sizes, acts, err);
