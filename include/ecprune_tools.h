@@ -62,6 +62,11 @@ typedef struct {
 void ecp_diffsorp_opts_default(ecp_diffsorp_opts *o);
 /* Solves the PDE for every c0 and writes train_x/train_y/test_x/test_y.npy into dir. */
 ecp_status ecp_diffsorp_generate(const ecp_diffsorp_opts *o, const char *dir, ecp_error *err);
+/* The solution from u(x, 0) = c0 with o's cells, t_end and n_times (the other fields unused):
+ * u receives n_times x cells values, u[k * cells + i] at t = t_end k / (n_times - 1) and
+ * x = (i + 0.5) / cells. */
+ecp_status ecp_diffsorp_profile(const ecp_diffsorp_opts *o, double c0, double *u,
+                                ecp_error *err);
 
 /* ------------------------------------------------------------------ sparse engine tuning */
 

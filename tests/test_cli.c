@@ -262,6 +262,36 @@ static void test_help(void **state)
     expect_error(&r, 2, "frobnicate", "unknown command");
 }
 
+/* datagen --profiles: one block per c0 and saved time, the first at u = c0 everywhere. */
+static void test_datagen_profiles(void **state)
+{
+    (void)state;
+    char path[600];
+    snprintf(path, sizeof path, "%s/profiles.txt", P("."));
+    run_result r = run("datagen diffsorp --profiles '%s' --c0-list 0.1,0.2 --times 3 --cells 8",
+                       path);
+    assert_int_equal(r.status, 0);
+    run_free(&r);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[256];
+    int headers = 0, rows = 0;
+    while (fgets(line, sizeof line, f)) {
+        double c0, t, x, u;
+        if (line[0] == '#')
+            headers++;
+        else if (sscanf(line, "%lf %lf %lf %lf", &c0, &t, &x, &u) == 4) {
+            rows++;
+            if (t == 0)
+                assert_close(u, c0, 0, 1e-12);
+            assert_true(u >= 0 && u <= 1.0 + 1e-9);
+        }
+    }
+    fclose(f);
+    assert_int_equal(headers, 2 * 3);
+    assert_int_equal(rows, 2 * 3 * 8);
+}
+
 static void test_usage_errors(void **state)
 {
     (void)state;
@@ -711,6 +741,7 @@ int main(void)
         cmocka_unit_test(test_train_json_regression),
         cmocka_unit_test(test_train_zero_epochs_json),
         cmocka_unit_test(test_train_valid_patience),
+        cmocka_unit_test(test_datagen_profiles),
         cmocka_unit_test(test_eval_predictions),
         cmocka_unit_test(test_info_json),
         cmocka_unit_test(test_prune_json),

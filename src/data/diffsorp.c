@@ -582,6 +582,19 @@ static ecp_status make_tmp_dir(const char *dir, char *tmp, size_t n, ecp_error *
     return ECP_OK;
 }
 
+ecp_status ecp_diffsorp_profile(const ecp_diffsorp_opts *o, double c0, double *u,
+                                ecp_error *err)
+{
+    ECP_REQUIRE(o, err);
+    ECP_REQUIRE(u, err);
+    ecp_status s = check_opts(o, err);
+    if (s)
+        return s;
+    ecp_diffsorp_model m;
+    ecp_diffsorp_model_default(&m);
+    return ecp_diffsorp_solve_c0(&m, o->cells, c0, o->t_end, o->n_times, u, err);
+}
+
 ecp_status ecp_diffsorp_generate(const ecp_diffsorp_opts *o, const char *dir, ecp_error *err)
 {
     ECP_REQUIRE(o, err);
