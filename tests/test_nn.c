@@ -780,27 +780,15 @@ static ecp_mlp *train_toy(const ecp_dataset *d, uint64_t init_seed, uint64_t tra
     return m;
 }
 
-static int same_params(const ecp_mlp *a, const ecp_mlp *b)
-{
-    for (int l = 0; l < ecp_mlp_n_layers(a); l++) {
-        size_t nw = (size_t)ecp_mlp_layer_in(a, l) * ecp_mlp_layer_out(a, l);
-        if (memcmp(ecp_mlp_weights_c(a, l), ecp_mlp_weights_c(b, l), nw * sizeof(float)) ||
-            memcmp(ecp_mlp_bias_c(a, l), ecp_mlp_bias_c(b, l),
-                   (size_t)ecp_mlp_layer_out(a, l) * sizeof(float)))
-            return 0;
-    }
-    return 1;
-}
-
 static void test_train_deterministic(void **state)
 {
     (void)state;
     ecp_dataset *d = toy_regression(250, 12);
     ecp_mlp *a = train_toy(d, 1, 1), *b = train_toy(d, 1, 1), *c = train_toy(d, 1, 2),
             *e = train_toy(d, 2, 1);
-    assert_true(same_params(a, b));
-    assert_false(same_params(a, c)); /* another shuffle */
-    assert_false(same_params(a, e)); /* another initialisation */
+    assert_true(tu_same_params(a, b));
+    assert_false(tu_same_params(a, c)); /* another shuffle */
+    assert_false(tu_same_params(a, e)); /* another initialisation */
     /* ecp_mlp_init itself is a pure function of the seed. */
     ecp_mlp *i1, *i2;
     ecp_error err;
@@ -808,7 +796,7 @@ static void test_train_deterministic(void **state)
     assert_int_equal(ecp_mlp_create_arch(&i2, "7-5-3", ECP_ACT_RELU, &err), ECP_OK);
     ecp_mlp_init(i1, 42);
     ecp_mlp_init(i2, 42);
-    assert_true(same_params(i1, i2));
+    assert_true(tu_same_params(i1, i2));
     /* Kaiming-uniform bound 1/sqrt(fan_in), as torch.nn.Linear. */
     for (int l = 0; l < 2; l++) {
         double bound = 1.0 / sqrt(ecp_mlp_layer_in(i1, l));
@@ -819,7 +807,7 @@ static void test_train_deterministic(void **state)
             assert_true(fabs(ecp_mlp_bias_c(i1, l)[i]) <= bound);
     }
     ecp_mlp_init(i2, 43);
-    assert_false(same_params(i1, i2));
+    assert_false(tu_same_params(i1, i2));
     ecp_mlp_free(i1);
     ecp_mlp_free(i2);
     ecp_mlp_free(a);
@@ -1068,7 +1056,7 @@ static void test_training_layout_matches_dense(void **state)
         assert_int_equal(ecp_mlp_clone(b, &c, &err), ECP_OK);
         assert_int_equal(ecp_mlp_layout_begin(c, &err), ECP_OK);
         ecp_mlp_layout_end(c);
-        assert_true(same_params(b, c));
+        assert_true(tu_same_params(b, c));
         ecp_mlp_free(c);
         ecp_optim_free(oa);
         ecp_optim_free(ob);
@@ -1125,7 +1113,7 @@ static void test_train_sparse_input(void **state)
     ecp_dataset *d = toy_sparse_class(300, 61, 8);
     ecp_mlp *a = train_sparse_toy(d), *b = train_sparse_toy(d);
     assert_null(a->w0t); /* the layout is off again */
-    assert_true(same_params(a, b));
+    assert_true(tu_same_params(a, b));
     for (int i = 0; i < 61 * 37; i++)
         if (i >= 3 && (i - 3) % 4 == 0) {
             assert_true(ecp_mlp_pruned_c(a, 0)[i] == 1);
@@ -1225,7 +1213,7 @@ static void test_mlp_mask_helpers(void **state)
     assert_true(ecp_mlp_weights_c(m, 0)[2] == 0.0f);
     assert_true(ecp_mlp_weights_c(m, 0)[3] != 0.0f);
     assert_int_equal(ecp_mlp_clone(m, &c, &err), ECP_OK);
-    assert_true(same_params(m, c));
+    assert_true(tu_same_params(m, c));
     assert_int_equal(ecp_mlp_n_pruned(c), 3);
     ecp_mlp_bias(m, 1)[0] = NAN;
     assert_int_equal(ecp_mlp_check_finite(m, "model.onnx", &err), ECP_ERR_NUMERIC);

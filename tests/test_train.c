@@ -25,19 +25,6 @@ static ecp_dataset *sparse_class(int64_t n, int n_in, uint64_t seed, int shift_l
     return d;
 }
 
-static int same_params(const ecp_mlp *a, const ecp_mlp *b)
-{
-    for (int l = 0; l < ecp_mlp_n_layers(a); l++) {
-        size_t nw = (size_t)ecp_mlp_layer_in(a, l) * ecp_mlp_layer_out(a, l);
-        if (memcmp(ecp_mlp_weights_c(a, l), ecp_mlp_weights_c(b, l), nw * sizeof(float)) ||
-            memcmp(ecp_mlp_bias_c(a, l), ecp_mlp_bias_c(b, l),
-                   (size_t)ecp_mlp_layer_out(a, l) * sizeof(float)) ||
-            memcmp(ecp_mlp_pruned_c(a, l), ecp_mlp_pruned_c(b, l), nw))
-            return 0;
-    }
-    return 1;
-}
-
 static void test_created_model_is_initialised(void **state)
 {
     (void)state;
@@ -50,9 +37,9 @@ static void test_created_model_is_initialised(void **state)
         nonzero += ecp_mlp_weights_c(a, 0)[i] != 0.0f;
     assert_true(nonzero >= 60);
     ecp_mlp_init(b, 99);
-    assert_false(same_params(a, b));
+    assert_false(tu_same_params(a, b));
     ecp_mlp_init(b, ECP_INIT_SEED); /* creation is ecp_mlp_init with the documented seed */
-    assert_true(same_params(a, b));
+    assert_true(tu_same_params(a, b));
     ecp_mlp_free(a);
     ecp_mlp_free(b);
 }
@@ -217,7 +204,7 @@ static void test_threads_restored(void **state)
     assert_int_equal(openblas_get_num_threads(), 1);
     o.threads = 1; /* results do not depend on the count */
     assert_int_equal(ecp_train(b, d, &o, NULL, &err), ECP_OK);
-    assert_true(same_params(a, b));
+    assert_true(tu_same_params(a, b));
     ecp_mlp_free(a);
     ecp_mlp_free(b);
     ecp_dataset_free(d);
@@ -249,7 +236,7 @@ static void test_keep_and_restore_original(void **state)
     po.finetune.threads = 1;
     assert_int_equal(ecp_prune(m, d, &po, NULL, &err), ECP_OK);
     assert_true(ecp_mlp_n_pruned(m) > 200);
-    assert_false(same_params(m, before));
+    assert_false(tu_same_params(m, before));
     /* The copy reads back as it was. */
     assert_memory_equal(ecp_mlp_original_weights(m, 0), ecp_mlp_weights_c(before, 0),
                         40 * 12 * sizeof(float));
@@ -261,11 +248,11 @@ static void test_keep_and_restore_original(void **state)
     assert_int_equal(ecp_mlp_clone(m, &c, &err), ECP_OK);
     assert_true(ecp_mlp_has_original(c));
     assert_int_equal(ecp_mlp_restore_original(c, &err), ECP_OK);
-    assert_true(same_params(c, before));
+    assert_true(tu_same_params(c, before));
     ecp_mlp_free(c);
 
     assert_int_equal(ecp_mlp_restore_original(m, &err), ECP_OK);
-    assert_true(same_params(m, before));
+    assert_true(tu_same_params(m, before));
     assert_int_equal(ecp_mlp_n_pruned(m), 1);
     assert_true(ecp_mlp_has_original(m)); /* restore keeps the copy: prune again, restore again */
 
