@@ -465,7 +465,8 @@ typedef enum {
 
 typedef struct {
     ecp_engine_mode mode; /* auto (default), or force dense / sparse on every layer */
-    int threads;          /* sparse kernels' pthreads; 0 = every online core */
+    int threads;          /* sparse kernels' pthreads and OpenBLAS's threads for the dense
+                           * layers during each forward; 0 = every online core */
     int max_batch;        /* samples per internal chunk: 256 */
     /* Break-even densities; < 0 (the default) = the `ecprune tune` cache, else built-ins. */
     double be_b1_small, be_b1_large, be_bn;

@@ -453,8 +453,7 @@ ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_s
     s->cap = o->max_batch;
     s->mode = o->mode;
     s->be_bn = bn;
-    long nc = sysconf(_SC_NPROCESSORS_ONLN);
-    s->threads = o->threads ? o->threads : (nc > 0 ? (int)(nc > 256 ? 256 : nc) : 1);
+    s->threads = o->threads > 0 ? o->threads : ecp_online_cores();
     s->layer = ecp_zalloc((size_t)m->n_layers, sizeof *s->layer, "sparse engine", err);
     if (!s->layer) {
         ecp_sparse_free(s);
@@ -633,15 +632,16 @@ ecp_status ecp_sparse_forward(ecp_sparse_net *s, const float *x, int batch, floa
         ECP_REQUIRE(x, err);
         ECP_REQUIRE(y, err);
     }
-    for (int done = 0; done < batch;) {
+    /* The dense layers run on OpenBLAS with the engine's own thread count. */
+    int prev_threads = ecp_blas_threads_push(s->threads);
+    ecp_status st = ECP_OK;
+    for (int done = 0; done < batch && !st;) {
         int B = batch - done < s->cap ? batch - done : s->cap;
-        ecp_status st = forward_chunk(s, x + (size_t)done * s->n_in, B,
-                                      y + (size_t)done * s->n_out, err);
-        if (st)
-            return st;
+        st = forward_chunk(s, x + (size_t)done * s->n_in, B, y + (size_t)done * s->n_out, err);
         done += B;
     }
-    return ECP_OK;
+    ecp_blas_threads_pop(prev_threads);
+    return st;
 }
 
 /* ------------------------------------------------------------------ introspection */
