@@ -104,7 +104,15 @@ static void print_text(const ecp_train_report *rep, const ecp_eval_result *ev, i
     printf("\nwrote %s\n", out);
 }
 
-int cmd_train(int argc, char **argv)
+typedef struct {
+    const char *data, *arch, *out, *act_name, *optim, *target_cols;
+    long epochs, batch, seed, threads, patience;
+    double lr, momentum, wd, valid_frac;
+    int json;
+} train_args;
+
+/* Reads the options into a; returns -1 to go on, else the exit status (help, bad usage). */
+static int parse_args(int argc, char **argv, train_args *a)
 {
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'},   {"arch", required_argument, 0, 'a'},
@@ -116,98 +124,113 @@ int cmd_train(int argc, char **argv)
         {"output", required_argument, 0, 'o'}, {"json", no_argument, 0, 'j'},
         {"valid", required_argument, 0, 'v'},  {"patience", required_argument, 0, 'p'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-    const char *data = NULL, *arch = NULL, *out = NULL, *act_name = "relu", *optim = "adam";
-    const char *target_cols = NULL;
-    long epochs = 10, batch = 128, seed = 1, threads = 0, patience = 0;
-    double lr = -1, momentum = 0.9, wd = 0, valid_frac = 0;
-    int json = 0, c, rc;
+    *a = (train_args){.act_name = "relu", .optim = "adam", .epochs = 10, .batch = 128,
+                      .seed = 1, .lr = -1, .momentum = 0.9};
+    int c, rc = 0;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1 && !rc) {
         switch (c) {
-        case 'd': data = optarg; break;
-        case 'a': arch = optarg; break;
-        case 'A': act_name = optarg; break;
-        case 'e': if ((rc = cli_parse_int("train", "--epochs", optarg, 0, 100000, &epochs))) return rc; break;
-        case 'b': if ((rc = cli_parse_int("train", "--batch", optarg, 1, 1 << 20, &batch))) return rc; break;
-        case 'O': optim = optarg; break;
-        case 'l': if ((rc = cli_parse_double("train", "--lr", optarg, 1e-12, 100, &lr))) return rc; break;
-        case 'm': if ((rc = cli_parse_double("train", "--momentum", optarg, 0, 0.999999, &momentum))) return rc; break;
-        case 'w': if ((rc = cli_parse_double("train", "--weight-decay", optarg, 0, 10, &wd))) return rc; break;
-        case 's': if ((rc = cli_parse_int("train", "--seed", optarg, 0, 0x7fffffffL, &seed))) return rc; break;
-        case 't': if ((rc = cli_parse_int("train", "--threads", optarg, 1, 1024, &threads))) return rc; break;
-        case 'T': target_cols = optarg; break;
-        case 'v': if ((rc = cli_parse_double("train", "--valid", optarg, 0, 0.9, &valid_frac))) return rc; break;
-        case 'p': if ((rc = cli_parse_int("train", "--patience", optarg, 0, 100000, &patience))) return rc; break;
-        case 'o': out = optarg; break;
-        case 'j': json = 1; break;
+        case 'd': a->data = optarg; break;
+        case 'a': a->arch = optarg; break;
+        case 'A': a->act_name = optarg; break;
+        case 'e': rc = cli_parse_int("train", "--epochs", optarg, 0, 100000, &a->epochs); break;
+        case 'b': rc = cli_parse_int("train", "--batch", optarg, 1, 1 << 20, &a->batch); break;
+        case 'O': a->optim = optarg; break;
+        case 'l': rc = cli_parse_double("train", "--lr", optarg, 1e-12, 100, &a->lr); break;
+        case 'm': rc = cli_parse_double("train", "--momentum", optarg, 0, 0.999999, &a->momentum); break;
+        case 'w': rc = cli_parse_double("train", "--weight-decay", optarg, 0, 10, &a->wd); break;
+        case 's': rc = cli_parse_int("train", "--seed", optarg, 0, 0x7fffffffL, &a->seed); break;
+        case 't': rc = cli_parse_int("train", "--threads", optarg, 1, 1024, &a->threads); break;
+        case 'T': a->target_cols = optarg; break;
+        case 'v': rc = cli_parse_double("train", "--valid", optarg, 0, 0.9, &a->valid_frac); break;
+        case 'p': rc = cli_parse_int("train", "--patience", optarg, 0, 100000, &a->patience); break;
+        case 'o': a->out = optarg; break;
+        case 'j': a->json = 1; break;
         case 'h': help(stdout); return 0;
         default:
             return cli_usage_error("train", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
+    if (rc)
+        return rc;
     if (optind < argc)
         return cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
-    if (!data || !arch || !out)
-        return cli_usage_error("train", "%s%s%s%s%s%s required", !data ? "--data" : "",
-                               !data && (!arch || !out) ? ", " : "", !arch ? "--arch" : "",
-                               !arch && !out ? ", " : "", !out ? "-o" : "",
-                               (!data + !arch + !out) > 1 ? " are" : " is");
-    if ((rc = cli_check_model_path("train", out)))
+    return -1;
+}
+
+/* The checks that need every option; fills the training options. -1 to go on. */
+static int check_args(const train_args *a, ecp_act *act, ecp_train_opts *to)
+{
+    if (!a->data || !a->arch || !a->out)
+        return cli_usage_error("train", "%s%s%s%s%s%s required", !a->data ? "--data" : "",
+                               !a->data && (!a->arch || !a->out) ? ", " : "",
+                               !a->arch ? "--arch" : "", !a->arch && !a->out ? ", " : "",
+                               !a->out ? "-o" : "",
+                               (!a->data + !a->arch + !a->out) > 1 ? " are" : " is");
+    int rc = cli_check_model_path("train", a->out);
+    if (rc)
         return rc;
-    if (patience > 0 && valid_frac <= 0)
+    if (a->patience > 0 && a->valid_frac <= 0)
         return cli_usage_error("train", "--patience needs --valid");
     ecp_error err = {0};
-    ecp_act act;
-    if (ecp_act_parse(act_name, &act, &err))
+    if (ecp_act_parse(a->act_name, act, &err))
         return cli_die("train", &err);
-    ecp_optim_kind kind;
-    if (!strcmp(optim, "adam"))
-        kind = ECP_OPT_ADAM;
-    else if (!strcmp(optim, "sgd"))
-        kind = ECP_OPT_SGD;
-    else
-        return cli_usage_error("train", "--optim '%s': choose adam or sgd", optim);
-    cli_set_threads((int)threads);
+    if (strcmp(a->optim, "adam") && strcmp(a->optim, "sgd"))
+        return cli_usage_error("train", "--optim '%s': choose adam or sgd", a->optim);
+    ecp_train_opts_default(to);
+    to->epochs = (int)a->epochs;
+    to->batch = (int)a->batch;
+    to->seed = (uint64_t)a->seed;
+    ecp_optim_opts_default(&to->optim, strcmp(a->optim, "sgd") ? ECP_OPT_ADAM : ECP_OPT_SGD);
+    if (a->lr > 0)
+        to->optim.lr = a->lr;
+    to->optim.momentum = a->momentum;
+    to->optim.weight_decay = a->wd;
+    to->threads = (int)a->threads;
+    to->patience = (int)a->patience;
+    return -1;
+}
 
+int cmd_train(int argc, char **argv)
+{
+    train_args a;
+    ecp_act act;
+    ecp_train_opts to;
+    int rc = parse_args(argc, argv, &a);
+    if (rc < 0)
+        rc = check_args(&a, &act, &to);
+    if (rc >= 0)
+        return rc;
+    cli_set_threads((int)a.threads);
+    ecp_error err = {0};
     ecp_data_opts dopt;
     ecp_data_opts_default(&dopt);
-    dopt.target_cols = target_cols;
+    dopt.target_cols = a.target_cols;
     ecp_dataset *train = NULL, *test = NULL, *valid = NULL;
     ecp_mlp *m = NULL;
-    int status = 1;
-    if (ecp_data_open(data, &dopt, &train, &test, &err) ||
-        ecp_mlp_create_arch(&m, arch, act, &err) ||
-        ecp_check_fit(m, train, "--arch", data, &err) ||
-        (valid_frac > 0 && split_valid(&train, &valid, valid_frac, (uint64_t)seed, &err))) {
-        status = cli_die("train", &err);
-        goto done;
-    }
-    ecp_mlp_init(m, (uint64_t)seed);
-    ecp_train_opts to;
-    ecp_train_opts_default(&to);
-    to.epochs = (int)epochs;
-    to.batch = (int)batch;
-    to.seed = (uint64_t)seed;
-    ecp_optim_opts_default(&to.optim, kind);
-    if (lr > 0)
-        to.optim.lr = lr;
-    to.optim.momentum = momentum;
-    to.optim.weight_decay = wd;
-    to.threads = (int)threads;
-    to.valid = valid;
-    to.patience = (int)patience;
     ecp_train_report rep;
     ecp_eval_result ev;
-    if (ecp_train(m, train, &to, &rep, &err) || ecp_evaluate(m, test, &ev, &err) ||
-        ecp_onnx_save(m, out, &err)) {
+    int status = 1;
+    if (ecp_data_open(a.data, &dopt, &train, &test, &err) ||
+        ecp_mlp_create_arch(&m, a.arch, act, &err) ||
+        ecp_check_fit(m, train, "--arch", a.data, &err) ||
+        (a.valid_frac > 0 &&
+         split_valid(&train, &valid, a.valid_frac, (uint64_t)a.seed, &err))) {
         status = cli_die("train", &err);
         goto done;
     }
-    if (json)
-        print_json(&rep, &ev, valid != NULL, out);
+    ecp_mlp_init(m, (uint64_t)a.seed);
+    to.valid = valid;
+    if (ecp_train(m, train, &to, &rep, &err) || ecp_evaluate(m, test, &ev, &err) ||
+        ecp_onnx_save(m, a.out, &err)) {
+        status = cli_die("train", &err);
+        goto done;
+    }
+    if (a.json)
+        print_json(&rep, &ev, valid != NULL, a.out);
     else
-        print_text(&rep, &ev, valid != NULL, arch, data, out);
+        print_text(&rep, &ev, valid != NULL, a.arch, a.data, a.out);
     status = 0;
 done:
     ecp_mlp_free(m);
