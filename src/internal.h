@@ -31,6 +31,20 @@ struct ecp_mlp {
     uint8_t *orig_mask;
 };
 
+/* The scratch of layer 0's sparse-input kernels (src/nn/sparse_input.c): the batch as CSR and
+ * CSC, and their worker threads. Buffers are allocated on first use. */
+typedef struct {
+    int mode;    /* ECP_SPARSE_INPUT_AUTO / _DENSE / _SPARSE */
+    int used;    /* the last forward took the sparse path (its backward follows it) */
+    int csc;     /* the CSC of that batch is built */
+    int32_t *rowptr, *idx, *colptr, *cidx;
+    float *val, *cval;
+    float *wt, *dwt; /* transposed W0 / dW0 scratch when the model is in its usual layout */
+    float *dz;       /* dz of layer 0 with 64-byte rows (the dW kernel's operand) */
+    int threads;     /* threads for the kernels (ecp_train: OpenBLAS's count) */
+    void *pool;      /* their worker threads, started on first use */
+} ecp_sparse_input;
+
 struct ecp_ws {
     int cap;
     int n_layers;
@@ -38,17 +52,8 @@ struct ecp_ws {
     float **z;  /* z[0..L-1]: pre-activation of layer l, batch x sizes[l+1] */
     float **dz; /* dL/dz of layer l */
     float *da;  /* scratch: dL/da of the current layer's input, batch x max width */
-    /* Sparse input of layer 0 (src/nn/sparse_input.c); buffers allocated on first use. */
-    int sp_mode;        /* ECP_SPIN_AUTO / _DENSE / _SPARSE */
-    int sp_used;        /* the last forward took the sparse path (its backward follows it) */
-    int sp_csc;         /* the CSC of that batch is built */
     int grad_overwrite; /* backward writes dW, db instead of adding (ecp_train: no zeroing pass) */
-    int32_t *sp_rowptr, *sp_idx, *sp_colptr, *sp_cidx;
-    float *sp_val, *sp_cval;
-    float *sp_wt, *sp_dwt; /* transposed W0 / dW0 scratch when the model is in its usual layout */
-    float *sp_dz;          /* dz of layer 0 with 64-byte rows (the dW kernel's operand) */
-    int sp_threads;        /* threads for the sparse kernels (ecp_train: OpenBLAS's count) */
-    void *sp_pool;         /* their worker threads, started on first use */
+    ecp_sparse_input input; /* layer 0's sparse-input scratch */
 };
 
 struct ecp_grads {

@@ -938,13 +938,13 @@ static void test_sparse_input_matches_dense(void **state)
                 assert_int_equal(ecp_ws_create(&wsp, m, B, &err), ECP_OK);
                 assert_int_equal(ecp_grads_create(&gd, m, &err), ECP_OK);
                 assert_int_equal(ecp_grads_create(&gs, m, &err), ECP_OK);
-                wd->sp_mode = ECP_SPIN_DENSE;
-                wsp->sp_mode = ECP_SPIN_SPARSE;
+                wd->input.mode = ECP_SPARSE_INPUT_DENSE;
+                wsp->input.mode = ECP_SPARSE_INPUT_SPARSE;
                 ecp_grads_zero(gd);
                 ecp_grads_zero(gs);
                 ecp_mlp_forward(m, wd, x, B);
                 ecp_mlp_forward(m, wsp, x, B);
-                assert_true(wsp->sp_used && !wd->sp_used);
+                assert_true(wsp->input.used && !wd->input.used);
                 assert_close_arr(ecp_ws_pre(wsp, 0), ecp_ws_pre(wd, 0), (size_t)B * sz[1], "z0");
                 assert_close_arr(ecp_ws_output(wsp), ecp_ws_output(wd), (size_t)B * K, "y");
                 /* Backward adds: twice gives twice (the sparse path transposes-and-adds). */
@@ -1012,7 +1012,7 @@ static void test_training_layout_matches_dense(void **state)
         assert_int_equal(ecp_grads_create(&gb, b, &err), ECP_OK);
         assert_int_equal(ecp_optim_create(&oa, a, &o, &err), ECP_OK);
         assert_int_equal(ecp_optim_create(&ob, b, &o, &err), ECP_OK);
-        wa->sp_mode = ECP_SPIN_DENSE;
+        wa->input.mode = ECP_SPARSE_INPUT_DENSE;
         wb->grad_overwrite = 1; /* as ecp_train: no zeroing; fill gb with garbage first */
         for (int l = 0; l < 3; l++)
             for (size_t i = 0; i < gb->nw[l]; i++)
@@ -1020,7 +1020,7 @@ static void test_training_layout_matches_dense(void **state)
         ecp_grads_zero(ga);
         ecp_mlp_forward(a, wa, x, B);
         ecp_mlp_forward(b, wb, x, B);
-        assert_int_equal(wb->sp_used, !dense_batch);
+        assert_int_equal(wb->input.used, !dense_batch);
         assert_close_arr(ecp_ws_output(wb), ecp_ws_output(wa), B * 3, "y");
         ecp_mlp_backward(a, wa, dy, B, ga);
         ecp_mlp_backward(b, wb, dy, B, gb);

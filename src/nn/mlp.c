@@ -344,16 +344,16 @@ void ecp_ws_free(ecp_ws *ws)
     free(ws->z);
     free(ws->dz);
     free(ws->da);
-    free(ws->sp_rowptr);
-    free(ws->sp_idx);
-    free(ws->sp_val);
-    free(ws->sp_colptr);
-    free(ws->sp_cidx);
-    free(ws->sp_cval);
-    free(ws->sp_wt);
-    free(ws->sp_dwt);
-    free(ws->sp_dz);
-    ecp_spin_pool_free(ws->sp_pool);
+    free(ws->input.rowptr);
+    free(ws->input.idx);
+    free(ws->input.val);
+    free(ws->input.colptr);
+    free(ws->input.cidx);
+    free(ws->input.cval);
+    free(ws->input.wt);
+    free(ws->input.dwt);
+    free(ws->input.dz);
+    ecp_sparse_input_pool_free(ws->input.pool);
     free(ws);
 }
 
@@ -420,38 +420,38 @@ static const float *layer0_wt(const ecp_mlp *m, ecp_ws *ws, size_t *ld)
         *ld = (size_t)m->ld0t;
         return m->w0t;
     }
-    *ld = (size_t)ecp_spin_ld(L->n_out);
-    if (!ws->sp_wt && !(ws->sp_wt = malloc((size_t)L->n_in * *ld * sizeof(float))))
+    *ld = (size_t)ecp_sparse_input_ld(L->n_out);
+    if (!ws->input.wt && !(ws->input.wt = malloc((size_t)L->n_in * *ld * sizeof(float))))
         return NULL;
-    ecp_transpose(L->W, L->n_out, L->n_in, (size_t)L->n_in, ws->sp_wt, *ld, 0);
-    return ws->sp_wt;
+    ecp_transpose(L->W, L->n_out, L->n_in, (size_t)L->n_in, ws->input.wt, *ld, 0);
+    return ws->input.wt;
 }
 
 /* Layer 0: sparse (CSR of the batch, row AXPYs over W^T) or dense (sgemm), chosen per batch:
  * under AUTO, sparse iff the model is in the training layout and the batch's density is at
- * most ECP_SPIN_MAX_DENSITY. The choice is a function of the batch only: deterministic. */
+ * most ECP_SPARSE_INPUT_MAX_DENSITY. The choice is a function of the batch only: deterministic. */
 static void layer0_forward(const ecp_mlp *m, ecp_ws *ws, int batch)
 {
     const ecp_layer *L = &m->layer[0];
     const float *a = ws->a[0];
     float *z = ws->z[0];
-    ws->sp_used = 0;
-    ws->sp_csc = 0;
-    int want = ws->sp_mode == ECP_SPIN_SPARSE || (ws->sp_mode == ECP_SPIN_AUTO && m->w0t);
-    if (want && ecp_spin_ensure(ws, L->n_in, L->n_out)) {
+    ws->input.used = 0;
+    ws->input.csc = 0;
+    int want = ws->input.mode == ECP_SPARSE_INPUT_SPARSE || (ws->input.mode == ECP_SPARSE_INPUT_AUTO && m->w0t);
+    if (want && ecp_sparse_input_ensure(ws, L->n_in, L->n_out)) {
         int64_t total = (int64_t)batch * L->n_in;
-        int64_t max_nnz = ws->sp_mode == ECP_SPIN_SPARSE
+        int64_t max_nnz = ws->input.mode == ECP_SPARSE_INPUT_SPARSE
                               ? total
-                              : (int64_t)(ECP_SPIN_MAX_DENSITY * (double)total);
+                              : (int64_t)(ECP_SPARSE_INPUT_MAX_DENSITY * (double)total);
         const float *wt;
         size_t ld;
-        if (ecp_spin_build_csr(ws, a, batch, L->n_in, max_nnz) >= 0 &&
+        if (ecp_sparse_input_build_csr(ws, a, batch, L->n_in, max_nnz) >= 0 &&
             (wt = layer0_wt(m, ws, &ld))) {
-            ecp_spin_forward(ws, batch, wt, ld, L->n_out, L->b, z);
-            ws->sp_used = 1;
+            ecp_sparse_input_forward(ws, batch, wt, ld, L->n_out, L->b, z);
+            ws->input.used = 1;
         }
     }
-    if (!ws->sp_used) {
+    if (!ws->input.used) {
         if (!m->w0t) {
             layer_forward(L, a, z, ws->a[1], batch);
             return;
@@ -471,22 +471,22 @@ static void layer0_backward(const ecp_mlp *m, ecp_ws *ws, float *dW, float *db, 
     const ecp_layer *L = &m->layer[0];
     const float *dz = ws->dz[0];
     int ow = ws->grad_overwrite;
-    size_t ld = (size_t)ecp_spin_ld(L->n_out);
-    if (ws->sp_used && !m->w0t && !ws->sp_dwt &&
-        !(ws->sp_dwt = malloc((size_t)L->n_in * ld * sizeof(float))))
-        ws->sp_used = 0; /* no scratch: the dense product below (a[0] holds the batch) */
-    if (ws->sp_used) {
-        if (!ws->sp_csc)
-            ecp_spin_build_csc(ws, batch, L->n_in);
-        /* dz with 64-byte rows (see ecp_spin_ld): the copy costs far less than it saves. */
+    size_t ld = (size_t)ecp_sparse_input_ld(L->n_out);
+    if (ws->input.used && !m->w0t && !ws->input.dwt &&
+        !(ws->input.dwt = malloc((size_t)L->n_in * ld * sizeof(float))))
+        ws->input.used = 0; /* no scratch: the dense product below (a[0] holds the batch) */
+    if (ws->input.used) {
+        if (!ws->input.csc)
+            ecp_sparse_input_build_csc(ws, batch, L->n_in);
+        /* dz with 64-byte rows (see ecp_sparse_input_ld): the copy costs far less than it saves. */
         for (int n = 0; n < batch; n++)
-            memcpy(ws->sp_dz + (size_t)n * ld, dz + (size_t)n * L->n_out,
+            memcpy(ws->input.dz + (size_t)n * ld, dz + (size_t)n * L->n_out,
                    (size_t)L->n_out * sizeof *dz);
         if (m->w0t) {
-            ecp_spin_dw(ws, L->n_in, ws->sp_dz, ld, L->n_out, !ow, dW, (size_t)m->ld0t);
+            ecp_sparse_input_dw(ws, L->n_in, ws->input.dz, ld, L->n_out, !ow, dW, (size_t)m->ld0t);
         } else {
-            ecp_spin_dw(ws, L->n_in, ws->sp_dz, ld, L->n_out, 0, ws->sp_dwt, ld);
-            ecp_transpose(ws->sp_dwt, L->n_in, L->n_out, ld, dW, (size_t)L->n_in, !ow);
+            ecp_sparse_input_dw(ws, L->n_in, ws->input.dz, ld, L->n_out, 0, ws->input.dwt, ld);
+            ecp_transpose(ws->input.dwt, L->n_in, L->n_out, ld, dW, (size_t)L->n_in, !ow);
         }
         bias_grad(dz, db, L->n_out, batch, ow);
     } else if (m->w0t) {

@@ -321,7 +321,7 @@ void ecp_optim_step(ecp_optim *op, ecp_mlp *m, const ecp_grads *g)
             op->task[nt++] = (struct upd_task){l, 1, 0, (size_t)L->n_out};
     }
     if (op->ws)
-        ecp_spin_parallel(op->ws, upd_run, &j, nt);
+        ecp_sparse_input_parallel(op->ws, upd_run, &j, nt);
     else
         for (int c = 0; c < nt; c++)
             upd_run(&j, c);

@@ -152,10 +152,10 @@ static ecp_status trainer_open(trainer *t, ecp_error *err)
     if (!t->perm || !t->yb || !t->dy || !t->lab)
         return ECP_ERR_MEMORY;
     ecp_mlp_apply_mask(t->m);
-    /* Data with at least 1 - ECP_SPIN_MAX_DENSITY zeros (mnist: 81 %) trains in the transposed
+    /* Data with at least 1 - ECP_SPARSE_INPUT_MAX_DENSITY zeros (mnist: 81 %) trains in the transposed
      * layer-0 layout with the sparse kernels; dense data (diffsorp) keeps the sgemm path.
      * Gradients and optimiser state follow the layout: create them after it. */
-    if (1.0 - input_zero_fraction(d) <= ECP_SPIN_MAX_DENSITY &&
+    if (1.0 - input_zero_fraction(d) <= ECP_SPARSE_INPUT_MAX_DENSITY &&
         (s = ecp_mlp_layout_begin(t->m, err)))
         return s;
     if ((s = ecp_ws_create(&t->ws, t->m, B, err)) || (s = ecp_grads_create(&t->g, t->m, err)) ||
@@ -171,7 +171,7 @@ static ecp_status trainer_open(trainer *t, ecp_error *err)
     t->ws->grad_overwrite = 1;
     /* The sparse kernels use as many threads as OpenBLAS; their results do not depend on the
      * count. */
-    t->ws->sp_threads = openblas_get_num_threads();
+    t->ws->input.threads = openblas_get_num_threads();
     ecp_optim_use_threads(t->op, t->ws);
     ecp_rng_seed(&t->rng, t->o->seed);
     t->t0 = ecp_now();
