@@ -1055,9 +1055,7 @@ static void test_mnist(void **state)
     (void)state;
     ecp_dataset *tr, *te;
     ecp_error err = {0};
-    ecp_status s = ecp_data_open("mnist", NULL, &tr, &te, &err);
-    if (s)
-        fail_msg("mnist: %s (run scripts/setup.sh)", err.msg);
+    tu_open_mnist_or_skip(&tr, &te);
     assert_int_equal(tr->n, 8000);
     assert_int_equal(te->n, 2000);
     assert_int_equal(tr->n_in, 784);

@@ -852,9 +852,7 @@ static void test_mnist_accuracy(void **state)
     (void)state;
     ecp_dataset *train, *test;
     ecp_error err = {0};
-    ecp_status s = ecp_data_open("mnist", NULL, &train, &test, &err);
-    if (s)
-        fail_msg("mnist: %s (run scripts/setup.sh)", err.msg);
+    tu_open_mnist_or_skip(&train, &test);
     assert_int_equal(train->n, 8000);
     assert_int_equal(test->n, 2000);
     ecp_mlp *m;

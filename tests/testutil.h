@@ -80,4 +80,19 @@ static inline int tu_same_params(const ecp_mlp *a, const ecp_mlp *b)
     return 1;
 }
 
+
+/* Opens the mnist digits; when they are absent (ECP_ERR_IO: scripts/setup.sh was not run) the
+ * calling test is skipped with a message instead of failing. Any other error fails. */
+static inline void tu_open_mnist_or_skip(ecp_dataset **train, ecp_dataset **test)
+{
+    ecp_error err = {0};
+    ecp_status s = ecp_data_open("mnist", NULL, train, test, &err);
+    if (s == ECP_ERR_IO) {
+        print_message("skipped: %s\n", err.msg);
+        skip();
+    }
+    if (s)
+        fail_msg("mnist: %s", err.msg);
+}
+
 #endif
