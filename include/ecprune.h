@@ -7,8 +7,8 @@
  *
  * Handles are opaque and come in create/free pairs; every fallible call returns an ecp_status
  * (0 = ok) and fills an ecp_error (err may be NULL) whose message names the file or the field of
- * the options and the problem. The library never prints, exits or aborts: the caller decides
- * what an error means. A NULL pointer where an object is required gives ECP_ERR_ARG; free
+ * the options and the problem. The library never exits or aborts, and prints nothing but the
+ * progress line a `progress` option asks for: the caller decides what an error means. A NULL pointer where an object is required gives ECP_ERR_ARG; free
  * functions accept NULL; accessors given NULL return 0 (or NULL).
  *
  * Threads: the library keeps no global state. Distinct objects may be used from different
