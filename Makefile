@@ -7,18 +7,36 @@
 #   make bench      benchmarks (ratios against OpenBLAS dense / PyTorch CPU in the same run)
 #   make results    regenerate docs/RESULTS.md and its plots
 #   make python     the Python package in build/python (PYTHONPATH=build/python)
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local [DESTDIR=...]   portable build (no -march=native)
+#   make uninstall PREFIX=/usr/local [DESTDIR=...]
 
 CC      ?= cc
 PREFIX  ?= /usr/local
+DESTDIR ?=
+# `make install` builds a portable library (no -march=native) in its own directory; the local
+# build and the tests use every instruction of this machine.
+ifneq ($(filter install,$(MAKECMDGOALS)),)
+BUILD   ?= build-install
+OPT     ?= -O3
+endif
 BUILD   ?= build
 SAN     ?=
 OPT     ?= -O3 -march=native
-CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -g \
-              -Iinclude -Isrc -I$(BUILD)/gen -I/usr/include/x86_64-linux-gnu/openblas-pthread
+# The version is defined once, in include/ecprune.h.
+VERSION := $(shell sed -n 's/^\#define ECP_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$$/\2/p' \
+             include/ecprune.h | paste -sd. -)
+MAJOR   := $(firstword $(subst ., ,$(VERSION)))
+SO_REAL  = libecprune.so.$(VERSION)
+SO_NAME  = libecprune.so.$(MAJOR)
+BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null || \
+                 echo -I/usr/include/x86_64-linux-gnu/openblas-pthread)
+WARN    = -Wall -Wextra -Wno-unused-parameter -Wshadow -Wmissing-prototypes -Wstrict-prototypes
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE $(WARN) -fPIC -g -MMD -MP \
+              -Iinclude -Isrc -I$(BUILD)/gen $(BLAS_CFLAGS)
 CFLAGS  = $(CFLAGS_BASE) $(OPT) $(SAN)
 LIBS    = -lopenblas -lprotobuf-c -lz -lm -lpthread
 SETUP   = scripts/setup.sh
+HEADERS = include/ecprune.h include/ecprune_tools.h
 
 LIB_SRC  = $(sort $(wildcard src/core/*.c src/nn/*.c src/data/*.c src/io/*.c src/prune/*.c src/sparse/*.c))
 CLI_SRC  = $(sort $(wildcard src/cli/*.c))
@@ -28,10 +46,10 @@ GEN_H    = $(BUILD)/gen/onnx.pb-c.h
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx.pb-c.o
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-HDRS     = include/ecprune.h $(wildcard src/*.h src/*/*.h) $(GEN_H)
+STAGE    = $(abspath $(BUILD))/stage
 
-.PHONY: all setup check-deps python test test-unit test-py test-asan test-tsan fuzz fuzz-replay \
-        demo bench results install clean
+.PHONY: all setup check-deps python test test-unit test-py test-asan test-tsan test-examples fuzz \
+        fuzz-replay demo bench results install install-files uninstall clean
 all: check-deps $(BUILD)/libecprune.a $(BUILD)/libecprune.so $(BUILD)/ecprune
 
 # A fresh machine gets one clear line naming what is missing, not a missing-rule error.
@@ -45,7 +63,9 @@ $(GEN_C) $(GEN_H): /usr/include/onnx/onnx.proto
 	cp /usr/include/onnx/onnx.proto $(BUILD)/gen/onnx-src/onnx.proto
 	cd $(BUILD)/gen/onnx-src && protoc-c --c_out=.. onnx.proto
 
-$(BUILD)/obj/%.o: %.c $(HDRS)
+# Header dependencies come from the compiler (-MMD -MP); the generated ONNX header must exist
+# before anything that may include it is compiled.
+$(BUILD)/obj/%.o: %.c | $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -53,12 +73,25 @@ $(BUILD)/obj/gen/onnx.pb-c.o: $(GEN_C)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -w -c $< -o $@
 
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)
+
 $(BUILD)/libecprune.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/libecprune.so: $(LIB_OBJ)
-	$(CC) $(CFLAGS) -shared -o $@ $^ $(LIBS)
+# The shared library exports the public API only (the functions declared in the installed
+# headers), not the internals nor protobuf-c's generated onnx__* code.
+$(BUILD)/ecprune.map: $(HEADERS) scripts/exports.sh
+	@mkdir -p $(dir $@)
+	bash scripts/exports.sh $(CC) $(HEADERS) > $@
+
+$(BUILD)/$(SO_REAL): $(LIB_OBJ) $(BUILD)/ecprune.map
+	$(CC) $(CFLAGS) -shared -Wl,-soname,$(SO_NAME) -Wl,--version-script=$(BUILD)/ecprune.map \
+	    -o $@ $(LIB_OBJ) $(LIBS)
+
+$(BUILD)/libecprune.so: $(BUILD)/$(SO_REAL)
+	ln -sf $(SO_REAL) $(BUILD)/$(SO_NAME)
+	ln -sf $(SO_REAL) $@
 
 $(BUILD)/ecprune: $(CLI_OBJ) $(BUILD)/libecprune.a
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libecprune.a $(LIBS)
@@ -89,11 +122,18 @@ setup:
 # The last line printed is the ASan run's "asan: N passed, N failed".
 test: setup
 	@$(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory test-examples
 	@$(MAKE) --no-print-directory test-py
 	@$(MAKE) --no-print-directory test-asan
 
 test-unit: all $(TEST_BIN)
 	@bash scripts/run_tests.sh $(BUILD)
+
+# The programs in examples/ are built as an embedder builds them: against an installed copy
+# (staged under BUILD/stage) found through pkg-config, then run.
+test-examples: all
+	@$(MAKE) --no-print-directory install-files BUILD=$(BUILD) DESTDIR= PREFIX=$(STAGE) >/dev/null
+	@bash scripts/run_examples.sh $(STAGE) $(BUILD)/examples
 
 test-py: all python
 	@bash scripts/run_py_tests.sh $(BUILD)
@@ -135,14 +175,29 @@ results: setup all
 # dist-packages on Debian) and loads PREFIX/lib/libecprune.so from there.
 PYDIR ?= $(PREFIX)/lib/$(shell python3 -c 'import sys; print("python%d.%d" % sys.version_info[:2])')/dist-packages
 install: all python
-	install -d $(PREFIX)/lib $(PREFIX)/include $(PREFIX)/bin $(PREFIX)/lib/pkgconfig $(PYDIR)/ecprune
-	install -m 644 $(BUILD)/python/ecprune/*.py $(BUILD)/python/ecprune/_ecprune.h $(PYDIR)/ecprune/
-	install -m 644 $(BUILD)/libecprune.a $(PREFIX)/lib/
-	install -m 755 $(BUILD)/libecprune.so $(PREFIX)/lib/
-	install -m 644 include/ecprune.h $(PREFIX)/include/
-	install -m 755 $(BUILD)/ecprune $(PREFIX)/bin/
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|0.1.0|g' scripts/ecprune.pc.in \
-	    > $(PREFIX)/lib/pkgconfig/ecprune.pc
+	@$(MAKE) --no-print-directory install-files BUILD=$(BUILD)
+	install -d $(DESTDIR)$(PYDIR)/ecprune
+	install -m 644 $(BUILD)/python/ecprune/*.py $(BUILD)/python/ecprune/_ecprune.h \
+	    $(DESTDIR)$(PYDIR)/ecprune/
+
+install-files:
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 $(BUILD)/libecprune.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/$(SO_REAL) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf $(SO_REAL) $(DESTDIR)$(PREFIX)/lib/$(SO_NAME)
+	ln -sf $(SO_NAME) $(DESTDIR)$(PREFIX)/lib/libecprune.so
+	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/
+	install -m 755 $(BUILD)/ecprune $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' scripts/ecprune.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ecprune.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libecprune.a $(DESTDIR)$(PREFIX)/lib/$(SO_REAL) \
+	    $(DESTDIR)$(PREFIX)/lib/$(SO_NAME) $(DESTDIR)$(PREFIX)/lib/libecprune.so \
+	    $(DESTDIR)$(PREFIX)/include/ecprune.h $(DESTDIR)$(PREFIX)/include/ecprune_tools.h \
+	    $(DESTDIR)$(PREFIX)/bin/ecprune $(DESTDIR)$(PREFIX)/lib/pkgconfig/ecprune.pc
+	rm -rf $(DESTDIR)$(PYDIR)/ecprune
 
 clean:
-	rm -rf build build-asan build-fuzz build-tsan
+	rm -rf build build-asan build-install build-fuzz build-tsan

@@ -13,6 +13,7 @@ build=${1:-build}
 threads=${THREADS:-1}
 secs=${SECONDS_PER:-0.5}
 ecp="$build/ecprune"
+export ECPRUNE_TORCH_INFER="$(cd "$(dirname "$0")" && pwd)/torch_infer.py"
 work=$(mktemp -d /tmp/ecprune-bench-infer-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 LIBS="-lopenblas -lprotobuf-c -lz -lm -lpthread"

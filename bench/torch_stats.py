@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch CPU reference timing of EC's statistics pass (METHOD.md), for bench/bench_stats.sh.
+"""PyTorch CPU reference timing of EC's statistics pass (docs/METHOD.md), for bench/bench_stats.sh.
 
 usage: torch_stats.py MODEL.onnx THREADS [N] [REPEATS]
 

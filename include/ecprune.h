@@ -1,9 +1,23 @@
 /*
  * ecprune — train, prune (elimination–compensation) and deploy fully-connected networks.
  *
- * One public header. Handles are opaque and come in create/free pairs; every fallible call
- * returns an ecp_status (0 = ok) and fills an ecp_error whose message names the file or option
- * and the problem. The library never exits or aborts: the caller decides what an error means.
+ * The core API: models, data, training, pruning, inference and model files. Tool support (the
+ * progress line, atomic file writes, the cache directory, the diffusion–sorption generator, the
+ * sparse engine's tuning) is in ecprune_tools.h.
+ *
+ * Handles are opaque and come in create/free pairs; every fallible call returns an ecp_status
+ * (0 = ok) and fills an ecp_error (err may be NULL) whose message names the file or the field of
+ * the options and the problem. The library never exits or aborts, and prints nothing but the
+ * progress line a `progress` option asks for: the caller decides what an error means. A NULL pointer where an object is required gives ECP_ERR_ARG; free
+ * functions accept NULL; accessors given NULL return 0 (or NULL).
+ *
+ * Threads: the library keeps no global state. Distinct objects may be used from different
+ * threads at once. One object may be read (forward passes with their own ecp_ws, evaluation,
+ * saving, scoring) by several threads at once, but while a call changes it (training, pruning,
+ * ecp_mlp_init, setters) nothing else may use it. An ecp_ws, ecp_grads, ecp_optim or
+ * ecp_sparse_net serves one call at a time. OpenBLAS's thread count is process-wide: the calls
+ * that take a `threads` option set it for their duration and put the previous value back, so two
+ * such calls running at once in different threads should ask for the same count.
  */
 #ifndef ECPRUNE_H
 #define ECPRUNE_H
@@ -15,7 +29,17 @@
 extern "C" {
 #endif
 
-#define ECP_VERSION "0.1.0"
+/* The version, defined here once (the build reads it for the library's file name and SONAME). */
+#define ECP_VERSION_MAJOR 0
+#define ECP_VERSION_MINOR 1
+#define ECP_VERSION_PATCH 0
+#define ECP_STR_(x) #x
+#define ECP_STR(x) ECP_STR_(x)
+#define ECP_VERSION \
+    ECP_STR(ECP_VERSION_MAJOR) "." ECP_STR(ECP_VERSION_MINOR) "." ECP_STR(ECP_VERSION_PATCH)
+/* The version of the library actually loaded (ECP_VERSION is that of the header compiled
+ * against). */
+const char *ecp_version(void);
 
 /* ------------------------------------------------------------------ errors */
 
@@ -64,46 +88,6 @@ double ecp_rng_normal(ecp_rng *r);              /* N(0, 1) */
 uint64_t ecp_rng_below(ecp_rng *r, uint64_t n); /* uniform in [0, n) without modulo bias */
 void ecp_rng_permutation(ecp_rng *r, int64_t *perm, int64_t n); /* perm = shuffled 0..n-1 */
 
-/* ------------------------------------------------------------------ time, progress */
-
-double ecp_now(void); /* monotonic seconds */
-
-/* A one-line progress display on stderr; silent unless stderr is a terminal (or forced). */
-typedef struct ecp_progress ecp_progress;
-ecp_status ecp_progress_create(ecp_progress **out, const char *label, int64_t total, ecp_error *err);
-void ecp_progress_update(ecp_progress *p, int64_t done, const char *extra); /* extra may be NULL */
-void ecp_progress_finish(ecp_progress *p); /* clears the line */
-void ecp_progress_free(ecp_progress *p);
-/* A caller's own display (a Python progress bar, say): when set, it replaces the terminal line
- * and is called with the same work done / total at most 10 times a second, and always for the
- * last update. extra may be NULL. */
-typedef void (*ecp_progress_fn)(void *ctx, const char *label, int64_t done, int64_t total,
-                                const char *extra);
-void ecp_progress_set_callback(ecp_progress *p, ecp_progress_fn fn, void *ctx);
-
-/* ------------------------------------------------------------------ files */
-
-/* Writes go to PATH.tmp.XXXXXX and are renamed onto PATH only on commit, so a failed or
- * interrupted write never leaves a partial output file behind. */
-typedef struct {
-    void *fp; /* FILE*, kept opaque so that this header does not need <stdio.h> */
-    char *path;
-    char *tmp;
-} ecp_wfile;
-ecp_status ecp_wfile_open(ecp_wfile *wf, const char *path, ecp_error *err);
-/* Whether PATH may be written: it is missing (in an existing directory), a regular file, or a
- * symbolic link to a regular file (followed: the file it points to is replaced and the link
- * stays). Anything else (a device, FIFO, socket, directory, dangling link) is refused, so that
- * callers can check their outputs before the work starts; ecp_wfile_open checks it again. */
-ecp_status ecp_output_check(const char *path, ecp_error *err);
-ecp_status ecp_wfile_write(ecp_wfile *wf, const void *data, size_t n, ecp_error *err);
-ecp_status ecp_wfile_commit(ecp_wfile *wf, ecp_error *err); /* closes, renames, frees */
-void ecp_wfile_abort(ecp_wfile *wf);                        /* closes, unlinks, frees */
-
-/* Cache directory for named datasets: $ECPRUNE_CACHE, else $XDG_CACHE_HOME/ecprune, else
- * $HOME/.cache/ecprune. Created if missing. */
-ecp_status ecp_cache_dir(char *buf, size_t n, ecp_error *err);
-
 /* ------------------------------------------------------------------ model */
 
 typedef enum {
@@ -130,17 +114,41 @@ void ecp_act_backward(ecp_act a, const float *x, const float *y, const float *dy
  * pruning mask: a pruned weight is exactly 0 and marked, and training never moves it. */
 typedef struct ecp_mlp ecp_mlp;
 
+/* The limits of a model (every reader and constructor checks them): layers and layer width. */
+#define ECP_MAX_LAYERS 1000
+#define ECP_MAX_WIDTH (1 << 24)
+
+/* A new model is initialised as by ecp_mlp_init(m, ECP_INIT_SEED), like torch.nn.Linear: it can
+ * be trained at once; call ecp_mlp_init for another seed. */
+#define ECP_INIT_SEED 1
 ecp_status ecp_mlp_create(ecp_mlp **out, int n_layers, const int *sizes, const ecp_act *acts,
                           ecp_error *err);
-void ecp_mlp_free(ecp_mlp *m);
+void ecp_mlp_free(ecp_mlp *m); /* m may be NULL */
+/* A deep copy, the kept original (ecp_mlp_keep_original) included. */
 ecp_status ecp_mlp_clone(const ecp_mlp *m, ecp_mlp **out, ecp_error *err);
-/* Copies parameters and masks of src into dst (same architecture). */
+/* Copies parameters and masks of src into dst (same architecture); dst's kept original, if any,
+ * is left as it is. */
 ecp_status ecp_mlp_copy(ecp_mlp *dst, const ecp_mlp *src, ecp_error *err);
-/* Kaiming-uniform weights and uniform biases in ±1/sqrt(fan_in), as torch.nn.Linear. */
+/* Re-initialises: Kaiming-uniform weights and uniform biases in ±1/sqrt(fan_in), as
+ * torch.nn.Linear; pruned weights stay 0. The same seed gives the same model everywhere. */
 void ecp_mlp_init(ecp_mlp *m, uint64_t seed);
-/* "784-300-100-10" -> sizes; the activation is used on hidden layers, the output is linear. */
+/* "784-300-100-10" -> sizes; the activation is used on hidden layers, the output is linear.
+ * Initialised as ecp_mlp_create. */
 ecp_status ecp_mlp_create_arch(ecp_mlp **out, const char *arch, ecp_act hidden_act,
                                ecp_error *err);
+
+/* The original parameters beside the mask (torch.nn.utils.prune's weight_orig): pruning and
+ * training change the model in place, as always; a kept copy lets the caller go back.
+ *   keep     copies the current weights, biases and mask (again, if one is kept already)
+ *   restore  puts that copy back, mask included; the copy stays (ECP_ERR_ARG if none)
+ *   drop     frees the copy: the changes become permanent (as prune.remove)
+ * original_weights / original_bias read the copy of layer l (NULL without one). */
+ecp_status ecp_mlp_keep_original(ecp_mlp *m, ecp_error *err);
+ecp_status ecp_mlp_restore_original(ecp_mlp *m, ecp_error *err);
+void ecp_mlp_drop_original(ecp_mlp *m);
+int ecp_mlp_has_original(const ecp_mlp *m);
+const float *ecp_mlp_original_weights(const ecp_mlp *m, int l);
+const float *ecp_mlp_original_bias(const ecp_mlp *m, int l);
 
 int ecp_mlp_n_layers(const ecp_mlp *m);
 int ecp_mlp_n_in(const ecp_mlp *m);
@@ -225,7 +233,8 @@ typedef enum { ECP_LOSS_MSE = 0, ECP_LOSS_XENT } ecp_loss;
 /* Per-sample losses: MSE = mean over the K outputs of (y - t)^2; XENT = softmax cross-entropy of
  * logits y against integer labels (stable log-sum-exp). Returns the sum over the batch (double).
  * If dy is not NULL it receives scale * d(loss_n)/dy for every sample (scale = 1/batch gives the
- * gradient of the batch mean). t is used for MSE, labels for XENT. */
+ * gradient of the batch mean). t is used for MSE, labels for XENT; NAN when y or the one of
+ * them the loss needs is NULL. */
 double ecp_loss_eval(ecp_loss kind, const float *y, const float *t, const int32_t *labels,
                      int batch, int k, float scale, float *dy);
 
@@ -294,6 +303,12 @@ ecp_status ecp_idx_read(const char *path, int *ndim, int64_t dims[4], uint8_t **
 
 /* ------------------------------------------------------------------ training */
 
+/* A caller's own progress display (a Python progress bar, say): called with the work done
+ * and the total, at most 10 times a second and always for the last update; extra may be
+ * NULL. ecp_train_opts.progress_fn; ecp_progress_set_callback in ecprune_tools.h. */
+typedef void (*ecp_progress_fn)(void *ctx, const char *label, int64_t done, int64_t total,
+                                const char *extra);
+
 typedef enum { ECP_OPT_SGD = 0, ECP_OPT_ADAM } ecp_optim_kind;
 
 typedef struct {
@@ -313,24 +328,57 @@ void ecp_optim_free(ecp_optim *o);
 /* One step from the gradients g; pruned weights stay exactly 0 (mask enforced). */
 void ecp_optim_step(ecp_optim *o, ecp_mlp *m, const ecp_grads *g);
 
+/* What the per-epoch callback sees. valid_* are NAN (accuracy -1 for regression) without a
+ * validation set. */
+typedef struct {
+    int epoch;             /* 1-based */
+    int epochs;            /* the planned number */
+    double train_loss;     /* mean training loss of this epoch */
+    double valid_loss;
+    double valid_accuracy;
+    double seconds;        /* since the start of ecp_train */
+} ecp_epoch_info;
+/* Called after every epoch (from the thread that called ecp_train). Return 0 to go on, nonzero
+ * to stop training after this epoch (ecp_train then returns ECP_OK with stopped set). */
+typedef int (*ecp_epoch_fn)(const ecp_epoch_info *info, void *user);
+
 typedef struct {
     int epochs;       /* 10 */
     int batch;        /* 128 */
     uint64_t seed;    /* shuffling */
     ecp_optim_opts optim;
-    int progress;     /* show a progress line on a terminal */
-    const ecp_dataset *valid; /* optional: evaluated after each epoch for the report */
-    ecp_progress_fn progress_fn; /* optional: receives the progress (whatever `progress` says) */
+    int progress;     /* show a progress line on stderr when it is a terminal (1) */
+    int threads;      /* BLAS and kernel threads for this call; 0 (default) = every online
+                       * core. The process-wide OpenBLAS count is restored on return. */
+    const ecp_dataset *valid; /* optional (NULL): loss and accuracy after every epoch */
+    int patience;     /* with valid: stop when the validation loss has not improved for this
+                       * many epochs, and keep the model of the best epoch; 0 = never stop */
+    ecp_epoch_fn on_epoch; /* optional (NULL): progress, logging, cancelling */
+    void *user;            /* passed to on_epoch */
+    ecp_progress_fn progress_fn; /* optional (NULL): receives the progress instead of the
+                                  * terminal line (whatever `progress` says) */
     void *progress_ctx;
 } ecp_train_opts;
 void ecp_train_opts_default(ecp_train_opts *o);
 
+typedef enum {
+    ECP_STOP_NONE = 0, /* every planned epoch ran */
+    ECP_STOP_EARLY,    /* patience ran out */
+    ECP_STOP_CALLBACK  /* on_epoch asked to stop */
+} ecp_stop_reason;
+
 typedef struct {
-    double final_loss;   /* mean training loss of the last epoch */
+    double final_loss;   /* mean training loss of the last epoch run */
     double seconds;
     double samples_per_s;
+    int epochs_run;
+    int best_epoch;        /* with valid: the epoch whose model is returned (else epochs_run) */
+    double valid_loss;     /* with valid: of the returned model; NAN otherwise */
+    double valid_accuracy; /* with valid, classification: of the returned model; else -1 */
+    ecp_stop_reason stopped;
 } ecp_train_report;
 
+/* Trains m on train. rep may be NULL. */
 ecp_status ecp_train(ecp_mlp *m, const ecp_dataset *train, const ecp_train_opts *o,
                      ecp_train_report *rep, ecp_error *err);
 /* The settings a model was trained with (epochs, batch, optimiser), recorded by the caller that
@@ -373,24 +421,6 @@ ecp_status ecp_onnx_save(const ecp_mlp *m, const char *path, ecp_error *err);
 /* Reads Gemm / MatMul+Add / Flatten / activation graphs (including torch.onnx.export of an
  * nn.Sequential of Linear and activation modules); exact zeros are marked as pruned. */
 ecp_status ecp_onnx_load(ecp_mlp **out, const char *path, ecp_error *err);
-
-/* ------------------------------------------------------------------ diffusion–sorption */
-
-typedef struct {
-    int n_c0;          /* values of c0 in [c0_min, c0_max]: 40 */
-    double c0_min, c0_max;
-    int cells;         /* finite-volume cells: 256 */
-    int n_times;       /* saved times in [0, t_end]: 101 */
-    double t_end;      /* 500 */
-    int64_t n_train;   /* training points subsampled from the solutions: 20,000 */
-    int64_t n_test;    /* test points: 5,000 */
-    double noise;      /* nu: Gaussian noise of std nu*std(u) on training targets */
-    uint64_t seed;
-    int progress;
-} ecp_diffsorp_opts;
-void ecp_diffsorp_opts_default(ecp_diffsorp_opts *o);
-/* Solves the PDE for every c0 and writes train_x/train_y/test_x/test_y.npy into dir. */
-ecp_status ecp_diffsorp_generate(const ecp_diffsorp_opts *o, const char *dir, ecp_error *err);
 
 /* ------------------------------------------------------------------ pruning (src/prune) */
 /* (pruning API: begin) */
@@ -565,7 +595,6 @@ ecp_status ecp_mlp_remove_neurons(ecp_mlp *m, uint8_t *const *keep, ecp_error *e
 /* (structured pruning API: end) */
 
 /* ------------------------------------------------------------------ sparse engine (src/sparse) */
-/* (sparse API: begin) */
 /* A whole network prepared for inference: each layer runs dense (OpenBLAS) or sparse (CSR by
  * rows, or at batch 1 CSC over the non-zero inputs), chosen against the break-even densities of
  * this machine. The engine copies what it needs: the model may be freed afterwards. In auto and
@@ -585,17 +614,10 @@ typedef enum {
     ECP_KERNEL_DCOL
 } ecp_sparse_kernel;
 
-/* Break-even densities: the fraction of weights kept below which the sparse kernel is faster
- * than OpenBLAS, for batch 1 on a layer that fits in L2 (dense size <= 2 MB), batch 1 on a
- * larger (memory-bound) layer, and batches > 1. */
-typedef struct {
-    double b1_small, b1_large, bn;
-    int threads;   /* thread count the numbers were measured with (0 = defaults, not measured) */
-} ecp_sparse_tune_result;
-
 typedef struct {
     ecp_engine_mode mode; /* auto (default), or force dense / sparse on every layer */
-    int threads;          /* sparse kernels' pthreads; 0 = every online core */
+    int threads;          /* sparse kernels' pthreads and OpenBLAS's threads for the dense
+                           * layers during each forward; 0 = every online core */
     int max_batch;        /* samples per internal chunk: 256 */
     /* Break-even densities; < 0 (the default) = the `ecprune tune` cache, else built-ins. */
     double be_b1_small, be_b1_large, be_bn;
@@ -619,15 +641,6 @@ double ecp_sparse_density(const ecp_sparse_net *s);    /* nnz / n_weights */
 ecp_sparse_kernel ecp_sparse_layer_kernel(const ecp_sparse_net *s, int l, int batch);
 const char *ecp_sparse_kernel_name(ecp_sparse_kernel k);
 
-/* Times dense and sparse kernels on synthetic layers and bisects the break-even densities
- * (a few seconds). threads as in ecp_sparse_opts; the caller sets OpenBLAS's own count. */
-ecp_status ecp_sparse_tune(int threads, ecp_sparse_tune_result *out, ecp_error *err);
-/* The cache file ECP_CACHE/sparse_tune.txt: save writes it atomically; load fills the built-in
- * defaults and returns ECP_ERR_IO / ECP_ERR_FORMAT when the file is missing / bad. */
-ecp_status ecp_sparse_tune_save(const ecp_sparse_tune_result *r, ecp_error *err);
-ecp_status ecp_sparse_tune_load(ecp_sparse_tune_result *r, ecp_error *err);
-void ecp_sparse_tune_default(ecp_sparse_tune_result *r);
-
 /* Writes dir/NAME.c and dir/NAME.h: standalone C99 (no malloc, only libm) with the weights as
  * const CSR arrays and `void NAME_predict(const float *in, float *out)`. int8: weights stored as
  * int8 with one symmetric scale per output row (s = max|w| / 127), so each pre-activation is off
@@ -637,7 +650,6 @@ ecp_status ecp_export_c(const ecp_mlp *m, const char *dir, const char *name, int
 /* 1 when name is usable: letters, digits and _, starting with a letter, <= 64 characters, and
  * not the name of a standard C header (NAME.h would stand in for it). */
 int ecp_export_c_name_ok(const char *name);
-/* (sparse API: end) */
 
 #ifdef __cplusplus
 }

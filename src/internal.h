@@ -3,6 +3,7 @@
 #define ECP_INTERNAL_H
 
 #include "ecprune.h"
+#include "ecprune_tools.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,25 @@ struct ecp_mlp {
     /* The N:M pattern the model promises (mlp_pattern.c), 0 = none; bit l: layer l. */
     int nm_n, nm_m;
     uint64_t nm_layers;
+    /* ecp_mlp_keep_original's copy: every layer's W, b and mask one after the other (NULL when
+     * none is kept). */
+    float *orig;
+    uint8_t *orig_mask;
 };
+
+/* The scratch of layer 0's sparse-input kernels (src/nn/sparse_input.c): the batch as CSR and
+ * CSC, and their worker threads. Buffers are allocated on first use. */
+typedef struct {
+    int mode;    /* ECP_SPARSE_INPUT_AUTO / _DENSE / _SPARSE */
+    int used;    /* the last forward took the sparse path (its backward follows it) */
+    int csc;     /* the CSC of that batch is built */
+    int32_t *rowptr, *idx, *colptr, *cidx;
+    float *val, *cval;
+    float *wt, *dwt; /* transposed W0 / dW0 scratch when the model is in its usual layout */
+    float *dz;       /* dz of layer 0 with 64-byte rows (the dW kernel's operand) */
+    int threads;     /* threads for the kernels (ecp_train: OpenBLAS's count) */
+    void *pool;      /* their worker threads, started on first use */
+} ecp_sparse_input;
 
 struct ecp_ws {
     int cap;
@@ -39,17 +58,8 @@ struct ecp_ws {
     float **z;  /* z[0..L-1]: pre-activation of layer l, batch x sizes[l+1] */
     float **dz; /* dL/dz of layer l */
     float *da;  /* scratch: dL/da of the current layer's input, batch x max width */
-    /* Sparse input of layer 0 (src/nn/sparse_input.c); buffers allocated on first use. */
-    int sp_mode;        /* ECP_SPIN_AUTO / _DENSE / _SPARSE */
-    int sp_used;        /* the last forward took the sparse path (its backward follows it) */
-    int sp_csc;         /* the CSC of that batch is built */
     int grad_overwrite; /* backward writes dW, db instead of adding (ecp_train: no zeroing pass) */
-    int32_t *sp_rowptr, *sp_idx, *sp_colptr, *sp_cidx;
-    float *sp_val, *sp_cval;
-    float *sp_wt, *sp_dwt; /* transposed W0 / dW0 scratch when the model is in its usual layout */
-    float *sp_dz;          /* dz of layer 0 with 64-byte rows (the dW kernel's operand) */
-    int sp_threads;        /* threads for the sparse kernels (ecp_train: OpenBLAS's count) */
-    void *sp_pool;         /* their worker threads, started on first use */
+    ecp_sparse_input input; /* layer 0's sparse-input scratch */
 };
 
 struct ecp_grads {
@@ -68,6 +78,13 @@ struct ecp_grads {
 ecp_status ecp_budget_check(uint64_t bytes, const char *what, ecp_error *err);
 /* "12.0 GiB" */
 void ecp_format_bytes(uint64_t n, char *buf, size_t len);
+/* The NULL contract of the public API (ecprune.h): a required pointer that is NULL is a bad
+ * argument, reported with the function's and the parameter's names. */
+#define ECP_REQUIRE(ptr, err)                                                                   \
+    do {                                                                                        \
+        if (!(ptr))                                                                             \
+            return ecp_fail((err), ECP_ERR_ARG, "%s: %s is NULL", __func__, #ptr);              \
+    } while (0)
 
 /* Overflow-checked allocation: NULL (and an ECP_ERR_MEMORY message) on failure or overflow. */
 void *ecp_alloc(size_t count, size_t size, const char *what, ecp_error *err);
@@ -107,6 +124,12 @@ double ecp_act_eval_d(ecp_act a, double x, double *deriv);
 /* ecp_dataset_validate naming the inputs' and the targets' files apart. */
 ecp_status ecp_dataset_validate_files(const ecp_dataset *d, const char *xwhat, const char *ywhat,
                                       ecp_error *err);
+/* Online cores, capped at 256. */
+int ecp_online_cores(void);
+/* Sets OpenBLAS's thread count to threads (0 = every online core) and returns the previous
+ * count, to be put back with ecp_blas_threads_pop when the call returns. */
+int ecp_blas_threads_push(int threads);
+void ecp_blas_threads_pop(int prev);
 
 int ecp_file_exists(const char *path);
 int ecp_dir_exists(const char *path);

@@ -262,6 +262,36 @@ static void test_help(void **state)
     expect_error(&r, 2, "frobnicate", "unknown command");
 }
 
+/* datagen --profiles: one block per c0 and saved time, the first at u = c0 everywhere. */
+static void test_datagen_profiles(void **state)
+{
+    (void)state;
+    char path[600];
+    snprintf(path, sizeof path, "%s/profiles.txt", P("."));
+    run_result r = run("datagen diffsorp --profiles '%s' --c0-list 0.1,0.2 --times 3 --cells 8",
+                       path);
+    assert_int_equal(r.status, 0);
+    run_free(&r);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[256];
+    int headers = 0, rows = 0;
+    while (fgets(line, sizeof line, f)) {
+        double c0, t, x, u;
+        if (line[0] == '#')
+            headers++;
+        else if (sscanf(line, "%lf %lf %lf %lf", &c0, &t, &x, &u) == 4) {
+            rows++;
+            if (t == 0)
+                assert_close(u, c0, 0, 1e-12);
+            assert_true(u >= 0 && u <= 1.0 + 1e-9);
+        }
+    }
+    fclose(f);
+    assert_int_equal(headers, 2 * 3);
+    assert_int_equal(rows, 2 * 3 * 8);
+}
+
 static void test_usage_errors(void **state)
 {
     (void)state;
@@ -277,13 +307,24 @@ static void test_usage_errors(void **state)
     r = run("train --data '%s' --arch", P("reg"));
     expect_error(&r, 2, "--arch", "train --arch without value");
     r = run("train --data '%s' --arch 4-2", P("reg"));
-    expect_error(&r, 2, "-o", "train without -o");
+    expect_error(&r, 2, "train: -o is required", "train without -o");
+    r = run("train --data '%s' --arch 4-2 -o '%s/x.pt'", P("reg"), P("u1"));
+    expect_error(&r, 2, "ecprune writes ONNX", "train -o x.pt");
+    r = run("trian --data '%s'", P("reg"));
+    expect_error(&r, 2, "did you mean train?", "misspelt subcommand");
+    r = run("train --data mnst --arch 784-10 -o '%s/x.onnx'", P("u1"));
+    expect_error(&r, 2, "--data 'mnst': no such dataset: did you mean mnist?", "--data mnst");
     r = run("train --data '%s' --arch 4-2 --epochs ten -o '%s/x.onnx'", P("reg"), P("u1"));
     expect_error(&r, 2, "--epochs", "train --epochs ten");
     r = run("train --data '%s' --arch 4-2 --act swish -o '%s/x.onnx'", P("reg"), P("u1"));
     expect_error(&r, 2, "swish", "train --act swish");
     r = run("train --data '%s' --arch 4-2- -o '%s/x.onnx'", P("reg"), P("u1"));
-    expect_error(&r, 2, "--arch", "train --arch 4-2-");
+    expect_error(&r, 2, "--arch '4-2-'", "train --arch 4-2-");
+    /* The library names fields (n_train, n_c0, ...); the tool names the flags that set them. */
+    r = run("datagen diffsorp -o '%s/d' --c0 3 --times 2 --cells 3 --train 1000", P("u1"));
+    expect_error(&r, 2, "--train = 1000 exceeds", "datagen --train too large");
+    r = run("datagen diffsorp -o '%s/d' --c0 3 --times 2 --cells 3 --train 1000", P("u1"));
+    expect_error(&r, 2, "raise --c0, --times or --cells", "datagen names its flags");
     r = run("train --data '%s' --arch 4-2 --optim rmsprop -o '%s/x.onnx'", P("reg"), P("u1"));
     expect_error(&r, 2, "rmsprop", "train --optim rmsprop");
     r = run("train --data '%s' --arch 4-2 --lr -1 -o '%s/x.onnx'", P("reg"), P("u1"));
@@ -354,6 +395,27 @@ static void test_train_zero_epochs_json(void **state)
     run_free(&r);
     assert_int_equal(status, 0);
     assert_false(bad);
+}
+
+/* --valid holds out part of the training set and reports it; --patience needs it. */
+static void test_train_valid_patience(void **state)
+{
+    (void)state;
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s", P("o_valid"));
+    mkdir(dir, 0755);
+    run_result r = run("train --data '%s' --arch 4-8-2 --epochs 4 --batch 16 --valid 0.25 "
+                       "--patience 2 --threads 1 -o '%s/m.onnx' --json", P("reg"), dir);
+    assert_int_equal(r.status, 0);
+    double vl = json_num(r.out, "loss", "\"valid\":");
+    int best = (int)json_num(r.out, "best_epoch", NULL), epochs = (int)json_num(r.out, "epochs", NULL);
+    assert_true(vl > 0 && isfinite(vl));
+    assert_true(best >= 1 && best <= epochs && epochs <= 4);
+    run_free(&r);
+    r = run("train --data '%s' --arch 4-8-2 --patience 2 -o '%s/m2.onnx'", P("reg"), dir);
+    expect_error(&r, 2, "--patience needs --valid", "train --patience without --valid");
+    r = run("train --data '%s' --arch 4-8-2 --valid 1.5 -o '%s/m2.onnx'", P("reg"), dir);
+    expect_error(&r, 2, "--valid", "train --valid 1.5");
 }
 
 /* Mean loss and accuracy recomputed from a predictions .npy. */
@@ -726,6 +788,8 @@ int main(void)
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_train_json_regression),
         cmocka_unit_test(test_train_zero_epochs_json),
+        cmocka_unit_test(test_train_valid_patience),
+        cmocka_unit_test(test_datagen_profiles),
         cmocka_unit_test(test_eval_predictions),
         cmocka_unit_test(test_info_json),
         cmocka_unit_test(test_prune_json),

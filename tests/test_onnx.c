@@ -381,7 +381,7 @@ static void test_masks_from_zeros(void **state)
     tu_rmdir(dir);
 }
 
-/* The saved graph is exactly what the brief promises: Gemm(transB=1) + activation, opset 13. */
+/* The saved graph is Gemm(transB=1) + activation nodes at opset 13, as ecp_onnx_save documents. */
 static void test_saved_graph_layout(void **state)
 {
     (void)state;

@@ -64,4 +64,35 @@ static inline int tu_count_files(const char *dir)
         }                                                                                       \
     } while (0)
 
+
+/* 1 when two models of the same architecture hold the same weights, biases and masks, bit for
+ * bit. */
+static inline int tu_same_params(const ecp_mlp *a, const ecp_mlp *b)
+{
+    for (int l = 0; l < ecp_mlp_n_layers(a); l++) {
+        size_t nw = (size_t)ecp_mlp_layer_in(a, l) * ecp_mlp_layer_out(a, l);
+        if (memcmp(ecp_mlp_weights_c(a, l), ecp_mlp_weights_c(b, l), nw * sizeof(float)) ||
+            memcmp(ecp_mlp_bias_c(a, l), ecp_mlp_bias_c(b, l),
+                   (size_t)ecp_mlp_layer_out(a, l) * sizeof(float)) ||
+            memcmp(ecp_mlp_pruned_c(a, l), ecp_mlp_pruned_c(b, l), nw))
+            return 0;
+    }
+    return 1;
+}
+
+
+/* Opens the mnist digits; when they are absent (ECP_ERR_IO: scripts/setup.sh was not run) the
+ * calling test is skipped with a message instead of failing. Any other error fails. */
+static inline void tu_open_mnist_or_skip(ecp_dataset **train, ecp_dataset **test)
+{
+    ecp_error err = {0};
+    ecp_status s = ecp_data_open("mnist", NULL, train, test, &err);
+    if (s == ECP_ERR_IO) {
+        print_message("skipped: %s\n", err.msg);
+        skip();
+    }
+    if (s)
+        fail_msg("mnist: %s", err.msg);
+}
+
 #endif

@@ -3,6 +3,7 @@
 #define ECP_CLI_H
 
 #include "ecprune.h"
+#include "ecprune_tools.h"
 #include <stdio.h>
 
 /* Every subcommand: argv[0] is the subcommand's name; returns the process exit status
@@ -25,6 +26,9 @@ int parse_excludes(const char *s, uint64_t *mask);
 /* Prints "ecprune CMD: message" on stderr and returns the exit status for the error's kind:
  * 2 for a bad argument or option, 1 for everything else. */
 int cli_die(const char *cmd, const ecp_error *err);
+/* msg with the library's field names ("sparsity 1.5: ...") replaced by the flags of subcommand
+ * cmd ("--sparsity 1.5: ..."); truncated to n bytes. */
+void cli_flag_names(const char *cmd, const char *msg, char *out, size_t n);
 /* Same, for a usage problem found by the CLI itself. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -55,6 +59,8 @@ void cli_json_number(FILE *f, double v);
  * parameter count and its "784-30-10-10" form. */
 ecp_status cli_arch_like(const ecp_mlp *m, int64_t budget, int *sizes, int64_t *params,
                          char *arch, size_t arch_len, ecp_error *err);
+/* 2 (after a message) when the output path names another model format (-o x.pt), else 0. */
+int cli_check_model_path(const char *cmd, const char *path);
 /* Sets the BLAS thread count (0 = leave OpenBLAS's default). */
 void cli_set_threads(int n);
 

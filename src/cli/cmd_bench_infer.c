@@ -35,8 +35,8 @@ static void help(FILE *f)
             "  --json         {\"batch1\":{\"dense_us\":..,\"sparse_us\":..,\"torch_us\":..},\n"
             "                  \"batch256\":{\"dense_sps\":..,\"sparse_sps\":..,\"torch_sps\":..},\n"
             "                  \"density\":..} plus forced-sparse figures and GFLOP/s\n"
-            "PyTorch is looked for as $ECPRUNE_TORCH_INFER, else bench/torch_infer.py beside the\n"
-            "binary's ../, else ./bench/torch_infer.py, and run by /usr/bin/python3.\n");
+            "PyTorch runs when $ECPRUNE_TORCH_INFER names the source tree's bench/torch_infer.py\n"
+            "(bench/bench_infer.sh sets it), through /usr/bin/python3.\n");
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -87,26 +87,13 @@ static int write_raw(const char *dir, const char *name, const float *v, size_t n
     return bad;
 }
 
-static void find_script(char *buf, size_t n)
+/* The PyTorch side is bench/torch_infer.py of the source tree: an installed ecprune does not
+ * depend on the source tree, so the script is named by $ECPRUNE_TORCH_INFER (bench/bench_infer.sh
+ * sets it) and PyTorch is skipped without it. */
+static const char *find_script(void)
 {
     const char *e = getenv("ECPRUNE_TORCH_INFER");
-    if (e && *e) {
-        snprintf(buf, n, "%s", e);
-        return;
-    }
-    char exe[PATH_MAX];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (k > 0) {
-        exe[k] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = 0;
-            snprintf(buf, n, "%s/../bench/torch_infer.py", exe);
-            if (access(buf, R_OK) == 0)
-                return;
-        }
-    }
-    snprintf(buf, n, "bench/torch_infer.py");
+    return e && *e ? e : NULL;
 }
 
 /* Runs PyTorch on the same weights and inputs; fills t1 (us) and tn[] (samples/s) or leaves
@@ -114,13 +101,17 @@ static void find_script(char *buf, size_t n)
 static void run_torch(const ecp_mlp *m, const float *x, const long *batches, int nb, long threads,
                       double secs, double *t1, double *tn, char *why, size_t why_n)
 {
-    char dir[] = "/tmp/ecprune-torch-XXXXXX", script[4200], cmd[8800], line[4096];
+    char dir[] = "/tmp/ecprune-torch-XXXXXX", cmd[8800], line[4096];
+    const char *script = find_script();
+    if (!script) {
+        snprintf(why, why_n, "PyTorch skipped: set ECPRUNE_TORCH_INFER to bench/torch_infer.py");
+        return;
+    }
     snprintf(why, why_n, "PyTorch unavailable");
     if (!mkdtemp(dir)) {
         snprintf(why, why_n, "cannot create a temporary directory");
         return;
     }
-    find_script(script, sizeof script);
     int L = ecp_mlp_n_layers(m), bad = access(script, R_OK) != 0;
     if (bad)
         snprintf(why, why_n, "%.200s not found", script);

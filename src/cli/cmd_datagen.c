@@ -1,6 +1,5 @@
 /* ecprune datagen — write a dataset to disk (today: the diffusion–sorption surrogate task). */
 #include "cli.h"
-#include "data/diffsorp.h"
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -179,17 +178,16 @@ static int parse_args(int argc, char **argv, datagen_args *a, int *help)
 static int write_profiles(const datagen_args *a)
 {
     ecp_error err = {0};
-    ecp_diffsorp_model m;
-    ecp_diffsorp_model_default(&m);
     const ecp_diffsorp_opts *o = &a->o;
-    double *u = ecp_alloc((size_t)o->n_times * (size_t)o->cells, sizeof(double), "profiles",
-                          &err);
-    if (!u)
+    double *u = malloc((size_t)o->n_times * (size_t)o->cells * sizeof(double));
+    if (!u) {
+        ecp_fail(&err, ECP_ERR_MEMORY, "profiles: out of memory");
         return cli_die(CMD, &err);
+    }
     ecp_wfile wf;
     ecp_status st = ecp_wfile_open(&wf, a->profiles, &err);
     for (int j = 0; j < a->n_c0_list && !st; j++) {
-        st = ecp_diffsorp_solve_c0(&m, o->cells, a->c0_list[j], o->t_end, o->n_times, u, &err);
+        st = ecp_diffsorp_profile(o, a->c0_list[j], u, &err);
         for (int k = 0; k < o->n_times && !st; k++) {
             double t = o->t_end * k / (o->n_times - 1);
             fprintf(wf.fp, "# c0 = %g, t = %g\n", a->c0_list[j], t);
@@ -210,25 +208,11 @@ static int write_profiles(const datagen_args *a)
     return 0;
 }
 
-static void json_string(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            printf("\\u%04x", *s);
-        else
-            putchar(*s);
-    }
-    putchar('"');
-}
-
 static void print_json(const datagen_args *a, double seconds)
 {
     const ecp_diffsorp_opts *o = &a->o;
     printf("{\"dataset\": \"diffsorp\", \"dir\": ");
-    json_string(a->out);
+    cli_json_string(stdout, a->out);
     printf(", \"n_train\": %lld, \"n_test\": %lld, \"n_in\": 3, \"n_out\": 1, "
            "\"cells\": %d, \"times\": %d, \"c0\": %d, \"c0_min\": %g, \"c0_max\": %g, "
            "\"t_end\": %g, \"noise\": %g, \"seed\": %llu, \"seconds\": %.3f}\n",

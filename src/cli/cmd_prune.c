@@ -352,6 +352,7 @@ int cmd_prune(int argc, char **argv)
     if (out && (rc = cli_check_output("prune", "-o", out)))
         return rc;
     cli_set_threads((int)threads);
+    po.finetune.threads = (int)threads;
     const char *model = argv[optind];
     ecp_mlp *m = NULL;
     ecp_dataset *train = NULL, *test = NULL;

@@ -41,6 +41,57 @@ static int parse_engine(const char *s, ecp_engine_mode *m)
     return 0;
 }
 
+/* Runs the engine over d in batches; ev gets the loss and accuracy, secs the time of the
+ * forward passes alone. */
+static ecp_status run_all(ecp_sparse_net *s, const ecp_dataset *d, long batch,
+                          ecp_eval_result *ev, double *secs, ecp_error *err)
+{
+    float *y = malloc((size_t)batch * d->n_out * sizeof *y);
+    if (!y)
+        return ecp_fail(err, ECP_ERR_MEMORY, "out of memory");
+    ecp_eval_acc ea = {0};
+    ecp_status st = ECP_OK;
+    *secs = 0;
+    for (int64_t at = 0; at < d->n && !st; at += batch) {
+        int b = (int)(d->n - at < batch ? d->n - at : batch);
+        double t0 = ecp_now();
+        st = ecp_sparse_forward(s, d->x + (size_t)at * d->n_in, b, y, err);
+        *secs += ecp_now() - t0;
+        if (!st)
+            ecp_eval_accumulate(d, at, b, y, &ea);
+    }
+    free(y);
+    ecp_eval_finish(d, &ea, ev);
+    return st;
+}
+
+typedef struct {
+    const char *model, *data, *split, *engine;
+    long batch;
+    int json;
+} run_desc;
+
+static void print_result(const run_desc *r, const ecp_eval_result *ev, double secs,
+                         double density)
+{
+    double sps = secs > 0 ? (double)ev->n / secs : 0;
+    if (r->json) {
+        printf("{\"loss\":%.9g", ev->loss);
+        if (ev->accuracy >= 0)
+            printf(",\"accuracy\":%.6f", ev->accuracy);
+        printf(",\"n\":%lld,\"seconds\":%.6f,\"samples_per_s\":%.1f,\"engine\":\"%s\","
+               "\"batch\":%ld,\"density\":%.6f}\n",
+               (long long)ev->n, secs, sps, r->engine, r->batch, density);
+        return;
+    }
+    printf("%s on %s (%s, %lld samples): loss %.6f", r->model, r->data, r->split,
+           (long long)ev->n, ev->loss);
+    if (ev->accuracy >= 0)
+        printf("  accuracy %.2f%%", 100 * ev->accuracy);
+    printf("\nengine %s, batch %ld, weight density %.2f%%: %.3f s (%.0f samples/s)\n", r->engine,
+           r->batch, 100 * density, secs, sps);
+}
+
 int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -83,7 +134,6 @@ int cmd_run(int argc, char **argv)
     ecp_mlp *m = NULL;
     ecp_dataset *train = NULL, *test = NULL;
     ecp_sparse_net *s = NULL;
-    float *y = NULL;
     int status = 1;
     if ((status = cli_open("run", model, data, target_cols, &m, &train, &test)))
         goto done;
@@ -94,48 +144,16 @@ int cmd_run(int argc, char **argv)
     so.mode = mode;
     so.threads = (int)threads;
     so.max_batch = batch < 256 ? (int)batch : 256;
-    if (ecp_sparse_create(&s, m, &so, &err)) {
+    ecp_eval_result ev;
+    double secs = 0;
+    if (ecp_sparse_create(&s, m, &so, &err) || run_all(s, d, batch, &ev, &secs, &err)) {
         status = cli_die("run", &err);
         goto done;
     }
-    y = malloc((size_t)batch * d->n_out * sizeof *y);
-    if (!y) {
-        fprintf(stderr, "ecprune run: out of memory\n");
-        goto done;
-    }
-    double secs = 0;
-    ecp_eval_acc ea = {0};
-    for (int64_t at = 0; at < d->n; at += batch) {
-        int b = (int)(d->n - at < batch ? d->n - at : batch);
-        double t0 = ecp_now();
-        if (ecp_sparse_forward(s, d->x + (size_t)at * d->n_in, b, y, &err)) {
-            status = cli_die("run", &err);
-            goto done;
-        }
-        secs += ecp_now() - t0; /* the forward only: not the loss */
-        ecp_eval_accumulate(d, at, b, y, &ea);
-    }
-    ecp_eval_result ev;
-    ecp_eval_finish(d, &ea, &ev);
-    double loss = ev.loss, acc = ev.accuracy;
-    double sps = secs > 0 ? (double)d->n / secs : 0;
-    if (json) {
-        printf("{\"loss\":%.9g", loss);
-        if (acc >= 0)
-            printf(",\"accuracy\":%.6f", acc);
-        printf(",\"n\":%lld,\"seconds\":%.6f,\"samples_per_s\":%.1f,\"engine\":\"%s\","
-               "\"batch\":%ld,\"density\":%.6f}\n",
-               (long long)d->n, secs, sps, engine, batch, ecp_sparse_density(s));
-    } else {
-        printf("%s on %s (%s, %lld samples): loss %.6f", model, data, split, (long long)d->n, loss);
-        if (acc >= 0)
-            printf("  accuracy %.2f%%", 100 * acc);
-        printf("\nengine %s, batch %ld, weight density %.2f%%: %.3f s (%.0f samples/s)\n", engine,
-               batch, 100 * ecp_sparse_density(s), secs, sps);
-    }
+    run_desc rd = {model, data, split, engine, batch, json};
+    print_result(&rd, &ev, secs, ecp_sparse_density(s));
     status = 0;
 done:
-    free(y);
     ecp_sparse_free(s);
     ecp_mlp_free(m);
     ecp_dataset_free(train);

@@ -427,6 +427,7 @@ int cmd_sweep(int argc, char **argv)
                 po.calib = calib;
                 po.seed = (uint64_t)seed;
                 po.finetune.optim.lr = lr;
+                po.finetune.threads = (int)threads;
                 double t0 = ecp_now();
                 ecp_status s = ecp_mlp_copy(m, m0, &err);
                 /* reconstruction re-fits layer by layer: no scores to share */

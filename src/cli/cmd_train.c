@@ -1,6 +1,7 @@
 /* ecprune train: train an MLP on a dataset and save it as ONNX. */
 #include "cli.h"
 #include <getopt.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void help(FILE *f)
@@ -29,7 +30,11 @@ static void help(FILE *f)
             "  --weight-decay W    decoupled weight decay on weights, not biases (0)\n"
             "  --seed S            initialisation and shuffling seed (1); same seed and threads\n"
             "                      give a bit-identical model\n"
-            "  --threads T         BLAS threads (default: OpenBLAS's choice)\n"
+            "  --threads T         threads (default: every core)\n"
+            "  --valid F           hold out the fraction F of the training set (seeded) and\n"
+            "                      report its loss after every epoch (0: none)\n"
+            "  --patience P        with --valid: stop when its loss has not improved for P\n"
+            "                      epochs and keep the best epoch's model (0: never stop)\n"
             "  --target-cols C     CSV data: target column numbers, e.g. 3,4 (default: last)\n"
             "  -o, --output FILE   where to write the model (.onnx)\n"
             "  --json              print the result as JSON\n\n"
@@ -67,7 +72,86 @@ static int arch_like(const char *like, long params, double sparsity, int json, e
     return 0;
 }
 
-int cmd_train(int argc, char **argv)
+/* Moves the fraction frac of *train (a seeded random choice) into *valid. */
+static ecp_status split_valid(ecp_dataset **train, ecp_dataset **valid, double frac,
+                              uint64_t seed, ecp_error *err)
+{
+    int64_t n = (*train)->n, nv = (int64_t)(frac * (double)n);
+    if (nv < 1 || nv >= n)
+        return ecp_fail(err, ECP_ERR_ARG, "--valid %g: leaves no validation or no training "
+                                          "sample of %lld", frac, (long long)n);
+    int64_t *perm = malloc((size_t)n * sizeof *perm);
+    if (!perm)
+        return ecp_fail(err, ECP_ERR_MEMORY, "out of memory");
+    ecp_rng r;
+    ecp_rng_seed(&r, seed ^ 0x76616c6964ULL);
+    ecp_rng_permutation(&r, perm, n);
+    ecp_dataset *t = NULL;
+    ecp_status s = ecp_dataset_subset(*train, perm, nv, valid, err);
+    if (!s)
+        s = ecp_dataset_subset(*train, perm + nv, n - nv, &t, err);
+    free(perm);
+    if (s)
+        return s;
+    ecp_dataset_free(*train);
+    *train = t;
+    return ECP_OK;
+}
+
+static const char *const stop_names[] = {"none", "early", "callback"};
+
+static void print_json(const ecp_train_report *rep, const ecp_eval_result *ev, int valid,
+                       const char *arch, int64_t params, const char *out)
+{
+    printf("{\"train_loss\":");
+    cli_json_number(stdout, rep->final_loss);
+    if (valid) {
+        printf(",\"valid\":{\"loss\":");
+        cli_json_number(stdout, rep->valid_loss);
+        if (rep->valid_accuracy >= 0)
+            printf(",\"accuracy\":%.6f", rep->valid_accuracy);
+        printf(",\"best_epoch\":%d},\"stopped\":\"%s\"", rep->best_epoch,
+               stop_names[rep->stopped]);
+    }
+    printf(",\"epochs\":%d,\"test\":{\"loss\":", rep->epochs_run);
+    cli_json_number(stdout, ev->loss);
+    if (ev->accuracy >= 0)
+        printf(",\"accuracy\":%.6f", ev->accuracy);
+    printf(",\"n\":%lld},\"seconds\":%.3f,\"samples_per_s\":%.1f,\"arch\":",
+           (long long)ev->n, rep->seconds, rep->samples_per_s);
+    cli_json_string(stdout, arch);
+    printf(",\"params\":%lld,\"output\":", (long long)params);
+    cli_json_string(stdout, out);
+    printf("}\n");
+}
+
+static void print_text(const ecp_train_report *rep, const ecp_eval_result *ev, int valid,
+                       const char *arch, const char *data, const char *out)
+{
+    printf("trained %s on %s: %d epochs in %.1f s (%.0f samples/s)\n", arch, data,
+           rep->epochs_run, rep->seconds, rep->samples_per_s);
+    if (valid) {
+        printf("validation loss %.5f", rep->valid_loss);
+        if (rep->valid_accuracy >= 0)
+            printf("   accuracy %.2f%%", 100 * rep->valid_accuracy);
+        printf("   (model of epoch %d%s)\n", rep->best_epoch,
+               rep->stopped == ECP_STOP_EARLY ? ", stopped early" : "");
+    }
+    printf("train loss %.5f   test loss %.5f", rep->final_loss, ev->loss);
+    if (ev->accuracy >= 0)
+        printf("   test accuracy %.2f%%", 100 * ev->accuracy);
+    printf("\nwrote %s\n", out);
+}
+
+typedef struct {
+    const char *data, *arch, *out, *act_name, *optim, *target_cols, *like;
+    long epochs, batch, seed, threads, patience, params;
+    double lr, momentum, wd, valid_frac, sparsity;
+    int json, act_given;
+} train_args;
+
+/* Reads the options into a; returns -1 to go on, else the exit status (help, bad usage). */
+static int parse_args(int argc, char **argv, train_args *a)
 {
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'},   {"arch", required_argument, 0, 'a'},
@@ -77,130 +161,142 @@ int cmd_train(int argc, char **argv)
         {"weight-decay", required_argument, 0, 'w'}, {"seed", required_argument, 0, 's'},
         {"threads", required_argument, 0, 't'}, {"target-cols", required_argument, 0, 'T'},
         {"output", required_argument, 0, 'o'}, {"json", no_argument, 0, 'j'},
+        {"valid", required_argument, 0, 'v'},  {"patience", required_argument, 0, 'p'},
         {"arch-like", required_argument, 0, 'L'}, {"params", required_argument, 0, 'P'},
         {"sparsity", required_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-    const char *data = NULL, *arch = NULL, *out = NULL, *act_name = "relu", *optim = "adam";
-    const char *target_cols = NULL, *like = NULL;
-    long epochs = 10, batch = 128, seed = 1, threads = 0, params = -1;
-    double lr = -1, momentum = 0.9, wd = 0, sparsity = -1;
-    int act_given = 0;
-    int json = 0, c, rc;
+    *a = (train_args){.act_name = "relu", .optim = "adam", .epochs = 10, .batch = 128,
+                      .seed = 1, .lr = -1, .momentum = 0.9, .params = -1, .sparsity = -1};
+    int c, rc = 0;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1 && !rc) {
         switch (c) {
-        case 'd': data = optarg; break;
-        case 'a': arch = optarg; break;
-        case 'A': act_name = optarg; act_given = 1; break;
-        case 'L': like = optarg; break;
-        case 'P': if ((rc = cli_parse_int("train", "--params", optarg, 1, 1L << 50, &params))) return rc; break;
-        case 'S': if ((rc = cli_parse_double("train", "--sparsity", optarg, 0, 0.999999, &sparsity))) return rc; break;
-        case 'e': if ((rc = cli_parse_int("train", "--epochs", optarg, 0, 100000, &epochs))) return rc; break;
-        case 'b': if ((rc = cli_parse_int("train", "--batch", optarg, 1, 1 << 20, &batch))) return rc; break;
-        case 'O': optim = optarg; break;
-        case 'l': if ((rc = cli_parse_double("train", "--lr", optarg, 1e-12, 100, &lr))) return rc; break;
-        case 'm': if ((rc = cli_parse_double("train", "--momentum", optarg, 0, 0.999999, &momentum))) return rc; break;
-        case 'w': if ((rc = cli_parse_double("train", "--weight-decay", optarg, 0, 10, &wd))) return rc; break;
-        case 's': if ((rc = cli_parse_int("train", "--seed", optarg, 0, 0x7fffffffL, &seed))) return rc; break;
-        case 't': if ((rc = cli_parse_int("train", "--threads", optarg, 1, 1024, &threads))) return rc; break;
-        case 'T': target_cols = optarg; break;
-        case 'o': out = optarg; break;
-        case 'j': json = 1; break;
+        case 'd': a->data = optarg; break;
+        case 'a': a->arch = optarg; break;
+        case 'A': a->act_name = optarg; a->act_given = 1; break;
+        case 'L': a->like = optarg; break;
+        case 'P': rc = cli_parse_int("train", "--params", optarg, 1, 1L << 50, &a->params); break;
+        case 'S': rc = cli_parse_double("train", "--sparsity", optarg, 0, 0.999999, &a->sparsity); break;
+        case 'e': rc = cli_parse_int("train", "--epochs", optarg, 0, 100000, &a->epochs); break;
+        case 'b': rc = cli_parse_int("train", "--batch", optarg, 1, 1 << 20, &a->batch); break;
+        case 'O': a->optim = optarg; break;
+        case 'l': rc = cli_parse_double("train", "--lr", optarg, 1e-12, 100, &a->lr); break;
+        case 'm': rc = cli_parse_double("train", "--momentum", optarg, 0, 0.999999, &a->momentum); break;
+        case 'w': rc = cli_parse_double("train", "--weight-decay", optarg, 0, 10, &a->wd); break;
+        case 's': rc = cli_parse_int("train", "--seed", optarg, 0, 0x7fffffffL, &a->seed); break;
+        case 't': rc = cli_parse_int("train", "--threads", optarg, 1, 1024, &a->threads); break;
+        case 'T': a->target_cols = optarg; break;
+        case 'v': rc = cli_parse_double("train", "--valid", optarg, 0, 0.9, &a->valid_frac); break;
+        case 'p': rc = cli_parse_int("train", "--patience", optarg, 0, 100000, &a->patience); break;
+        case 'o': a->out = optarg; break;
+        case 'j': a->json = 1; break;
         case 'h': help(stdout); return 0;
         default:
             return cli_usage_error("train", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
+    if (rc)
+        return rc;
     if (optind < argc)
         return cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
-    if (like && arch)
-        return cli_usage_error("train", "--arch and --arch-like exclude each other");
-    if (like && act_given)
-        return cli_usage_error("train", "--act: with --arch-like the activations are the model's");
-    if (like && (params > 0) == (sparsity >= 0))
-        return cli_usage_error("train", "--arch-like needs exactly one of --params and --sparsity");
-    if (!like && (params > 0 || sparsity >= 0))
-        return cli_usage_error("train", "--params and --sparsity go with --arch-like");
-    if (!data || !(arch || like) || !out)
-        return cli_usage_error("train", "--data, --arch (or --arch-like) and -o are required");
-    if ((rc = cli_check_output("train", "-o", out)))
-        return rc;
-    ecp_error err = {0};
-    ecp_act act;
-    if (ecp_act_parse(act_name, &act, &err))
-        return cli_die("train", &err);
-    ecp_optim_kind kind;
-    if (!strcmp(optim, "adam"))
-        kind = ECP_OPT_ADAM;
-    else if (!strcmp(optim, "sgd"))
-        kind = ECP_OPT_SGD;
-    else
-        return cli_usage_error("train", "--optim '%s': choose adam or sgd", optim);
-    cli_set_threads((int)threads);
+    return -1;
+}
 
+/* The checks that need every option; fills the training options. -1 to go on. */
+static int check_args(const train_args *a, ecp_act *act, ecp_train_opts *to)
+{
+    if (a->like && a->arch)
+        return cli_usage_error("train", "--arch and --arch-like exclude each other");
+    if (a->like && a->act_given)
+        return cli_usage_error("train", "--act: with --arch-like the activations are the model's");
+    if (a->like && (a->params > 0) == (a->sparsity >= 0))
+        return cli_usage_error("train", "--arch-like needs exactly one of --params and --sparsity");
+    if (!a->like && (a->params > 0 || a->sparsity >= 0))
+        return cli_usage_error("train", "--params and --sparsity go with --arch-like");
+    int has_arch = a->arch || a->like;
+    if (!a->data || !has_arch || !a->out)
+        return cli_usage_error("train", "%s%s%s%s%s%s required", !a->data ? "--data" : "",
+                               !a->data && (!has_arch || !a->out) ? ", " : "",
+                               !has_arch ? "--arch (or --arch-like)" : "",
+                               !has_arch && !a->out ? ", " : "", !a->out ? "-o" : "",
+                               (!a->data + !has_arch + !a->out) > 1 ? " are" : " is");
+    int rc = cli_check_model_path("train", a->out);
+    if (rc || (rc = cli_check_output("train", "-o", a->out)))
+        return rc;
+    if (a->patience > 0 && a->valid_frac <= 0)
+        return cli_usage_error("train", "--patience needs --valid");
+    ecp_error err = {0};
+    if (ecp_act_parse(a->act_name, act, &err))
+        return cli_die("train", &err);
+    if (strcmp(a->optim, "adam") && strcmp(a->optim, "sgd"))
+        return cli_usage_error("train", "--optim '%s': choose adam or sgd", a->optim);
+    ecp_train_opts_default(to);
+    to->epochs = (int)a->epochs;
+    to->batch = (int)a->batch;
+    to->seed = (uint64_t)a->seed;
+    ecp_optim_opts_default(&to->optim, strcmp(a->optim, "sgd") ? ECP_OPT_ADAM : ECP_OPT_SGD);
+    if (a->lr > 0)
+        to->optim.lr = a->lr;
+    to->optim.momentum = a->momentum;
+    to->optim.weight_decay = a->wd;
+    to->threads = (int)a->threads;
+    to->patience = (int)a->patience;
+    return -1;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    train_args a;
+    ecp_act act;
+    ecp_train_opts to;
+    int rc = parse_args(argc, argv, &a);
+    if (rc < 0)
+        rc = check_args(&a, &act, &to);
+    if (rc >= 0)
+        return rc;
+    cli_set_threads((int)a.threads);
+    ecp_error err = {0};
     ecp_data_opts dopt;
     ecp_data_opts_default(&dopt);
-    dopt.target_cols = target_cols;
-    ecp_dataset *train = NULL, *test = NULL;
+    dopt.target_cols = a.target_cols;
+    ecp_dataset *train = NULL, *test = NULL, *valid = NULL;
     ecp_mlp *m = NULL;
-    int status = 1;
-    char like_arch[400];
-    if (like && (status = arch_like(like, params, sparsity, json, &m, like_arch,
-                                    sizeof like_arch)))
-        goto done;
-    status = 1;
-    if (like)
-        arch = like_arch;
-    if (ecp_data_open(data, &dopt, &train, &test, &err) ||
-        (!like && ecp_mlp_create_arch(&m, arch, act, &err)) ||
-        ecp_check_fit(m, train, like ? like : "--arch", data, &err)) {
-        status = cli_die("train", &err);
-        goto done;
-    }
-    ecp_mlp_init(m, (uint64_t)seed);
-    ecp_train_opts to;
-    ecp_train_opts_default(&to);
-    to.epochs = (int)epochs;
-    to.batch = (int)batch;
-    to.seed = (uint64_t)seed;
-    ecp_optim_opts_default(&to.optim, kind);
-    if (lr > 0)
-        to.optim.lr = lr;
-    to.optim.momentum = momentum;
-    to.optim.weight_decay = wd;
     ecp_train_report rep;
     ecp_eval_result ev;
-    ecp_mlp_set_training(m, &to);
-    if (ecp_train(m, train, &to, &rep, &err) || ecp_evaluate(m, test, &ev, &err) ||
-        ecp_onnx_save(m, out, &err)) {
+    int status = 1;
+    char like_arch[400];
+    const char *arch = a.arch;
+    if (a.like && (status = arch_like(a.like, a.params, a.sparsity, a.json, &m, like_arch,
+                                      sizeof like_arch)))
+        goto done;
+    status = 1;
+    if (a.like)
+        arch = like_arch;
+    if (ecp_data_open(a.data, &dopt, &train, &test, &err) ||
+        (!a.like && ecp_mlp_create_arch(&m, arch, act, &err)) ||
+        ecp_check_fit(m, train, a.like ? a.like : "--arch", a.data, &err) ||
+        (a.valid_frac > 0 &&
+         split_valid(&train, &valid, a.valid_frac, (uint64_t)a.seed, &err))) {
         status = cli_die("train", &err);
         goto done;
     }
-    if (json) {
-        printf("{\"train_loss\":");
-        cli_json_number(stdout, rep.final_loss);
-        printf(",\"test\":{\"loss\":");
-        cli_json_number(stdout, ev.loss);
-        if (ev.accuracy >= 0)
-            printf(",\"accuracy\":%.6f", ev.accuracy);
-        printf(",\"n\":%lld},\"seconds\":%.3f,\"samples_per_s\":%.1f,\"arch\":",
-               (long long)ev.n, rep.seconds, rep.samples_per_s);
-        cli_json_string(stdout, arch);
-        printf(",\"params\":%lld,\"output\":", (long long)ecp_mlp_n_params(m));
-        cli_json_string(stdout, out);
-        printf("}\n");
-    } else {
-        printf("trained %s on %s: %d epochs in %.1f s (%.0f samples/s)\n", arch, data,
-               to.epochs, rep.seconds, rep.samples_per_s);
-        printf("train loss %.5f   test loss %.5f", rep.final_loss, ev.loss);
-        if (ev.accuracy >= 0)
-            printf("   test accuracy %.2f%%", 100 * ev.accuracy);
-        printf("\nwrote %s\n", out);
+    ecp_mlp_init(m, (uint64_t)a.seed);
+    to.valid = valid;
+    ecp_mlp_set_training(m, &to);
+    if (ecp_train(m, train, &to, &rep, &err) || ecp_evaluate(m, test, &ev, &err) ||
+        ecp_onnx_save(m, a.out, &err)) {
+        status = cli_die("train", &err);
+        goto done;
     }
+    if (a.json)
+        print_json(&rep, &ev, valid != NULL, arch, ecp_mlp_n_params(m), a.out);
+    else
+        print_text(&rep, &ev, valid != NULL, arch, a.data, a.out);
     status = 0;
 done:
     ecp_mlp_free(m);
+    ecp_dataset_free(valid);
     ecp_dataset_free(train);
     ecp_dataset_free(test);
     return status;

@@ -1,15 +1,92 @@
 /* Shared by the subcommands: error reporting with the right exit status, strict numbers. */
 #include "cli.h"
 #include <cblas.h>
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* The library names the fields of its option structs; the tool names the flags that set them.
+ * A field is rewritten where it stands as a name: followed by a value (" '", " =", " 1", " -1")
+ * or a colon. LOOSE fields are also rewritten in a list ("raise n_c0, n_times or cells"); LEAD
+ * fields (ordinary words too) only at the start of the message. cmd NULL = every subcommand. */
+enum { NAMED = 0, LOOSE = 1, LEAD = 2 };
+typedef struct {
+    const char *cmd, *field, *flag;
+    int how;
+} field_flag;
+
+static const field_flag field_flags[] = {
+    {NULL, "arch", "--arch", NAMED},
+    {NULL, "dataset", "--data", LEAD},
+    {NULL, "target_cols", "--target-cols", NAMED},
+    {NULL, "method", "--method", NAMED},
+    {NULL, "sens", "--sensitivity", NAMED},
+    {NULL, "probes", "--probes", NAMED},
+    {NULL, "sparsity", "--sparsity", NAMED},
+    {NULL, "steps", "--steps", NAMED},
+    {NULL, "finetune_epochs", "--finetune-epochs", NAMED},
+    {NULL, "calib", "--calib", NAMED},
+    {NULL, "epochs", "--epochs", NAMED},
+    {NULL, "batch", "--batch", NAMED},
+    {NULL, "patience", "--patience", NAMED},
+    {NULL, "threads", "--threads", NAMED},
+    {"datagen", "n_c0", "--c0", LOOSE},
+    {"datagen", "n_times", "--times", LOOSE},
+    {"datagen", "cells", "--cells", LOOSE},
+    {"datagen", "n_train", "--train", LOOSE},
+    {"datagen", "n_test", "--test", LOOSE},
+    {"datagen", "noise", "--noise", NAMED},
+    {"export-c", "name", "--name", NAMED},
+    {"export-c", "dir", "-o", NAMED},
+};
+
+static int is_word_char(char c) { return isalnum((unsigned char)c) || c == '_' || c == '-'; }
+
+/* The flag for the field that starts at p (a word boundary), or NULL. */
+static const field_flag *field_at(const char *cmd, const char *msg, const char *p)
+{
+    if (p > msg && is_word_char(p[-1]))
+        return NULL;
+    for (size_t i = 0; i < sizeof field_flags / sizeof *field_flags; i++) {
+        const field_flag *f = &field_flags[i];
+        size_t n = strlen(f->field);
+        if ((f->cmd && strcmp(f->cmd, cmd)) || strncmp(p, f->field, n) || is_word_char(p[n]) ||
+            (f->how == LEAD && p != msg))
+            continue;
+        const char *q = p + n;
+        int named = *q == ':' || (q[0] == ' ' && (q[1] == '\'' || q[1] == '=' ||
+                                                  isdigit((unsigned char)q[1]) ||
+                                                  (q[1] == '-' && isdigit((unsigned char)q[2]))));
+        if (named || (f->how == LOOSE && (*q == ',' || *q == ' ' || !*q)))
+            return f;
+    }
+    return NULL;
+}
+
+void cli_flag_names(const char *cmd, const char *msg, char *out, size_t n)
+{
+    size_t o = 0;
+    for (const char *p = msg; *p && o + 1 < n;) {
+        const field_flag *f = field_at(cmd, msg, p);
+        const char *src = f ? f->flag : p;
+        size_t len = f ? strlen(f->flag) : 1;
+        for (size_t k = 0; k < len && o + 1 < n; k++)
+            out[o++] = src[k];
+        p += f ? strlen(f->field) : 1;
+    }
+    out[n ? o : 0] = 0;
+}
+
 int cli_die(const char *cmd, const ecp_error *err)
 {
-    fprintf(stderr, "ecprune %s: %s\n", cmd, err->msg[0] ? err->msg : ecp_status_name(err->code));
+    char msg[sizeof err->msg + 256];
+    cli_flag_names(cmd, err->msg[0] ? err->msg : ecp_status_name(err->code), msg, sizeof msg);
+    fprintf(stderr, "ecprune %s: %s\n", cmd, msg);
     return err->code == ECP_ERR_ARG ? 2 : 1;
 }
 
@@ -83,6 +160,18 @@ int cli_take_max_memory(int argc, char **argv)
     }
     argv[n] = NULL;
     return n;
+}
+
+int cli_check_model_path(const char *cmd, const char *path)
+{
+    static const char *const other[] = {".pt", ".pth", ".ckpt", ".safetensors", ".bin", ".h5",
+                                        ".keras", ".pb", ".tflite", ".npy", ".npz", ".json"};
+    const char *dot = strrchr(path, '.');
+    for (size_t i = 0; dot && i < sizeof other / sizeof *other; i++)
+        if (!strcasecmp(dot, other[i]))
+            return cli_usage_error(cmd, "-o %s: ecprune writes ONNX models; name the file .onnx",
+                                   path);
+    return 0;
 }
 
 void cli_set_threads(int n)

@@ -58,12 +58,17 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("ecprune %s\n", ECP_VERSION);
+        printf("ecprune %s\n", ecp_version());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (!strcmp(argv[1], commands[i].name))
             return commands[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "ecprune: unknown command '%s' (see 'ecprune --help')\n", argv[1]);
+    const char *names[sizeof commands / sizeof *commands];
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        names[i] = commands[i].name;
+    const char *near = ecp_closest_name(argv[1], names, (int)(sizeof names / sizeof *names));
+    fprintf(stderr, "ecprune: unknown command '%s'%s%s%s (see 'ecprune --help')\n", argv[1],
+            near ? ": did you mean " : "", near ? near : "", near ? "?" : "");
     return 2;
 }

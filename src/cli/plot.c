@@ -1,6 +1,7 @@
 /* Sweep plots through gnuplot: the data go to a temporary directory as one file per method
  * (sparsity, mean, min, max of loss and accuracy over seeds), the script draws them. */
 #include "plot.h"
+#include "ecprune_tools.h"
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>

@@ -103,6 +103,8 @@ static void remove_stale_temps(const char *target)
 
 ecp_status ecp_wfile_open(ecp_wfile *wf, const char *path, ecp_error *err)
 {
+    ECP_REQUIRE(wf, err);
+    ECP_REQUIRE(path, err);
     memset(wf, 0, sizeof *wf);
     ecp_status s = ecp_output_check(path, err);
     if (s)
@@ -150,6 +152,8 @@ ecp_status ecp_wfile_open(ecp_wfile *wf, const char *path, ecp_error *err)
 
 ecp_status ecp_wfile_write(ecp_wfile *wf, const void *data, size_t n, ecp_error *err)
 {
+    ECP_REQUIRE(wf, err);
+    ECP_REQUIRE(wf->fp, err);
     if (n && fwrite(data, 1, n, (FILE *)wf->fp) != n)
         return ecp_fail(err, ECP_ERR_IO, "%s: write failed: %s", wf->path, strerror(errno));
     return ECP_OK;
@@ -164,6 +168,8 @@ static void wfile_release(ecp_wfile *wf)
 
 ecp_status ecp_wfile_commit(ecp_wfile *wf, ecp_error *err)
 {
+    ECP_REQUIRE(wf, err);
+    ECP_REQUIRE(wf->fp, err);
     FILE *f = wf->fp;
     wf->fp = NULL;
     int bad = fflush(f) != 0 || ferror(f);
@@ -194,6 +200,8 @@ ecp_status ecp_wfile_commit(ecp_wfile *wf, ecp_error *err)
 
 void ecp_wfile_abort(ecp_wfile *wf)
 {
+    if (!wf)
+        return;
     if (wf->fp)
         fclose((FILE *)wf->fp);
     if (wf->tmp)
@@ -344,6 +352,7 @@ ecp_status ecp_mkdir_p(const char *path, ecp_error *err)
 
 ecp_status ecp_cache_dir(char *buf, size_t n, ecp_error *err)
 {
+    ECP_REQUIRE(buf, err);
     const char *e = getenv("ECPRUNE_CACHE");
     int w;
     if (e && *e)

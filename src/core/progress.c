@@ -23,6 +23,7 @@ double ecp_now(void)
 
 ecp_status ecp_progress_create(ecp_progress **out, const char *label, int64_t total, ecp_error *err)
 {
+    ECP_REQUIRE(out, err);
     ecp_progress *p = ecp_zalloc(1, sizeof *p, "progress", err);
     if (!p)
         return ECP_ERR_MEMORY;

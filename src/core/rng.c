@@ -13,6 +13,8 @@ static uint64_t splitmix64(uint64_t *x)
 
 void ecp_rng_seed(ecp_rng *r, uint64_t seed)
 {
+    if (!r)
+        return;
     uint64_t x = seed;
     for (int i = 0; i < 4; i++)
         r->s[i] = splitmix64(&x);
@@ -22,6 +24,8 @@ static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 uint64_t ecp_rng_u64(ecp_rng *r)
 {
+    if (!r)
+        return 0;
     uint64_t *s = r->s;
     uint64_t result = rotl(s[1] * 5, 7) * 9;
     uint64_t t = s[1] << 17;
@@ -59,6 +63,8 @@ uint64_t ecp_rng_below(ecp_rng *r, uint64_t n)
 
 void ecp_rng_permutation(ecp_rng *r, int64_t *perm, int64_t n)
 {
+    if (!r || !perm)
+        return;
     for (int64_t i = 0; i < n; i++)
         perm[i] = i;
     for (int64_t i = n - 1; i > 0; i--) {

@@ -1,6 +1,7 @@
 /* Numeric CSV: comma-separated numbers, an optional header line (detected: a first line with a
  * non-numeric field), target columns chosen by index (default: the last). Regression only. */
 #include "../internal.h"
+#include "csv.h"
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -24,12 +25,12 @@ static ecp_status parse_targets(const char *path, const char *spec, int ncol, ui
         char *end;
         long v = strtol(p, &end, 10);
         if (end == p || (*end && (*end != ',' || !end[1])))
-            return ecp_fail(err, ECP_ERR_ARG, "--target-cols '%s': expected column numbers like 0,3",
+            return ecp_fail(err, ECP_ERR_ARG, "target_cols '%s': expected column numbers like 0,3",
                             spec);
         if (v < 0)
             v += ncol; /* -1 = the last column, as in Python */
         if (v < 0 || v >= ncol)
-            return ecp_fail(err, ECP_ERR_ARG, "--target-cols '%s': %s has only %d columns", spec,
+            return ecp_fail(err, ECP_ERR_ARG, "target_cols '%s': %s has only %d columns", spec,
                             path, ncol);
         if (!is_t[v])
             (*nt)++;
@@ -37,7 +38,7 @@ static ecp_status parse_targets(const char *path, const char *spec, int ncol, ui
         p = *end ? end + 1 : end;
     }
     if (*nt == ncol)
-        return ecp_fail(err, ECP_ERR_ARG, "--target-cols '%s': no input column left in %s", spec,
+        return ecp_fail(err, ECP_ERR_ARG, "target_cols '%s': no input column left in %s", spec,
                         path);
     return ECP_OK;
 }

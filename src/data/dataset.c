@@ -5,6 +5,7 @@
 ecp_status ecp_dataset_create(ecp_dataset **out, int64_t n, int n_in, int n_out, int is_class,
                               ecp_error *err)
 {
+    ECP_REQUIRE(out, err);
     *out = NULL;
     if (n < 0 || n_in < 1 || n_out < 1)
         return ecp_fail(err, ECP_ERR_ARG, "dataset shape %lld x %d -> %d is invalid",
@@ -46,6 +47,10 @@ void ecp_dataset_free(ecp_dataset *d)
 ecp_status ecp_dataset_subset(const ecp_dataset *d, const int64_t *idx, int64_t n,
                               ecp_dataset **out, ecp_error *err)
 {
+    ECP_REQUIRE(d, err);
+    ECP_REQUIRE(out, err);
+    *out = NULL;
+    ECP_REQUIRE(idx, err);
     ecp_status s = ecp_dataset_create(out, n, d->n_in, d->n_out, d->is_class, err);
     if (s)
         return s;
@@ -70,12 +75,14 @@ ecp_status ecp_dataset_subset(const ecp_dataset *d, const int64_t *idx, int64_t 
 
 ecp_status ecp_dataset_validate(const ecp_dataset *d, const char *what, ecp_error *err)
 {
+    ECP_REQUIRE(d, err);
     return ecp_dataset_validate_files(d, what, what, err);
 }
 
 ecp_status ecp_dataset_validate_files(const ecp_dataset *d, const char *xwhat, const char *ywhat,
                                       ecp_error *err)
 {
+    ECP_REQUIRE(d, err);
     const char *what = xwhat;
     size_t nx = (size_t)d->n * d->n_in;
     for (size_t i = 0; i < nx; i++)
@@ -100,6 +107,8 @@ ecp_status ecp_dataset_validate_files(const ecp_dataset *d, const char *xwhat, c
 
 void ecp_data_opts_default(ecp_data_opts *o)
 {
+    if (!o)
+        return;
     memset(o, 0, sizeof *o);
     o->test_frac = 0.2;
     o->split_seed = 20260225;

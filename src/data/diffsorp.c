@@ -31,6 +31,8 @@ void ecp_diffsorp_model_default(ecp_diffsorp_model *m)
 
 void ecp_diffsorp_opts_default(ecp_diffsorp_opts *o)
 {
+    if (!o)
+        return;
     o->n_c0 = 40;
     o->c0_min = 0.01;
     o->c0_max = 0.2;
@@ -311,7 +313,7 @@ static ecp_status check_opts(const ecp_diffsorp_opts *o, ecp_error *err)
 {
     if (o->n_c0 < 3 || o->n_c0 > 1000000)
         return ecp_fail(err, ECP_ERR_ARG,
-                        "diffsorp: n_c0 (--c0) = %d: need 3 to 1e6 initial values (some are "
+                        "diffsorp: n_c0 = %d: need 3 to 1e6 initial values (some are "
                         "held out for testing)",
                         o->n_c0);
     if (!(o->c0_min > 0) || !(o->c0_max >= o->c0_min) || !(o->c0_max <= 1))
@@ -319,20 +321,20 @@ static ecp_status check_opts(const ecp_diffsorp_opts *o, ecp_error *err)
                         "diffsorp: c0 range [%g, %g]: need 0 < c0_min <= c0_max <= 1",
                         o->c0_min, o->c0_max);
     if (o->cells < 3 || o->cells > 1000000)
-        return ecp_fail(err, ECP_ERR_ARG, "diffsorp: cells (--cells) = %d: must be in [3, 1e6]",
+        return ecp_fail(err, ECP_ERR_ARG, "diffsorp: cells = %d: must be in [3, 1e6]",
                         o->cells);
     if (o->n_times < 2 || o->n_times > 1000000)
         return ecp_fail(err, ECP_ERR_ARG,
-                        "diffsorp: n_times (--times) = %d: must be in [2, 1e6]", o->n_times);
+                        "diffsorp: n_times = %d: must be in [2, 1e6]", o->n_times);
     if (!(o->t_end > 0) || !isfinite(o->t_end))
         return ecp_fail(err, ECP_ERR_ARG, "diffsorp: t_end = %g: must be > 0", o->t_end);
     if (o->n_train < 1 || o->n_test < 1)
         return ecp_fail(err, ECP_ERR_ARG,
-                        "diffsorp: n_train (--train) = %lld, n_test (--test) = %lld: both must "
+                        "diffsorp: n_train = %lld, n_test = %lld: both must "
                         "be >= 1",
                         (long long)o->n_train, (long long)o->n_test);
     if (!(o->noise >= 0) || !isfinite(o->noise))
-        return ecp_fail(err, ECP_ERR_ARG, "diffsorp: noise (--noise) = %g: must be >= 0",
+        return ecp_fail(err, ECP_ERR_ARG, "diffsorp: noise = %g: must be >= 0",
                         o->noise);
     return ECP_OK;
 }
@@ -424,15 +426,13 @@ static ecp_status check_pools(const ecp_diffsorp_opts *o, ecp_error *err)
     int64_t pool_train = per * n_c0_in_split(o, 0), pool_test = per * n_c0_in_split(o, 1);
     if (o->n_train > pool_train)
         return ecp_fail(err, ECP_ERR_ARG,
-                        "diffsorp: n_train (--train) = %lld exceeds the %lld points of the "
-                        "training solutions (c0 values x times x cells); lower it or raise "
-                        "--c0, --times or --cells",
+                        "diffsorp: n_train = %lld exceeds the %lld points of the training "
+                        "solutions; lower it or raise n_c0, n_times or cells",
                         (long long)o->n_train, (long long)pool_train);
     if (o->n_test > pool_test)
         return ecp_fail(err, ECP_ERR_ARG,
-                        "diffsorp: n_test (--test) = %lld exceeds the %lld points of the "
-                        "held-out solutions (c0 values x times x cells); lower it or raise "
-                        "--c0, --times or --cells",
+                        "diffsorp: n_test = %lld exceeds the %lld points of the held-out "
+                        "solutions; lower it or raise n_c0, n_times or cells",
                         (long long)o->n_test, (long long)pool_test);
     return ECP_OK;
 }
@@ -582,8 +582,23 @@ static ecp_status make_tmp_dir(const char *dir, char *tmp, size_t n, ecp_error *
     return ECP_OK;
 }
 
+ecp_status ecp_diffsorp_profile(const ecp_diffsorp_opts *o, double c0, double *u,
+                                ecp_error *err)
+{
+    ECP_REQUIRE(o, err);
+    ECP_REQUIRE(u, err);
+    ecp_status s = check_opts(o, err);
+    if (s)
+        return s;
+    ecp_diffsorp_model m;
+    ecp_diffsorp_model_default(&m);
+    return ecp_diffsorp_solve_c0(&m, o->cells, c0, o->t_end, o->n_times, u, err);
+}
+
 ecp_status ecp_diffsorp_generate(const ecp_diffsorp_opts *o, const char *dir, ecp_error *err)
 {
+    ECP_REQUIRE(o, err);
+    ECP_REQUIRE(dir, err);
     if (!o || !dir)
         return ecp_fail(err, ECP_ERR_ARG, "diffsorp: no options or no output directory");
     ecp_status st = check_opts(o, err);

@@ -46,6 +46,10 @@ static ecp_status read_header(void *g, const char *path, int *ndim, int64_t dims
 ecp_status ecp_idx_read(const char *path, int *ndim, int64_t dims[4], uint8_t **data,
                         ecp_error *err)
 {
+    ECP_REQUIRE(path, err);
+    ECP_REQUIRE(ndim, err);
+    ECP_REQUIRE(dims, err);
+    ECP_REQUIRE(data, err);
     *data = NULL;
     void *g;
     uint64_t count = 0;

@@ -378,9 +378,24 @@ static int has_suffix(const char *s, const char *suf)
     return a >= b && !strcmp(s + a - b, suf);
 }
 
+/* A bare word is a misspelt name (a bad argument, with a hint); anything with a '/' or a '.'
+ * is a path that is not there. */
+static ecp_status no_such_dataset(const char *spec, ecp_error *err)
+{
+    static const char *const names[] = {"mnist", "fashion", "diffsorp"};
+    const char *near = ecp_closest_name(spec, names, 3);
+    int bare = !strchr(spec, '/') && !strchr(spec, '.');
+    return ecp_fail(err, bare ? ECP_ERR_ARG : ECP_ERR_IO,
+                    "dataset '%s': no such dataset%s%s%s (use mnist, fashion, diffsorp[:noise], a "
+                    "directory or a .csv file)", spec, near ? ": did you mean " : "",
+                    near ? near : "", near ? "?" : "");
+}
+
 ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_dataset **train,
                          ecp_dataset **test, ecp_error *err)
 {
+    ECP_REQUIRE(spec, err);
+    ECP_REQUIRE(train, err);
     ecp_data_opts def;
     if (!opts) {
         ecp_data_opts_default(&def);
@@ -390,7 +405,7 @@ ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_datase
     if (test)
         *test = NULL;
     if (!spec || !*spec)
-        return ecp_fail(err, ECP_ERR_ARG, "--data: no dataset given");
+        return ecp_fail(err, ECP_ERR_ARG, "dataset: none given");
     if (!strcmp(spec, "mnist"))
         return open_mnist(train, test, err);
     if (!strcmp(spec, "fashion"))
@@ -402,7 +417,7 @@ ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_datase
             nu = strtod(spec + 9, &end);
             if (end == spec + 9 || *end || !isfinite(nu) || nu < 0 || nu > 10)
                 return ecp_fail(err, ECP_ERR_ARG,
-                                "--data %s: the noise level after ':' must be a number in [0, 10]",
+                                "dataset '%s': the noise level after ':' must be a number in [0, 10]",
                                 spec);
         }
         char dir[4200];
@@ -422,9 +437,7 @@ ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_datase
     if (has_suffix(spec, ".csv"))
         return open_csv_file(spec, opts, train, test, err);
     if (!ecp_file_exists(spec))
-        return ecp_fail(err, ECP_ERR_IO,
-                        "--data %s: no such dataset (use mnist, fashion, diffsorp[:noise], a "
-                        "directory or a .csv file)", spec);
+        return no_such_dataset(spec, err);
     return ecp_fail(err, ECP_ERR_UNSUPPORTED,
-                    "--data %s: unknown kind of file (expected a directory or a .csv file)", spec);
+                    "dataset '%s': unknown kind of file (expected a directory or a .csv file)", spec);
 }

@@ -85,6 +85,8 @@ static ecp_status parse_header(const char *path, const char *h, ecp_npy *out, ec
 
 ecp_status ecp_npy_read(const char *path, ecp_npy *out, ecp_error *err)
 {
+    ECP_REQUIRE(path, err);
+    ECP_REQUIRE(out, err);
     memset(out, 0, sizeof *out);
     unsigned char *buf;
     size_t len;
@@ -157,12 +159,16 @@ ecp_status ecp_npy_read(const char *path, ecp_npy *out, ecp_error *err)
 
 void ecp_npy_release(ecp_npy *a)
 {
+    if (!a)
+        return;
     free(a->data);
     memset(a, 0, sizeof *a);
 }
 
 ecp_status ecp_npy_to_f32(const ecp_npy *a, const char *path, float **out, ecp_error *err)
 {
+    ECP_REQUIRE(a, err);
+    ECP_REQUIRE(out, err);
     size_t n = (size_t)a->shape[0] * (size_t)a->shape[1];
     float *f = ecp_alloc(n, sizeof *f, path, err);
     if (!f)
@@ -190,6 +196,8 @@ ecp_status ecp_npy_to_f32(const ecp_npy *a, const char *path, float **out, ecp_e
 
 ecp_status ecp_npy_to_labels(const ecp_npy *a, const char *path, int32_t **out, ecp_error *err)
 {
+    ECP_REQUIRE(a, err);
+    ECP_REQUIRE(out, err);
     if (a->dtype != ECP_NPY_I8)
         return ecp_fail(err, ECP_ERR_FORMAT, "%s: class labels must be int64", path);
     if (a->shape[1] != 1)
@@ -249,10 +257,14 @@ static ecp_status npy_write(const char *path, const char *descr, const void *dat
 ecp_status ecp_npy_write_f32(const char *path, const float *data, int64_t rows, int64_t cols,
                              ecp_error *err)
 {
+    ECP_REQUIRE(path, err);
+    ECP_REQUIRE(data, err);
     return npy_write(path, "<f4", data, 4, rows, cols, err);
 }
 
 ecp_status ecp_npy_write_i64(const char *path, const int64_t *data, int64_t n, ecp_error *err)
 {
+    ECP_REQUIRE(path, err);
+    ECP_REQUIRE(data, err);
     return npy_write(path, "<i8", data, 8, n, 0, err);
 }

@@ -28,8 +28,8 @@ ecp_status ecp_onnx_prescan(const uint8_t *buf, size_t len, const char *path, ui
                             ecp_error *err);
 
 /* ecp_mlp_create's limits, checked while reading so the message can name the file. */
-#define ECP_ONNX_MAX_LAYERS 1000
-#define ECP_ONNX_MAX_WIDTH (1 << 24)
+#define ECP_ONNX_MAX_LAYERS ECP_MAX_LAYERS
+#define ECP_ONNX_MAX_WIDTH ECP_MAX_WIDTH
 
 /* metadata_props keys of the N:M pattern a model promises (ecp_mlp_set_pattern). */
 #define ECP_ONNX_META_PATTERN "ecprune.pattern"

@@ -367,6 +367,8 @@ static ecp_status write_model(const Onnx__ModelProto *model, const char *path, e
 
 ecp_status ecp_onnx_save(const ecp_mlp *m, const char *path, ecp_error *err)
 {
+    ECP_REQUIRE(m, err);
+    ECP_REQUIRE(path, err);
     if (!m || !path)
         return ecp_fail(err, ECP_ERR_ARG, "ecp_onnx_save: model and path are required");
     /* NaN/Inf would make a file that ecp_onnx_load (rightly) refuses. The fault is the

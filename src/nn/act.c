@@ -13,6 +13,8 @@ const char *ecp_act_name(ecp_act a)
 
 ecp_status ecp_act_parse(const char *name, ecp_act *out, ecp_error *err)
 {
+    ECP_REQUIRE(name, err);
+    ECP_REQUIRE(out, err);
     for (int i = 0; i < ECP_ACT_COUNT; i++)
         if (strcmp(name, act_names[i]) == 0) {
             *out = (ecp_act)i;
@@ -43,6 +45,8 @@ static float sigmoidf_(float x)
 
 void ecp_act_forward(ecp_act a, const float *x, float *y, size_t n)
 {
+    if (!x || !y)
+        return;
     switch (a) {
     case ECP_ACT_IDENTITY:
         if (y != x)
@@ -81,6 +85,8 @@ void ecp_act_forward(ecp_act a, const float *x, float *y, size_t n)
 void ecp_act_backward(ecp_act a, const float *x, const float *y, const float *dy, float *dx,
                       size_t n)
 {
+    if (!x || !y || !dy || !dx)
+        return;
     switch (a) {
     case ECP_ACT_IDENTITY:
         if (dx != dy)

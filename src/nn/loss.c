@@ -18,6 +18,8 @@ double ecp_log_sum_exp(const float *y, int k)
 double ecp_loss_eval(ecp_loss kind, const float *y, const float *t, const int32_t *labels,
                      int batch, int k, float scale, float *dy)
 {
+    if (batch > 0 && (!y || (kind == ECP_LOSS_XENT ? !labels : !t)))
+        return NAN;
     double total = 0;
     for (int n = 0; n < batch; n++) {
         const float *yn = y + (size_t)n * k;

@@ -11,11 +11,16 @@
 ecp_status ecp_mlp_create(ecp_mlp **out, int n_layers, const int *sizes, const ecp_act *acts,
                           ecp_error *err)
 {
+    ECP_REQUIRE(out, err);
     *out = NULL;
-    if (n_layers < 1 || n_layers > 1000)
-        return ecp_fail(err, ECP_ERR_ARG, "an MLP needs 1 to 1000 layers, not %d", n_layers);
+    ECP_REQUIRE(sizes, err);
+    ECP_REQUIRE(acts, err);
+    *out = NULL;
+    if (n_layers < 1 || n_layers > ECP_MAX_LAYERS)
+        return ecp_fail(err, ECP_ERR_ARG, "an MLP needs 1 to %d layers, not %d", ECP_MAX_LAYERS,
+                        n_layers);
     for (int i = 0; i <= n_layers; i++)
-        if (sizes[i] < 1 || sizes[i] > (1 << 24))
+        if (sizes[i] < 1 || sizes[i] > ECP_MAX_WIDTH)
             return ecp_fail(err, ECP_ERR_ARG, "layer width %d out of range [1, 2^24]", sizes[i]);
     for (int l = 0; l < n_layers; l++)
         if ((unsigned)acts[l] >= ECP_ACT_COUNT)
@@ -51,6 +56,8 @@ ecp_status ecp_mlp_create(ecp_mlp **out, int n_layers, const int *sizes, const e
             return ECP_ERR_MEMORY;
         }
     }
+    /* A fresh model is never all zeros (which trains to chance without an error). */
+    ecp_mlp_init(m, ECP_INIT_SEED);
     *out = m;
     return ECP_OK;
 }
@@ -69,20 +76,34 @@ void ecp_mlp_free(ecp_mlp *m)
     free(m->sizes);
     free(m->w0t);
     free(m->pruned0t);
+    free(m->orig);
+    free(m->orig_mask);
     free(m);
 }
 
 ecp_status ecp_mlp_clone(const ecp_mlp *m, ecp_mlp **out, ecp_error *err)
 {
-    ecp_act acts[1000];
+    ECP_REQUIRE(out, err);
+    *out = NULL;
+    ECP_REQUIRE(m, err);
+    ecp_act acts[ECP_MAX_LAYERS];
     for (int l = 0; l < m->n_layers; l++)
         acts[l] = m->layer[l].act;
     ecp_status s = ecp_mlp_create(out, m->n_layers, m->sizes, acts, err);
-    if (s)
-        return s;
-    s = ecp_mlp_copy(*out, m, err);
-    (*out)->has_training = m->has_training;
-    (*out)->training = m->training;
+    if (!s)
+        s = ecp_mlp_copy(*out, m, err);
+    if (!s) {
+        (*out)->has_training = m->has_training;
+        (*out)->training = m->training;
+    }
+    if (!s && m->orig && !(s = ecp_mlp_keep_original(*out, err))) {
+        memcpy((*out)->orig, m->orig, (size_t)ecp_mlp_n_params(m) * sizeof *m->orig);
+        memcpy((*out)->orig_mask, m->orig_mask, (size_t)ecp_mlp_n_weights(m));
+    }
+    if (s) {
+        ecp_mlp_free(*out);
+        *out = NULL;
+    }
     return s;
 }
 
@@ -107,6 +128,8 @@ int ecp_mlp_training(const ecp_mlp *m, ecp_train_opts *o)
 
 ecp_status ecp_mlp_copy(ecp_mlp *dst, const ecp_mlp *src, ecp_error *err)
 {
+    ECP_REQUIRE(dst, err);
+    ECP_REQUIRE(src, err);
     if (dst->n_layers != src->n_layers)
         return ecp_fail(err, ECP_ERR_SHAPE, "copy: models have %d and %d layers", dst->n_layers,
                         src->n_layers);
@@ -131,6 +154,8 @@ ecp_status ecp_mlp_copy(ecp_mlp *dst, const ecp_mlp *src, ecp_error *err)
 
 void ecp_mlp_init(ecp_mlp *m, uint64_t seed)
 {
+    if (!m)
+        return;
     ecp_rng r;
     ecp_rng_seed(&r, seed);
     for (int l = 0; l < m->n_layers; l++) {
@@ -148,7 +173,10 @@ void ecp_mlp_init(ecp_mlp *m, uint64_t seed)
 ecp_status ecp_mlp_create_arch(ecp_mlp **out, const char *arch, ecp_act hidden_act,
                                ecp_error *err)
 {
-    int sizes[1001], n = 0;
+    ECP_REQUIRE(out, err);
+    *out = NULL;
+    ECP_REQUIRE(arch, err);
+    int sizes[ECP_MAX_LAYERS + 1], n = 0;
     const char *p = arch;
     *out = NULL;
     /* Quote at most 60 characters: the problem must survive in a bounded message. */
@@ -157,43 +185,60 @@ ecp_status ecp_mlp_create_arch(ecp_mlp **out, const char *arch, ecp_act hidden_a
     while (*p) {
         char *end;
         long v = strtol(p, &end, 10);
-        if (end == p || v < 1 || v > (1 << 24) || (*end && (*end != '-' || !end[1])))
+        if (end == p || v < 1 || v > ECP_MAX_WIDTH || (*end && (*end != '-' || !end[1])))
             return ecp_fail(err, ECP_ERR_ARG,
-                            "--arch '%.*s%s': expected widths in [1, 2^24] separated by '-', "
+                            "arch '%.*s%s': expected widths in [1, 2^24] separated by '-', "
                             "e.g. 784-300-100-10 (at width %d)", q, arch, more, n + 1);
-        if (n == 1001)
-            return ecp_fail(err, ECP_ERR_ARG, "--arch '%.*s%s': more than 1000 layers", q, arch,
-                            more);
+        if (n == ECP_MAX_LAYERS + 1)
+            return ecp_fail(err, ECP_ERR_ARG, "arch '%.*s%s': more than %d layers", q, arch,
+                            more, ECP_MAX_LAYERS);
         sizes[n++] = (int)v;
         p = *end ? end + 1 : end;
     }
     if (n < 2)
         return ecp_fail(err, ECP_ERR_ARG,
-                        "--arch '%.*s%s': needs at least an input and an output width", q, arch,
+                        "arch '%.*s%s': needs at least an input and an output width", q, arch,
                         more);
-    ecp_act acts[1000];
+    ecp_act acts[ECP_MAX_LAYERS];
     for (int l = 0; l < n - 1; l++)
         acts[l] = l == n - 2 ? ECP_ACT_IDENTITY : hidden_act;
     return ecp_mlp_create(out, n - 1, sizes, acts, err);
 }
 
-int ecp_mlp_n_layers(const ecp_mlp *m) { return m->n_layers; }
-int ecp_mlp_n_in(const ecp_mlp *m) { return m->sizes[0]; }
-int ecp_mlp_n_out(const ecp_mlp *m) { return m->sizes[m->n_layers]; }
-int ecp_mlp_layer_in(const ecp_mlp *m, int l) { return m->layer[l].n_in; }
-int ecp_mlp_layer_out(const ecp_mlp *m, int l) { return m->layer[l].n_out; }
-ecp_act ecp_mlp_layer_act(const ecp_mlp *m, int l) { return m->layer[l].act; }
-void ecp_mlp_set_layer_act(ecp_mlp *m, int l, ecp_act a) { m->layer[l].act = a; }
-float *ecp_mlp_weights(ecp_mlp *m, int l) { return m->layer[l].W; }
-float *ecp_mlp_bias(ecp_mlp *m, int l) { return m->layer[l].b; }
-uint8_t *ecp_mlp_pruned(ecp_mlp *m, int l) { return m->layer[l].pruned; }
-const float *ecp_mlp_weights_c(const ecp_mlp *m, int l) { return m->layer[l].W; }
-const float *ecp_mlp_bias_c(const ecp_mlp *m, int l) { return m->layer[l].b; }
-const uint8_t *ecp_mlp_pruned_c(const ecp_mlp *m, int l) { return m->layer[l].pruned; }
+/* Accessors: NULL or a layer out of range gives 0 (NULL for arrays). */
+#define LAYER_OK(m, l) ((m) && (l) >= 0 && (l) < (m)->n_layers)
+int ecp_mlp_n_layers(const ecp_mlp *m) { return m ? m->n_layers : 0; }
+int ecp_mlp_n_in(const ecp_mlp *m) { return m ? m->sizes[0] : 0; }
+int ecp_mlp_n_out(const ecp_mlp *m) { return m ? m->sizes[m->n_layers] : 0; }
+int ecp_mlp_layer_in(const ecp_mlp *m, int l) { return LAYER_OK(m, l) ? m->layer[l].n_in : 0; }
+int ecp_mlp_layer_out(const ecp_mlp *m, int l) { return LAYER_OK(m, l) ? m->layer[l].n_out : 0; }
+ecp_act ecp_mlp_layer_act(const ecp_mlp *m, int l)
+{
+    return LAYER_OK(m, l) ? m->layer[l].act : ECP_ACT_IDENTITY;
+}
+void ecp_mlp_set_layer_act(ecp_mlp *m, int l, ecp_act a)
+{
+    if (LAYER_OK(m, l) && (unsigned)a < ECP_ACT_COUNT)
+        m->layer[l].act = a;
+}
+float *ecp_mlp_weights(ecp_mlp *m, int l) { return LAYER_OK(m, l) ? m->layer[l].W : NULL; }
+float *ecp_mlp_bias(ecp_mlp *m, int l) { return LAYER_OK(m, l) ? m->layer[l].b : NULL; }
+uint8_t *ecp_mlp_pruned(ecp_mlp *m, int l) { return LAYER_OK(m, l) ? m->layer[l].pruned : NULL; }
+const float *ecp_mlp_weights_c(const ecp_mlp *m, int l)
+{
+    return LAYER_OK(m, l) ? m->layer[l].W : NULL;
+}
+const float *ecp_mlp_bias_c(const ecp_mlp *m, int l) { return LAYER_OK(m, l) ? m->layer[l].b : NULL; }
+const uint8_t *ecp_mlp_pruned_c(const ecp_mlp *m, int l)
+{
+    return LAYER_OK(m, l) ? m->layer[l].pruned : NULL;
+}
 
 int64_t ecp_mlp_n_weights(const ecp_mlp *m)
 {
     int64_t n = 0;
+    if (!m)
+        return 0;
     for (int l = 0; l < m->n_layers; l++)
         n += (int64_t)m->layer[l].n_in * m->layer[l].n_out;
     return n;
@@ -201,6 +246,8 @@ int64_t ecp_mlp_n_weights(const ecp_mlp *m)
 
 int64_t ecp_mlp_n_params(const ecp_mlp *m)
 {
+    if (!m)
+        return 0;
     int64_t n = ecp_mlp_n_weights(m);
     for (int l = 0; l < m->n_layers; l++)
         n += m->layer[l].n_out;
@@ -209,6 +256,8 @@ int64_t ecp_mlp_n_params(const ecp_mlp *m)
 
 int64_t ecp_mlp_layer_n_pruned(const ecp_mlp *m, int l)
 {
+    if (!LAYER_OK(m, l))
+        return 0;
     const ecp_layer *L = &m->layer[l];
     size_t nw = (size_t)L->n_in * L->n_out;
     int64_t c = 0;
@@ -220,6 +269,8 @@ int64_t ecp_mlp_layer_n_pruned(const ecp_mlp *m, int l)
 int64_t ecp_mlp_n_pruned(const ecp_mlp *m)
 {
     int64_t c = 0;
+    if (!m)
+        return 0;
     for (int l = 0; l < m->n_layers; l++)
         c += ecp_mlp_layer_n_pruned(m, l);
     return c;
@@ -227,6 +278,8 @@ int64_t ecp_mlp_n_pruned(const ecp_mlp *m)
 
 void ecp_mlp_mask_from_zeros(ecp_mlp *m)
 {
+    if (!m)
+        return;
     for (int l = 0; l < m->n_layers; l++) {
         ecp_layer *L = &m->layer[l];
         size_t nw = (size_t)L->n_in * L->n_out;
@@ -237,6 +290,8 @@ void ecp_mlp_mask_from_zeros(ecp_mlp *m)
 
 void ecp_mlp_apply_mask(ecp_mlp *m)
 {
+    if (!m)
+        return;
     for (int l = 0; l < m->n_layers; l++) {
         ecp_layer *L = &m->layer[l];
         size_t nw = (size_t)L->n_in * L->n_out;
@@ -248,6 +303,7 @@ void ecp_mlp_apply_mask(ecp_mlp *m)
 
 ecp_status ecp_mlp_check_finite(const ecp_mlp *m, const char *what, ecp_error *err)
 {
+    ECP_REQUIRE(m, err);
     for (int l = 0; l < m->n_layers; l++) {
         const ecp_layer *L = &m->layer[l];
         size_t nw = (size_t)L->n_in * L->n_out;
@@ -267,6 +323,9 @@ ecp_status ecp_mlp_check_finite(const ecp_mlp *m, const char *what, ecp_error *e
 
 ecp_status ecp_ws_create(ecp_ws **out, const ecp_mlp *m, int max_batch, ecp_error *err)
 {
+    ECP_REQUIRE(out, err);
+    *out = NULL;
+    ECP_REQUIRE(m, err);
     *out = NULL;
     if (max_batch < 1)
         return ecp_fail(err, ECP_ERR_ARG, "batch size must be >= 1, not %d", max_batch);
@@ -335,24 +394,33 @@ void ecp_ws_free(ecp_ws *ws)
     free(ws->z);
     free(ws->dz);
     free(ws->da);
-    free(ws->sp_rowptr);
-    free(ws->sp_idx);
-    free(ws->sp_val);
-    free(ws->sp_colptr);
-    free(ws->sp_cidx);
-    free(ws->sp_cval);
-    free(ws->sp_wt);
-    free(ws->sp_dwt);
-    free(ws->sp_dz);
-    ecp_spin_pool_free(ws->sp_pool);
+    free(ws->input.rowptr);
+    free(ws->input.idx);
+    free(ws->input.val);
+    free(ws->input.colptr);
+    free(ws->input.cidx);
+    free(ws->input.cval);
+    free(ws->input.wt);
+    free(ws->input.dwt);
+    free(ws->input.dz);
+    ecp_sparse_input_pool_free(ws->input.pool);
     free(ws);
 }
 
-int ecp_ws_max_batch(const ecp_ws *ws) { return ws->cap; }
-const float *ecp_ws_output(const ecp_ws *ws) { return ws->a[ws->n_layers]; }
-const float *ecp_ws_act(const ecp_ws *ws, int i) { return ws->a[i]; }
-const float *ecp_ws_pre(const ecp_ws *ws, int l) { return ws->z[l]; }
-const float *ecp_ws_dpre(const ecp_ws *ws, int l) { return ws->dz[l]; }
+int ecp_ws_max_batch(const ecp_ws *ws) { return ws ? ws->cap : 0; }
+const float *ecp_ws_output(const ecp_ws *ws) { return ws ? ws->a[ws->n_layers] : NULL; }
+const float *ecp_ws_act(const ecp_ws *ws, int i)
+{
+    return ws && i >= 0 && i <= ws->n_layers ? ws->a[i] : NULL;
+}
+const float *ecp_ws_pre(const ecp_ws *ws, int l)
+{
+    return ws && l >= 0 && l < ws->n_layers ? ws->z[l] : NULL;
+}
+const float *ecp_ws_dpre(const ecp_ws *ws, int l)
+{
+    return ws && l >= 0 && l < ws->n_layers ? ws->dz[l] : NULL;
+}
 
 /* ------------------------------------------------------------------ layer forward / backward */
 
@@ -402,38 +470,38 @@ static const float *layer0_wt(const ecp_mlp *m, ecp_ws *ws, size_t *ld)
         *ld = (size_t)m->ld0t;
         return m->w0t;
     }
-    *ld = (size_t)ecp_spin_ld(L->n_out);
-    if (!ws->sp_wt && !(ws->sp_wt = malloc((size_t)L->n_in * *ld * sizeof(float))))
+    *ld = (size_t)ecp_sparse_input_ld(L->n_out);
+    if (!ws->input.wt && !(ws->input.wt = malloc((size_t)L->n_in * *ld * sizeof(float))))
         return NULL;
-    ecp_transpose(L->W, L->n_out, L->n_in, (size_t)L->n_in, ws->sp_wt, *ld, 0);
-    return ws->sp_wt;
+    ecp_transpose(L->W, L->n_out, L->n_in, (size_t)L->n_in, ws->input.wt, *ld, 0);
+    return ws->input.wt;
 }
 
 /* Layer 0: sparse (CSR of the batch, row AXPYs over W^T) or dense (sgemm), chosen per batch:
  * under AUTO, sparse iff the model is in the training layout and the batch's density is at
- * most ECP_SPIN_MAX_DENSITY. The choice is a function of the batch only: deterministic. */
+ * most ECP_SPARSE_INPUT_MAX_DENSITY. The choice is a function of the batch only: deterministic. */
 static void layer0_forward(const ecp_mlp *m, ecp_ws *ws, int batch)
 {
     const ecp_layer *L = &m->layer[0];
     const float *a = ws->a[0];
     float *z = ws->z[0];
-    ws->sp_used = 0;
-    ws->sp_csc = 0;
-    int want = ws->sp_mode == ECP_SPIN_SPARSE || (ws->sp_mode == ECP_SPIN_AUTO && m->w0t);
-    if (want && ecp_spin_ensure(ws, L->n_in, L->n_out)) {
+    ws->input.used = 0;
+    ws->input.csc = 0;
+    int want = ws->input.mode == ECP_SPARSE_INPUT_SPARSE || (ws->input.mode == ECP_SPARSE_INPUT_AUTO && m->w0t);
+    if (want && ecp_sparse_input_ensure(ws, L->n_in, L->n_out)) {
         int64_t total = (int64_t)batch * L->n_in;
-        int64_t max_nnz = ws->sp_mode == ECP_SPIN_SPARSE
+        int64_t max_nnz = ws->input.mode == ECP_SPARSE_INPUT_SPARSE
                               ? total
-                              : (int64_t)(ECP_SPIN_MAX_DENSITY * (double)total);
+                              : (int64_t)(ECP_SPARSE_INPUT_MAX_DENSITY * (double)total);
         const float *wt;
         size_t ld;
-        if (ecp_spin_build_csr(ws, a, batch, L->n_in, max_nnz) >= 0 &&
+        if (ecp_sparse_input_build_csr(ws, a, batch, L->n_in, max_nnz) >= 0 &&
             (wt = layer0_wt(m, ws, &ld))) {
-            ecp_spin_forward(ws, batch, wt, ld, L->n_out, L->b, z);
-            ws->sp_used = 1;
+            ecp_sparse_input_forward(ws, batch, wt, ld, L->n_out, L->b, z);
+            ws->input.used = 1;
         }
     }
-    if (!ws->sp_used) {
+    if (!ws->input.used) {
         if (!m->w0t) {
             layer_forward(L, a, z, ws->a[1], batch);
             return;
@@ -453,22 +521,22 @@ static void layer0_backward(const ecp_mlp *m, ecp_ws *ws, float *dW, float *db, 
     const ecp_layer *L = &m->layer[0];
     const float *dz = ws->dz[0];
     int ow = ws->grad_overwrite;
-    size_t ld = (size_t)ecp_spin_ld(L->n_out);
-    if (ws->sp_used && !m->w0t && !ws->sp_dwt &&
-        !(ws->sp_dwt = malloc((size_t)L->n_in * ld * sizeof(float))))
-        ws->sp_used = 0; /* no scratch: the dense product below (a[0] holds the batch) */
-    if (ws->sp_used) {
-        if (!ws->sp_csc)
-            ecp_spin_build_csc(ws, batch, L->n_in);
-        /* dz with 64-byte rows (see ecp_spin_ld): a 150 KB copy, ~5 us, saves ~30 us. */
+    size_t ld = (size_t)ecp_sparse_input_ld(L->n_out);
+    if (ws->input.used && !m->w0t && !ws->input.dwt &&
+        !(ws->input.dwt = malloc((size_t)L->n_in * ld * sizeof(float))))
+        ws->input.used = 0; /* no scratch: the dense product below (a[0] holds the batch) */
+    if (ws->input.used) {
+        if (!ws->input.csc)
+            ecp_sparse_input_build_csc(ws, batch, L->n_in);
+        /* dz with 64-byte rows (see ecp_sparse_input_ld): the copy costs far less than it saves. */
         for (int n = 0; n < batch; n++)
-            memcpy(ws->sp_dz + (size_t)n * ld, dz + (size_t)n * L->n_out,
+            memcpy(ws->input.dz + (size_t)n * ld, dz + (size_t)n * L->n_out,
                    (size_t)L->n_out * sizeof *dz);
         if (m->w0t) {
-            ecp_spin_dw(ws, L->n_in, ws->sp_dz, ld, L->n_out, !ow, dW, (size_t)m->ld0t);
+            ecp_sparse_input_dw(ws, L->n_in, ws->input.dz, ld, L->n_out, !ow, dW, (size_t)m->ld0t);
         } else {
-            ecp_spin_dw(ws, L->n_in, ws->sp_dz, ld, L->n_out, 0, ws->sp_dwt, ld);
-            ecp_transpose(ws->sp_dwt, L->n_in, L->n_out, ld, dW, (size_t)L->n_in, !ow);
+            ecp_sparse_input_dw(ws, L->n_in, ws->input.dz, ld, L->n_out, 0, ws->input.dwt, ld);
+            ecp_transpose(ws->input.dwt, L->n_in, L->n_out, ld, dW, (size_t)L->n_in, !ow);
         }
         bias_grad(dz, db, L->n_out, batch, ow);
     } else if (m->w0t) {
@@ -482,6 +550,8 @@ static void layer0_backward(const ecp_mlp *m, ecp_ws *ws, float *dW, float *db, 
 
 void ecp_mlp_forward(const ecp_mlp *m, ecp_ws *ws, const float *x, int batch)
 {
+    if (!m || !ws || !x)
+        return;
     if (ws->a[0] != x)
         memcpy(ws->a[0], x, (size_t)batch * m->sizes[0] * sizeof(float));
     layer0_forward(m, ws, batch);
@@ -491,6 +561,8 @@ void ecp_mlp_forward(const ecp_mlp *m, ecp_ws *ws, const float *x, int batch)
 
 void ecp_mlp_backward(const ecp_mlp *m, ecp_ws *ws, const float *dy, int batch, ecp_grads *g)
 {
+    if (!m || !ws || !dy)
+        return;
     int L = m->n_layers;
     const ecp_layer *top = &m->layer[L - 1];
     ecp_act_backward(top->act, ws->z[L - 1], ws->a[L], dy, ws->dz[L - 1],
@@ -514,6 +586,9 @@ void ecp_mlp_backward(const ecp_mlp *m, ecp_ws *ws, const float *dy, int batch, 
 
 ecp_status ecp_grads_create(ecp_grads **out, const ecp_mlp *m, ecp_error *err)
 {
+    ECP_REQUIRE(out, err);
+    *out = NULL;
+    ECP_REQUIRE(m, err);
     *out = NULL;
     ecp_grads *g = ecp_zalloc(1, sizeof *g, "gradients", err);
     if (!g)
@@ -563,11 +638,13 @@ void ecp_grads_free(ecp_grads *g)
 
 void ecp_grads_zero(ecp_grads *g)
 {
+    if (!g)
+        return;
     for (int l = 0; l < g->n_layers; l++) {
         memset(g->dW[l], 0, g->nw[l] * sizeof(float));
         memset(g->db[l], 0, (size_t)g->nb[l] * sizeof(float));
     }
 }
 
-float *ecp_grads_w(ecp_grads *g, int l) { return g->dW[l]; }
-float *ecp_grads_b(ecp_grads *g, int l) { return g->db[l]; }
+float *ecp_grads_w(ecp_grads *g, int l) { return g && l >= 0 && l < g->n_layers ? g->dW[l] : NULL; }
+float *ecp_grads_b(ecp_grads *g, int l) { return g && l >= 0 && l < g->n_layers ? g->db[l] : NULL; }

@@ -29,6 +29,8 @@ void ecp_optim_use_threads(ecp_optim *op, ecp_ws *ws) { op->ws = ws; }
 
 void ecp_optim_opts_default(ecp_optim_opts *o, ecp_optim_kind kind)
 {
+    if (!o)
+        return;
     memset(o, 0, sizeof *o);
     o->kind = kind;
     o->lr = kind == ECP_OPT_ADAM ? 1e-3 : 0.05;
@@ -60,6 +62,10 @@ void ecp_optim_free(ecp_optim *op)
 ecp_status ecp_optim_create(ecp_optim **out, const ecp_mlp *m, const ecp_optim_opts *o,
                             ecp_error *err)
 {
+    ECP_REQUIRE(out, err);
+    *out = NULL;
+    ECP_REQUIRE(m, err);
+    ECP_REQUIRE(o, err);
     *out = NULL;
     if (!(o->lr > 0) || !isfinite(o->lr))
         return ecp_fail(err, ECP_ERR_ARG, "learning rate must be > 0, not %g", o->lr);
@@ -300,6 +306,8 @@ static void upd_run(void *arg, int c)
 
 void ecp_optim_step(ecp_optim *op, ecp_mlp *m, const ecp_grads *g)
 {
+    if (!op || !m || !g)
+        return;
     const ecp_optim_opts *o = &op->o;
     op->t++;
     upd_job j = {op, m, g, 1 - pow(o->beta1, (double)op->t), 1 - pow(o->beta2, (double)op->t)};
@@ -313,7 +321,7 @@ void ecp_optim_step(ecp_optim *op, ecp_mlp *m, const ecp_grads *g)
             op->task[nt++] = (struct upd_task){l, 1, 0, (size_t)L->n_out};
     }
     if (op->ws)
-        ecp_spin_parallel(op->ws, upd_run, &j, nt);
+        ecp_sparse_input_parallel(op->ws, upd_run, &j, nt);
     else
         for (int c = 0; c < nt; c++)
             upd_run(&j, c);

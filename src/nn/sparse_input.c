@@ -8,10 +8,8 @@
  * serve TILE_V vector FMAs and the output row is stored once. The sum over j runs in the stored
  * order for every output element, so the result does not depend on tiling or threads.
  *
- * Measured (AMD EPYC Zen 4, AVX-512, 1 thread, mnist batch 128, 784 x 300, 19,465 non-zeros):
- * forward 190-200 us (~57 GFLOP/s of useful work, bound by streaming W^T rows from L2; blocking
- * W^T for L1 was tried and was no faster), dW 155-160 us, CSR build ~25 us, CSC ~29 us; the
- * dense sgemm pair takes ~1,190 us. Tiles of 8, 12 and 16 vectors time the same; 20 spills. */
+ * Both products are bound by streaming rows from L2, not by the FMAs; the timings against the
+ * dense sgemm pair they replace are in docs/PERF.md ("Training"). */
 #include "sparse_input.h"
 #include <math.h>
 #include <pthread.h>
@@ -75,41 +73,42 @@ typedef int vmask;
 #endif
 #endif
 
-int ecp_spin_ensure(ecp_ws *ws, int n_in, int n_out)
+int ecp_sparse_input_ensure(ecp_ws *ws, int n_in, int n_out)
 {
-    if (ws->sp_rowptr)
+    if (ws->input.rowptr)
         return 1;
     size_t cap = (size_t)ws->cap, nz = cap * (size_t)n_in + 16; /* + slack, see build_csr */
     /* Past the budget the dense path serves instead (0 = not available; no error). */
-    if (ecp_budget_check((uint64_t)nz * 16 + cap * (uint64_t)ecp_spin_ld(n_out) * 4, "", NULL))
+    if (ecp_budget_check((uint64_t)nz * 16 + cap * (uint64_t)ecp_sparse_input_ld(n_out) * 4, "",
+                         NULL))
         return 0;
-    ws->sp_rowptr = malloc((cap + 1) * sizeof(int32_t));
-    ws->sp_colptr = malloc(((size_t)n_in + 1) * sizeof(int32_t));
-    ws->sp_idx = malloc(nz * sizeof(int32_t));
-    ws->sp_val = malloc(nz * sizeof(float));
-    ws->sp_cidx = malloc(nz * sizeof(int32_t));
-    ws->sp_cval = malloc(nz * sizeof(float));
-    ws->sp_dz = malloc(cap * (size_t)ecp_spin_ld(n_out) * sizeof(float));
-    if (nz > INT32_MAX || !ws->sp_rowptr || !ws->sp_colptr || !ws->sp_idx || !ws->sp_val ||
-        !ws->sp_cidx || !ws->sp_cval || !ws->sp_dz) {
-        free(ws->sp_rowptr);
-        free(ws->sp_colptr);
-        free(ws->sp_idx);
-        free(ws->sp_val);
-        free(ws->sp_cidx);
-        free(ws->sp_cval);
-        free(ws->sp_dz);
-        ws->sp_rowptr = ws->sp_colptr = ws->sp_idx = ws->sp_cidx = NULL;
-        ws->sp_val = ws->sp_cval = ws->sp_dz = NULL;
+    ws->input.rowptr = malloc((cap + 1) * sizeof(int32_t));
+    ws->input.colptr = malloc(((size_t)n_in + 1) * sizeof(int32_t));
+    ws->input.idx = malloc(nz * sizeof(int32_t));
+    ws->input.val = malloc(nz * sizeof(float));
+    ws->input.cidx = malloc(nz * sizeof(int32_t));
+    ws->input.cval = malloc(nz * sizeof(float));
+    ws->input.dz = malloc(cap * (size_t)ecp_sparse_input_ld(n_out) * sizeof(float));
+    if (nz > INT32_MAX || !ws->input.rowptr || !ws->input.colptr || !ws->input.idx || !ws->input.val ||
+        !ws->input.cidx || !ws->input.cval || !ws->input.dz) {
+        free(ws->input.rowptr);
+        free(ws->input.colptr);
+        free(ws->input.idx);
+        free(ws->input.val);
+        free(ws->input.cidx);
+        free(ws->input.cval);
+        free(ws->input.dz);
+        ws->input.rowptr = ws->input.colptr = ws->input.idx = ws->input.cidx = NULL;
+        ws->input.val = ws->input.cval = ws->input.dz = NULL;
         return 0;
     }
     return 1;
 }
 
-int64_t ecp_spin_build_csr(ecp_ws *ws, const float *x, int batch, int n_in, int64_t max_nnz)
+int64_t ecp_sparse_input_build_csr(ecp_ws *ws, const float *x, int batch, int n_in, int64_t max_nnz)
 {
-    int32_t *ptr = ws->sp_rowptr, *idx = ws->sp_idx;
-    float *val = ws->sp_val;
+    int32_t *ptr = ws->input.rowptr, *idx = ws->input.idx;
+    float *val = ws->input.val;
     int32_t c = 0;
     ptr[0] = 0;
     for (int n = 0; n < batch; n++) {
@@ -123,8 +122,7 @@ int64_t ecp_spin_build_csr(ecp_ws *ws, const float *x, int batch, int n_in, int6
             __m512 v = _mm512_loadu_ps(xr + k);
             __mmask16 nzm = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
             /* Register-form compress + a full store (the buffers have 16 entries of slack):
-             * the memory form of vcompressps is microcoded on Zen 4 and made this build ~half
-             * as slow as the whole sparse forward. */
+             * the memory form of vcompressps is microcoded on some CPUs (docs/PERF.md). */
             _mm512_storeu_ps(val + c, _mm512_maskz_compress_ps(nzm, v));
             _mm512_storeu_si512(idx + c, _mm512_maskz_compress_epi32(nzm, iv));
             c += __builtin_popcount((unsigned)nzm);
@@ -142,16 +140,16 @@ int64_t ecp_spin_build_csr(ecp_ws *ws, const float *x, int batch, int n_in, int6
         if (c > max_nnz)
             return -1;
     }
-    ws->sp_csc = 0;
+    ws->input.csc = 0;
     return c;
 }
 
-void ecp_spin_build_csc(ecp_ws *ws, int batch, int n_in)
+void ecp_sparse_input_build_csc(ecp_ws *ws, int batch, int n_in)
 {
-    const int32_t *ptr = ws->sp_rowptr, *idx = ws->sp_idx;
-    const float *val = ws->sp_val;
-    int32_t *cp = ws->sp_colptr, *ci = ws->sp_cidx;
-    float *cv = ws->sp_cval;
+    const int32_t *ptr = ws->input.rowptr, *idx = ws->input.idx;
+    const float *val = ws->input.val;
+    int32_t *cp = ws->input.colptr, *ci = ws->input.cidx;
+    float *cv = ws->input.cval;
     /* Counting sort by column; scanning rows in order keeps samples ascending in a column. */
     memset(cp, 0, ((size_t)n_in + 1) * sizeof *cp);
     int32_t nnz = ptr[batch];
@@ -169,7 +167,7 @@ void ecp_spin_build_csc(ecp_ws *ws, int batch, int n_in)
     for (int k = n_in; k > 0; k--)
         cp[k] = cp[k - 1];
     cp[0] = 0;
-    ws->sp_csc = 1;
+    ws->input.csc = 1;
 }
 
 /* One output row r, vectors [v0, v0 + NV) of it plus (TAIL) one partial vector of `tail`
@@ -261,8 +259,8 @@ void ecp_spmm_rows(int nrows, const int32_t *ptr, const int32_t *idx, const floa
 /* The same product with the column tiles outermost and narrow (SW_V vectors): for a dense
  * operand M with few rows (the dW product: M = dZ, batch x n_out), one column panel of M
  * (batch x SW_V*VW floats, 24 KB at batch 128) stays in L1 while every output row walks it. The
- * row-outer kernel streams each M row from L2 instead: with 19 vectors per entry it moved ~24 MB
- * per product through L2 (~200 us at ~31 B/cycle); this moves ~1 MB. */
+ * row-outer kernel streams each M row from L2 instead, about 24 times the traffic
+ * (docs/PERF.md). */
 #ifndef SW_V
 #if VW == 16
 #define SW_V 3
@@ -316,15 +314,13 @@ void ecp_spmm_cols(int nrows, const int32_t *ptr, const int32_t *idx, const floa
  * OpenBLAS's own threads during the sgemm phases of the step). A job is n chunks of output rows;
  * every thread, the caller included, claims chunks with a compare-and-swap on (job, next chunk),
  * so a worker that wakes late takes fewer chunks, and one that wakes after the job is over
- * takes none (its job number is stale). Measured (mnist, --threads 2, with the optimiser's
- * update also split): 128k -> 177k samples/s. The second core is shared with OpenBLAS's worker,
- * which spins (sched_yield) for a while after each sgemm: alone, the two sparse products scale
- * 466 -> 313 us on 2 threads; right after a 2-thread sgemm much less. */
+ * takes none (its job number is stale): OpenBLAS's own worker spins for a while after each
+ * sgemm and may hold a core when a job starts. Speed-ups in docs/PERF.md. */
 typedef struct {
     void (*fn)(void *arg, int chunk);
     void *arg;
     int n;
-} spin_job;
+} worker_job;
 
 typedef struct {
     pthread_mutex_t mu;
@@ -333,12 +329,12 @@ typedef struct {
     pthread_t th[15];
     int started, quit;
     uint32_t gen;            /* job number, under mu */
-    spin_job job;            /* under mu */
+    worker_job job;            /* under mu */
     _Atomic uint64_t next;   /* gen << 32 | next chunk */
     _Atomic int done;        /* chunks completed in the current job */
-} spin_pool;
+} worker_pool;
 
-static void pool_run(spin_pool *p, uint32_t gen, spin_job job)
+static void pool_run(worker_pool *p, uint32_t gen, worker_job job)
 {
     for (;;) {
         uint64_t v = atomic_load(&p->next);
@@ -353,7 +349,7 @@ static void pool_run(spin_pool *p, uint32_t gen, spin_job job)
 
 static void *pool_worker(void *arg)
 {
-    spin_pool *p = arg;
+    worker_pool *p = arg;
     uint32_t seen = 0;
     for (;;) {
         pthread_mutex_lock(&p->mu);
@@ -364,15 +360,15 @@ static void *pool_worker(void *arg)
             return NULL;
         }
         seen = p->gen;
-        spin_job job = p->job;
+        worker_job job = p->job;
         pthread_mutex_unlock(&p->mu);
         pool_run(p, seen, job);
     }
 }
 
-void ecp_spin_pool_free(void *pool)
+void ecp_sparse_input_pool_free(void *pool)
 {
-    spin_pool *p = pool;
+    worker_pool *p = pool;
     if (!p)
         return;
     pthread_mutex_lock(&p->mu);
@@ -387,14 +383,14 @@ void ecp_spin_pool_free(void *pool)
 }
 
 /* The pool of ws (NULL: run on the calling thread only). */
-static spin_pool *pool_get(ecp_ws *ws)
+static worker_pool *pool_get(ecp_ws *ws)
 {
-    int nt = ws->sp_threads < 16 ? ws->sp_threads : 16;
+    int nt = ws->input.threads < 16 ? ws->input.threads : 16;
     if (nt < 2)
         return NULL;
-    if (ws->sp_pool)
-        return ws->sp_pool;
-    spin_pool *p = calloc(1, sizeof *p);
+    if (ws->input.pool)
+        return ws->input.pool;
+    worker_pool *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
     pthread_mutex_init(&p->mu, NULL);
@@ -405,19 +401,19 @@ static spin_pool *pool_get(ecp_ws *ws)
             break;
         p->started++;
     }
-    ws->sp_pool = p;
+    ws->input.pool = p;
     return p;
 }
 
-void ecp_spin_parallel(ecp_ws *ws, void (*fn)(void *, int), void *arg, int n)
+void ecp_sparse_input_parallel(ecp_ws *ws, void (*fn)(void *, int), void *arg, int n)
 {
-    spin_pool *p = pool_get(ws);
+    worker_pool *p = pool_get(ws);
     if (!p || !p->started) {
         for (int c = 0; c < n; c++)
             fn(arg, c);
         return;
     }
-    spin_job job = {fn, arg, n};
+    worker_job job = {fn, arg, n};
     pthread_mutex_lock(&p->mu);
     uint32_t gen = ++p->gen;
     p->job = job;
@@ -458,25 +454,25 @@ static void spmm_chunk(void *arg, int c)
 /* Chunks: about 8 per thread, so that a late or preempted thread is absorbed by the others. */
 static int chunk_rows(const ecp_ws *ws, int rows)
 {
-    int nt = ws->sp_threads > 1 ? ws->sp_threads : 1;
+    int nt = ws->input.threads > 1 ? ws->input.threads : 1;
     int per = (rows + 8 * nt - 1) / (8 * nt);
     return per > 0 ? per : 1;
 }
 
-void ecp_spin_forward(ecp_ws *ws, int batch, const float *wt, size_t ldw, int n,
+void ecp_sparse_input_forward(ecp_ws *ws, int batch, const float *wt, size_t ldw, int n,
                       const float *bias, float *z)
 {
-    spmm_job j = {ws->sp_rowptr, ws->sp_idx, ws->sp_val, wt, bias, ldw, (size_t)n, n, 0, batch,
+    spmm_job j = {ws->input.rowptr, ws->input.idx, ws->input.val, wt, bias, ldw, (size_t)n, n, 0, batch,
                   chunk_rows(ws, batch), z, 0};
-    ecp_spin_parallel(ws, spmm_chunk, &j, (batch + j.per - 1) / j.per);
+    ecp_sparse_input_parallel(ws, spmm_chunk, &j, (batch + j.per - 1) / j.per);
 }
 
-void ecp_spin_dw(ecp_ws *ws, int n_in, const float *dz, size_t lddz, int n, int accumulate,
+void ecp_sparse_input_dw(ecp_ws *ws, int n_in, const float *dz, size_t lddz, int n, int accumulate,
                  float *dwt, size_t lddw)
 {
-    spmm_job j = {ws->sp_colptr, ws->sp_cidx, ws->sp_cval, dz, NULL, lddz, lddw, n, accumulate,
+    spmm_job j = {ws->input.colptr, ws->input.cidx, ws->input.cval, dz, NULL, lddz, lddw, n, accumulate,
                   n_in, chunk_rows(ws, n_in), dwt, 1};
-    ecp_spin_parallel(ws, spmm_chunk, &j, (n_in + j.per - 1) / j.per);
+    ecp_sparse_input_parallel(ws, spmm_chunk, &j, (n_in + j.per - 1) / j.per);
 }
 
 void ecp_transpose(const float *src, int rows, int cols, size_t lds, float *dst, size_t ldd,
@@ -505,7 +501,7 @@ ecp_status ecp_mlp_layout_begin(ecp_mlp *m, ecp_error *err)
     if (m->w0t)
         return ECP_OK;
     ecp_layer *L = &m->layer[0];
-    int ld = ecp_spin_ld(L->n_out);
+    int ld = ecp_sparse_input_ld(L->n_out);
     size_t nw = (size_t)L->n_in * ld;
     float *wt = ecp_zalloc(nw, sizeof *wt, "training layout", err);
     uint8_t *mt = ecp_zalloc(nw, 1, "training layout", err);

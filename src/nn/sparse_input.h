@@ -8,28 +8,25 @@
 
 #include "../internal.h"
 
-/* ws->sp_mode: how layer 0 treats its input. AUTO takes the sparse path when the batch's density
- * (non-zeros / values) is at most ECP_SPIN_MAX_DENSITY and the model is in the training layout
+/* ws->input.mode: how layer 0 treats its input. AUTO takes the sparse path when the batch's density
+ * (non-zeros / values) is at most ECP_SPARSE_INPUT_MAX_DENSITY and the model is in the training layout
  * (ecp_train); the public forward/backward on a model in the ordinary layout stay dense under AUTO
  * (they would have to transpose W on every call). DENSE and SPARSE force a path (tests). */
-enum { ECP_SPIN_AUTO = 0, ECP_SPIN_DENSE = 1, ECP_SPIN_SPARSE = 2 };
+enum { ECP_SPARSE_INPUT_AUTO = 0, ECP_SPARSE_INPUT_DENSE = 1, ECP_SPARSE_INPUT_SPARSE = 2 };
 
-/* The densest batch that takes the sparse path. Measured on this project's AMD EPYC (Zen 4,
- * AVX-512), layer 784 x 300, batch 128, CSR + forward + CSC + dW against OpenBLAS's two sgemm,
- * 1 thread: density 0.10: 259 vs 1188 us; 0.20: 466 vs 1188; 0.35: 776 vs 1188; 0.50: 1090 vs
- * 1191; 0.65: 1416 vs 1191. Break-even ~0.55; 0.4 keeps a >= 1.3x margin for layers where
- * sgemm is more efficient. mnist batches: ~0.19. */
-#define ECP_SPIN_MAX_DENSITY 0.4
+/* The densest batch that takes the sparse path: below the measured break-even (~0.55, see
+ * docs/PERF.md) with a margin for layers where sgemm is more efficient. mnist batches: ~0.19. */
+#define ECP_SPARSE_INPUT_MAX_DENSITY 0.4
 
 /* Lazily allocates the CSR/CSC buffers of ws (0 on allocation failure: the caller stays dense). */
-int ecp_spin_ensure(ecp_ws *ws, int n_in, int n_out);
+int ecp_sparse_input_ensure(ecp_ws *ws, int n_in, int n_out);
 
-/* CSR of the batch x (batch x n_in, row-major) into ws->sp_rowptr/sp_idx/sp_val. Stops and
+/* CSR of the batch x (batch x n_in, row-major) into ws->input.rowptr/sp_idx/sp_val. Stops and
  * returns -1 as soon as the non-zeros exceed max_nnz; else returns the number of non-zeros. */
-int64_t ecp_spin_build_csr(ecp_ws *ws, const float *x, int batch, int n_in, int64_t max_nnz);
+int64_t ecp_sparse_input_build_csr(ecp_ws *ws, const float *x, int batch, int n_in, int64_t max_nnz);
 
-/* CSC (per input column, samples ascending) from the CSR, into ws->sp_colptr/sp_cidx/sp_cval. */
-void ecp_spin_build_csc(ecp_ws *ws, int batch, int n_in);
+/* CSC (per input column, samples ascending) from the CSR, into ws->input.colptr/sp_cidx/sp_cval. */
+void ecp_sparse_input_build_csc(ecp_ws *ws, int batch, int n_in);
 
 /* out[r][0..n) = (accumulate ? out[r] : bias ? bias : 0) + sum_j val[j] * M[idx[j]][0..n),
  * j over [ptr[r], ptr[r+1]), in that order (a fixed order: results are deterministic and
@@ -44,17 +41,17 @@ void ecp_spmm_cols(int nrows, const int32_t *ptr, const int32_t *idx, const floa
                    const float *M, size_t ldm, int n, const float *bias, int accumulate, float *out,
                    size_t ldo);
 
-/* The two layer-0 products of a training step, split over ws->sp_threads threads by chunks of
+/* The two layer-0 products of a training step, split over ws->input.threads threads by chunks of
  * output rows claimed from a shared counter. Every output row is computed whole by one thread
  * with the same arithmetic, so results are bit-identical for any thread count. */
-void ecp_spin_forward(ecp_ws *ws, int batch, const float *wt, size_t ldw, int n,
+void ecp_sparse_input_forward(ecp_ws *ws, int batch, const float *wt, size_t ldw, int n,
                       const float *bias, float *z);
-void ecp_spin_dw(ecp_ws *ws, int n_in, const float *dz, size_t lddz, int n, int accumulate,
+void ecp_sparse_input_dw(ecp_ws *ws, int n_in, const float *dz, size_t lddz, int n, int accumulate,
                  float *dwt, size_t lddw);
-void ecp_spin_pool_free(void *pool);
+void ecp_sparse_input_pool_free(void *pool);
 
 /* Runs fn(arg, c) for c in [0, n) on the threads of ws (in any order and thread). */
-void ecp_spin_parallel(ecp_ws *ws, void (*fn)(void *arg, int c), void *arg, int n);
+void ecp_sparse_input_parallel(ecp_ws *ws, void (*fn)(void *arg, int c), void *arg, int n);
 
 /* The optimiser's update runs on the threads of ws (borrowed; NULL: the calling thread). */
 void ecp_optim_use_threads(ecp_optim *op, ecp_ws *ws);
@@ -64,10 +61,9 @@ void ecp_transpose(const float *src, int rows, int cols, size_t lds, float *dst,
                    int add);
 
 /* Row stride of the transposed layer-0 arrays: n rounded up to 16 floats, so that every row
- * starts on a 64-byte line. Unaligned rows (300 floats = 1200 B) made each 64-byte load of
- * W^T or dZ split across two lines 3 rows in 4: the forward took 237 us instead of 205 us,
- * the dW product 228 instead of 199 (mnist batch 128, 784 x 300, 1 thread). */
-static inline int ecp_spin_ld(int n) { return (n + 15) / 16 * 16; }
+ * starts on a 64-byte line; unaligned rows split most 64-byte loads across two lines
+ * (docs/PERF.md). */
+static inline int ecp_sparse_input_ld(int n) { return (n + 15) / 16 * 16; }
 
 /* The training layout: layer 0's weights and mask held transposed (n_in x n_out) in m->w0t and
  * m->pruned0t, so that the sparse forward and dW run contiguous AXPYs over the outputs. While it

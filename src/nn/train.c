@@ -7,6 +7,8 @@
 
 void ecp_train_opts_default(ecp_train_opts *o)
 {
+    if (!o)
+        return;
     memset(o, 0, sizeof *o);
     o->epochs = 10;
     o->batch = 128;
@@ -15,11 +17,16 @@ void ecp_train_opts_default(ecp_train_opts *o)
     o->progress = 1;
 }
 
-ecp_loss ecp_dataset_loss(const ecp_dataset *d) { return d->is_class ? ECP_LOSS_XENT : ECP_LOSS_MSE; }
+ecp_loss ecp_dataset_loss(const ecp_dataset *d)
+{
+    return d && d->is_class ? ECP_LOSS_XENT : ECP_LOSS_MSE;
+}
 
 ecp_status ecp_check_fit(const ecp_mlp *m, const ecp_dataset *d, const char *model_name,
                          const char *data_name, ecp_error *err)
 {
+    ECP_REQUIRE(m, err);
+    ECP_REQUIRE(d, err);
     if (ecp_mlp_n_in(m) != d->n_in)
         return ecp_fail(err, ECP_ERR_SHAPE, "%s takes %d inputs but %s has %d features",
                         model_name, ecp_mlp_n_in(m), data_name, d->n_in);
@@ -57,101 +64,250 @@ static double input_zero_fraction(const ecp_dataset *d)
     return nv ? (double)zeros / (double)nv : 0;
 }
 
-ecp_status ecp_train(ecp_mlp *m, const ecp_dataset *d, const ecp_train_opts *o,
-                     ecp_train_report *rep, ecp_error *err)
+/* Everything one training run holds. */
+typedef struct {
+    ecp_mlp *m;
+    const ecp_dataset *d;
+    const ecp_train_opts *o;
+    int B;
+    ecp_ws *ws;
+    ecp_grads *g;
+    ecp_optim *op;
+    ecp_progress *pr;
+    int64_t *perm;
+    float *yb, *dy;
+    int32_t *lab;
+    float *best; /* the parameters of the best validation epoch (early stopping) */
+    ecp_rng rng;
+    double t0;
+} trainer;
+
+/* The parameters as the nn functions see them: in the training layout layer 0's weights live
+ * transposed in m->w0t. A snapshot copies exactly those buffers. */
+static float *param_w(ecp_mlp *m, int l) { return l == 0 && m->w0t ? m->w0t : m->layer[l].W; }
+
+static size_t param_wn(const ecp_mlp *m, int l)
+{
+    return l == 0 && m->w0t ? (size_t)m->sizes[0] * (size_t)m->ld0t
+                            : (size_t)m->layer[l].n_in * (size_t)m->layer[l].n_out;
+}
+
+static size_t param_count(const ecp_mlp *m)
+{
+    size_t n = 0;
+    for (int l = 0; l < m->n_layers; l++)
+        n += param_wn(m, l) + (size_t)m->layer[l].n_out;
+    return n;
+}
+
+/* to_model = 0: model -> buf; 1: buf -> model. */
+static void param_copy(ecp_mlp *m, float *buf, int to_model)
+{
+    for (int l = 0; l < m->n_layers; l++) {
+        float *w = param_w(m, l), *b = m->layer[l].b;
+        size_t nw = param_wn(m, l), nb = (size_t)m->layer[l].n_out;
+        memcpy(to_model ? w : buf, to_model ? buf : w, nw * sizeof *w);
+        buf += nw;
+        memcpy(to_model ? b : buf, to_model ? buf : b, nb * sizeof *b);
+        buf += nb;
+    }
+}
+
+static ecp_status check_opts(const ecp_mlp *m, const ecp_dataset *d, const ecp_train_opts *o,
+                             ecp_error *err)
 {
     ecp_status s = ecp_check_fit(m, d, "model", "training data", err);
     if (s)
         return s;
-    if (o->epochs < 0 || o->batch < 1)
-        return ecp_fail(err, ECP_ERR_ARG, "epochs must be >= 0 and batch >= 1");
+    if (o->epochs < 0)
+        return ecp_fail(err, ECP_ERR_ARG, "epochs %d: must be >= 0", o->epochs);
+    if (o->batch < 1)
+        return ecp_fail(err, ECP_ERR_ARG, "batch %d: must be >= 1", o->batch);
+    if (o->threads < 0)
+        return ecp_fail(err, ECP_ERR_ARG, "threads %d: must be >= 0 (0 = every core)",
+                        o->threads);
+    if (o->patience < 0)
+        return ecp_fail(err, ECP_ERR_ARG, "patience %d: must be >= 0", o->patience);
+    if (o->patience > 0 && !o->valid)
+        return ecp_fail(err, ECP_ERR_ARG, "patience %d: needs a validation set (valid)",
+                        o->patience);
     if (d->n < 1)
         return ecp_fail(err, ECP_ERR_ARG, "training data is empty");
-    int B = o->batch < d->n ? o->batch : (int)d->n;
-    ecp_ws *ws = NULL;
-    ecp_grads *g = NULL;
-    ecp_optim *op = NULL;
-    ecp_progress *pr = NULL;
-    int64_t *perm = ecp_alloc((size_t)d->n, sizeof *perm, "training", err);
-    float *yb = ecp_alloc((size_t)B * d->n_out, sizeof *yb, "training", err);
-    float *dy = ecp_alloc((size_t)B * d->n_out, sizeof *dy, "training", err);
-    int32_t *lab = ecp_alloc((size_t)B, sizeof *lab, "training", err);
-    if (!perm || !yb || !dy || !lab) {
-        s = ECP_ERR_MEMORY;
-        goto done;
-    }
-    ecp_mlp_apply_mask(m);
-    /* Data with at least 1 - ECP_SPIN_MAX_DENSITY zeros (mnist: 81 %) trains in the transposed
+    if (o->valid && (s = ecp_check_fit(m, o->valid, "model", "validation data", err)))
+        return s;
+    if (o->valid && o->valid->n < 1)
+        return ecp_fail(err, ECP_ERR_ARG, "valid: the validation set is empty");
+    return ECP_OK;
+}
+
+static ecp_status trainer_open(trainer *t, ecp_error *err)
+{
+    const ecp_dataset *d = t->d;
+    ecp_status s;
+    int B = t->B;
+    t->perm = ecp_alloc((size_t)d->n, sizeof *t->perm, "training", err);
+    t->yb = ecp_alloc((size_t)B * d->n_out, sizeof *t->yb, "training", err);
+    t->dy = ecp_alloc((size_t)B * d->n_out, sizeof *t->dy, "training", err);
+    t->lab = ecp_alloc((size_t)B, sizeof *t->lab, "training", err);
+    if (!t->perm || !t->yb || !t->dy || !t->lab)
+        return ECP_ERR_MEMORY;
+    ecp_mlp_apply_mask(t->m);
+    /* Data with at least 1 - ECP_SPARSE_INPUT_MAX_DENSITY zeros (mnist: 81 %) trains in the transposed
      * layer-0 layout with the sparse kernels; dense data (diffsorp) keeps the sgemm path.
      * Gradients and optimiser state follow the layout: create them after it. */
-    if (1.0 - input_zero_fraction(d) <= ECP_SPIN_MAX_DENSITY &&
-        (s = ecp_mlp_layout_begin(m, err)))
-        goto done;
-    if ((s = ecp_ws_create(&ws, m, B, err)) || (s = ecp_grads_create(&g, m, err)) ||
-        (s = ecp_optim_create(&op, m, &o->optim, err)))
-        goto done;
-    if ((o->progress || o->progress_fn) &&
-        (s = ecp_progress_create(&pr, "train", (int64_t)o->epochs * d->n, err)))
-        goto done;
-    ecp_progress_set_callback(pr, o->progress_fn, o->progress_ctx);
+    if (1.0 - input_zero_fraction(d) <= ECP_SPARSE_INPUT_MAX_DENSITY &&
+        (s = ecp_mlp_layout_begin(t->m, err)))
+        return s;
+    if ((s = ecp_ws_create(&t->ws, t->m, B, err)) || (s = ecp_grads_create(&t->g, t->m, err)) ||
+        (s = ecp_optim_create(&t->op, t->m, &t->o->optim, err)))
+        return s;
+    if (t->o->patience > 0 &&
+        !(t->best = ecp_alloc(param_count(t->m), sizeof(float), "early stopping", err)))
+        return ECP_ERR_MEMORY;
+    if ((t->o->progress || t->o->progress_fn) &&
+        (s = ecp_progress_create(&t->pr, "train", (int64_t)t->o->epochs * d->n, err)))
+        return s;
+    ecp_progress_set_callback(t->pr, t->o->progress_fn, t->o->progress_ctx);
     /* Backward writes the gradients (no ecp_grads_zero pass over 266k floats per step). */
-    ws->grad_overwrite = 1;
-    /* The sparse kernels use as many threads as OpenBLAS (--threads); their results do not
-     * depend on the count. */
-    ws->sp_threads = openblas_get_num_threads();
-    ecp_optim_use_threads(op, ws);
-    ecp_rng rng;
-    ecp_rng_seed(&rng, o->seed);
+    t->ws->grad_overwrite = 1;
+    /* The sparse kernels use as many threads as OpenBLAS; their results do not depend on the
+     * count. */
+    t->ws->input.threads = openblas_get_num_threads();
+    ecp_optim_use_threads(t->op, t->ws);
+    ecp_rng_seed(&t->rng, t->o->seed);
+    t->t0 = ecp_now();
+    return ECP_OK;
+}
+
+static void trainer_close(trainer *t)
+{
+    ecp_mlp_layout_end(t->m); /* W of layer 0 back from the training layout (if it was on) */
+    ecp_progress_free(t->pr);
+    ecp_optim_free(t->op);
+    ecp_grads_free(t->g);
+    ecp_ws_free(t->ws);
+    free(t->perm);
+    free(t->yb);
+    free(t->dy);
+    free(t->lab);
+    free(t->best);
+}
+
+/* One pass over the shuffled training set; returns the mean loss of the epoch. */
+static double train_epoch(trainer *t, int e)
+{
+    const ecp_dataset *d = t->d;
+    int B = t->B;
     ecp_loss lk = ecp_dataset_loss(d);
-    double t0 = ecp_now(), epoch_loss = NAN;
+    ecp_rng_permutation(&t->rng, t->perm, d->n);
+    double sum = 0;
+    for (int64_t at = 0; at < d->n; at += B) {
+        int b = (int)(d->n - at < B ? d->n - at : B);
+        /* Straight into the workspace's input (forward would copy it there). */
+        gather(d, t->perm + at, b, t->ws->a[0], t->yb, t->lab);
+        ecp_mlp_forward(t->m, t->ws, t->ws->a[0], b);
+        sum += ecp_loss_eval(lk, ecp_ws_output(t->ws), t->yb, t->lab, b, d->n_out, 1.0f / b,
+                             t->dy);
+        ecp_mlp_backward(t->m, t->ws, t->dy, b, t->g);
+        ecp_optim_step(t->op, t->m, t->g);
+        if (t->pr) {
+            char extra[96];
+            double el = ecp_now() - t->t0;
+            int64_t done = (int64_t)e * d->n + at + b;
+            snprintf(extra, sizeof extra, "epoch %d/%d  loss %.4f  %.0f samples/s", e + 1,
+                     t->o->epochs, sum / (double)(at + b), el > 0 ? done / el : 0.0);
+            ecp_progress_update(t->pr, done, extra);
+        }
+    }
+    return sum / (double)d->n;
+}
+
+/* The validation set through the training workspace (the model may be in the training layout,
+ * which only the nn functions understand). */
+static void validate(trainer *t, ecp_eval_result *r)
+{
+    const ecp_dataset *v = t->o->valid;
+    ecp_eval_acc acc = {0};
+    for (int64_t at = 0; at < v->n; at += t->B) {
+        int b = (int)(v->n - at < t->B ? v->n - at : t->B);
+        ecp_mlp_forward(t->m, t->ws, v->x + (size_t)at * v->n_in, b);
+        ecp_eval_accumulate(v, at, b, ecp_ws_output(t->ws), &acc);
+    }
+    ecp_eval_finish(v, &acc, r);
+}
+
+static ecp_status train_loop(trainer *t, ecp_train_report *rep, ecp_error *err)
+{
+    const ecp_train_opts *o = t->o;
+    int since_best = 0;
     for (int e = 0; e < o->epochs; e++) {
-        ecp_rng_permutation(&rng, perm, d->n);
-        double sum = 0;
-        for (int64_t at = 0; at < d->n; at += B) {
-            int b = (int)(d->n - at < B ? d->n - at : B);
-            /* Straight into the workspace's input (forward would copy it there). Building the
-             * CSR straight from the dataset's rows instead was measured: the gather's 5 % of a
-             * step moved into the CSR build (+5 %): fetching the rows is the cost, not the
-             * copy. Software prefetch of the next rows, or splitting the copy over the
-             * threads, did not help either (within the noise of this shared machine). */
-            gather(d, perm + at, b, ws->a[0], yb, lab);
-            ecp_mlp_forward(m, ws, ws->a[0], b);
-            sum += ecp_loss_eval(lk, ecp_ws_output(ws), yb, lab, b, d->n_out, 1.0f / b, dy);
-            ecp_mlp_backward(m, ws, dy, b, g);
-            ecp_optim_step(op, m, g);
-            if (pr) {
-                char extra[96];
-                double el = ecp_now() - t0;
-                int64_t done = (int64_t)e * d->n + at + b;
-                snprintf(extra, sizeof extra, "epoch %d/%d  loss %.4f  %.0f samples/s", e + 1,
-                         o->epochs, sum / (double)(at + b), el > 0 ? done / el : 0.0);
-                ecp_progress_update(pr, done, extra);
+        ecp_epoch_info info = {e + 1, o->epochs, train_epoch(t, e), NAN, -1, 0};
+        rep->final_loss = info.train_loss;
+        rep->epochs_run = e + 1;
+        if (!isfinite(info.train_loss))
+            return ecp_fail(err, ECP_ERR_NUMERIC,
+                            "training diverged in epoch %d (loss is %g): lower the learning rate",
+                            e + 1, info.train_loss);
+        if (o->valid) {
+            ecp_eval_result vr;
+            validate(t, &vr);
+            info.valid_loss = vr.loss;
+            info.valid_accuracy = vr.accuracy;
+            /* The first epoch is always the best so far, even with a NaN validation loss. */
+            if (e == 0 || vr.loss < rep->valid_loss) {
+                rep->valid_loss = vr.loss;
+                rep->valid_accuracy = vr.accuracy;
+                rep->best_epoch = e + 1;
+                since_best = 0;
+                if (t->best)
+                    param_copy(t->m, t->best, 0);
+            } else {
+                since_best++;
             }
+        } else {
+            rep->best_epoch = e + 1;
         }
-        epoch_loss = sum / (double)d->n;
-        if (!isfinite(epoch_loss)) {
-            s = ecp_fail(err, ECP_ERR_NUMERIC,
-                         "training diverged in epoch %d (loss is %g): lower the learning rate",
-                         e + 1, epoch_loss);
-            goto done;
+        info.seconds = ecp_now() - t->t0;
+        if (o->on_epoch && o->on_epoch(&info, o->user)) {
+            rep->stopped = ECP_STOP_CALLBACK;
+            break;
+        }
+        if (o->patience > 0 && since_best >= o->patience) {
+            rep->stopped = ECP_STOP_EARLY;
+            break;
         }
     }
-    if (rep) {
-        rep->final_loss = epoch_loss;
-        rep->seconds = ecp_now() - t0;
+    if (t->best && rep->best_epoch > 0 && rep->best_epoch < rep->epochs_run)
+        param_copy(t->m, t->best, 1);
+    return ECP_OK;
+}
+
+ecp_status ecp_train(ecp_mlp *m, const ecp_dataset *d, const ecp_train_opts *o,
+                     ecp_train_report *rep, ecp_error *err)
+{
+    if (!m || !d || !o)
+        return ecp_fail(err, ECP_ERR_ARG, "ecp_train: model, data and options are required");
+    ecp_status s = check_opts(m, d, o, err);
+    if (s)
+        return s;
+    ecp_train_report local;
+    if (!rep)
+        rep = &local;
+    memset(rep, 0, sizeof *rep);
+    rep->final_loss = NAN;
+    rep->valid_loss = NAN;
+    rep->valid_accuracy = -1;
+    int prev_threads = ecp_blas_threads_push(o->threads);
+    trainer t = {.m = m, .d = d, .o = o, .B = o->batch < d->n ? o->batch : (int)d->n};
+    if (!(s = trainer_open(&t, err)))
+        s = train_loop(&t, rep, err);
+    if (!s) {
+        rep->seconds = ecp_now() - t.t0;
         rep->samples_per_s =
-            rep->seconds > 0 ? (double)o->epochs * (double)d->n / rep->seconds : 0;
+            rep->seconds > 0 ? (double)rep->epochs_run * (double)d->n / rep->seconds : 0;
     }
-done:
-    ecp_mlp_layout_end(m); /* W of layer 0 back from the training layout (if it was on) */
-    ecp_progress_free(pr);
-    ecp_optim_free(op);
-    ecp_grads_free(g);
-    ecp_ws_free(ws);
-    free(perm);
-    free(yb);
-    free(dy);
-    free(lab);
+    trainer_close(&t);
+    ecp_blas_threads_pop(prev_threads);
     return s;
 }
 
@@ -160,6 +316,8 @@ done:
 void ecp_eval_accumulate(const ecp_dataset *d, int64_t at, int b, const float *y,
                          ecp_eval_acc *acc)
 {
+    if (!d || !y || !acc)
+        return;
     int K = d->n_out;
     acc->loss_sum += ecp_loss_eval(ecp_dataset_loss(d), y, d->y ? d->y + (size_t)at * K : NULL,
                                    d->label ? d->label + at : NULL, b, K, 0, NULL);
@@ -178,6 +336,8 @@ void ecp_eval_accumulate(const ecp_dataset *d, int64_t at, int b, const float *y
 
 void ecp_eval_finish(const ecp_dataset *d, const ecp_eval_acc *acc, ecp_eval_result *out)
 {
+    if (!d || !acc || !out)
+        return;
     out->n = acc->n;
     out->loss = acc->n ? acc->loss_sum / (double)acc->n : 0;
     out->accuracy = d->is_class && acc->n ? (double)acc->correct / (double)acc->n : -1;
@@ -213,10 +373,15 @@ static ecp_status eval_pass(const ecp_mlp *m, const ecp_dataset *d, ecp_eval_res
 ecp_status ecp_evaluate(const ecp_mlp *m, const ecp_dataset *d, ecp_eval_result *out,
                         ecp_error *err)
 {
+    ECP_REQUIRE(m, err);
+    ECP_REQUIRE(d, err);
     return eval_pass(m, d, out, NULL, err);
 }
 
 ecp_status ecp_predict(const ecp_mlp *m, const ecp_dataset *d, float *out, ecp_error *err)
 {
+    ECP_REQUIRE(m, err);
+    ECP_REQUIRE(d, err);
+    ECP_REQUIRE(out, err);
     return eval_pass(m, d, NULL, out, err);
 }

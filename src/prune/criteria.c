@@ -170,7 +170,7 @@ ecp_status ecp_sens_parse(const char *name, ecp_sens *out, ecp_error *err)
             *out = (ecp_sens)i;
             return ECP_OK;
         }
-    return ecp_fail(err, ECP_ERR_ARG, "--sensitivity '%s': choose output, probe or loss", name);
+    return ecp_fail(err, ECP_ERR_ARG, "sens '%s': choose output, probe or loss", name);
 }
 
 void ecp_scores_free(ecp_scores *s)
@@ -222,7 +222,7 @@ ecp_status ecp_prune_scores(const ecp_mlp *m, const ecp_dataset *calib, const ch
     const ecp_method *me = ecp_method_find(method);
     if (!me)
         return ecp_fail(err, ECP_ERR_ARG,
-                        "--method '%s': unknown (choose ec, ec-exact, random, magnitude, "
+                        "method '%s': unknown (choose ec, ec-exact, random, magnitude, "
                         "magnitude-bc, gradient, taylor, obd, wanda, sparsegpt, obs, ec-obs)", method);
     if (me->sens_fixed >= 0)
         sens = (ecp_sens)me->sens_fixed;

@@ -33,7 +33,7 @@ ecp_status ecp_prune_calib(const ecp_dataset *train, int64_t n, uint64_t seed,
                            ecp_dataset **out, ecp_error *err)
 {
     if (n < 1 || n > train->n)
-        return ecp_fail(err, ECP_ERR_ARG, "--calib %lld: must be between 1 and the %lld training "
+        return ecp_fail(err, ECP_ERR_ARG, "calib %lld: must be between 1 and the %lld training "
                                           "samples", (long long)n, (long long)train->n);
     int64_t *perm = ecp_alloc((size_t)train->n, sizeof *perm, "calibration", err);
     if (!perm)
@@ -55,18 +55,18 @@ ecp_status ecp_prune(ecp_mlp *m, const ecp_dataset *train, const ecp_prune_opts 
     memset(rep, 0, sizeof *rep);
     if (!ecp_method_find(o->method))
         return ecp_fail(err, ECP_ERR_ARG,
-                        "--method '%s': unknown (choose ec, ec-exact, random, magnitude, "
+                        "method '%s': unknown (choose ec, ec-exact, random, magnitude, "
                         "magnitude-bc, gradient, taylor, obd, wanda, sparsegpt, obs, ec-obs)", o->method);
     if (o->nm_m > 0 && (ecp_method_find(o->method)->reconstructs || o->sequential))
         return ecp_fail(err, ECP_ERR_UNSUPPORTED, "pattern %d:%d: not with method '%s'%s (it "
                         "chooses its masks layer by layer)", o->nm_n, o->nm_m, o->method,
                         o->sequential ? " and sequential" : "");
     if (!(o->sparsity >= 0 && o->sparsity < 1))
-        return ecp_fail(err, ECP_ERR_ARG, "--sparsity %g: must be in [0, 1)", o->sparsity);
+        return ecp_fail(err, ECP_ERR_ARG, "sparsity %g: must be in [0, 1)", o->sparsity);
     if (o->steps < 1 || o->steps > 1000)
-        return ecp_fail(err, ECP_ERR_ARG, "--steps %d: must be in [1, 1000]", o->steps);
+        return ecp_fail(err, ECP_ERR_ARG, "steps %d: must be in [1, 1000]", o->steps);
     if (o->finetune_epochs < 0)
-        return ecp_fail(err, ECP_ERR_ARG, "--finetune-epochs must be >= 0");
+        return ecp_fail(err, ECP_ERR_ARG, "finetune_epochs %d: must be >= 0", o->finetune_epochs);
     if (m->n_layers > ECP_PRUNE_MAX_LAYERS)
         return ecp_fail(err, ECP_ERR_UNSUPPORTED, "pruning handles at most %d layers",
                         ECP_PRUNE_MAX_LAYERS);

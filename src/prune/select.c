@@ -143,7 +143,7 @@ ecp_status ecp_prune_apply(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_opt
                            ecp_prune_report *rep, ecp_error *err)
 {
     if (!(o->sparsity >= 0 && o->sparsity < 1))
-        return ecp_fail(err, ECP_ERR_ARG, "--sparsity %g: must be in [0, 1)", o->sparsity);
+        return ecp_fail(err, ECP_ERR_ARG, "sparsity %g: must be in [0, 1)", o->sparsity);
     if (sc->n_layers != m->n_layers)
         return ecp_fail(err, ECP_ERR_SHAPE, "scores are for %d layers, the model has %d",
                         sc->n_layers, m->n_layers);

@@ -239,9 +239,9 @@ ecp_status ecp_stats_compute(const ecp_mlp *m, const ecp_dataset *calib, int nee
     if (s)
         return s;
     if (calib->n < 1)
-        return ecp_fail(err, ECP_ERR_ARG, "--calib: the calibration set is empty");
+        return ecp_fail(err, ECP_ERR_ARG, "calib: the calibration set is empty");
     if (sens == ECP_SENS_PROBE && probes < 1)
-        return ecp_fail(err, ECP_ERR_ARG, "--probes must be >= 1");
+        return ecp_fail(err, ECP_ERR_ARG, "probes %d: must be >= 1", probes);
     ecp_stats *st;
     if ((s = stats_alloc(m, need, &st, err)))
         return s;

@@ -11,26 +11,11 @@
  * pass, ReLU fused with it) and per layer runs a column kernel over that list (CSC, or DCOL:
  * dense columns, see below) or a row kernel (CSR or OpenBLAS sgemv) on the whole input; the
  * plan is fixed at creation, so a call costs one compare per layer to choose. CSR reads every
- * kept weight; CSC skips the columns of zero inputs but pays a scatter. Measured on 300x784 at
- * 10 % density (us): dense input CSR 8.5, CSC 10.6; 20 %-dense input (MNIST pixels) CSC 2.5; on
- * 4096x4096, half-zero input (ReLU) CSC 452, CSR 595. So CSC costs ~1.25x CSR per visited
- * weight and wins when fewer than ~80 % of the inputs are non-zero.
- *
- * 784-300-100-10 (ec, 90 %), mnist inputs, batch 1, one thread, median latency (us) on the
- * shared 2-core Zen 4 (dense OpenBLAS 12.6-15 in the same runs):
- *   before (count pass per layer, CSC layer 0, sgemv layers 1-2)        5.3-6.1
- *   list built with the activation, no per-call count/memcpy             4.9-5.6
- *   + DCOL on layers 1-2 (ReLU leaves 277 of 300 layer-1 inputs > 0)     4.5-4.9
- *   + DCOL on layer 0 too (visited columns hold 38 non-zeros, not 14)    3.2-3.8
- *   + structural simplification (see simplify(): neurons without inputs  2.9-3.1
- *     folded into the next bias, without outputs dropped, input columns
- *     without weights masked out of the list)
- *   (5 interleaved runs at load 3.3 with a make job, dense 12.7-12.9: before 3.2-4.2, dense /
- *   sparse 3.9-4.05x; after 4.22-4.41x.)
- * What is left is bound by L2 bandwidth: WT rows per call went from ~310 KB (layer 0 ~150
- * visited rows of 19 vectors, layer 1 ~277 of 7) to ~270 KB (18 and 6 vectors): of the ec
- * model's 300 + 100 hidden neurons 281 + 89 stay (19 and 11 had no input; the 16 and 11 with no
- * output were among them), and 374 of the 784 input columns keep a weight. */
+ * kept weight; CSC skips the columns of zero inputs but pays a scatter: it costs ~1.25x CSR per
+ * visited weight and wins when fewer than ~80 % of the inputs are non-zero.
+ * Each step of this plan (the list built with the activation, DCOL, the structural
+ * simplification of simplify()) was kept because it lowered the batch-1 latency; what is left is
+ * bound by L2 bandwidth. The measurements are in docs/PERF.md ("Sparse inference engine"). */
 #include "sparse.h"
 #include <cblas.h>
 #include <limits.h>
@@ -39,12 +24,10 @@
 #define CSC_COST 1.25         /* CSC time per visited weight, relative to CSR */
 /* DCOL: columns of W kept dense (one row of WT each) and multiplied as whole vectors over the
  * non-zero inputs, the other columns in CSC. Cost of one VW-float vector of a dense column, in
- * CSC non-zeros: in cache both are bound by loads (784-300-100-10 on mnist, Zen 4: CSC 1.54
- * cycles per visited non-zero, DCOL 1.6 cycles per 64-byte vector); on a memory-bound layer by
- * bytes (6 B per CSC non-zero, 64 B per vector).
+ * CSC non-zeros: in cache both are bound by loads (about one CSC non-zero per vector); on a
+ * memory-bound layer by bytes (6 B per CSC non-zero, 64 B per vector).
  * In cache the whole layer is one or the other: splitting the list of non-zero inputs between
- * the two per call cost more than it saved (784-300-100-10, mnist, batch 1: all-DCOL 3.2-3.4 us,
- * per-column split 3.7-4.3 us, all-CSC in layer 0 4.7-5.3 us). The layer goes DCOL when a
+ * the two per call cost more than it saved (docs/PERF.md). The layer goes DCOL when a
  * dense column costs less than the CSC column an input is likely to hit, measured by the
  * non-zero-weighted mean column count (sum nnz_c^2 / nnz): pruning keeps the weights of the
  * inputs that are often active (mnist: 38 non-zeros per visited column of layer 0, 14 on
@@ -107,6 +90,8 @@ static float *alloc_aligned(size_t n, ecp_error *err)
 
 void ecp_sparse_opts_default(ecp_sparse_opts *o)
 {
+    if (!o)
+        return;
     memset(o, 0, sizeof *o);
     o->mode = ECP_ENGINE_AUTO;
     o->threads = 0;
@@ -438,6 +423,9 @@ done:
 ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_sparse_opts *o,
                              ecp_error *err)
 {
+    ECP_REQUIRE(out, err);
+    *out = NULL;
+    ECP_REQUIRE(m, err);
     *out = NULL;
     ecp_sparse_opts def;
     if (!o) {
@@ -467,8 +455,7 @@ ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_s
     s->cap = o->max_batch;
     s->mode = o->mode;
     s->be_bn = bn;
-    long nc = sysconf(_SC_NPROCESSORS_ONLN);
-    s->threads = o->threads ? o->threads : (nc > 0 ? (int)(nc > 256 ? 256 : nc) : 1);
+    s->threads = o->threads > 0 ? o->threads : ecp_online_cores();
     s->layer = ecp_zalloc((size_t)m->n_layers, sizeof *s->layer, "sparse engine", err);
     if (!s->layer) {
         ecp_sparse_free(s);
@@ -640,34 +627,40 @@ static ecp_status forward_chunk(ecp_sparse_net *s, const float *x, int B, float 
 ecp_status ecp_sparse_forward(ecp_sparse_net *s, const float *x, int batch, float *y,
                               ecp_error *err)
 {
+    ECP_REQUIRE(s, err);
     if (batch < 0)
         return ecp_fail(err, ECP_ERR_ARG, "sparse forward: batch %d < 0", batch);
-    for (int done = 0; done < batch;) {
+    if (batch > 0) {
+        ECP_REQUIRE(x, err);
+        ECP_REQUIRE(y, err);
+    }
+    /* The dense layers run on OpenBLAS with the engine's own thread count. */
+    int prev_threads = ecp_blas_threads_push(s->threads);
+    ecp_status st = ECP_OK;
+    for (int done = 0; done < batch && !st;) {
         int B = batch - done < s->cap ? batch - done : s->cap;
-        ecp_status st = forward_chunk(s, x + (size_t)done * s->n_in, B,
-                                      y + (size_t)done * s->n_out, err);
-        if (st)
-            return st;
+        st = forward_chunk(s, x + (size_t)done * s->n_in, B, y + (size_t)done * s->n_out, err);
         done += B;
     }
-    return ECP_OK;
+    ecp_blas_threads_pop(prev_threads);
+    return st;
 }
 
 /* ------------------------------------------------------------------ introspection */
 
-int ecp_sparse_n_in(const ecp_sparse_net *s) { return s->n_in; }
-int ecp_sparse_n_out(const ecp_sparse_net *s) { return s->n_out; }
-int64_t ecp_sparse_nnz(const ecp_sparse_net *s) { return s->nnz; }
-int64_t ecp_sparse_n_weights(const ecp_sparse_net *s) { return s->n_weights; }
+int ecp_sparse_n_in(const ecp_sparse_net *s) { return s ? s->n_in : 0; }
+int ecp_sparse_n_out(const ecp_sparse_net *s) { return s ? s->n_out : 0; }
+int64_t ecp_sparse_nnz(const ecp_sparse_net *s) { return s ? s->nnz : 0; }
+int64_t ecp_sparse_n_weights(const ecp_sparse_net *s) { return s ? s->n_weights : 0; }
 
 double ecp_sparse_density(const ecp_sparse_net *s)
 {
-    return s->n_weights ? (double)s->nnz / (double)s->n_weights : 0.0;
+    return s && s->n_weights ? (double)s->nnz / (double)s->n_weights : 0.0;
 }
 
 ecp_sparse_kernel ecp_sparse_layer_kernel(const ecp_sparse_net *s, int l, int batch)
 {
-    if (l < 0 || l >= s->n_layers)
+    if (!s || l < 0 || l >= s->n_layers)
         return ECP_KERNEL_DENSE;
     const sp_layer *S = &s->layer[l];
     if (batch > 1)

@@ -289,14 +289,17 @@ static void remove_created_dirs(const char *dir, const char *top)
 ecp_status ecp_export_c(const ecp_mlp *m, const char *dir, const char *name, int int8,
                         ecp_error *err)
 {
+    ECP_REQUIRE(m, err);
+    ECP_REQUIRE(dir, err);
+    ECP_REQUIRE(name, err);
     if (!ecp_export_c_name_ok(name))
         return ecp_fail(err, ECP_ERR_ARG,
-                        "--name '%s': not a usable C identifier (letters, digits and _, "
+                        "name '%s': not a usable C identifier (letters, digits and _, "
                         "starting with a letter, at most 64 characters, not a standard "
                         "header's name)",
                         name ? name : "");
     if (!dir || !*dir)
-        return ecp_fail(err, ECP_ERR_ARG, "-o: empty output directory");
+        return ecp_fail(err, ECP_ERR_ARG, "dir: empty output directory");
     ecp_status st = ECP_OK;
     ecp_spmat *A = ecp_zalloc((size_t)m->n_layers, sizeof *A, "export-c", err);
     if (!A)

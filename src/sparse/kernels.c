@@ -3,8 +3,7 @@
  * gets a correct scalar loop. Every kernel is instantiated twice, for uint16 and int32 indices,
  * by a macro, so that the index width is a compile-time fact inside the hot loop.
  *
- * Measured choices (AMD EPYC Zen 4 with AVX-512, 2 cores, 784-300-100-10 and 4096x4096 layers;
- * see the numbers quoted at each kernel):
+ * The choices (their measurements are in docs/PERF.md):
  *  - SpMV by rows keeps 16 partial sums per row: C forbids the compiler to reassociate a float
  *    sum, so a single accumulator is a serial add chain (~4 cycles per non-zero); 16 independent
  *    lanes let gcc emit one vgatherdps + one FMA per 16 non-zeros.
@@ -71,13 +70,8 @@ static inline vf vfma(vf a, vf b, vf c)
 }
 
 /* SpMM tile: TNV vectors of batch columns per output row (32 columns with AVX-512), TS
- * accumulator sets. Measured, 4096x4096 at 10 % density, B = 256, one thread, GFLOP/s of
- * non-zeros (OpenBLAS sgemm on the dense layer: ~95 GFLOP/s of all weights, 89 ms):
- *   previous kernel (whole batch accumulated in the L1-resident YT row)    19-21
- *   TNV=2 TS=2, XT from plain malloc (row segments straddle 3 lines)       21
- *   TNV=2 TS=2, XT 64-byte aligned (engine buffers)                        37.4
- *   TNV=2 TS=4 37.1; TNV=3 TS=1 37.8; TNV=4 TS=1 37.9; TNV=1 34-35
- *   TNV=2 TS=1                                                             39.3  <- kept
+ * accumulator sets, the fastest of the tiles tried (docs/PERF.md). XT must be 64-byte aligned
+ * (row segments that straddle lines nearly halve the speed).
  * The tile is bound by pulling XT rows from L2 (one 128-byte segment per non-zero), not by FMA
  * latency, so more accumulator chains do not help; 2 x 16 columns keeps the XT slab of a
  * 4096-input layer at 512 KB, inside L2. */
@@ -386,7 +380,7 @@ void ecp_dcol_list(const float *WT, int ld, const float *x, const int32_t *nz,
 /* ------------------------------------------------------------------ threads */
 
 /* Below this many multiply-adds a product runs on the calling thread: starting and joining a
- * pthread costs ~20-40 us here, the time of ~1M FMAs of these kernels. */
+ * pthread costs about as much as ~1M FMAs of these kernels (docs/PERF.md). */
 #define MT_MIN_WORK (1 << 20)
 #define MT_MAX 256
 

@@ -18,6 +18,8 @@
 
 void ecp_sparse_tune_default(ecp_sparse_tune_result *r)
 {
+    if (!r)
+        return;
     r->b1_small = 0.12;
     r->b1_large = 0.45;
     r->bn = 0.20;
@@ -143,6 +145,7 @@ static ecp_status break_even(int n_out, int n_in, int B, int threads, ecp_rng *r
 
 ecp_status ecp_sparse_tune(int threads, ecp_sparse_tune_result *out, ecp_error *err)
 {
+    ECP_REQUIRE(out, err);
     ecp_rng r;
     ecp_rng_seed(&r, 12345);
     ecp_sparse_tune_default(out);
@@ -168,6 +171,7 @@ static ecp_status tune_path(char *buf, size_t n, ecp_error *err)
 
 ecp_status ecp_sparse_tune_save(const ecp_sparse_tune_result *r, ecp_error *err)
 {
+    ECP_REQUIRE(r, err);
     char path[4200], text[512];
     ecp_status st = tune_path(path, sizeof path, err);
     if (st)
@@ -189,6 +193,7 @@ ecp_status ecp_sparse_tune_save(const ecp_sparse_tune_result *r, ecp_error *err)
 
 ecp_status ecp_sparse_tune_load(ecp_sparse_tune_result *r, ecp_error *err)
 {
+    ECP_REQUIRE(r, err);
     ecp_sparse_tune_default(r);
     char path[4200];
     ecp_error quiet;

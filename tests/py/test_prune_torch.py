@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Cross-check of every pruning criterion of `ecprune prune` against an independent float64
-PyTorch computation written from /work/shared/METHOD.md (not from the C code).
+PyTorch computation written from docs/METHOD.md (not from the C code).
 
 For two small trained networks (tanh regression with K = 2 outputs; relu classification with 3
 classes, softmax cross-entropy) and every method, the scores and compensations dumped by

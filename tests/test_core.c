@@ -1,0 +1,182 @@
+/* The core: atomic writes, the RNG streams against an independent xoshiro256** + splitmix64,
+ * allocation overflow, name suggestions, thread counts, the version. */
+#include "testutil.h"
+#include <cblas.h>
+
+/* ------------------------------------------------------------------ atomic writes */
+
+static void test_wfile_commit_and_abort(void **state)
+{
+    (void)state;
+    char dir[64], path[128], link[128];
+    tu_mkdtemp(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/out.bin", dir);
+    ecp_wfile wf;
+    ecp_error err;
+    /* Nothing at the target until commit; then exactly what was written. */
+    assert_int_equal(ecp_wfile_open(&wf, path, &err), ECP_OK);
+    assert_int_equal(ecp_wfile_write(&wf, "hello", 5, &err), ECP_OK);
+    assert_false(ecp_file_exists(path));
+    assert_int_equal(tu_count_files(dir), 1); /* the temporary */
+    assert_int_equal(ecp_wfile_commit(&wf, &err), ECP_OK);
+    unsigned char *buf;
+    size_t len;
+    assert_int_equal(ecp_read_file(path, &buf, &len, 100, &err), ECP_OK);
+    assert_int_equal(len, 5);
+    assert_memory_equal(buf, "hello", 5);
+    free(buf);
+    /* An aborted rewrite leaves the old file and no temporary. */
+    assert_int_equal(ecp_wfile_open(&wf, path, &err), ECP_OK);
+    assert_int_equal(ecp_wfile_write(&wf, "XY", 2, &err), ECP_OK);
+    ecp_wfile_abort(&wf);
+    assert_int_equal(tu_count_files(dir), 1);
+    assert_int_equal(ecp_read_file(path, &buf, &len, 100, &err), ECP_OK);
+    assert_int_equal(len, 5);
+    free(buf);
+    /* A link to a regular file is followed: the file is replaced, the link stays; never over
+     * something that is not a regular file (a directory, a link to nothing). */
+    snprintf(link, sizeof link, "%s/link", dir);
+    assert_int_equal(symlink(path, link), 0);
+    assert_int_equal(ecp_wfile_open(&wf, link, &err), ECP_OK);
+    assert_int_equal(ecp_wfile_write(&wf, "ab", 2, &err), ECP_OK);
+    assert_int_equal(ecp_wfile_commit(&wf, &err), ECP_OK);
+    struct stat st;
+    assert_int_equal(lstat(link, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    assert_int_equal(ecp_read_file(path, &buf, &len, 100, &err), ECP_OK);
+    assert_int_equal(len, 2);
+    free(buf);
+    snprintf(link, sizeof link, "%s/dangling", dir);
+    assert_int_equal(symlink("/nonexistent/ecprune-test", link), 0);
+    assert_int_not_equal(ecp_wfile_open(&wf, link, &err), ECP_OK);
+    assert_int_not_equal(ecp_wfile_open(&wf, dir, &err), ECP_OK);
+    snprintf(path, sizeof path, "%s/no/such/dir/x", dir);
+    assert_int_equal(ecp_wfile_open(&wf, path, &err), ECP_ERR_IO);
+    assert_non_null(strstr(err.msg, path));
+    tu_rmdir(dir);
+}
+
+/* ------------------------------------------------------------------ rng */
+
+/* The published algorithms, written again from their descriptions. */
+static uint64_t ref_splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t ref_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t ref_next(uint64_t s[4])
+{
+    uint64_t r = ref_rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = ref_rotl(s[3], 45);
+    return r;
+}
+
+static void test_rng_streams(void **state)
+{
+    (void)state;
+    /* splitmix64 from 0 starts with 0xe220a8397b1dcdaf (Vigna's reference output). */
+    uint64_t x = 0;
+    assert_true(ref_splitmix(&x) == 0xe220a8397b1dcdafULL);
+    for (uint64_t seed = 0; seed < 3; seed++) {
+        uint64_t s[4], sx = seed;
+        for (int i = 0; i < 4; i++)
+            s[i] = ref_splitmix(&sx);
+        ecp_rng r;
+        ecp_rng_seed(&r, seed);
+        for (int i = 0; i < 1000; i++)
+            assert_true(ecp_rng_u64(&r) == ref_next(s));
+    }
+    /* uniform in [0, 1) with the right mean; below(n) uniform (chi-square, 9 dof). */
+    ecp_rng r;
+    ecp_rng_seed(&r, 5);
+    double sum = 0;
+    for (int i = 0; i < 100000; i++) {
+        double u = ecp_rng_uniform(&r);
+        assert_true(u >= 0 && u < 1);
+        sum += u;
+    }
+    assert_close(sum / 100000, 0.5, 0, 0.005);
+    int count[10] = {0};
+    for (int i = 0; i < 100000; i++)
+        count[ecp_rng_below(&r, 10)]++;
+    double chi2 = 0;
+    for (int k = 0; k < 10; k++)
+        chi2 += (count[k] - 10000.0) * (count[k] - 10000.0) / 10000.0;
+    assert_true(chi2 < 27.9); /* p = 0.001 */
+    /* A permutation holds every index once. */
+    int64_t perm[257];
+    ecp_rng_permutation(&r, perm, 257);
+    char seen[257] = {0};
+    for (int i = 0; i < 257; i++) {
+        assert_true(perm[i] >= 0 && perm[i] < 257 && !seen[perm[i]]);
+        seen[perm[i]] = 1;
+    }
+}
+
+/* ------------------------------------------------------------------ allocation, names, threads */
+
+static void test_alloc_overflow(void **state)
+{
+    (void)state;
+    ecp_error err = {0};
+    assert_null(ecp_alloc(SIZE_MAX / 2, 4, "big thing", &err));
+    assert_int_equal(err.code, ECP_ERR_MEMORY);
+    assert_non_null(strstr(err.msg, "big thing"));
+    assert_null(ecp_zalloc((size_t)1 << 62, 8, "other", &err));
+    assert_non_null(strstr(err.msg, "overflows"));
+    void *p = ecp_alloc(0, 8, "empty", &err); /* a zero-size request is a valid pointer */
+    assert_non_null(p);
+    free(p);
+}
+
+static void test_closest_name(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"train", "eval", "prune", "sweep", "export-c"};
+    assert_string_equal(ecp_closest_name("trian", names, 5), "train");
+    assert_string_equal(ecp_closest_name("prnue", names, 5), "prune");
+    assert_string_equal(ecp_closest_name("exportc", names, 5), "export-c");
+    assert_string_equal(ecp_closest_name("evl", names, 5), "eval");
+    assert_null(ecp_closest_name("xyzzy", names, 5));
+    assert_null(ecp_closest_name("ab", names, 5));
+    assert_null(ecp_closest_name(NULL, names, 5));
+}
+
+static void test_blas_threads_push_pop(void **state)
+{
+    (void)state;
+    openblas_set_num_threads(1);
+    int prev = ecp_blas_threads_push(2);
+    assert_int_equal(prev, 1);
+    assert_int_equal(openblas_get_num_threads(), 2);
+    ecp_blas_threads_pop(prev);
+    assert_int_equal(openblas_get_num_threads(), 1);
+    prev = ecp_blas_threads_push(0); /* every online core */
+    assert_true(openblas_get_num_threads() >= 1 &&
+                openblas_get_num_threads() <= ecp_online_cores());
+    ecp_blas_threads_pop(prev);
+    assert_int_equal(openblas_get_num_threads(), 1);
+    assert_string_equal(ecp_version(), ECP_VERSION);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_wfile_commit_and_abort),
+        cmocka_unit_test(test_rng_streams),
+        cmocka_unit_test(test_alloc_overflow),
+        cmocka_unit_test(test_closest_name),
+        cmocka_unit_test(test_blas_threads_push_pop),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
