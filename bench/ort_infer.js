@@ -10,8 +10,9 @@
 // reader can subtract it. DIR is the onnxruntime-node install (default: the newest
 // onnxruntime-node-* in the ecprune cache directory, which scripts/setup.sh fills).
 // Prints one JSON line: {"batch1_us":..,"batch256_sps":..,"overhead_us":..,"ort_version":..}.
-// With --check MODEL.onnx only: loads the model, runs one sample of zeros and prints its output
-// width (the test suite's check that ONNX Runtime reads what ecprune writes).
+// With --check MODEL.onnx [X.f32 OUT.f32]: loads the model and runs it on X (N x n_in; default one
+// sample of zeros), writes the outputs to OUT as raw float32 and prints the shapes (the test
+// suite's check that ONNX Runtime reads what ecprune writes and computes the same function).
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -85,12 +86,18 @@ async function main() {
   const sess = await ort.InferenceSession.create(pos[0], sessionOptions(threads));
   const nIn = sess.inputMetadata[0].shape[1];
   if (opt.check) {
-    const x = new Float32Array(nIn);
-    const out = await sess.run({[sess.inputNames[0]]: new ort.Tensor('float32', x, [1, nIn])});
+    let x = new Float32Array(nIn);
+    if (pos[1]) {
+      const r = fs.readFileSync(pos[1]);
+      x = new Float32Array(r.buffer.slice(r.byteOffset, r.byteOffset + r.length));
+    }
+    const n = x.length / nIn;
+    const out = await sess.run({[sess.inputNames[0]]: new ort.Tensor('float32', x, [n, nIn])});
     const y = out[sess.outputNames[0]];
-    if (y.dims.length !== 2 || y.dims[0] !== 1 || !y.data.every(Number.isFinite))
-      throw new Error(`unexpected output ${JSON.stringify(y.dims)}`);
-    console.log(JSON.stringify({n_in: nIn, n_out: y.dims[1], ort_version: version}));
+    if (y.dims.length !== 2 || y.dims[0] !== n)
+      throw new Error(`unexpected output shape ${JSON.stringify(y.dims)}`);
+    if (pos[2]) fs.writeFileSync(pos[2], Buffer.from(y.data.buffer, y.data.byteOffset, y.data.byteLength));
+    console.log(JSON.stringify({n, n_in: nIn, n_out: y.dims[1], ort_version: version}));
     return;
   }
   const raw = fs.readFileSync(pos[1]);
