@@ -10,8 +10,9 @@
  * PyTorch runs in a child /usr/bin/python3 (Debian's python3-torch) on bench/torch_infer.py;
  * the model's weights go to it as raw float32 files, so it does not depend on the ONNX reader
  * of either side. The inputs go to both as one raw float32 file in a temporary directory.
- * Every figure is the median of repeated timings (the machine is shared; the median resists a
- * disturbed run). */
+ * Every figure is the median of repeated timings (the median resists a disturbed call), and the
+ * best such median over rounds in which every contender runs in turn (a machine shared with
+ * other work slows whoever runs during a burst; rounds spread that over all contenders). */
 #include "cli.h"
 #include <getopt.h>
 #include <limits.h>
@@ -27,7 +28,8 @@ static void help(FILE *f)
 {
     fprintf(f,
             "usage: ecprune bench-infer MODEL.onnx [--batch 1,256] [--threads T] [--data D]\n"
-            "                           [--seconds S] [--no-torch] [--no-ort] [--json]\n\n"
+            "                           [--seconds S] [--rounds R] [--no-torch] [--no-ort]\n"
+            "                           [--json]\n\n"
             "Times the model four ways on this machine with the same inputs and thread count:\n"
             "ecprune's dense path, the sparse engine (auto: per layer sparse or dense by the\n"
             "break-even of 'ecprune tune'), ONNX Runtime CPU on the same file, and PyTorch CPU.\n"
@@ -40,6 +42,9 @@ static void help(FILE *f)
             "  --data D       take the inputs from this dataset's test split (e.g. mnist), so\n"
             "                 that input sparsity is real; default: uniform random inputs\n"
             "  --seconds S    time spent per measurement (default 0.5)\n"
+            "  --rounds R     rounds (default 3): each contender is timed once per round in\n"
+            "                 turn and keeps its best round's median (a shared machine's load\n"
+            "                 then disturbs one round, not one contender)\n"
             "  --no-torch     skip PyTorch (reported as null)\n"
             "  --no-ort       skip ONNX Runtime (reported as null)\n"
             "  --json         {\"batch1\":{\"dense_us\":..,\"sparse_us\":..,\"ort_us\":..,\n"
@@ -285,6 +290,59 @@ static void json_num(double v)
         printf("%.6g", v);
 }
 
+/* Keeps the better of each figure of a peer's round r in best (lower latency, more samples/s,
+ * lower overhead); the first round that has figures clears the reason there were none. */
+static void peer_merge(peer_result *best, const peer_result *r, int nb)
+{
+    if (r->why[0]) {
+        if (best->t1 < 0 && best->overhead < 0)
+            snprintf(best->why, sizeof best->why, "%s", r->why);
+        return;
+    }
+    best->why[0] = 0;
+    if (r->t1 >= 0 && (best->t1 < 0 || r->t1 < best->t1))
+        best->t1 = r->t1;
+    if (r->overhead >= 0 && (best->overhead < 0 || r->overhead < best->overhead))
+        best->overhead = r->overhead;
+    for (int i = 0; i < nb; i++)
+        if (r->tn[i] > best->tn[i])
+            best->tn[i] = r->tn[i];
+}
+
+/* One round of the peers (NULL: skipped) on the inputs x (nx floats) in a temporary directory. */
+static void run_peers(const ecp_mlp *m, const char *model, const float *x, size_t nx,
+                      const long *batches, int nb, long threads, double secs, peer_result *pt,
+                      peer_result *po)
+{
+    peer_result rt, ro;
+    peer_init(&rt, "PyTorch unavailable");
+    peer_init(&ro, "ONNX Runtime unavailable");
+    char dir[] = "/tmp/ecprune-bench-XXXXXX", cmd[64];
+    if (!pt && !po)
+        return;
+    if (!mkdtemp(dir)) {
+        snprintf(rt.why, sizeof rt.why, "cannot create a temporary directory");
+        snprintf(ro.why, sizeof ro.why, "cannot create a temporary directory");
+    } else {
+        if (write_raw(dir, "x.f32", x, nx)) {
+            snprintf(rt.why, sizeof rt.why, "cannot write the inputs to %s", dir);
+            snprintf(ro.why, sizeof ro.why, "cannot write the inputs to %s", dir);
+        } else {
+            if (po)
+                run_ort(model, dir, batches, nb, threads, secs, &ro);
+            if (pt)
+                run_torch(m, dir, batches, nb, threads, secs, &rt);
+        }
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "ecprune bench-infer: cannot remove %s\n", dir);
+    }
+    if (pt)
+        peer_merge(pt, &rt, nb);
+    if (po)
+        peer_merge(po, &ro, nb);
+}
+
 /* samples/s of a peer at batch b without its fixed call overhead (us): the figure its library
  * would reach called from C, a bound in the peer's favour (the overhead measured on a 1-1 model
  * includes the library's own per-run set-up too). */
@@ -302,7 +360,7 @@ static void ratio(const char *what, double ours, double theirs)
         printf("%s %.2fx", what, ours / theirs);
 }
 
-static void report_json(const ecp_sparse_net *e, long threads, const long *batches, int nb,
+static void report_json(const ecp_sparse_net *e, long threads, long rounds, const long *batches, int nb,
                         double t[3][MAX_BATCHES], const peer_result *pt, const peer_result *po)
 {
     double nnz = (double)ecp_sparse_nnz(e);
@@ -327,25 +385,25 @@ static void report_json(const ecp_sparse_net *e, long threads, const long *batch
                    2 * nnz * b / t[1][i] * 1e-9);
         }
     }
-    printf("\"density\":%.6g,\"nnz\":%.0f,\"threads\":%ld,\"ort_overhead_us\":",
-           ecp_sparse_density(e), nnz, threads);
+    printf("\"density\":%.6g,\"nnz\":%.0f,\"threads\":%ld,\"rounds\":%ld,"
+           "\"ort_overhead_us\":", ecp_sparse_density(e), nnz, threads, rounds);
     json_num(po->overhead);
     printf(",\"torch\":%s,\"ort\":%s}\n", pt->why[0] ? "null" : "true",
            po->why[0] ? "null" : "true");
 }
 
 static void report(int json, const char *model, const char *data, const ecp_sparse_net *e,
-                   long threads, const long *batches, int nb, double t[3][MAX_BATCHES],
+                   long threads, long rounds, const long *batches, int nb, double t[3][MAX_BATCHES],
                    const peer_result *pt, const peer_result *po)
 {
     if (json) {
-        report_json(e, threads, batches, nb, t, pt, po);
+        report_json(e, threads, rounds, batches, nb, t, pt, po);
         return;
     }
     double nnz = (double)ecp_sparse_nnz(e);
-    printf("%s: %.2f%% of %lld weights kept, %ld thread(s)%s%s\n", model,
-           100 * ecp_sparse_density(e), (long long)ecp_sparse_n_weights(e), threads,
-           data ? ", inputs from " : "", data ? data : "");
+    printf("%s: %.2f%% of %lld weights kept, %ld thread(s), best of %ld round(s)%s%s\n",
+           model, 100 * ecp_sparse_density(e), (long long)ecp_sparse_n_weights(e), threads,
+           rounds, data ? ", inputs from " : "", data ? data : "");
     for (int i = 0; i < nb; i++) {
         long b = batches[i];
         /* everything as samples/s so that every ratio reads "higher is better for ecprune" */
@@ -393,9 +451,10 @@ int cmd_bench_infer(int argc, char **argv)
         {"batch", required_argument, 0, 'b'},  {"threads", required_argument, 0, 't'},
         {"data", required_argument, 0, 'd'},   {"seconds", required_argument, 0, 's'},
         {"no-torch", no_argument, 0, 'n'},     {"no-ort", no_argument, 0, 'o'},
+        {"rounds", required_argument, 0, 'r'},
         {"json", no_argument, 0, 'j'},         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    long batches[MAX_BATCHES] = {1, 256}, threads = 1;
+    long batches[MAX_BATCHES] = {1, 256}, threads = 1, rounds = 3;
     int nb = 2, json = 0, torch = 1, ort = 1, c, rc;
     double secs = 0.5;
     const char *data = NULL;
@@ -406,6 +465,7 @@ int cmd_bench_infer(int argc, char **argv)
         case 'b': if ((rc = parse_batches(optarg, batches, &nb))) return rc; break;
         case 't': if ((rc = cli_parse_int("bench-infer", "--threads", optarg, 1, 256, &threads))) return rc; break;
         case 's': if ((rc = cli_parse_double("bench-infer", "--seconds", optarg, 0.01, 60, &secs))) return rc; break;
+        case 'r': if ((rc = cli_parse_int("bench-infer", "--rounds", optarg, 1, 100, &rounds))) return rc; break;
         case 'd': data = optarg; break;
         case 'n': torch = 0; break;
         case 'o': ort = 0; break;
@@ -467,35 +527,27 @@ int cmd_bench_infer(int argc, char **argv)
             goto done;
         }
     }
+    /* Rounds: every contender is timed once per round, in turn, and keeps its best round, so
+     * that a burst of load from elsewhere on a shared machine hits one round of one contender,
+     * not the whole comparison. */
     double t[3][MAX_BATCHES];
-    for (int i = 0; i < nb; i++)
-        for (int k = 0; k < 3; k++)
-            if (time_engine(eng[k], x, n_in, (int)batches[i], secs, y, &t[k][i], &err)) {
-                status = cli_die("bench-infer", &err);
-                goto done;
-            }
     peer_result pt, po;
     peer_init(&pt, torch ? "PyTorch unavailable" : "skipped (--no-torch)");
     peer_init(&po, ort ? "ONNX Runtime unavailable" : "skipped (--no-ort)");
-    if (torch || ort) {
-        char dir[] = "/tmp/ecprune-bench-XXXXXX", cmd[64];
-        if (!mkdtemp(dir)) {
-            snprintf(pt.why, sizeof pt.why, "cannot create a temporary directory");
-            snprintf(po.why, sizeof po.why, "cannot create a temporary directory");
-        } else if (write_raw(dir, "x.f32", x, n_x * (size_t)n_in)) {
-            snprintf(pt.why, sizeof pt.why, "cannot write the inputs to %s", dir);
-            snprintf(po.why, sizeof po.why, "cannot write the inputs to %s", dir);
-        } else {
-            if (ort)
-                run_ort(model, dir, batches, nb, threads, secs, &po);
-            if (torch)
-                run_torch(m, dir, batches, nb, threads, secs, &pt);
-        }
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "ecprune bench-infer: cannot remove %s\n", dir);
+    for (long round = 0; round < rounds; round++) {
+        for (int i = 0; i < nb; i++)
+            for (int k = 0; k < 3; k++) {
+                double v = 0;
+                if (time_engine(eng[k], x, n_in, (int)batches[i], secs, y, &v, &err)) {
+                    status = cli_die("bench-infer", &err);
+                    goto done;
+                }
+                t[k][i] = round == 0 || v < t[k][i] ? v : t[k][i];
+            }
+        run_peers(m, model, x, n_x * (size_t)n_in, batches, nb, threads, secs,
+                  torch ? &pt : NULL, ort ? &po : NULL);
     }
-    report(json, model, data, eng[1], threads, batches, nb, t, &pt, &po);
+    report(json, model, data, eng[1], threads, rounds, batches, nb, t, &pt, &po);
     if (pt.why[0] && torch)
         fprintf(stderr, "ecprune bench-infer: %s\n", pt.why);
     if (po.why[0] && ort)

@@ -633,17 +633,24 @@ static ecp_status layer_bn(ecp_sparse_net *s, const sp_layer *S, const float *XT
     return ECP_OK;
 }
 
-/* dst (cols x rows) = src (rows x cols)^T, in cache-sized tiles. */
+/* dst (cols x rows) = src (rows x cols)^T, in bands of 16 rows: 16 sequential read streams
+ * (the input batch usually comes from beyond L2, and the prefetchers follow a few streams, not
+ * the 32 of a square tile) and 64-byte writes. 784-300-100-10, dense, batch 256: 32 x 32 tiles
+ * 231-260k samples/s (3 runs), bands 280-336k. */
 static void transpose(const float *src, int rows, int cols, float *dst)
 {
-    enum { T = 32 };
-    for (int i0 = 0; i0 < rows; i0 += T)
-        for (int j0 = 0; j0 < cols; j0 += T) {
-            int i1 = i0 + T < rows ? i0 + T : rows, j1 = j0 + T < cols ? j0 + T : cols;
-            for (int i = i0; i < i1; i++)
-                for (int j = j0; j < j1; j++)
-                    dst[(size_t)j * rows + i] = src[(size_t)i * cols + j];
+    enum { T = 16 };
+    int i0 = 0;
+    for (; i0 + T <= rows; i0 += T)
+        for (int j = 0; j < cols; j++) {
+            float *d = dst + (size_t)j * rows + i0;
+            const float *s = src + (size_t)i0 * cols + j;
+            for (int i = 0; i < T; i++)
+                d[i] = s[(size_t)i * cols];
         }
+    for (int i = i0; i < rows; i++)
+        for (int j = 0; j < cols; j++)
+            dst[(size_t)j * rows + i] = src[(size_t)i * cols + j];
 }
 
 static ecp_status forward_chunk(ecp_sparse_net *s, const float *x, int B, float *y,
