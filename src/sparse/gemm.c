@@ -20,6 +20,12 @@
 #endif
 #define KC 256 /* steps per packed block: 256 x 32 columns x 4 B = 32 KB of XT per panel */
 
+/* Offset of row block rb of the block of kc steps starting at k0. */
+static size_t wpack_at(int n_rb, int k0, int kc, int rb)
+{
+    return (size_t)k0 * n_rb * MR + (size_t)rb * kc * MR;
+}
+
 ecp_status ecp_wpack_build(ecp_wpack *p, const float *W, int n_out, int n_in, ecp_error *err)
 {
     memset(p, 0, sizeof *p);
@@ -30,14 +36,21 @@ ecp_status ecp_wpack_build(ecp_wpack *p, const float *W, int n_out, int n_in, ec
     p->w = ecp_alloc_aligned(n, err);
     if (!p->w)
         return ECP_ERR_MEMORY;
-    /* block rb, block of steps k0..: a[k * MR + i] = W[rb * MR + i][k], zero past n_out; the
-     * blocks of KC steps are contiguous in k, so one row block is one stream. */
-    for (int rb = 0; rb < n_rb; rb++)
-        for (int k = 0; k < n_in; k++)
-            for (int i = 0; i < MR; i++) {
-                int o = rb * MR + i;
-                p->w[((size_t)rb * n_in + k) * MR + i] = o < n_out ? W[(size_t)o * n_in + k] : 0;
-            }
+    /* In the order ecp_gemm_packed reads them: blocks of KC steps, in each the row blocks, in
+     * each a[k * MR + i] = W[rb * MR + i][k0 + k] (zero past n_out). One call reads the whole
+     * pack as one sequential stream: at batch 16 on 4096 x 4096, where the product is bound by
+     * reading W from memory, row-block-major packing (12 KB pieces 196 KB apart) reached a
+     * third of the bandwidth of this order. */
+    for (int k0 = 0; k0 < n_in; k0 += KC) {
+        const int kc = n_in - k0 < KC ? n_in - k0 : KC;
+        for (int rb = 0; rb < n_rb; rb++)
+            for (int k = 0; k < kc; k++)
+                for (int i = 0; i < MR; i++) {
+                    int o = rb * MR + i;
+                    p->w[wpack_at(n_rb, k0, kc, rb) + (size_t)k * MR + i] =
+                        o < n_out ? W[(size_t)o * n_in + k0 + k] : 0;
+                }
+    }
     return ECP_OK;
 }
 
@@ -125,7 +138,7 @@ void ecp_gemm_packed(const ecp_wpack *p, const float *XT, int B, const float *b,
         const int kc = K - k0 < KC ? K - k0 : KC, first = k0 == 0, last = k0 + kc == K;
         pack_xt(XT, B, k0, kc, nr, work);
         for (int rb = 0; rb < n_rb; rb++) {
-            const float *a = p->w + ((size_t)rb * K + k0) * MR;
+            const float *a = p->w + wpack_at(n_rb, k0, kc, rb);
             const int r0 = rb * MR, rows = N - r0 < MR ? N - r0 : MR;
             for (int q = 0; q < n_p; q++) {
                 vf acc[MR][2];
