@@ -1,11 +1,13 @@
-/* The whole-network inference engine: every layer runs dense (OpenBLAS) or sparse, chosen per
- * layer and per call from its weight density, the batch regime and (at batch 1) the density of
- * its input, against the break-even densities of this machine (`ecprune tune`, tune.c).
+/* The whole-network inference engine: every layer runs dense or sparse, chosen per layer and
+ * per call from its weight density, the batch regime and (at batch 1) the density of its
+ * input, against the break-even densities of this machine (`ecprune tune`, tune.c). Dense is
+ * OpenBLAS sgemv at batch 1, and at larger batches the packed kernel of gemm.c on one thread
+ * (OpenBLAS sgemm on more: that kernel has no threads yet).
  *
  * Layout: a batch is kept feature-major between layers (n x B, the batch contiguous), so that
- * the sparse SpMM vectorises across the batch and the dense layers are plain
- * sgemm(W, A^T). The input is transposed once on entry and the output once on exit; at batch 1
- * both layouts are the same vector.
+ * the sparse SpMM vectorises across the batch and a dense layer is W times A^T. The input is
+ * transposed once on entry and the output once on exit; at batch 1 both layouts are the same
+ * vector.
  *
  * Batch 1 keeps a list of the non-zero inputs (built on entry, then by each layer's activation
  * pass, ReLU fused with it) and per layer runs a column kernel over that list (CSC, or DCOL:
@@ -149,7 +151,7 @@ void ecp_sparse_free(ecp_sparse_net *s)
 }
 
 static ecp_status build_layer(sp_layer *S, const ecp_layer *L, ecp_engine_mode mode,
-                              double be_b1, double be_bn, int threads, ecp_error *err)
+                              double be_b1, double be_bn, int pack, ecp_error *err)
 {
     S->n_in = L->n_in;
     S->n_out = L->n_out;
@@ -220,7 +222,7 @@ static ecp_status build_layer(sp_layer *S, const ecp_layer *L, ecp_engine_mode m
          * dense and sparse compute the same function even if a caller broke it. */
         for (size_t i = 0; i < nw; i++)
             S->W[i] = L->pruned[i] ? 0.0f : L->W[i];
-        if (threads == 1) {
+        if (pack) {
             ecp_status st = ecp_wpack_build(&S->wp, S->W, L->n_out, L->n_in, err);
             if (st)
                 return st;
@@ -500,8 +502,8 @@ ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_s
     for (int l = 0; l < m->n_layers; l++) {
         const ecp_layer *L = simple ? &simple[l] : &m->layer[l];
         int big = (double)L->n_in * L->n_out * sizeof(float) > BIG_LAYER_BYTES;
-        ecp_status st = build_layer(&s->layer[l], L, o->mode, big ? b1l : b1s, bn, s->threads,
-                                     err);
+        ecp_status st = build_layer(&s->layer[l], L, o->mode, big ? b1l : b1s, bn,
+                                     s->threads == 1 && s->cap > 1, err);
         if (st) {
             free_layers(simple, m->n_layers);
             ecp_sparse_free(s);
