@@ -199,6 +199,49 @@ static void test_kernels_int32_indices(void **state)
     one_shape(&r, 3, 65535, 0.1, 0);
 }
 
+/* The packed dense kernel (gemm.c) on the shapes of the sparse tests: densities 0, 1 %, 50 %,
+ * 100 %, an empty row, tails of the row tile and of the batch panel, more inputs than one
+ * block of steps (KC = 256). Identity against the double reference; ReLU and sigmoid must be
+ * exactly the activation of the identity result (same sums, same order). */
+static void test_gemm_packed(void **state)
+{
+    (void)state;
+    static const int shapes[][2] = {{1, 1}, {13, 9}, {25, 600}, {300, 784}, {7, 257}, {12, 33}};
+    static const int batches[] = {2, 5, 16, 17, 32, 33, 100};
+    static const double keeps[] = {0.0, 0.01, 0.5, 1.0};
+    ecp_rng r;
+    ecp_rng_seed(&r, 77);
+    ecp_error err;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+        for (size_t ki = 0; ki < sizeof keeps / sizeof *keeps; ki++) {
+            int n_out = shapes[si][0], n_in = shapes[si][1];
+            float *W = malloc((size_t)n_out * n_in * sizeof *W), *b = malloc(n_out * sizeof *b);
+            float *XT = malloc((size_t)n_in * 100 * sizeof *XT);
+            float *Y = malloc((size_t)n_out * 100 * sizeof *Y), *Y2 = malloc((size_t)n_out * 100 * sizeof *Y2);
+            float *work = ecp_alloc_aligned(ecp_gemm_work_floats(100), &err);
+            assert_true(W && b && XT && Y && Y2 && work);
+            fill_layer(&r, W, NULL, n_out, n_in, keeps[ki], si % 2);
+            fill_input(&r, b, (size_t)n_out, 0.2);
+            fill_input(&r, XT, (size_t)n_in * 100, 0.3);
+            ecp_wpack p;
+            assert_int_equal(ecp_wpack_build(&p, W, n_out, n_in, &err), ECP_OK);
+            for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++) {
+                int B = batches[bi];
+                ecp_gemm_packed(&p, XT, B, b, ECP_ACT_IDENTITY, Y, work);
+                check_product(W, XT, b, Y, n_out, n_in, B);
+                ecp_gemm_packed(&p, XT, B, b, ECP_ACT_RELU, Y2, work);
+                for (int i = 0; i < n_out * B; i++)
+                    assert_true(Y2[i] == (Y[i] > 0.0f ? Y[i] : 0.0f));
+                ecp_gemm_packed(&p, XT, B, b, ECP_ACT_SIGMOID, Y2, work);
+                ecp_act_forward(ECP_ACT_SIGMOID, Y, Y, (size_t)n_out * B);
+                for (int i = 0; i < n_out * B; i++)
+                    assert_true(Y2[i] == Y[i]);
+            }
+            ecp_wpack_release(&p);
+            free(W); free(b); free(XT); free(Y); free(Y2); free(work);
+        }
+}
+
 /* Random pruned model, every activation, every engine mode, against ecp_mlp_forward. */
 static void check_model(const char *arch, ecp_act act, double prune, uint64_t seed)
 {
@@ -228,12 +271,12 @@ static void check_model(const char *arch, ecp_act act, double prune, uint64_t se
     assert_int_equal(ecp_ws_create(&ws, m, maxb, &err), ECP_OK);
     static const ecp_engine_mode modes[] = {ECP_ENGINE_DENSE, ECP_ENGINE_SPARSE, ECP_ENGINE_AUTO};
     for (size_t mi = 0; mi < 3; mi++)
-        for (int cap = 0; cap < 2; cap++) {
+        for (int cap = 0; cap < 3; cap++) {
             ecp_sparse_opts o;
             ecp_sparse_opts_default(&o);
             o.mode = modes[mi];
-            o.threads = 2;
-            o.max_batch = cap ? 7 : 256;
+            o.threads = cap < 2 ? 2 : 1; /* one thread: the packed dense kernel */
+            o.max_batch = cap == 1 ? 7 : cap == 2 ? 1024 : 256; /* 1024: chunks of <= 256 */
             ecp_sparse_net *s;
             assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
             assert_int_equal(ecp_sparse_n_in(s), n_in);
@@ -526,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_kernels_shapes),
         cmocka_unit_test(test_kernels_threaded),
         cmocka_unit_test(test_kernels_int32_indices),
+        cmocka_unit_test(test_gemm_packed),
         cmocka_unit_test(test_models_every_activation),
         cmocka_unit_test(test_models_sparsities),
         cmocka_unit_test(test_engine_kernel_choice),

@@ -1,11 +1,13 @@
-/* The whole-network inference engine: every layer runs dense (OpenBLAS) or sparse, chosen per
- * layer and per call from its weight density, the batch regime and (at batch 1) the density of
- * its input, against the break-even densities of this machine (`ecprune tune`, tune.c).
+/* The whole-network inference engine: every layer runs dense or sparse, chosen per layer and
+ * per call from its weight density, the batch regime and (at batch 1) the density of its
+ * input, against the break-even densities of this machine (`ecprune tune`, tune.c). Dense is
+ * OpenBLAS sgemv at batch 1, and at larger batches the packed kernel of gemm.c on one thread
+ * (OpenBLAS sgemm on more: that kernel has no threads yet).
  *
  * Layout: a batch is kept feature-major between layers (n x B, the batch contiguous), so that
- * the sparse SpMM vectorises across the batch and the dense layers are plain
- * sgemm(W, A^T). The input is transposed once on entry and the output once on exit; at batch 1
- * both layouts are the same vector.
+ * the sparse SpMM vectorises across the batch and a dense layer is W times A^T. The input is
+ * transposed once on entry and the output once on exit; at batch 1 both layouts are the same
+ * vector.
  *
  * Batch 1 keeps a list of the non-zero inputs (built on entry, then by each layer's activation
  * pass, ReLU fused with it) and per layer runs a column kernel over that list (CSC, or DCOL:
@@ -36,6 +38,12 @@
 #define DCOL_VEC_CACHE 1.0
 #define DCOL_VEC_MEM 10.0
 #define BIG_LAYER_BYTES (2u << 20) /* dense weights beyond L2: batch 1 is memory-bound */
+/* Larger batches run in chunks of at most CHUNK samples: the feature-major activations of a
+ * chunk (CHUNK x 4096 x 4 B = 4 MB at most for the widths benchmarked) stay near the core, and
+ * a row stride of 1024 samples (4 KB) would put every row of a tile in the same L1 set.
+ * 784-300-100-10, one thread, samples/s at batch 1024 before chunking: dense 75k, sparse 98k,
+ * against 158k and 559k at batch 256. */
+#define CHUNK 256
 
 typedef struct {
     int n_in, n_out;
@@ -45,6 +53,7 @@ typedef struct {
     double density;
     float *b;       /* ldo, zero-padded */
     float *W;       /* dense copy, or NULL when no regime can choose dense */
+    ecp_wpack wp;   /* W packed for ecp_gemm_packed (batch > 1, one thread), w NULL if unused */
     float *WT;      /* the dense-typed columns of W as rows of ldo floats (DCOL), or NULL */
     int32_t *dmap;  /* n_in: row of WT of each input column, -1 when it is in the CSC */
     int n_dcols;    /* dense-typed columns (0: CSC only; n_in: DCOL only) */
@@ -63,6 +72,7 @@ struct ecp_sparse_net {
     double be_bn;
     sp_layer *layer;
     float *buf[2];  /* max(cap x wmax, padded width) each, 64-byte aligned, feature-major */
+    float *gemm_work; /* ecp_gemm_packed's packed block of the input, NULL if no layer packs */
     int32_t *nz;    /* batch-1 list of non-zero inputs, wmax entries */
     int32_t *ld_x, *ld_r, *ls; /* its split: dense-typed inputs and their WT rows; CSC inputs */
     uint16_t *in_live; /* bit mask of the input columns with a kept weight, NULL when all are */
@@ -72,7 +82,7 @@ struct ecp_sparse_net {
 /* 64-byte aligned: a batch tile of XT rows (32 floats = 128 B) must not straddle a third cache
  * line. With plain malloc (16 mod 64) the 4096x4096 SpMM at B = 256 ran at 21 GFLOP/s, aligned
  * at 37-39. */
-static float *alloc_aligned(size_t n, ecp_error *err)
+float *ecp_alloc_aligned(size_t n, ecp_error *err)
 {
     size_t bytes = (n ? n : 1) * sizeof(float);
     if (n > SIZE_MAX / sizeof(float) - 64) {
@@ -109,6 +119,7 @@ void ecp_sparse_free(ecp_sparse_net *s)
         for (int l = 0; l < s->n_layers; l++) {
             free(s->layer[l].b);
             free(s->layer[l].W);
+            ecp_wpack_release(&s->layer[l].wp);
             free(s->layer[l].WT);
             free(s->layer[l].dmap);
             ecp_spmat_release(&s->layer[l].csr);
@@ -117,6 +128,7 @@ void ecp_sparse_free(ecp_sparse_net *s)
     free(s->layer);
     free(s->buf[0]);
     free(s->buf[1]);
+    free(s->gemm_work);
     free(s->nz);
     free(s->ld_x);
     free(s->ld_r);
@@ -126,7 +138,7 @@ void ecp_sparse_free(ecp_sparse_net *s)
 }
 
 static ecp_status build_layer(sp_layer *S, const ecp_layer *L, ecp_engine_mode mode,
-                              double be_b1, double be_bn, ecp_error *err)
+                              double be_b1, double be_bn, int pack, ecp_error *err)
 {
     S->n_in = L->n_in;
     S->n_out = L->n_out;
@@ -197,9 +209,14 @@ static ecp_status build_layer(sp_layer *S, const ecp_layer *L, ecp_engine_mode m
          * dense and sparse compute the same function even if a caller broke it. */
         for (size_t i = 0; i < nw; i++)
             S->W[i] = L->pruned[i] ? 0.0f : L->W[i];
+        if (pack) {
+            ecp_status st = ecp_wpack_build(&S->wp, S->W, L->n_out, L->n_in, err);
+            if (st)
+                return st;
+        }
     }
     if (S->n_dcols) {
-        S->WT = alloc_aligned((size_t)S->n_dcols * (size_t)S->ldo, err);
+        S->WT = ecp_alloc_aligned((size_t)S->n_dcols * (size_t)S->ldo, err);
         if (!S->WT)
             return ECP_ERR_MEMORY;
         for (int i = 0; i < L->n_in; i++) {
@@ -452,7 +469,7 @@ ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_s
     s->n_layers = m->n_layers;
     s->n_in = m->sizes[0];
     s->n_out = m->sizes[m->n_layers];
-    s->cap = o->max_batch;
+    s->cap = o->max_batch < CHUNK ? o->max_batch : CHUNK;
     s->mode = o->mode;
     s->be_bn = bn;
     s->threads = o->threads > 0 ? o->threads : ecp_online_cores();
@@ -474,7 +491,8 @@ ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_s
     for (int l = 0; l < m->n_layers; l++) {
         const ecp_layer *L = simple ? &simple[l] : &m->layer[l];
         int big = (double)L->n_in * L->n_out * sizeof(float) > BIG_LAYER_BYTES;
-        ecp_status st = build_layer(&s->layer[l], L, o->mode, big ? b1l : b1s, bn, err);
+        ecp_status st = build_layer(&s->layer[l], L, o->mode, big ? b1l : b1s, bn,
+                                     s->threads == 1 && s->cap > 1, err);
         if (st) {
             free_layers(simple, m->n_layers);
             ecp_sparse_free(s);
@@ -489,12 +507,18 @@ ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_s
     size_t nbuf = (size_t)s->cap * (size_t)s->wmax;
     size_t wpad = (size_t)(s->wmax + ECP_VW - 1) / ECP_VW * ECP_VW;
     for (int i = 0; i < 2; i++) {
-        s->buf[i] = alloc_aligned(nbuf > wpad ? nbuf : wpad, err);
+        s->buf[i] = ecp_alloc_aligned(nbuf > wpad ? nbuf : wpad, err);
         if (!s->buf[i]) {
             ecp_sparse_free(s);
             return ECP_ERR_MEMORY;
         }
     }
+    for (int l = 0; l < s->n_layers && !s->gemm_work; l++)
+        if (s->layer[l].wp.w && !(s->gemm_work = ecp_alloc_aligned(ecp_gemm_work_floats(s->cap),
+                                                                    err))) {
+            ecp_sparse_free(s);
+            return ECP_ERR_MEMORY;
+        }
     s->nz = ecp_alloc((size_t)s->wmax, sizeof *s->nz, "sparse engine", err);
     s->ld_x = ecp_alloc((size_t)s->wmax, sizeof *s->nz, "sparse engine", err);
     s->ld_r = ecp_alloc((size_t)s->wmax, sizeof *s->nz, "sparse engine", err);
@@ -575,11 +599,20 @@ static ecp_status forward_b1(ecp_sparse_net *s, const float *x, float *y, ecp_er
     return ECP_OK;
 }
 
+/* One layer at batch B > 1, activation included. */
 static ecp_status layer_bn(ecp_sparse_net *s, const sp_layer *S, const float *XT, int B,
                            float *YT, ecp_error *err)
 {
-    if (choose_bn(s, S) == ECP_KERNEL_CSR)
-        return ecp_spmm_csr_mt(&S->csr, XT, B, S->b, YT, s->threads, err);
+    if (choose_bn(s, S) == ECP_KERNEL_CSR) {
+        ecp_status st = ecp_spmm_csr_mt(&S->csr, XT, B, S->b, YT, s->threads, err);
+        if (!st)
+            ecp_act_forward(S->act, YT, YT, (size_t)B * S->n_out);
+        return st;
+    }
+    if (S->wp.w) {
+        ecp_gemm_packed(&S->wp, XT, B, S->b, S->act, YT, s->gemm_work);
+        return ECP_OK;
+    }
     for (int o = 0; o < S->n_out; o++) {
         float *r = YT + (size_t)o * (size_t)B;
         for (int j = 0; j < B; j++)
@@ -587,20 +620,28 @@ static ecp_status layer_bn(ecp_sparse_net *s, const sp_layer *S, const float *XT
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S->n_out, B, S->n_in, 1.0f, S->W,
                 S->n_in, XT, B, 1.0f, YT, B);
+    ecp_act_forward(S->act, YT, YT, (size_t)B * S->n_out);
     return ECP_OK;
 }
 
-/* dst (cols x rows) = src (rows x cols)^T, in cache-sized tiles. */
+/* dst (cols x rows) = src (rows x cols)^T, in bands of 16 rows: 16 sequential read streams
+ * (the input batch usually comes from beyond L2, and the prefetchers follow a few streams, not
+ * the 32 of a square tile) and 64-byte writes. 784-300-100-10, dense, batch 256: 32 x 32 tiles
+ * 231-260k samples/s (3 runs), bands 280-336k. */
 static void transpose(const float *src, int rows, int cols, float *dst)
 {
-    enum { T = 32 };
-    for (int i0 = 0; i0 < rows; i0 += T)
-        for (int j0 = 0; j0 < cols; j0 += T) {
-            int i1 = i0 + T < rows ? i0 + T : rows, j1 = j0 + T < cols ? j0 + T : cols;
-            for (int i = i0; i < i1; i++)
-                for (int j = j0; j < j1; j++)
-                    dst[(size_t)j * rows + i] = src[(size_t)i * cols + j];
+    enum { T = 16 };
+    int i0 = 0;
+    for (; i0 + T <= rows; i0 += T)
+        for (int j = 0; j < cols; j++) {
+            float *d = dst + (size_t)j * rows + i0;
+            const float *s = src + (size_t)i0 * cols + j;
+            for (int i = 0; i < T; i++)
+                d[i] = s[(size_t)i * cols];
         }
+    for (int i = i0; i < rows; i++)
+        for (int j = 0; j < cols; j++)
+            dst[(size_t)j * rows + i] = src[(size_t)i * cols + j];
 }
 
 static ecp_status forward_chunk(ecp_sparse_net *s, const float *x, int B, float *y,
@@ -615,7 +656,6 @@ static ecp_status forward_chunk(ecp_sparse_net *s, const float *x, int B, float 
         ecp_status st = layer_bn(s, S, cur, B, nxt, err);
         if (st)
             return st;
-        ecp_act_forward(S->act, nxt, nxt, (size_t)B * S->n_out);
         float *t = cur;
         cur = nxt;
         nxt = t;
@@ -638,7 +678,9 @@ ecp_status ecp_sparse_forward(ecp_sparse_net *s, const float *x, int batch, floa
     int prev_threads = ecp_blas_threads_push(s->threads);
     ecp_status st = ECP_OK;
     for (int done = 0; done < batch && !st;) {
-        int B = batch - done < s->cap ? batch - done : s->cap;
+        /* equal chunks: 300 runs as 150 + 150, not 256 + 44 */
+        const int left = batch - done, n_chunks = (left + s->cap - 1) / s->cap;
+        const int B = (left + n_chunks - 1) / n_chunks;
         st = forward_chunk(s, x + (size_t)done * s->n_in, B, y + (size_t)done * s->n_out, err);
         done += B;
     }

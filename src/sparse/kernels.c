@@ -16,58 +16,9 @@
  *    of WT, whole output vectors in registers); the engine chooses (engine.c).
  */
 #include "sparse.h"
-#include <math.h>
 #include <pthread.h>
 
-/* -std=c11 turns off gcc's contraction of a*b+c into one FMA (ISO mode implies
- * -ffp-contract=off), which left a vmulps + vaddps pair per step and cost 1.3-1.6x in SpMM.
- * With FMA hardware fmaf() is a single vectorisable instruction; without it a libm call would be
- * slower than the two operations, so the fallback keeps them. */
-#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
-#define MADD(a, b, c) fmaf((a), (b), (c))
-#else
-#define MADD(a, b, c) ((a) * (b) + (c))
-#endif
-
-/* Register-blocked SpMM works on GCC/Clang vector extensions: VW floats per vector (16 with
- * AVX-512, 8 with AVX, 4 otherwise), loaded and stored unaligned through memcpy. The
- * multiply-add is the FMA intrinsic where there is one (-std=c11 forbids contraction). */
-#define VW ECP_VW
-#if VW > 4
-#include <immintrin.h>
-#endif
-typedef float vf __attribute__((vector_size(VW * sizeof(float))));
-
-static inline vf vload(const float *p)
-{
-    vf v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static inline void vstore(float *p, vf v) { memcpy(p, &v, sizeof v); }
-
-static inline vf vsplat(float x)
-{
-#if VW == 16
-    return (vf)_mm512_set1_ps(x);
-#elif VW == 8
-    return (vf)_mm256_set1_ps(x);
-#else
-    return (vf){x, x, x, x};
-#endif
-}
-
-static inline vf vfma(vf a, vf b, vf c)
-{
-#if VW == 16
-    return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
-#elif VW == 8 && defined(__FMA__)
-    return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
-#else
-    return a * b + c;
-#endif
-}
+#include "simd.h"
 
 /* SpMM tile: TNV vectors of batch columns per output row (32 columns with AVX-512), TS
  * accumulator sets, the fastest of the tiles tried (docs/PERF.md). XT must be 64-byte aligned

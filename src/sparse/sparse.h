@@ -74,6 +74,24 @@ void ecp_spmv_csc_list(const ecp_spmat *A, const float *x, const int32_t *nz, in
 void ecp_dcol_list(const float *WT, int ld, const float *x, const int32_t *nz,
                    const int32_t *rows, int nx, const float *b, float *y);
 
+/* 64-byte aligned float buffer of n entries (free with free()); NULL with a message on failure. */
+float *ecp_alloc_aligned(size_t n, ecp_error *err);
+
+/* Dense layer weights packed once for ecp_gemm_packed (gemm.c): row blocks of the kernel's tile
+ * height, k-major, zero-padded. */
+typedef struct {
+    int n_out, n_in;
+    float *w;
+} ecp_wpack;
+ecp_status ecp_wpack_build(ecp_wpack *p, const float *W, int n_out, int n_in, ecp_error *err);
+void ecp_wpack_release(ecp_wpack *p);
+/* Floats of the work buffer ecp_gemm_packed needs for batches up to max_batch (64-byte aligned). */
+size_t ecp_gemm_work_floats(int max_batch);
+/* YT = act(W XT + b), feature-major as ecp_spmm_csr (XT n_in x B, YT n_out x B, row stride B);
+ * ReLU and identity are applied in the register tile, other activations after. */
+void ecp_gemm_packed(const ecp_wpack *p, const float *XT, int B, const float *b, ecp_act act,
+                     float *YT, float *work);
+
 /* Name of the tuning cache file inside ecp_cache_dir(). */
 #define ECP_SPARSE_TUNE_FILE "sparse_tune.txt"
 

@@ -65,15 +65,29 @@ static ecp_status layer_make(bench_layer *L, int n_out, int n_in, int B, ecp_rng
     return ECP_OK;
 }
 
-/* Seconds per call: the minimum over 5 repetitions of `reps` calls, reps sized to ~20 ms. */
-static double time_dense(const bench_layer *L)
+/* Seconds per call of the engine's dense path (packed kernel at batch > 1 on one thread, else
+ * OpenBLAS): the minimum over 5 repetitions of `reps` calls, reps sized to ~20 ms. */
+static ecp_status time_dense(const bench_layer *L, int threads, double *out, ecp_error *err)
 {
     double best = 1e30;
     int reps = 1;
+    ecp_wpack p = {0};
+    float *work = NULL;
+    if (L->B > 1 && threads == 1) {
+        ecp_status st = ecp_wpack_build(&p, L->W, L->n_out, L->n_in, err);
+        if (st)
+            return st;
+        if (!(work = ecp_alloc_aligned(ecp_gemm_work_floats(L->B), err))) {
+            ecp_wpack_release(&p);
+            return ECP_ERR_MEMORY;
+        }
+    }
     for (int rep = 0; rep < 6; rep++) {
         double t0 = ecp_now();
         for (int i = 0; i < reps; i++) {
-            if (L->B == 1)
+            if (p.w)
+                ecp_gemm_packed(&p, L->x, L->B, L->b, ECP_ACT_IDENTITY, L->y, work);
+            else if (L->B == 1)
                 cblas_sgemv(CblasRowMajor, CblasNoTrans, L->n_out, L->n_in, 1.0f, L->W, L->n_in,
                             L->x, 1, 0.0f, L->y, 1);
             else
@@ -86,7 +100,10 @@ static double time_dense(const bench_layer *L)
         if (rep == 0)
             reps = t > 0.02 ? 1 : (int)(0.02 / (t > 1e-7 ? t : 1e-7)) + 1;
     }
-    return best;
+    ecp_wpack_release(&p);
+    free(work);
+    *out = best;
+    return ECP_OK;
 }
 
 static ecp_status time_sparse(const bench_layer *L, double d, int threads, ecp_rng *r,
@@ -128,9 +145,11 @@ static ecp_status break_even(int n_out, int n_in, int B, int threads, ecp_rng *r
     ecp_status st = layer_make(&L, n_out, n_in, B, r, err);
     if (st)
         return st;
-    double td = time_dense(&L), t1 = 0, t2 = 0;
+    double td = 0, t1 = 0, t2 = 0;
     const double d1 = 0.05, d2 = 0.40;
-    st = time_sparse(&L, d1, threads, r, &t1, err);
+    st = time_dense(&L, threads, &td, err);
+    if (!st)
+        st = time_sparse(&L, d1, threads, r, &t1, err);
     if (!st)
         st = time_sparse(&L, d2, threads, r, &t2, err);
     layer_free(&L);

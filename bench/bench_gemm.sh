@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The dense path's packed kernel (bias + ReLU fused, weights packed once) against OpenBLAS sgemm
+# on the layer shapes of bench_infer.sh, one thread, best call of many each (bench/gemm.c).
+# OpenBLAS reports its kernel family first: Debian's 0.3.21 picks Haswell (AVX2) on CPUs it does
+# not know (Zen 5), which is why the engine carries its own kernel.
+# usage: bench/bench_gemm.sh [BUILD]
+set -euo pipefail
+build=${1:-build}
+work=$(mktemp -d /tmp/ecprune-bench-gemm-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+cc -std=c11 -D_GNU_SOURCE -O2 -Iinclude -Isrc -I/usr/include/x86_64-linux-gnu/openblas-pthread \
+    bench/gemm.c "$build/libecprune.a" -lopenblas -lprotobuf-c -lz -lm -lpthread -o "$work/gemm"
+printf '#include <stdio.h>\nchar *openblas_get_corename(void);\nint main(void){puts(openblas_get_corename());return 0;}\n' \
+    > "$work/core.c"
+cc "$work/core.c" -lopenblas -o "$work/core" && echo "OpenBLAS kernels: $("$work/core")"
+for shape in "300 784 16 2000" "300 784 256 300" "100 300 256 1000" "4096 4096 16 20" \
+             "4096 4096 256 6" "1024 4096 256 20"; do
+    "$work/gemm" $shape
+done

@@ -1,0 +1,161 @@
+/* The engine's dense layer at batch > 1: YT = act(W XT + b) on weights packed once per model,
+ * with the bias and ReLU applied in the register tile before it is stored (no second pass over
+ * YT), in the engine's feature-major layout (XT is n_in x B, the batch contiguous).
+ *
+ * Why not OpenBLAS here: Debian's OpenBLAS 0.3.21 does not know Zen 5 and runs its Haswell
+ * (AVX2) kernels, ~99 GFLOP/s on one core of this machine, where ONNX Runtime's MLAS uses
+ * AVX-512; and OpenBLAS has no packed-operand API, so every call re-packs W. This kernel is the
+ * textbook one (Goto's loop order): W in row blocks of MR rows, k-major (a broadcast per row
+ * and step), XT packed per call into panels of NR batch columns and KC steps that stay in L2,
+ * an MR x NR tile of accumulators in registers. Measured figures are in docs/PERF.md.
+ * Exact zeros are not skipped: this is the reference-speed dense path. */
+#include "simd.h"
+
+/* Tile: MR rows of W x NV vectors of batch columns. AVX-512: 12 x 2 zmm accumulators of its
+ * 32 registers; AVX2 has 16 registers, so 6 x 2. */
+#if VW == 16
+#define MR 12
+#else
+#define MR 6
+#endif
+#define KC 256 /* steps per packed block: 256 x 32 columns x 4 B = 32 KB of XT per panel */
+
+/* Offset of row block rb of the block of kc steps starting at k0. */
+static size_t wpack_at(int n_rb, int k0, int kc, int rb)
+{
+    return (size_t)k0 * n_rb * MR + (size_t)rb * kc * MR;
+}
+
+ecp_status ecp_wpack_build(ecp_wpack *p, const float *W, int n_out, int n_in, ecp_error *err)
+{
+    memset(p, 0, sizeof *p);
+    p->n_out = n_out;
+    p->n_in = n_in;
+    int n_rb = (n_out + MR - 1) / MR;
+    size_t n = (size_t)n_rb * MR * (size_t)n_in;
+    p->w = ecp_alloc_aligned(n, err);
+    if (!p->w)
+        return ECP_ERR_MEMORY;
+    /* In the order ecp_gemm_packed reads them: blocks of KC steps, in each the row blocks, in
+     * each a[k * MR + i] = W[rb * MR + i][k0 + k] (zero past n_out). One call reads the whole
+     * pack as one sequential stream: at batch 16 on 4096 x 4096, where the product is bound by
+     * reading W from memory, row-block-major packing (12 KB pieces 196 KB apart) reached a
+     * third of the bandwidth of this order. */
+    for (int k0 = 0; k0 < n_in; k0 += KC) {
+        const int kc = n_in - k0 < KC ? n_in - k0 : KC;
+        for (int rb = 0; rb < n_rb; rb++)
+            for (int k = 0; k < kc; k++)
+                for (int i = 0; i < MR; i++) {
+                    int o = rb * MR + i;
+                    p->w[wpack_at(n_rb, k0, kc, rb) + (size_t)k * MR + i] =
+                        o < n_out ? W[(size_t)o * n_in + k0 + k] : 0;
+                }
+    }
+    return ECP_OK;
+}
+
+void ecp_wpack_release(ecp_wpack *p)
+{
+    free(p->w);
+    p->w = NULL;
+}
+
+size_t ecp_gemm_work_floats(int max_batch)
+{
+    size_t nr = 2 * VW;
+    return (size_t)KC * (((size_t)max_batch + nr - 1) / nr * nr);
+}
+
+/* acc[i][v] = sum over kc steps of a[k * MR + i] * bp[k * NV * VW + v * VW + lane]. */
+#define DEFINE_MICRO(NV)                                                                       \
+    static void micro_##NV(int kc, const float *restrict a, const float *restrict bp,           \
+                           vf acc[MR][NV])                                                     \
+    {                                                                                          \
+        vf c[MR][NV];                                                                          \
+        for (int i = 0; i < MR; i++)                                                           \
+            for (int v = 0; v < NV; v++)                                                       \
+                c[i][v] = vsplat(0.0f);                                                        \
+        for (int k = 0; k < kc; k++) {                                                         \
+            vf b[NV];                                                                          \
+            for (int v = 0; v < NV; v++)                                                       \
+                b[v] = vload(bp + (size_t)k * NV * VW + v * VW);                               \
+            for (int i = 0; i < MR; i++) {                                                     \
+                const vf ai = vsplat(a[(size_t)k * MR + i]);                                   \
+                for (int v = 0; v < NV; v++)                                                   \
+                    c[i][v] = vfma(ai, b[v], c[i][v]);                                         \
+            }                                                                                  \
+        }                                                                                      \
+        memcpy(acc, c, sizeof c);                                                              \
+    }
+DEFINE_MICRO(1)
+DEFINE_MICRO(2)
+
+/* Stores a tile of `rows` x `cols` (rows <= MR, cols <= nv * VW) at C (row stride ldc): on the
+ * first block of steps C = acc + b, after it C += acc; on the last, ReLU when asked. */
+static void store_tile(int nv, vf acc[][2], int rows, int cols, float *C, int ldc,
+                       const float *b, int first, int last, int relu)
+{
+    for (int i = 0; i < rows; i++) {
+        float *c = C + (size_t)i * ldc, tmp[2 * VW];
+        const int full = cols == nv * VW;
+        if (!full && !first)
+            memcpy(tmp, c, (size_t)cols * sizeof *tmp);
+        for (int v = 0; v < nv; v++) {
+            float *dst = full ? c + v * VW : tmp + v * VW;
+            vf r = acc[i][v] + (first ? vsplat(b[i]) : vload(dst));
+            vstore(dst, last && relu ? vrelu(r) : r);
+        }
+        if (!full)
+            memcpy(c, tmp, (size_t)cols * sizeof *tmp);
+    }
+}
+
+/* bp[panel][k][NR] = XT[k0 + k][panel * NR + j], zero past B. */
+static void pack_xt(const float *XT, int B, int k0, int kc, int nr, float *bp)
+{
+    const int n_p = (B + nr - 1) / nr;
+    for (int p = 0; p < n_p; p++) {
+        const int j0 = p * nr, w = B - j0 < nr ? B - j0 : nr;
+        float *dst = bp + (size_t)p * kc * nr;
+        for (int k = 0; k < kc; k++) {
+            const float *src = XT + (size_t)(k0 + k) * B + j0;
+            memcpy(dst + (size_t)k * nr, src, (size_t)w * sizeof *src);
+            for (int j = w; j < nr; j++)
+                dst[(size_t)k * nr + j] = 0.0f;
+        }
+    }
+}
+
+void ecp_gemm_packed(const ecp_wpack *p, const float *XT, int B, const float *b, ecp_act act,
+                     float *YT, float *work)
+{
+    const int K = p->n_in, N = p->n_out, n_rb = (N + MR - 1) / MR;
+    const int nv = B <= VW ? 1 : 2, nr = nv * VW, n_p = (B + nr - 1) / nr;
+    const int relu = act == ECP_ACT_RELU;
+    if (K == 0)
+        return;
+    for (int k0 = 0; k0 < K; k0 += KC) {
+        const int kc = K - k0 < KC ? K - k0 : KC, first = k0 == 0, last = k0 + kc == K;
+        pack_xt(XT, B, k0, kc, nr, work);
+        for (int rb = 0; rb < n_rb; rb++) {
+            const float *a = p->w + wpack_at(n_rb, k0, kc, rb);
+            const int r0 = rb * MR, rows = N - r0 < MR ? N - r0 : MR;
+            for (int q = 0; q < n_p; q++) {
+                vf acc[MR][2];
+                const float *bp = work + (size_t)q * kc * nr;
+                if (nv == 1) {
+                    vf a1[MR][1];
+                    micro_1(kc, a, bp, a1);
+                    for (int i = 0; i < MR; i++)
+                        acc[i][0] = a1[i][0];
+                } else
+                    micro_2(kc, a, bp, acc);
+                const int j0 = q * nr, cols = B - j0 < nr ? B - j0 : nr;
+                store_tile(nv, acc, rows, cols, YT + (size_t)r0 * B + j0, B, b + r0, first,
+                           last, relu);
+            }
+        }
+    }
+    if (act != ECP_ACT_RELU && act != ECP_ACT_IDENTITY)
+        ecp_act_forward(act, YT, YT, (size_t)N * B);
+}

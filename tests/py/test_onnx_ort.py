@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""ONNX Runtime reads every model ecprune writes and computes what ecprune computes.
+
+For every activation a model written by `ecprune train`, and one written by `ecprune prune`,
+is run by ONNX Runtime CPU (npm onnxruntime-node, installed by scripts/setup.sh, through
+bench/ort_infer.js --check in node) on the test inputs; its outputs must agree with
+`ecprune eval --predictions` within 1e-5. ONNX Runtime is the runtime these files are deployed
+with, so a file it rejects is a defect even when onnx.checker accepts it.
+
+Environment: ECPRUNE_BIN = the built CLI (default build/ecprune). Exits non-zero on failure.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+BIN = os.environ.get("ECPRUNE_BIN", "build/ecprune")
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPT = os.path.join(HERE, "..", "..", "bench", "ort_infer.js")
+ACTS = ["relu", "leaky_relu", "tanh", "sigmoid", "softplus", "gelu", "identity"]
+TOL = 1e-5
+
+
+def run(args):
+    p = subprocess.run(args, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError("%s failed (exit %d): %s%s" % (" ".join(args), p.returncode,
+                                                         p.stdout, p.stderr))
+    return p.stdout
+
+
+def write_dataset(d, n_in=5, seed=0):
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", 64), ("test", 37)):
+        x = rng.normal(size=(n, n_in)).astype(np.float32)
+        y = np.stack([np.sin(x[:, 0]), x[:, 1] * x[:, 2], np.cos(x[:, 3]) + x[:, 4]], 1)
+        np.save(os.path.join(d, split + "_x.npy"), x)
+        np.save(os.path.join(d, split + "_y.npy"), y.astype(np.float32))
+
+
+def check(d, tag, model):
+    """ORT's outputs on the test split against ecprune's; returns an error string or None."""
+    x = np.load(os.path.join(d, "test_x.npy"))
+    xf, yf, pred = (os.path.join(d, tag + s) for s in (".x.f32", ".y.f32", ".pred.npy"))
+    x.astype("<f4").tofile(xf)
+    run(["node", SCRIPT, "--check", model, xf, yf])
+    got = np.fromfile(yf, dtype="<f4")
+    run([BIN, "eval", model, "--data", d, "--split", "test", "--predictions", pred])
+    want = np.load(pred)
+    if got.size != want.size:
+        return "%s: ONNX Runtime gave %d outputs, ecprune %d" % (tag, got.size, want.size)
+    got = got.reshape(want.shape)
+    err = float(np.max(np.abs(got - want)))
+    if not np.allclose(got, want, rtol=TOL, atol=TOL):
+        return "%s: ONNX Runtime and ecprune differ by %.3g" % (tag, err)
+    print("ok   %-14s ONNX Runtime agrees, max |ort - ecprune| = %.2e" % (tag, err))
+    return None
+
+
+def main():
+    if not os.access(BIN, os.X_OK):
+        print("FAIL: ECPRUNE_BIN=%s is not an executable; build it first (make)" % BIN)
+        return 1
+    if not shutil.which("node"):
+        print("FAIL: node not found (scripts/setup.sh installs npm, which brings it)")
+        return 1
+    failures = []
+    with tempfile.TemporaryDirectory() as d:
+        write_dataset(d)
+        models = []
+        for act in ACTS:
+            m = os.path.join(d, act + ".onnx")
+            run([BIN, "train", "--data", d, "--arch", "5-9-7-3", "--act", act, "--epochs", "2",
+                 "--seed", "4", "-o", m])
+            models.append((act, m))
+        p = os.path.join(d, "relu_pruned.onnx")
+        run([BIN, "prune", models[0][1], "--data", d, "--method", "magnitude", "--sparsity",
+             "0.6", "-o", p])
+        models.append(("relu_pruned", p))
+        for tag, m in models:
+            try:
+                e = check(d, tag, m)
+            except Exception as ex:
+                e = "%s: %s" % (tag, ex)
+            if e:
+                print("FAIL:", e)
+                failures.append(e)
+    if failures:
+        print("%d failure(s)" % len(failures))
+        return 1
+    print("ONNX Runtime read all %d models and agreed with ecprune" % len(models))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
