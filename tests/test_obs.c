@@ -5,30 +5,6 @@
 #include "prune/prune.h"
 #include "core/lapack.h"
 
-static ecp_mlp *make_net(const char *arch, ecp_act act, uint64_t seed)
-{
-    ecp_mlp *m;
-    ecp_error err;
-    assert_int_equal(ecp_mlp_create_arch(&m, arch, act, &err), ECP_OK);
-    ecp_mlp_init(m, seed);
-    return m;
-}
-
-/* Regression data, x ~ U(-1, 1) + offset. */
-static ecp_dataset *make_data(int N, int n_in, int K, uint64_t seed, float offset)
-{
-    ecp_dataset *d;
-    ecp_error err;
-    assert_int_equal(ecp_dataset_create(&d, N, n_in, K, 0, &err), ECP_OK);
-    ecp_rng r;
-    ecp_rng_seed(&r, seed);
-    for (size_t i = 0; i < (size_t)N * n_in; i++)
-        d->x[i] = offset + (float)(2 * ecp_rng_uniform(&r) - 1);
-    for (size_t i = 0; i < (size_t)N * K; i++)
-        d->y[i] = (float)ecp_rng_normal(&r);
-    return d;
-}
-
 static void obs_opts(ecp_prune_opts *o, const char *method, double damping, int block, int refit)
 {
     ecp_prune_opts_default(o);
@@ -61,8 +37,8 @@ static double layer_sq_dev(const float *W, const float *b, const double *Wr, con
 static void test_fixed_mask_least_squares(void **state)
 {
     enum { NI = 9, NO = 4, N = 80 };
-    ecp_dataset *d = make_data(N, NI, NO, 5, 0.4f);
-    ecp_mlp *m0 = make_net("9-4", ECP_ACT_IDENTITY, 6);
+    ecp_dataset *d = tu_make_data(N, NI, NO, 5, 0.4f);
+    ecp_mlp *m0 = tu_make_net("9-4", ECP_ACT_IDENTITY, 6);
     ecp_rng r;
     ecp_rng_seed(&r, 7);
     ecp_layer *L0 = &m0->layer[0];
@@ -156,8 +132,8 @@ static void test_fixed_mask_least_squares(void **state)
 static void test_sequential_fit_uses_pruned_inputs(void **state)
 {
     enum { NI = 6, NH = 10, NO = 3, N = 120 };
-    ecp_dataset *d = make_data(N, NI, NO, 11, 0.0f);
-    ecp_mlp *m0 = make_net("6-10-3", ECP_ACT_TANH, 12), *m;
+    ecp_dataset *d = tu_make_data(N, NI, NO, 11, 0.0f);
+    ecp_mlp *m0 = tu_make_net("6-10-3", ECP_ACT_TANH, 12), *m;
     ecp_error err;
     assert_int_equal(ecp_mlp_clone(m0, &m, &err), ECP_OK);
     ecp_prune_opts o;
@@ -221,8 +197,8 @@ static void test_sequential_fit_uses_pruned_inputs(void **state)
  * network with layer 0 already pruned and compensated, which differs from the one-pass one. */
 static void test_sequential_scores(void **state)
 {
-    ecp_dataset *d = make_data(150, 6, 3, 21, 0.3f);
-    ecp_mlp *m0 = make_net("6-16-12-3", ECP_ACT_TANH, 22), *seq, *ref, *plain;
+    ecp_dataset *d = tu_make_data(150, 6, 3, 21, 0.3f);
+    ecp_mlp *m0 = tu_make_net("6-16-12-3", ECP_ACT_TANH, 22), *seq, *ref, *plain;
     ecp_error err;
     assert_int_equal(ecp_mlp_clone(m0, &seq, &err), ECP_OK);
     assert_int_equal(ecp_mlp_clone(m0, &ref, &err), ECP_OK);
@@ -264,20 +240,6 @@ static void test_sequential_scores(void **state)
     ecp_dataset_free(d);
 }
 
-static int64_t count_zero_pruned(const ecp_mlp *m)
-{
-    int64_t c = 0;
-    for (int l = 0; l < m->n_layers; l++) {
-        size_t nw = (size_t)m->layer[l].n_in * m->layer[l].n_out;
-        for (size_t k = 0; k < nw; k++) {
-            if (m->layer[l].pruned[k])
-                assert_true(m->layer[l].W[k] == 0.0f);
-            c += m->layer[l].pruned[k];
-        }
-    }
-    return c;
-}
-
 /* Exactly round(s x weights) weights pruned, one-shot and iterative with fine-tuning; uniform
  * allocation gives every layer its own share. */
 static void test_exact_counts(void **state)
@@ -286,8 +248,8 @@ static void test_exact_counts(void **state)
     double sp[] = {0.5, 0.77, 0.9};
     for (int mi = 0; mi < 3; mi++)
         for (int t = 0; t < 3; t++) {
-            ecp_mlp *m = make_net("6-20-12-3", ECP_ACT_RELU, 31);
-            ecp_dataset *d = make_data(120, 6, 3, 32, 0.0f);
+            ecp_mlp *m = tu_make_net("6-20-12-3", ECP_ACT_RELU, 31);
+            ecp_dataset *d = tu_make_data(120, 6, 3, 32, 0.0f);
             ecp_prune_opts o;
             ecp_prune_opts_default(&o);
             o.method = methods[mi];
@@ -303,7 +265,7 @@ static void test_exact_counts(void **state)
                 print_error("%s %g: %s\n", methods[mi], sp[t], err.msg);
             assert_int_equal(s, ECP_OK);
             int64_t want = llround(sp[t] * (double)ecp_mlp_n_weights(m));
-            assert_int_equal(count_zero_pruned(m), want);
+            assert_int_equal(tu_count_zero_pruned(m), want);
             assert_int_equal(rep.pruned, want);
             if (mi == 0) /* sparsegpt: the same fraction in every layer */
                 for (int l = 0; l < 3; l++)
@@ -319,8 +281,8 @@ static void test_exact_counts(void **state)
  * its weights go first. */
 static void test_singular_and_dead_inputs(void **state)
 {
-    ecp_dataset *d = make_data(12, 20, 2, 41, 0.0f);
-    ecp_mlp *m = make_net("20-8-2", ECP_ACT_TANH, 42);
+    ecp_dataset *d = tu_make_data(12, 20, 2, 41, 0.0f);
+    ecp_mlp *m = tu_make_net("20-8-2", ECP_ACT_TANH, 42);
     ecp_prune_opts o;
     obs_opts(&o, "obs", 0, 0, 0);
     o.sparsity = 0.5;
@@ -335,10 +297,10 @@ static void test_singular_and_dead_inputs(void **state)
     ecp_mlp_free(m);
     ecp_dataset_free(d);
 
-    d = make_data(100, 6, 2, 43, 0.5f);
+    d = tu_make_data(100, 6, 2, 43, 0.5f);
     for (int n = 0; n < 100; n++)
         d->x[n * 6 + 2] = 0;
-    m = make_net("6-8-2", ECP_ACT_TANH, 44);
+    m = tu_make_net("6-8-2", ECP_ACT_TANH, 44);
     obs_opts(&o, "obs", 0.01, 0, 0);
     o.sparsity = 0.3;
     o.calib = 100;
@@ -352,8 +314,8 @@ static void test_singular_and_dead_inputs(void **state)
 /* Too little memory, bad options: an error naming the layer or the field, the model as it was. */
 static void test_memory_and_bad_options(void **state)
 {
-    ecp_dataset *d = make_data(50, 6, 2, 51, 0.0f);
-    ecp_mlp *m = make_net("6-8-2", ECP_ACT_TANH, 52), *m0;
+    ecp_dataset *d = tu_make_data(50, 6, 2, 51, 0.0f);
+    ecp_mlp *m = tu_make_net("6-8-2", ECP_ACT_TANH, 52), *m0;
     ecp_error err;
     assert_int_equal(ecp_mlp_clone(m, &m0, &err), ECP_OK);
     ecp_prune_opts o;
@@ -391,8 +353,8 @@ static void test_memory_and_bad_options(void **state)
  * bias-only residual for the same weight in a single linear layer (where both are exact). */
 static void test_saliency_below_ec(void **state)
 {
-    ecp_dataset *d = make_data(200, 7, 3, 61, 0.2f);
-    ecp_mlp *m = make_net("7-3", ECP_ACT_IDENTITY, 62);
+    ecp_dataset *d = tu_make_data(200, 7, 3, 61, 0.2f);
+    ecp_mlp *m = tu_make_net("7-3", ECP_ACT_IDENTITY, 62);
     ecp_error err;
     ecp_scores *ec, *ob;
     assert_int_equal(ecp_prune_scores(m, d, "ec", ECP_SENS_OUTPUT, 8, 1, &ec, &err), ECP_OK);

@@ -57,33 +57,16 @@ static double deviation(const ecp_mlp *m, const float *x, int N, int el, int ei,
     return s / N;
 }
 
+/* tu_make_net with every weight scaled (larger weights: stronger non-linear effects). */
 static ecp_mlp *make_net(const char *arch, ecp_act act, uint64_t seed, float scale)
 {
-    ecp_mlp *m;
-    ecp_error err;
-    assert_int_equal(ecp_mlp_create_arch(&m, arch, act, &err), ECP_OK);
-    ecp_mlp_init(m, seed);
+    ecp_mlp *m = tu_make_net(arch, act, seed);
     for (int l = 0; l < m->n_layers; l++) {
         size_t nw = (size_t)m->layer[l].n_in * m->layer[l].n_out;
         for (size_t k = 0; k < nw; k++)
             m->layer[l].W[k] *= scale;
     }
     return m;
-}
-
-/* Regression data with x ~ U(-1, 1) (+ offset, to exercise the moment shift) and y = 0. */
-static ecp_dataset *make_data(int N, int n_in, int K, uint64_t seed, float offset)
-{
-    ecp_dataset *d;
-    ecp_error err;
-    assert_int_equal(ecp_dataset_create(&d, N, n_in, K, 0, &err), ECP_OK);
-    ecp_rng r;
-    ecp_rng_seed(&r, seed);
-    for (size_t i = 0; i < (size_t)N * n_in; i++)
-        d->x[i] = offset + (float)(2 * ecp_rng_uniform(&r) - 1);
-    for (size_t i = 0; i < (size_t)N * K; i++)
-        d->y[i] = (float)ecp_rng_normal(&r);
-    return d;
 }
 
 static ecp_scores *scores_of(const ecp_mlp *m, const ecp_dataset *d, const char *method,
@@ -103,7 +86,7 @@ static ecp_scores *scores_of(const ecp_mlp *m, const ecp_dataset *d, const char 
 static void test_linear_network_exact(void **state)
 {
     ecp_mlp *m = make_net("5-7-6-3", ECP_ACT_IDENTITY, 11, 1.0f);
-    ecp_dataset *d = make_data(300, 5, 3, 12, 3.0f);
+    ecp_dataset *d = tu_make_data(300, 5, 3, 12, 3.0f);
     ecp_scores *sc = scores_of(m, d, "ec", ECP_SENS_OUTPUT);
     int checked = 0;
     for (int l = 0; l < m->n_layers; l++)
@@ -143,7 +126,7 @@ static void sens_fd(const ecp_mlp *m, const float *x, int N, int l, int i, doubl
 static void test_closed_form_vs_dense_search(void **state)
 {
     ecp_mlp *m = make_net("4-6-5-2", ECP_ACT_TANH, 21, 1.0f);
-    ecp_dataset *d = make_data(80, 4, 2, 22, 0.5f);
+    ecp_dataset *d = tu_make_data(80, 4, 2, 22, 0.5f);
     ecp_scores *sc = scores_of(m, d, "ec", ECP_SENS_OUTPUT);
     int N = (int)d->n;
     double *s = malloc(sizeof(double) * N), *aj = malloc(sizeof(double) * N);
@@ -198,7 +181,7 @@ static void test_nonlinear_ratio_tends_to_one(void **state)
     double ws[] = {0.1, 0.01, 0.001}, tol[] = {0.05, 0.006, 0.001};
     for (int t = 0; t < 3; t++) {
         ecp_mlp *m = make_net("3-8-8-2", ECP_ACT_TANH, 31, 1.5f);
-        ecp_dataset *d = make_data(200, 3, 2, 32, 0.0f);
+        ecp_dataset *d = tu_make_data(200, 3, 2, 32, 0.0f);
         int l = 1, i = 3, j = 5;
         size_t k = (size_t)i * m->layer[l].n_in + j;
         m->layer[l].W[k] = (float)ws[t];
@@ -219,7 +202,7 @@ static void test_nonlinear_ratio_tends_to_one(void **state)
 static void test_constant_input_is_free(void **state)
 {
     ecp_mlp *m = make_net("4-6-2", ECP_ACT_TANH, 41, 1.0f);
-    ecp_dataset *d = make_data(150, 4, 2, 42, 0.0f);
+    ecp_dataset *d = tu_make_data(150, 4, 2, 42, 0.0f);
     for (int n = 0; n < d->n; n++)
         d->x[(size_t)n * 4 + 2] = 0.7f;
     ecp_scores *sc = scores_of(m, d, "ec", ECP_SENS_OUTPUT);
@@ -242,7 +225,7 @@ static void test_constant_input_is_free(void **state)
 static void test_sensitivity_vs_finite_differences(void **state)
 {
     ecp_mlp *m = make_net("4-7-5-3", ECP_ACT_TANH, 51, 1.0f);
-    ecp_dataset *d = make_data(5, 4, 3, 52, 0.2f);
+    ecp_dataset *d = tu_make_data(5, 4, 3, 52, 0.2f);
     ecp_error err;
     for (int n = 0; n < 5; n++) {
         int64_t idx = n;
@@ -303,7 +286,7 @@ static void test_sensitivity_vs_finite_differences(void **state)
 static void test_probe_sensitivity_unbiased(void **state)
 {
     ecp_mlp *m = make_net("4-6-8", ECP_ACT_TANH, 55, 1.0f);
-    ecp_dataset *d = make_data(64, 4, 8, 56, 0.0f);
+    ecp_dataset *d = tu_make_data(64, 4, 8, 56, 0.0f);
     ecp_error err;
     ecp_stats *se, *sp;
     assert_int_equal(ecp_stats_compute(m, d, ECP_NEED_MOMENTS, ECP_SENS_OUTPUT, 1, 1, &se, &err),
@@ -318,20 +301,6 @@ static void test_probe_sensitivity_unbiased(void **state)
     ecp_mlp_free(m);
 }
 
-static int64_t count_zero_pruned(const ecp_mlp *m)
-{
-    int64_t c = 0;
-    for (int l = 0; l < m->n_layers; l++) {
-        size_t nw = (size_t)m->layer[l].n_in * m->layer[l].n_out;
-        for (size_t k = 0; k < nw; k++) {
-            if (m->layer[l].pruned[k])
-                assert_true(m->layer[l].W[k] == 0.0f);
-            c += m->layer[l].pruned[k];
-        }
-    }
-    return c;
-}
-
 /* Property 6: exactly round(s x prunable) weights are zero, and they stay zero through
  * fine-tuning; the iterative schedule ends at exactly the target too. */
 static void test_exact_count_and_finetune_keeps_zeros(void **state)
@@ -342,7 +311,7 @@ static void test_exact_count_and_finetune_keeps_zeros(void **state)
     for (size_t mi = 0; mi < sizeof methods / sizeof *methods; mi++)
         for (int t = 0; t < 3; t++) {
             ecp_mlp *m = make_net("6-20-12-3", ECP_ACT_RELU, 61, 1.0f);
-            ecp_dataset *d = make_data(120, 6, 3, 62, 0.0f);
+            ecp_dataset *d = tu_make_data(120, 6, 3, 62, 0.0f);
             ecp_prune_opts o;
             ecp_prune_opts_default(&o);
             o.method = methods[mi];
@@ -358,7 +327,7 @@ static void test_exact_count_and_finetune_keeps_zeros(void **state)
                 print_error("%s\n", err.msg);
             assert_int_equal(s, ECP_OK);
             int64_t total = ecp_mlp_n_weights(m);
-            assert_int_equal(count_zero_pruned(m), llround(sp[t] * (double)total));
+            assert_int_equal(tu_count_zero_pruned(m), llround(sp[t] * (double)total));
             assert_int_equal(rep.pruned, llround(sp[t] * (double)total));
             ecp_dataset_free(d);
             ecp_mlp_free(m);
@@ -369,7 +338,7 @@ static void test_exact_count_and_finetune_keeps_zeros(void **state)
 static void test_layer_scope(void **state)
 {
     ecp_mlp *m = make_net("6-20-12-3", ECP_ACT_RELU, 71, 1.0f);
-    ecp_dataset *d = make_data(100, 6, 3, 72, 0.0f);
+    ecp_dataset *d = tu_make_data(100, 6, 3, 72, 0.0f);
     ecp_prune_opts o;
     ecp_prune_opts_default(&o);
     o.sparsity = 0.6;
@@ -391,7 +360,7 @@ static void test_guard_keeps_a_weight_per_layer(void **state)
     /* make the output layer the cheapest by far for magnitude */
     for (int k = 0; k < 40; k++)
         m->layer[1].W[k] *= 1e-6f;
-    ecp_dataset *d = make_data(50, 6, 2, 82, 0.0f);
+    ecp_dataset *d = tu_make_data(50, 6, 2, 82, 0.0f);
     ecp_prune_opts o;
     ecp_prune_opts_default(&o);
     o.method = "magnitude";
@@ -414,7 +383,7 @@ static void test_compensation_applied(void **state)
     ecp_mlp *orig;
     ecp_error err;
     assert_int_equal(ecp_mlp_clone(m, &orig, &err), ECP_OK);
-    ecp_dataset *d = make_data(60, 5, 3, 92, 1.0f);
+    ecp_dataset *d = tu_make_data(60, 5, 3, 92, 1.0f);
     ecp_scores *sc = scores_of(m, d, "ec", ECP_SENS_OUTPUT);
     ecp_prune_opts o;
     ecp_prune_opts_default(&o);
@@ -448,7 +417,7 @@ static void test_exact_matches_ec_for_small_weights(void **state)
         for (size_t k = 0; k < nw; k += 2)
             m->layer[l].W[k] = (float)((2 * ecp_rng_uniform(&r) - 1) * 1e-3);
     }
-    ecp_dataset *d = make_data(100, 3, 2, 102, 0.0f);
+    ecp_dataset *d = tu_make_data(100, 3, 2, 102, 0.0f);
     ecp_scores *ec = scores_of(m, d, "ec", ECP_SENS_OUTPUT);
     ecp_scores *ex = scores_of(m, d, "ec-exact", ECP_SENS_OUTPUT);
     int checked = 0;
@@ -475,7 +444,7 @@ static void test_exact_matches_ec_for_small_weights(void **state)
 static void test_bad_arguments(void **state)
 {
     ecp_mlp *m = make_net("4-5-2", ECP_ACT_RELU, 111, 1.0f);
-    ecp_dataset *d = make_data(30, 4, 2, 112, 0.0f);
+    ecp_dataset *d = tu_make_data(30, 4, 2, 112, 0.0f);
     ecp_prune_opts o;
     ecp_error err;
     ecp_prune_opts_default(&o);

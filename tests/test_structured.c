@@ -78,29 +78,6 @@ static double max_diff(const ecp_mlp *a, const ecp_mlp *b, const ecp_dataset *d)
     return mx;
 }
 
-static ecp_mlp *make_net(const char *arch, ecp_act act, uint64_t seed)
-{
-    ecp_mlp *m;
-    ecp_error err;
-    assert_int_equal(ecp_mlp_create_arch(&m, arch, act, &err), ECP_OK);
-    ecp_mlp_init(m, seed);
-    return m;
-}
-
-static ecp_dataset *make_data(int N, int n_in, int K, uint64_t seed, float offset)
-{
-    ecp_dataset *d;
-    ecp_error err;
-    assert_int_equal(ecp_dataset_create(&d, N, n_in, K, 0, &err), ECP_OK);
-    ecp_rng r;
-    ecp_rng_seed(&r, seed);
-    for (size_t i = 0; i < (size_t)N * n_in; i++)
-        d->x[i] = offset + (float)(2 * ecp_rng_uniform(&r) - 1);
-    for (size_t i = 0; i < (size_t)N * K; i++)
-        d->y[i] = (float)ecp_rng_normal(&r);
-    return d;
-}
-
 static ecp_neuron_scores *nscores(const ecp_mlp *m, const ecp_dataset *d, const char *method)
 {
     ecp_neuron_scores *sc;
@@ -141,8 +118,8 @@ static double golden_min(const double *s, const double *wa, int N, double lo, do
  * equals the minimiser. */
 static void test_ec_score_is_brute_force_minimum(void **state)
 {
-    ecp_mlp *m = make_net("6-7-5-3", ECP_ACT_TANH, 21);
-    ecp_dataset *d = make_data(64, 6, 3, 22, 1.5f);
+    ecp_mlp *m = tu_make_net("6-7-5-3", ECP_ACT_TANH, 21);
+    ecp_dataset *d = tu_make_data(64, 6, 3, 22, 1.5f);
     ecp_neuron_scores *sc = nscores(m, d, "ec");
     int N = (int)d->n, K = 3;
     double *s = malloc(sizeof(double) * N), *wa = malloc(sizeof(double) * N);
@@ -195,8 +172,8 @@ static void test_ec_score_is_brute_force_minimum(void **state)
  * neuron with its shift is exactly its score (there is one row and no linearisation). */
 static void test_linear_single_output_exact(void **state)
 {
-    ecp_mlp *m = make_net("4-6-1", ECP_ACT_IDENTITY, 5);
-    ecp_dataset *d = make_data(200, 4, 1, 6, 2.0f);
+    ecp_mlp *m = tu_make_net("4-6-1", ECP_ACT_IDENTITY, 5);
+    ecp_dataset *d = tu_make_data(200, 4, 1, 6, 2.0f);
     ecp_neuron_scores *sc = nscores(m, d, "ec");
     for (int j = 0; j < 6; j++) {
         ecp_mlp *c;
@@ -222,8 +199,8 @@ static void test_linear_single_output_exact(void **state)
  * and its removal leaves the outputs unchanged. */
 static void test_constant_neuron_removed_exactly(void **state)
 {
-    ecp_mlp *m = make_net("5-8-6-2", ECP_ACT_TANH, 9);
-    ecp_dataset *d = make_data(100, 5, 2, 10, 0.5f);
+    ecp_mlp *m = tu_make_net("5-8-6-2", ECP_ACT_TANH, 9);
+    ecp_dataset *d = tu_make_data(100, 5, 2, 10, 0.5f);
     for (int k = 0; k < 5; k++)
         m->layer[0].W[3 * 5 + k] = 0;
     m->layer[0].b[3] = 0.7f;
@@ -262,9 +239,9 @@ static void test_constant_neuron_removed_exactly(void **state)
 static void test_smaller_equals_masked(void **state)
 {
     const char *methods[] = {"ec", "mean-replacement", "l2", "l2-incoming", "random"};
-    ecp_dataset *d = make_data(80, 6, 3, 31, 0.3f);
+    ecp_dataset *d = tu_make_data(80, 6, 3, 31, 0.3f);
     for (int q = 0; q < 5; q++) {
-        ecp_mlp *big = make_net("6-12-9-3", ECP_ACT_RELU, 30), *small;
+        ecp_mlp *big = tu_make_net("6-12-9-3", ECP_ACT_RELU, 30), *small;
         ecp_error err;
         assert_int_equal(ecp_mlp_clone(big, &small, &err), ECP_OK);
         ecp_neuron_scores *sc = nscores(big, d, methods[q]);
@@ -291,8 +268,8 @@ static void test_smaller_equals_masked(void **state)
  * mean-replacement = ||W_{h+1}[:, j]||^2 var(a_j) with comp w mean(a_j). */
 static void test_baseline_definitions(void **state)
 {
-    ecp_mlp *m = make_net("5-6-4-2", ECP_ACT_SIGMOID, 41);
-    ecp_dataset *d = make_data(50, 5, 2, 42, 0.0f);
+    ecp_mlp *m = tu_make_net("5-6-4-2", ECP_ACT_SIGMOID, 41);
+    ecp_dataset *d = tu_make_data(50, 5, 2, 42, 0.0f);
     ecp_neuron_scores *l2 = nscores(m, d, "l2"), *in = nscores(m, d, "l2-incoming");
     ecp_neuron_scores *mr = nscores(m, d, "mean-replacement");
     assert_null(l2->comp);
@@ -329,8 +306,8 @@ static void test_baseline_definitions(void **state)
 /* Global: the lowest scores go first across layers; per layer: round(S n_h) in each. */
 static void test_selection_counts_and_order(void **state)
 {
-    ecp_mlp *m = make_net("4-10-6-2", ECP_ACT_RELU, 51);
-    ecp_dataset *d = make_data(40, 4, 2, 52, 0.0f);
+    ecp_mlp *m = tu_make_net("4-10-6-2", ECP_ACT_RELU, 51);
+    ecp_dataset *d = tu_make_data(40, 4, 2, 52, 0.0f);
     ecp_neuron_scores *sc = nscores(m, d, "l2");
     /* hand-made scores: layer 1 cheaper than everything in layer 0 */
     for (int j = 0; j < 10; j++) sc->score[0][j] = 10 + j;
@@ -365,8 +342,8 @@ static void test_selection_counts_and_order(void **state)
 /* A fraction that would empty a layer keeps one neuron and says so. */
 static void test_guard_keeps_one_neuron(void **state)
 {
-    ecp_mlp *m = make_net("3-2-2", ECP_ACT_TANH, 61);
-    ecp_dataset *d = make_data(30, 3, 2, 62, 0.0f);
+    ecp_mlp *m = tu_make_net("3-2-2", ECP_ACT_TANH, 61);
+    ecp_dataset *d = tu_make_data(30, 3, 2, 62, 0.0f);
     ecp_prune_opts o;
     ecp_prune_opts_default(&o);
     o.method = "ec";
@@ -386,10 +363,10 @@ static void test_guard_keeps_one_neuron(void **state)
  * model, and the result is reproducible. */
 static void test_iterative_with_finetuning(void **state)
 {
-    ecp_dataset *d = make_data(128, 4, 2, 72, 0.0f);
+    ecp_dataset *d = tu_make_data(128, 4, 2, 72, 0.0f);
     int widths[2][2];
     for (int rep_i = 0; rep_i < 2; rep_i++) {
-        ecp_mlp *m = make_net("4-20-10-2", ECP_ACT_RELU, 71);
+        ecp_mlp *m = tu_make_net("4-20-10-2", ECP_ACT_RELU, 71);
         ecp_prune_opts o;
         ecp_prune_opts_default(&o);
         o.sparsity = 0.6;
@@ -418,8 +395,8 @@ static void test_iterative_with_finetuning(void **state)
 /* The smaller model goes through ONNX with its new shapes. */
 static void test_onnx_round_trip(void **state)
 {
-    ecp_mlp *m = make_net("5-9-7-3", ECP_ACT_RELU, 81);
-    ecp_dataset *d = make_data(60, 5, 3, 82, 0.0f);
+    ecp_mlp *m = tu_make_net("5-9-7-3", ECP_ACT_RELU, 81);
+    ecp_dataset *d = tu_make_data(60, 5, 3, 82, 0.0f);
     ecp_prune_opts o;
     ecp_prune_opts_default(&o);
     o.sparsity = 0.5;
@@ -444,8 +421,8 @@ static void test_onnx_round_trip(void **state)
 
 static void test_bad_arguments(void **state)
 {
-    ecp_dataset *d = make_data(20, 3, 2, 91, 0.0f);
-    ecp_mlp *m = make_net("3-2", ECP_ACT_RELU, 90), *h = make_net("3-4-2", ECP_ACT_RELU, 92);
+    ecp_dataset *d = tu_make_data(20, 3, 2, 91, 0.0f);
+    ecp_mlp *m = tu_make_net("3-2", ECP_ACT_RELU, 90), *h = tu_make_net("3-4-2", ECP_ACT_RELU, 92);
     ecp_prune_opts o;
     ecp_prune_opts_default(&o);
     o.calib = 20;
@@ -500,7 +477,7 @@ static void test_cli(void **state)
         assert_non_null(getcwd(cwd, sizeof cwd));
     snprintf(g_bin, sizeof g_bin, "%s%s%s/ecprune", cwd, cwd[0] ? "/" : "", b);
     tu_mkdtemp(g_dir, sizeof g_dir);
-    ecp_dataset *d = make_data(64, 3, 2, 101, 0.0f);
+    ecp_dataset *d = tu_make_data(64, 3, 2, 101, 0.0f);
     ecp_error err;
     snprintf(path, sizeof path, "%s/data", g_dir);
     assert_int_equal(ecp_mkdir_p(path, &err), ECP_OK);
@@ -512,7 +489,7 @@ static void test_cli(void **state)
         snprintf(p, sizeof p, "%s/%s_y.npy", path, names[k]);
         assert_int_equal(ecp_npy_write_f32(p, d->y, 64, 2, &err), ECP_OK);
     }
-    ecp_mlp *flat = make_net("3-2", ECP_ACT_RELU, 1), *deep = make_net("3-8-6-2", ECP_ACT_RELU, 2);
+    ecp_mlp *flat = tu_make_net("3-2", ECP_ACT_RELU, 1), *deep = tu_make_net("3-8-6-2", ECP_ACT_RELU, 2);
     char flat_p[400], deep_p[400];
     snprintf(flat_p, sizeof flat_p, "%s/flat.onnx", g_dir);
     snprintf(deep_p, sizeof deep_p, "%s/deep.onnx", g_dir);
@@ -585,10 +562,10 @@ static void test_cli(void **state)
 static void test_nm_pattern(void **state)
 {
     const int pats[2][2] = {{2, 4}, {3, 8}};
-    ecp_dataset *d = make_data(90, 10, 3, 111, 0.7f);
+    ecp_dataset *d = tu_make_data(90, 10, 3, 111, 0.7f);
     for (int q = 0; q < 2; q++) {
         int N = pats[q][0], M = pats[q][1];
-        ecp_mlp *m = make_net("10-7-3", ECP_ACT_TANH, 110), *orig;
+        ecp_mlp *m = tu_make_net("10-7-3", ECP_ACT_TANH, 110), *orig;
         ecp_error err;
         assert_int_equal(ecp_mlp_clone(m, &orig, &err), ECP_OK);
         ecp_scores *sc;

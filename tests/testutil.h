@@ -95,4 +95,46 @@ static inline void tu_open_mnist_or_skip(ecp_dataset **train, ecp_dataset **test
         fail_msg("mnist: %s", err.msg);
 }
 
+/* A network of the given architecture (hidden activation act), initialised with seed. */
+static inline ecp_mlp *tu_make_net(const char *arch, ecp_act act, uint64_t seed)
+{
+    ecp_mlp *m;
+    ecp_error err;
+    assert_int_equal(ecp_mlp_create_arch(&m, arch, act, &err), ECP_OK);
+    ecp_mlp_init(m, seed);
+    return m;
+}
+
+/* Regression data, x ~ U(-1, 1) + offset (to exercise the shift of the moments), y ~ N(0, 1). */
+static inline ecp_dataset *tu_make_data(int N, int n_in, int K, uint64_t seed, float offset)
+{
+    ecp_dataset *d;
+    ecp_error err;
+    assert_int_equal(ecp_dataset_create(&d, N, n_in, K, 0, &err), ECP_OK);
+    ecp_rng r;
+    ecp_rng_seed(&r, seed);
+    for (size_t i = 0; i < (size_t)N * n_in; i++)
+        d->x[i] = offset + (float)(2 * ecp_rng_uniform(&r) - 1);
+    for (size_t i = 0; i < (size_t)N * K; i++)
+        d->y[i] = (float)ecp_rng_normal(&r);
+    return d;
+}
+
+/* Pruned weights, checking that each is exactly 0. */
+static inline int64_t tu_count_zero_pruned(const ecp_mlp *m)
+{
+    int64_t c = 0;
+    for (int l = 0; l < ecp_mlp_n_layers(m); l++) {
+        size_t nw = (size_t)ecp_mlp_layer_in(m, l) * ecp_mlp_layer_out(m, l);
+        const float *W = ecp_mlp_weights_c(m, l);
+        const uint8_t *p = ecp_mlp_pruned_c(m, l);
+        for (size_t k = 0; k < nw; k++) {
+            if (p[k])
+                assert_true(W[k] == 0.0f);
+            c += p[k];
+        }
+    }
+    return c;
+}
+
 #endif
