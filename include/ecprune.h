@@ -423,7 +423,6 @@ ecp_status ecp_onnx_save(const ecp_mlp *m, const char *path, ecp_error *err);
 ecp_status ecp_onnx_load(ecp_mlp **out, const char *path, ecp_error *err);
 
 /* ------------------------------------------------------------------ pruning (src/prune) */
-/* (pruning API: begin) */
 /* How the sensitivity s_i(x) of a neuron is measured (METHOD.md, "Sensitivity"). */
 typedef enum {
     ECP_SENS_OUTPUT = 0, /* sum_k (dy_k/dz_i)^2, exact: one backward pass per output */
@@ -537,10 +536,8 @@ ecp_status ecp_prune_apply(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_opt
  * seed. Step t of ecp_prune scores with seed + t. */
 ecp_status ecp_prune_calib(const ecp_dataset *train, int64_t n, uint64_t seed, ecp_dataset **out,
                            ecp_error *err);
-/* (pruning API: end) */
 
 /* ------------------------------------------------------------------ structured pruning */
-/* (structured pruning API: begin) */
 /* Whole hidden neurons are removed and the model shrinks to a smaller dense network: row j of
  * W_h, entry j of b_h and column j of W_{h+1}. Input and output units are never removed.
  * Criteria: "ec" (the column sum of the EC scores of W_{h+1}, its delta* added to every
@@ -592,7 +589,6 @@ ecp_status ecp_prune_neurons_apply(ecp_mlp *m, const ecp_neuron_scores *sc,
                                    int shrink, ecp_neuron_report *rep, ecp_error *err);
 /* Removes the neurons with keep[h][j] == 0 (no compensation); refuses to empty a layer. */
 ecp_status ecp_mlp_remove_neurons(ecp_mlp *m, uint8_t *const *keep, ecp_error *err);
-/* (structured pruning API: end) */
 
 /* ------------------------------------------------------------------ sparse engine (src/sparse) */
 /* A whole network prepared for inference: each layer runs dense (OpenBLAS) or sparse (CSR by

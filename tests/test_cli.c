@@ -615,12 +615,21 @@ static void test_prune_reconstruction(void **state)
         {"--method obs --block 0", "--block", 2},
         {"--method obs --allocation-method nonsense", "--allocation-method", 2},
         {"--method obs --allocation-method ec:sideways", "--allocation-method", 2},
+        {"--method ec-osb", "did you mean 'ec-obs'", 2},
+        {"--sparsity 90", "a fraction below 1 (0.9 for 90 %)", 2},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         r = run("prune '%s' --data '%s' %s -o '%s'", P("cls.onnx"), P("cls"), bad[i].args, out);
         expect_error(&r, bad[i].status, bad[i].needle, bad[i].args);
         assert_int_equal(tu_count_files(d), 0);
     }
+    /* Re-pruning below the sparsity a model already has: said, and nothing removed. */
+    r = run("prune '%s' --data '%s' --method ec --sparsity 0.3 -o '%s' --json", P("ecobs.onnx"),
+            P("cls"), P("again.onnx"));
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "already 0.79"));
+    assert_int_equal((int)json_num(r.out, "pruned", "],"), 67);
+    run_free(&r);
 }
 
 static void test_same_seed_identical(void **state)

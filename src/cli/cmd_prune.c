@@ -1,6 +1,7 @@
 /* ecprune prune: prune a model and report what it cost. */
 #include "cli.h"
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,6 +88,50 @@ int parse_excludes(const char *s, uint64_t *mask)
         s = *end ? end + 1 : end;
     }
     return 0;
+}
+
+/* Re-pruning a model that is already at least as sparse as asked changes nothing: say so. */
+static void already_sparse_note(const ecp_mlp *m, const ecp_prune_opts *o)
+{
+    int64_t prunable = 0, pruned = 0;
+    for (int l = 0; l < ecp_mlp_n_layers(m); l++)
+        if (!(l < 64 && ((o->exclude_mask >> l) & 1))) {
+            prunable += (int64_t)ecp_mlp_layer_in(m, l) * ecp_mlp_layer_out(m, l);
+            pruned += ecp_mlp_layer_n_pruned(m, l);
+        }
+    if (o->nm_m == 0 && prunable > 0 && pruned >= llround(o->sparsity * (double)prunable))
+        fprintf(stderr, "ecprune prune: note: the model is already %.4f sparse, at or above "
+                        "--sparsity %g: no weight is removed\n", (double)pruned / prunable,
+                o->sparsity);
+}
+
+/* "--sparsity 90": a percentage where a fraction is meant. */
+static int sparsity_fraction(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end != s && !*end && v >= 1 && v < 100)
+        return cli_usage_error("prune", "--sparsity %s: a fraction below 1 (%g for %s %%)", s,
+                               v / 100, s);
+    return 0;
+}
+
+/* An unknown --method, with the closest name and the list. */
+static int unknown_method(const char *name)
+{
+    const char *names[64];
+    int n = 0;
+    for (const char *m; n < 64 && (m = ecp_prune_method_name(n));)
+        names[n++] = m;
+    const char *near = ecp_closest_name(name, names, n);
+    char list[512] = "";
+    for (int i = 0; i < n; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                 names[i]);
+    if (near)
+        return cli_usage_error("prune", "--method '%s': unknown; did you mean '%s'? (%s)", name,
+                               near, list);
+    return cli_usage_error("prune", "--method '%s': unknown (choose %s)", name, list);
 }
 
 /* NAME[:SENSITIVITY] as --allocation-method takes it. */
@@ -249,9 +294,7 @@ int cmd_prune(int argc, char **argv)
         case O_DATA: data = optarg; break;
         case O_METHOD:
             if (!ecp_prune_method_exists(optarg))
-                return cli_usage_error("prune", "--method '%s': unknown (choose ec, ec-exact, "
-                                       "random, magnitude, magnitude-bc, gradient, taylor, obd, "
-                                       "wanda, sparsegpt, obs, ec-obs)", optarg);
+                return unknown_method(optarg);
             po.method = optarg;
             break;
         case O_SENS:
@@ -263,6 +306,7 @@ int cmd_prune(int argc, char **argv)
             po.probes = (int)v;
             break;
         case O_SPARSITY:
+            if ((rc = sparsity_fraction(optarg))) return rc;
             if ((rc = cli_parse_double("prune", "--sparsity", optarg, 0, 1, &d))) return rc;
             if (d >= 1)
                 return cli_usage_error("prune", "--sparsity %s: must be below 1 (a layer keeps "
@@ -380,6 +424,7 @@ int cmd_prune(int argc, char **argv)
         status = 0;
         goto done;
     }
+    already_sparse_note(m, &po);
     ecp_eval_result before, after;
     ecp_prune_report rep;
     po.progress = 1;

@@ -100,6 +100,10 @@ ecp_status ecp_prune(ecp_mlp *m, const ecp_dataset *train, const ecp_prune_opts 
             ecp_scores_free(sc);
         }
         rep->stats_seconds += ecp_now() - ts;
+        /* A finite model can still overflow a float bias with its compensation: say so here,
+         * not when the file is written. */
+        if (!s)
+            s = ecp_mlp_check_finite(m, "the compensated model (a bias shift overflowed)", err);
         if (!s && o->finetune_epochs > 0) {
             ecp_train_opts to = o->finetune;
             to.epochs = o->finetune_epochs;
