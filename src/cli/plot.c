@@ -31,10 +31,12 @@ static int list_methods(const sweep_row *rows, int n, const char **out, int max)
     return k;
 }
 
-/* Distinguishable colours (Okabe-Ito plus two), so that ten methods stay apart. */
+/* Distinguishable colours (Okabe-Ito, then Tol's), and a point shape that changes with them,
+ * so that fifteen methods stay apart and a repeated colour still has another marker. */
 static const char *const palette[] = {"#d55e00", "#009e73", "#0072b2", "#e69f00", "#cc79a7",
                                       "#56b4e9", "#000000", "#999999", "#f0e442", "#882255",
-                                      "#117733", "#44aa99"};
+                                      "#117733", "#44aa99", "#332288", "#aa4499", "#661100"};
+static const int point_type[] = {7, 5, 9, 13, 11};
 
 /* A gnuplot single-quoted string. Method names come from the CSV file and the title from the
  * command line: a quote would end the string and let the rest run as gnuplot commands (which
@@ -142,14 +144,15 @@ ecp_status plot_sweep(const sweep_row *rows, int n, const char *png, const char 
             fprintf(g, "plot ");
             for (int mi = 0; mi < nm; mi++) {
                 const char *lc = palette[mi % (int)(sizeof palette / sizeof *palette)];
+                int pt = point_type[mi % (int)(sizeof point_type / sizeof *point_type)];
                 if (panel == 0)
                     fprintf(g, "'%s/m%d.dat' u 1:3:4 w filledcurves lc rgb '%s' notitle, "
-                               "'' u 1:2 w linespoints lc rgb '%s' lw 2 pt 7 ps 0.6 title ",
-                            dir, mi, lc, lc);
+                               "'' u 1:2 w linespoints lc rgb '%s' lw 2 pt %d ps 0.7 title ",
+                            dir, mi, lc, lc, pt);
                 else
                     fprintf(g, "'%s/m%d.dat' u 1:6:7 w filledcurves lc rgb '%s' notitle, "
-                               "'' u 1:5 w linespoints lc rgb '%s' lw 2 pt 7 ps 0.6 title ",
-                            dir, mi, lc, lc);
+                               "'' u 1:5 w linespoints lc rgb '%s' lw 2 pt %d ps 0.7 title ",
+                            dir, mi, lc, lc, pt);
                 gp_str(g, methods[mi]);
                 fprintf(g, ", ");
             }
