@@ -34,7 +34,10 @@ WARN    = -Wall -Wextra -Wno-unused-parameter -Wshadow -Wmissing-prototypes -Wst
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE $(WARN) -fPIC -g -MMD -MP \
               -Iinclude -Isrc -I$(BUILD)/gen $(BLAS_CFLAGS)
 CFLAGS  = $(CFLAGS_BASE) $(OPT) $(SAN)
-LIBS    = -lopenblas -lprotobuf-c -lz -lm -lpthread
+# Open MPI (Debian's libopenmpi-dev): only src/core/dist.c sees its header; everything links it.
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null || mpicc --showme:compile 2>/dev/null)
+MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null || mpicc --showme:link 2>/dev/null)
+LIBS    = -lopenblas -lprotobuf-c -lz -lm -lpthread $(MPI_LIBS)
 SETUP   = scripts/setup.sh
 HEADERS = include/ecprune.h include/ecprune_tools.h
 
@@ -68,6 +71,8 @@ $(GEN_C) $(GEN_H): /usr/include/onnx/onnx.proto
 $(BUILD)/obj/%.o: %.c | $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/src/core/dist.o: CFLAGS += $(MPI_CFLAGS)
 
 $(BUILD)/obj/gen/onnx.pb-c.o: $(GEN_C)
 	@mkdir -p $(dir $@)
