@@ -23,8 +23,10 @@ $py "$here/tests/mpi/make_data.py" "$tmp/data" || { echo "mpi: 0 passed, 1 faile
 
 # One option set per statistics path: moments on the sparse output pass, the dense pass with the
 # cross-entropy Gauss-Newton sensitivity, Rademacher probes (each rank skips the probes of the
-# batches before its share), the column sums (wanda), the per-sample gradients (taylor).
-cases=("ec" "ec --sensitivity loss" "ec --sensitivity probe --probes 3" "wanda" "taylor")
+# batches before its share), the column sums (wanda), the per-sample gradients (taylor), and the
+# reconstruction sums (H, C and the row weights of obs, ec-obs, sparsegpt).
+cases=("ec" "ec --sensitivity loss" "ec --sensitivity probe --probes 3" "wanda" "taylor"
+       "obs" "ec-obs --sensitivity probe --probes 2" "sparsegpt")
 for c in "${cases[@]}"; do
     name=${c// /_}
     read -ra opt <<<"--method $c"

@@ -416,6 +416,13 @@ void ecp_calib_pass_run(ecp_calib_pass *p, const float *x, int b)
         batch_sensitivities(p->m, p->ws, b, p->sens, p->probes, p->lk, &p->rng, &p->sc);
 }
 
+void ecp_calib_pass_skip(ecp_calib_pass *p, int64_t n)
+{
+    if (p->with_sens && p->sens == ECP_SENS_PROBE)
+        for (int64_t k = 0; k < n * p->m->sizes[p->m->n_layers] * p->probes; k++)
+            ecp_rng_u64(&p->rng);
+}
+
 const float *ecp_calib_pass_act(const ecp_calib_pass *p, int l) { return ecp_ws_act(p->ws, l); }
 const float *ecp_calib_pass_sens(const ecp_calib_pass *p, int l)
 {
