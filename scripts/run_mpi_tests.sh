@@ -24,9 +24,11 @@ $py "$here/tests/mpi/make_data.py" "$tmp/data" || { echo "mpi: 0 passed, 1 faile
 # One option set per statistics path: moments on the sparse output pass, the dense pass with the
 # cross-entropy Gauss-Newton sensitivity, Rademacher probes (each rank skips the probes of the
 # batches before its share), the column sums (wanda), the per-sample gradients (taylor), and the
-# reconstruction sums (H, C and the row weights of obs, ec-obs, sparsegpt).
+# reconstruction sums (H, C and the row weights of obs, ec-obs, sparsegpt); and an iterative run
+# with fine-tuning (which every rank does whole, the same way).
 cases=("ec" "ec --sensitivity loss" "ec --sensitivity probe --probes 3" "wanda" "taylor"
-       "obs" "ec-obs --sensitivity probe --probes 2" "sparsegpt")
+       "obs" "ec-obs --sensitivity probe --probes 2" "sparsegpt"
+       "ec --steps 2 --finetune-epochs 1")
 for c in "${cases[@]}"; do
     name=${c// /_}
     read -ra opt <<<"--method $c"
