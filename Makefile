@@ -34,7 +34,10 @@ WARN    = -Wall -Wextra -Wno-unused-parameter -Wshadow -Wmissing-prototypes -Wst
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE $(WARN) -fPIC -g -MMD -MP \
               -Iinclude -Isrc -I$(BUILD)/gen $(BLAS_CFLAGS)
 CFLAGS  = $(CFLAGS_BASE) $(OPT) $(SAN)
-LIBS    = -lopenblas -lprotobuf-c -lz -lm -lpthread
+# Open MPI (Debian's libopenmpi-dev): only src/core/dist.c sees its header; everything links it.
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null || mpicc --showme:compile 2>/dev/null)
+MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null || mpicc --showme:link 2>/dev/null)
+LIBS    = -lopenblas -lprotobuf-c -lz -lm -lpthread $(MPI_LIBS)
 SETUP   = scripts/setup.sh
 HEADERS = include/ecprune.h include/ecprune_tools.h
 
@@ -48,7 +51,7 @@ CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 STAGE    = $(abspath $(BUILD))/stage
 
-.PHONY: all setup check-deps python test test-unit test-py test-asan test-tsan test-examples fuzz \
+.PHONY: all setup check-deps python test test-unit test-mpi test-py test-asan test-tsan test-examples fuzz \
         fuzz-replay demo bench results install install-files uninstall clean
 all: check-deps $(BUILD)/libecprune.a $(BUILD)/libecprune.so $(BUILD)/ecprune
 
@@ -68,6 +71,8 @@ $(GEN_C) $(GEN_H): /usr/include/onnx/onnx.proto
 $(BUILD)/obj/%.o: %.c | $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/src/core/dist.o: CFLAGS += $(MPI_CFLAGS)
 
 $(BUILD)/obj/gen/onnx.pb-c.o: $(GEN_C)
 	@mkdir -p $(dir $@)
@@ -117,17 +122,22 @@ $(BUILD)/python/ecprune/_ecprune.h: include/ecprune.h python/gen_cdef.py
 setup:
 	@bash $(SETUP)
 
-# The unit suites (cmocka), then the Python cross-checks (PyTorch / onnx), then everything
+# The unit suites (cmocka), prune across 2 MPI ranks, then the Python cross-checks (PyTorch / onnx), then everything
 # again under AddressSanitizer + UndefinedBehaviorSanitizer.
 # The last line printed is the ASan run's "asan: N passed, N failed".
 test: setup
 	@$(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory test-mpi
 	@$(MAKE) --no-print-directory test-examples
 	@$(MAKE) --no-print-directory test-py
 	@$(MAKE) --no-print-directory test-asan
 
 test-unit: all $(TEST_BIN)
 	@bash scripts/run_tests.sh $(BUILD)
+
+# prune under `mpirun -np 2` against one process, and a failure on one rank (Open MPI).
+test-mpi: all
+	@bash scripts/run_mpi_tests.sh $(BUILD)
 
 # The programs in examples/ are built as an embedder builds them: against an installed copy
 # (staged under BUILD/stage) found through pkg-config, then run.

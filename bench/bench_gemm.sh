@@ -9,7 +9,7 @@ build=${1:-build}
 work=$(mktemp -d /tmp/ecprune-bench-gemm-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cc -std=c11 -D_GNU_SOURCE -O2 -Iinclude -Isrc -I/usr/include/x86_64-linux-gnu/openblas-pthread \
-    bench/gemm.c "$build/libecprune.a" -lopenblas -lprotobuf-c -lz -lm -lpthread -o "$work/gemm"
+    bench/gemm.c "$build/libecprune.a" -lopenblas -lprotobuf-c -lz -lm -lpthread $(pkg-config --libs ompi-c) -o "$work/gemm"
 printf '#include <stdio.h>\nchar *openblas_get_corename(void);\nint main(void){puts(openblas_get_corename());return 0;}\n' \
     > "$work/core.c"
 cc "$work/core.c" -lopenblas -o "$work/core" && echo "OpenBLAS kernels: $("$work/core")"

@@ -26,7 +26,7 @@ ecp="$build/ecprune"
 export ECPRUNE_TORCH_INFER="$(cd "$(dirname "$0")" && pwd)/torch_infer.py"
 work=$(mktemp -d /tmp/ecprune-bench-infer-XXXXXX)
 trap 'rm -rf "$work"' EXIT
-LIBS="-lopenblas -lprotobuf-c -lz -lm -lpthread"
+LIBS="-lopenblas -lprotobuf-c -lz -lm -lpthread $(pkg-config --libs ompi-c)"
 cc -std=c11 -O2 -Iinclude bench/mkmodel.c "$build/libecprune.a" $LIBS -o "$work/mkmodel"
 cc -std=c11 -O3 -march=native bench/stream_copy.c -o "$work/stream_copy"
 batches=1,16,256,1024

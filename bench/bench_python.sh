@@ -12,7 +12,7 @@ secs=${SECONDS_PER:-1}
 ecp="$build/ecprune"
 work=$(mktemp -d /tmp/ecprune-bench-python-XXXXXX)
 trap 'rm -rf "$work"' EXIT
-LIBS="-lopenblas -lprotobuf-c -lz -lm -lpthread"
+LIBS="-lopenblas -lprotobuf-c -lz -lm -lpthread $(pkg-config --libs ompi-c)"
 make --no-print-directory -s BUILD="$build" python
 cc -std=c11 -O2 -Iinclude bench/py_forward.c "$build/libecprune.a" $LIBS -o "$work/py_forward"
 export OPENBLAS_NUM_THREADS=1

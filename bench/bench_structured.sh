@@ -15,7 +15,7 @@ work=$(mktemp -d /tmp/ecprune-bench-structured-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cc -std=c11 -D_GNU_SOURCE -O3 -march=native -Iinclude -Isrc \
     -I/usr/include/x86_64-linux-gnu/openblas-pthread bench/bench_structured.c \
-    "$build/libecprune.a" -lopenblas -lprotobuf-c -lz -lm -lpthread -o "$work/bench"
+    "$build/libecprune.a" -lopenblas -lprotobuf-c -lz -lm -lpthread $(pkg-config --libs ompi-c) -o "$work/bench"
 
 model=${MODEL:-$work/mnist.onnx}
 [[ -f "$model" ]] || "$ecp" train --data mnist --arch 784-300-100-10 --epochs 20 --seed 1 \

@@ -7,7 +7,7 @@ set -euo pipefail
 B=${1:?usage: replay.sh BUILD ECPRUNE_BINARY}
 bin=${2:?usage: replay.sh BUILD ECPRUNE_BINARY}
 CC=${CC:-cc}
-LIBS="-lopenblas -lprotobuf-c -lz -lm -lpthread"
+LIBS="-lopenblas -lprotobuf-c -lz -lm -lpthread $(pkg-config --libs ompi-c)"
 [[ -d $B/seeds/onnx ]] || bash fuzz/make_corpus.sh $B/seeds "$bin" >/dev/null
 export UBSAN_OPTIONS=print_stacktrace=1:suppressions=$PWD/fuzz/ubsan.supp
 n_in=0

@@ -14,7 +14,7 @@ SAN="-fsanitize=fuzzer-no-link,address,undefined"
 make --no-print-directory BUILD=$B CC=clang OPT="-O1 -march=native -fno-omit-frame-pointer" \
     SAN="$SAN" \
     $B/libecprune.a $B/obj/src/cli/common.o >/dev/null
-LIBS="-lopenblas -lprotobuf-c -lz -lm -lpthread"
+LIBS="-lopenblas -lprotobuf-c -lz -lm -lpthread $(pkg-config --libs ompi-c)"
 for n in "${names[@]}"; do
     clang -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
         -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -I$B/gen \

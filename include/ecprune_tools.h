@@ -94,6 +94,24 @@ ecp_status ecp_sparse_tune_save(const ecp_sparse_tune_result *r, ecp_error *err)
 ecp_status ecp_sparse_tune_load(ecp_sparse_tune_result *r, ecp_error *err);
 void ecp_sparse_tune_default(ecp_sparse_tune_result *r);
 
+/* ------------------------------------------------------------------ processes (MPI) */
+
+/* Under mpirun, the calibration statistics of pruning are summed over processes: each takes a
+ * contiguous share of the calibration batches. ecp_dist_init starts MPI only when the process
+ * was started by mpirun (otherwise it does nothing and the process is rank 0 of 1); until it is
+ * called the library never uses MPI. Every rank must then call the library's functions in the
+ * same order with the same arguments and data. */
+ecp_status ecp_dist_init(int *argc, char ***argv, ecp_error *err);
+void ecp_dist_finalize(void);
+int ecp_dist_rank(void);
+int ecp_dist_size(void);
+/* Processes of this job on this machine (to share its cores); 1 without MPI. */
+int ecp_dist_local_size(void);
+/* Collective: returns ECP_OK when s is ECP_OK on every rank; otherwise every rank returns the
+ * status and message (in err) of the lowest failing rank. After a failure it returns that error
+ * at once, without waiting for the others. */
+ecp_status ecp_dist_agree(ecp_status s, ecp_error *err);
+
 #ifdef __cplusplus
 }
 #endif

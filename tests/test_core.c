@@ -169,6 +169,36 @@ static void test_blas_threads_push_pop(void **state)
     assert_string_equal(ecp_version(), ECP_VERSION);
 }
 
+/* Without mpirun the process is rank 0 of 1 and every collective passes its input through:
+ * plain ecprune and embedders see no MPI at all. */
+static void test_dist_singleton(void **state)
+{
+    (void)state;
+    unsetenv("OMPI_COMM_WORLD_SIZE");
+    unsetenv("PMIX_RANK");
+    unsetenv("PMI_RANK");
+    int argc = 1;
+    char *args[] = {"test_core", NULL}, **argv = args;
+    ecp_error err = {0};
+    assert_int_equal(ecp_dist_init(&argc, &argv, &err), ECP_OK);
+    assert_int_equal(ecp_dist_size(), 1);
+    assert_int_equal(ecp_dist_rank(), 0);
+    assert_int_equal(ecp_dist_local_size(), 1);
+    int64_t lo = -1, hi = -1;
+    ecp_dist_shard(10, &lo, &hi);
+    assert_true(lo == 0 && hi == 10);
+    double v[3] = {1.5, -2, 3};
+    assert_int_equal(ecp_dist_sum(v, 3, &err), ECP_OK);
+    assert_true(v[0] == 1.5 && v[1] == -2 && v[2] == 3);
+    assert_int_equal(ecp_dist_agree(ECP_OK, &err), ECP_OK);
+    ecp_fail(&err, ECP_ERR_IO, "x.onnx: cannot open");
+    assert_int_equal(ecp_dist_agree(ECP_ERR_IO, &err), ECP_ERR_IO);
+    assert_string_equal(err.msg, "x.onnx: cannot open");
+    /* A failure is not remembered without MPI: the next agreement succeeds. */
+    assert_int_equal(ecp_dist_agree(ECP_OK, &err), ECP_OK);
+    ecp_dist_finalize();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -177,6 +207,7 @@ int main(void)
         cmocka_unit_test(test_alloc_overflow),
         cmocka_unit_test(test_closest_name),
         cmocka_unit_test(test_blas_threads_push_pop),
+        cmocka_unit_test(test_dist_singleton),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,6 +43,9 @@ int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo,
  * they fit; on failure prints the error and returns the exit status, else 0. */
 int cli_open(const char *cmd, const char *model, const char *data, const char *target_cols,
              ecp_mlp **m, ecp_dataset **train, ecp_dataset **test);
+/* The same, filling err instead of printing (for an agreement across processes first). */
+ecp_status cli_open_err(const char *model, const char *data, const char *target_cols,
+                        ecp_mlp **m, ecp_dataset **train, ecp_dataset **test, ecp_error *err);
 /* Checks, before any work starts, that PATH may be written as the output of `flag`
  * (ecp_output_check: missing, a regular file, or a link to one); prints the error and returns
  * the exit status, else 0. */

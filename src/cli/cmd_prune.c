@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void help(FILE *f)
 {
@@ -204,14 +205,16 @@ static int dump_scores(const ecp_mlp *m, const ecp_dataset *train, const ecp_pru
     ecp_dataset *calib = NULL;
     ecp_scores *sc = NULL;
     int64_t nc = o->calib < train->n ? o->calib : train->n;
-    if (ecp_prune_calib(train, nc, o->seed, &calib, err) ||
-        ecp_prune_scores(m, calib, o->method, o->sens, o->probes, o->seed + 1, &sc, err)) {
+    ecp_status s = ecp_prune_calib(train, nc, o->seed, &calib, err);
+    if (!s)
+        s = ecp_prune_scores(m, calib, o->method, o->sens, o->probes, o->seed + 1, &sc, err);
+    if (ecp_dist_agree(s, err)) {
         ecp_dataset_free(calib);
         return 1;
     }
     int rc = 0;
     char path[4200];
-    for (int l = 0; l < ecp_mlp_n_layers(m) && !rc; l++) {
+    for (int l = 0; l < ecp_mlp_n_layers(m) && !rc && ecp_dist_rank() == 0; l++) {
         int64_t r = ecp_mlp_layer_out(m, l), c = ecp_mlp_layer_in(m, l);
         float *buf = malloc((size_t)(r * c) * sizeof *buf);
         if (!buf) {
@@ -232,7 +235,7 @@ static int dump_scores(const ecp_mlp *m, const ecp_dataset *train, const ecp_pru
     }
     ecp_scores_free(sc);
     ecp_dataset_free(calib);
-    return rc;
+    return ecp_dist_agree(rc ? err->code : ECP_OK, err) != ECP_OK;
 }
 
 /* --structure neuron is its own command (cmd_prune_neuron.c); --structure weight is this one. */
@@ -255,6 +258,12 @@ static int structure_option(int argc, char **argv)
 int cmd_prune(int argc, char **argv)
 {
     int st = structure_option(argc, argv);
+    if (st > 0 && ecp_dist_size() > 1) {
+        if (ecp_dist_rank() == 0)
+            fprintf(stderr, "ecprune prune: --structure neuron runs on one process only (under "
+                            "mpirun only weight pruning is distributed); run it without mpirun\n");
+        return 2;
+    }
     if (st > 0)
         return cmd_prune_neuron(argc, argv);
     argc += st;
@@ -393,16 +402,27 @@ int cmd_prune(int argc, char **argv)
         return cli_usage_error("prune", "expected exactly one model file");
     if (!data || (!out && !dump))
         return cli_usage_error("prune", "--data and -o are required");
-    if (out && (rc = cli_check_output("prune", "-o", out)))
+    if (out && ecp_dist_size() == 1 && (rc = cli_check_output("prune", "-o", out)))
         return rc;
+    if (!threads && ecp_dist_size() > 1) /* the processes on a machine share its cores */
+        threads = sysconf(_SC_NPROCESSORS_ONLN) / ecp_dist_local_size() > 1
+                      ? sysconf(_SC_NPROCESSORS_ONLN) / ecp_dist_local_size() : 1;
     cli_set_threads((int)threads);
     po.finetune.threads = (int)threads;
     const char *model = argv[optind];
     ecp_mlp *m = NULL;
     ecp_dataset *train = NULL, *test = NULL;
     int status = 1;
-    if ((status = cli_open("prune", model, data, target_cols, &m, &train, &test)))
+    /* Under mpirun a file one rank cannot read stops every rank with that rank's message. */
+    ecp_status s = ECP_OK;
+    if (out && ecp_dist_size() > 1 && ecp_dist_rank() == 0 && ecp_output_check(out, &err))
+        s = ecp_fail(&err, err.code, "-o %.1000s", err.msg);
+    if (!s)
+        s = cli_open_err(model, data, target_cols, &m, &train, &test, &err);
+    if (ecp_dist_agree(s, &err)) {
+        status = cli_die("prune", &err);
         goto done;
+    }
     status = 1;
     if (!calib_given && po.calib > train->n)
         po.calib = train->n;
@@ -427,10 +447,18 @@ int cmd_prune(int argc, char **argv)
     already_sparse_note(m, &po);
     ecp_eval_result before, after;
     ecp_prune_report rep;
-    po.progress = 1;
-    if (ecp_evaluate(m, test, &before, &err) || ecp_prune(m, train, &po, &rep, &err) ||
-        ecp_evaluate(m, test, &after, &err) || ecp_onnx_save(m, out, &err)) {
+    po.progress = ecp_dist_rank() == 0;
+    if ((s = ecp_evaluate(m, test, &before, &err)) || (s = ecp_prune(m, train, &po, &rep, &err)) ||
+        (s = ecp_evaluate(m, test, &after, &err)))
+        ;
+    else if (ecp_dist_rank() == 0) /* one writer; the others learn how it went */
+        s = ecp_onnx_save(m, out, &err);
+    if (ecp_dist_agree(s, &err)) {
         status = cli_die("prune", &err);
+        goto done;
+    }
+    if (ecp_dist_rank() != 0) {
+        status = 0;
         goto done;
     }
     int L = ecp_mlp_n_layers(m);

@@ -86,13 +86,16 @@ int cli_die(const char *cmd, const ecp_error *err)
 {
     char msg[sizeof err->msg + 256];
     cli_flag_names(cmd, err->msg[0] ? err->msg : ecp_status_name(err->code), msg, sizeof msg);
-    fprintf(stderr, "ecprune %s: %s\n", cmd, msg);
+    if (ecp_dist_rank() == 0) /* under mpirun every rank has the same error: one line */
+        fprintf(stderr, "ecprune %s: %s\n", cmd, msg);
     return err->code == ECP_ERR_ARG ? 2 : 1;
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
+    if (ecp_dist_rank() != 0) /* every rank parses the same options: one line */
+        return 2;
     fprintf(stderr, "ecprune %s: ", cmd);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
@@ -202,20 +205,28 @@ void cli_json_number(FILE *f, double v)
         fputs("null", f);
 }
 
-int cli_open(const char *cmd, const char *model, const char *data, const char *target_cols,
-             ecp_mlp **m, ecp_dataset **train, ecp_dataset **test)
+ecp_status cli_open_err(const char *model, const char *data, const char *target_cols,
+                        ecp_mlp **m, ecp_dataset **train, ecp_dataset **test, ecp_error *err)
 {
-    ecp_error err = {0};
     ecp_data_opts dopt;
     ecp_data_opts_default(&dopt);
     dopt.target_cols = target_cols;
     *m = NULL;
-    if (ecp_onnx_load(m, model, &err) || ecp_data_open(data, &dopt, train, test, &err) ||
-        ecp_check_fit(*m, *train, model, data, &err)) {
+    ecp_status s;
+    if ((s = ecp_onnx_load(m, model, err)) || (s = ecp_data_open(data, &dopt, train, test, err)) ||
+        (s = ecp_check_fit(*m, *train, model, data, err))) {
         ecp_mlp_free(*m);
         *m = NULL;
-        return cli_die(cmd, &err);
     }
+    return s;
+}
+
+int cli_open(const char *cmd, const char *model, const char *data, const char *target_cols,
+             ecp_mlp **m, ecp_dataset **train, ecp_dataset **test)
+{
+    ecp_error err = {0};
+    if (cli_open_err(model, data, target_cols, m, train, test, &err))
+        return cli_die(cmd, &err);
     return 0;
 }
 

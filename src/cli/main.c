@@ -45,7 +45,19 @@ static void usage(FILE *f)
             budget);
 }
 
-int main(int argc, char **argv)
+/* Under mpirun only prune shares its work; the other commands would run whole on every rank
+ * and race to write the same outputs. */
+static int distributed_ok(const char *cmd)
+{
+    if (ecp_dist_size() == 1 || !strcmp(cmd, "prune"))
+        return 1;
+    if (ecp_dist_rank() == 0)
+        fprintf(stderr, "ecprune %s: runs on one process only (under mpirun only 'prune' is "
+                    "distributed); run it without mpirun or with -np 1\n", cmd);
+    return 0;
+}
+
+static int run(int argc, char **argv)
 {
     if ((argc = cli_take_max_memory(argc, argv)) < 0)
         return 2;
@@ -63,7 +75,7 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (!strcmp(argv[1], commands[i].name))
-            return commands[i].fn(argc - 1, argv + 1);
+            return distributed_ok(argv[1]) ? commands[i].fn(argc - 1, argv + 1) : 2;
     const char *names[sizeof commands / sizeof *commands];
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         names[i] = commands[i].name;
@@ -71,4 +83,16 @@ int main(int argc, char **argv)
     fprintf(stderr, "ecprune: unknown command '%s'%s%s%s (see 'ecprune --help')\n", argv[1],
             near ? ": did you mean " : "", near ? near : "", near ? "?" : "");
     return 2;
+}
+
+int main(int argc, char **argv)
+{
+    ecp_error err = {0};
+    if (ecp_dist_init(&argc, &argv, &err)) {
+        fprintf(stderr, "ecprune: %s\n", err.msg);
+        return 1;
+    }
+    int rc = run(argc, argv);
+    ecp_dist_finalize();
+    return rc;
 }

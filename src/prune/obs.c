@@ -168,13 +168,17 @@ static ecp_status obs_hessian(obs_layer *L, const ecp_mlp *m, const ecp_mlp *ori
                                   ecp_dataset_loss(calib), seed, &p0, err);
     if (s) {
         ecp_calib_pass_free(p);
-        return s;
+        return ecp_dist_agree(s, err);
     }
     memset(L->H, 0, (size_t)cols * cols * sizeof(double));
     if (orig)
         memset(L->C, 0, (size_t)cols * cols * sizeof(double));
     memset(L->rscale, 0, (size_t)no * sizeof(double));
-    for (int64_t at = 0; at < calib->n; at += OBS_BATCH) {
+    /* Under MPI each process sums a contiguous share of the batches (as stats.c). */
+    int64_t b0, b1;
+    ecp_dist_shard((calib->n + OBS_BATCH - 1) / OBS_BATCH, &b0, &b1);
+    ecp_calib_pass_skip(p, b0 * OBS_BATCH);
+    for (int64_t at = b0 * OBS_BATCH; at < calib->n && at < b1 * OBS_BATCH; at += OBS_BATCH) {
         int b = (int)(calib->n - at < OBS_BATCH ? calib->n - at : OBS_BATCH);
         const float *x = calib->x + (size_t)at * calib->n_in;
         ecp_calib_pass_run(p, x, b);
@@ -204,6 +208,11 @@ static ecp_status obs_hessian(obs_layer *L, const ecp_mlp *m, const ecp_mlp *ori
     }
     ecp_calib_pass_free(p);
     ecp_calib_pass_free(p0);
+    if ((s = ecp_dist_agree(ECP_OK, err)) ||
+        (s = ecp_dist_sum(L->H, (size_t)cols * cols, err)) ||
+        (orig && (s = ecp_dist_sum(L->C, (size_t)cols * cols, err))) ||
+        (s = ecp_dist_sum(L->rscale, (size_t)no, err)) || (s = ecp_dist_sum(&rsum, 1, err)))
+        return s;
     for (int i = 0; i < cols; i++)
         for (int j = 0; j < i; j++)
             L->H[(size_t)i * cols + j] = L->H[(size_t)j * cols + i];

@@ -100,6 +100,9 @@ ecp_status ecp_calib_pass_create(const ecp_mlp *m, int max_batch, int with_sens,
                                  int probes, ecp_loss lk, uint64_t seed, ecp_calib_pass **out,
                                  ecp_error *err);
 void ecp_calib_pass_run(ecp_calib_pass *p, const float *x, int b);
+/* Advances the probe generator past n samples, as running them would (the samples of the
+ * processes before this one). */
+void ecp_calib_pass_skip(ecp_calib_pass *p, int64_t n);
 const float *ecp_calib_pass_act(const ecp_calib_pass *p, int l);  /* b x sizes[l] */
 const float *ecp_calib_pass_sens(const ecp_calib_pass *p, int l); /* b x sizes[l+1] or NULL */
 void ecp_calib_pass_free(ecp_calib_pass *p);

@@ -1,7 +1,12 @@
 /* The calibration pass: one stream over the calibration set, batch by batch, with memory that
  * depends on the model only. Per batch the moments are two GEMMs per layer in float (a batch
  * sums at most STATS_BATCH terms) and are then added into double accumulators, so long
- * calibration sets do not lose digits. */
+ * calibration sets do not lose digits.
+ *
+ * Under MPI each process takes a contiguous share of the batches (the same batches as one
+ * process would form, so every float product is the same) and the double accumulators are
+ * summed across processes at the end: the statistics differ from one process's only by the
+ * order of the double additions. */
 #include "prune.h"
 #include <cblas.h>
 #include <math.h>
@@ -231,6 +236,42 @@ static ecp_status scratch_alloc(const ecp_mlp *m, int B, int xent, scratch *sc, 
     return ECP_OK;
 }
 
+static void set_shift(const ecp_mlp *m, const ecp_ws *ws, int b, ecp_stats *st)
+{
+    for (int l = 0; l < m->n_layers; l++) {
+        /* The reference value c_j: the mean of a_j over the first batch. */
+        const float *a = ecp_ws_act(ws, l);
+        int ni = m->sizes[l];
+        for (int j = 0; j < ni; j++) {
+            double sum = 0;
+            for (int r = 0; r < b; r++)
+                sum += a[(size_t)r * ni + j];
+            st->shift[l][j] = (float)(sum / b);
+        }
+    }
+}
+
+/* Sums the accumulators over the processes, once every process has reported s. */
+static ecp_status stats_sum(ecp_stats *st, ecp_status s, ecp_error *err)
+{
+    if ((s = ecp_dist_agree(s, err)))
+        return s;
+    for (int l = 0; l < st->n_layers && !s; l++) {
+        size_t ni = (size_t)st->n_in[l], no = (size_t)st->n_out[l];
+        if (st->m0[l] && ((s = ecp_dist_sum(st->m0[l], no, err)) ||
+                          (s = ecp_dist_sum(st->m1[l], no * ni, err)) ||
+                          (s = ecp_dist_sum(st->m2[l], no * ni, err))))
+            break;
+        if (st->sa[l] && ((s = ecp_dist_sum(st->sa[l], ni, err)) ||
+                          (s = ecp_dist_sum(st->sa2[l], ni, err))))
+            break;
+        if (st->g1[l] && ((s = ecp_dist_sum(st->g1[l], no * ni, err)) ||
+                          (s = ecp_dist_sum(st->g2[l], no * ni, err))))
+            break;
+    }
+    return s;
+}
+
 ecp_status ecp_stats_compute(const ecp_mlp *m, const ecp_dataset *calib, int need, ecp_sens sens,
                              int probes, uint64_t seed, ecp_stats **out, ecp_error *err)
 {
@@ -244,11 +285,11 @@ ecp_status ecp_stats_compute(const ecp_mlp *m, const ecp_dataset *calib, int nee
         return ecp_fail(err, ECP_ERR_ARG, "probes %d: must be >= 1", probes);
     ecp_stats *st;
     if ((s = stats_alloc(m, need, &st, err)))
-        return s;
+        return ecp_dist_agree(s, err);
     st->sens = sens;
     st->n = calib->n;
     if (sens == ECP_SENS_OUTPUT && (need & ECP_NEED_MOMENTS) && !(need & ECP_NEED_GRAD)) {
-        if ((s = ecp_stats_output_sparse(m, calib, st, err))) {
+        if ((s = stats_sum(st, ecp_stats_output_sparse(m, calib, st, err), err))) {
             ecp_stats_free(st);
             return s;
         }
@@ -265,21 +306,18 @@ ecp_status ecp_stats_compute(const ecp_mlp *m, const ecp_dataset *calib, int nee
         goto done;
     ecp_rng rng;
     ecp_rng_seed(&rng, seed ^ 0x5eed5eedULL);
-    for (int64_t at = 0; at < calib->n; at += B) {
+    int64_t b0, b1;
+    ecp_dist_shard((calib->n + B - 1) / B, &b0, &b1);
+    /* The reference values c_j come from the first batch on every process. */
+    ecp_mlp_forward(m, ws, calib->x, B);
+    set_shift(m, ws, B, st);
+    if (sens == ECP_SENS_PROBE && (need & ECP_NEED_MOMENTS))
+        for (int64_t k = 0; k < b0 * B * K * probes; k++)
+            ecp_rng_u64(&rng); /* the probes the processes before this one draw */
+    for (int64_t at = b0 * B; at < calib->n && at < b1 * B; at += B) {
         int b = (int)(calib->n - at < B ? calib->n - at : B);
-        ecp_mlp_forward(m, ws, calib->x + (size_t)at * calib->n_in, b);
-        if (at == 0)
-            for (int l = 0; l < L; l++) {
-                /* The reference value c_j: the mean of a_j over the first batch. */
-                const float *a = ecp_ws_act(ws, l);
-                int ni = m->sizes[l];
-                for (int j = 0; j < ni; j++) {
-                    double sum = 0;
-                    for (int r = 0; r < b; r++)
-                        sum += a[(size_t)r * ni + j];
-                    st->shift[l][j] = (float)(sum / b);
-                }
-            }
+        if (at)
+            ecp_mlp_forward(m, ws, calib->x + (size_t)at * calib->n_in, b);
         if (need & ECP_NEED_MOMENTS)
             batch_sensitivities(m, ws, b, sens, probes, lk, &rng, &sc);
         for (int l = 0; l < L && (need & (ECP_NEED_MOMENTS | ECP_NEED_COLS)); l++) {
@@ -320,9 +358,11 @@ ecp_status ecp_stats_compute(const ecp_mlp *m, const ecp_dataset *calib, int nee
             }
         }
     }
-    *out = st;
-    st = NULL;
 done:
+    if (!(s = stats_sum(st, s, err))) {
+        *out = st;
+        st = NULL;
+    }
     scratch_free(&sc, L);
     ecp_ws_free(ws);
     ecp_stats_free(st);
@@ -374,6 +414,13 @@ void ecp_calib_pass_run(ecp_calib_pass *p, const float *x, int b)
     ecp_mlp_forward(p->m, p->ws, x, b);
     if (p->with_sens)
         batch_sensitivities(p->m, p->ws, b, p->sens, p->probes, p->lk, &p->rng, &p->sc);
+}
+
+void ecp_calib_pass_skip(ecp_calib_pass *p, int64_t n)
+{
+    if (p->with_sens && p->sens == ECP_SENS_PROBE)
+        for (int64_t k = 0; k < n * p->m->sizes[p->m->n_layers] * p->probes; k++)
+            ecp_rng_u64(&p->rng);
 }
 
 const float *ecp_calib_pass_act(const ecp_calib_pass *p, int l) { return ecp_ws_act(p->ws, l); }

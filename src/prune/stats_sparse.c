@@ -24,7 +24,8 @@
  *
  * Per batch the products accumulate in float (<= STATS_BATCH terms) and are added into double,
  * as the dense pass. Batches are split over the BLAS thread count (pthreads), each thread with
- * its own double accumulators, summed at the end. */
+ * its own double accumulators, summed at the end. Under MPI the threads share this process's
+ * contiguous block of batches (stats.c sums the processes). */
 #include "prune.h"
 #include <cblas.h>
 /* -std=c11 turns off the contraction of a*b+c into FMA in GCC; these kernels want it (the
@@ -66,7 +67,7 @@ typedef struct {
     const model_t *M;
     const ecp_dataset *calib;
     int B, t, T;
-    int64_t nbatch;
+    int64_t b0, b1; /* this process's batches (all of them without MPI) */
     /* scratch */
     float **a;     /* a[l], l = 1..L: B x np[l] */
     float **z;     /* z[l]: B x np[l+1] */
@@ -363,7 +364,7 @@ static void batch(worker_t *w, int64_t at, int b)
 static void *worker_run(void *p)
 {
     worker_t *w = p;
-    for (int64_t bi = w->t; bi < w->nbatch; bi += w->T) {
+    for (int64_t bi = w->b0 + w->t; bi < w->b1; bi += w->T) {
         int64_t at = bi * w->B;
         int b = (int)(w->calib->n - at < w->B ? w->calib->n - at : w->B);
         batch(w, at, b);
@@ -469,11 +470,12 @@ ecp_status ecp_stats_output_sparse(const ecp_mlp *m, const ecp_dataset *calib, e
     for (int l = 0; l <= L; l++)
         M.np[l] = pad16(m->sizes[l]);
     int B = calib->n < SB ? (int)calib->n : SB;
-    int64_t nbatch = (calib->n + B - 1) / B;
+    int64_t b0, b1;
+    ecp_dist_shard((calib->n + B - 1) / B, &b0, &b1);
     int T = openblas_get_num_threads();
     T = T < 1 ? 1 : T > MAXT ? MAXT : T;
-    if (T > nbatch)
-        T = (int)nbatch;
+    if (T > b1 - b0)
+        T = b1 > b0 ? (int)(b1 - b0) : 1;
     worker_t wk[MAXT];
     memset(wk, 0, sizeof wk);
     ecp_status s = ECP_OK;
@@ -503,7 +505,8 @@ ecp_status ecp_stats_output_sparse(const ecp_mlp *m, const ecp_dataset *calib, e
         wk[t].calib = calib;
         wk[t].t = t;
         wk[t].T = T;
-        wk[t].nbatch = nbatch;
+        wk[t].b0 = b0;
+        wk[t].b1 = b1;
         if (!worker_alloc(&wk[t], &M, B))
             goto oom;
     }
