@@ -61,7 +61,8 @@ check-deps:
 
 # ONNX's schema is compiled from Debian's libonnx-dev at build time, never vendored.
 $(GEN_C) $(GEN_H): | check-deps
-$(GEN_C) $(GEN_H): /usr/include/onnx/onnx.proto
+# One run of protoc-c makes both files (a grouped target: -j must not run it twice).
+$(GEN_C) $(GEN_H) &: /usr/include/onnx/onnx.proto
 	@mkdir -p $(BUILD)/gen/onnx-src
 	cp /usr/include/onnx/onnx.proto $(BUILD)/gen/onnx-src/onnx.proto
 	cd $(BUILD)/gen/onnx-src && protoc-c --c_out=.. onnx.proto
