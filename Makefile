@@ -102,7 +102,7 @@ $(BUILD)/libecprune.so: $(BUILD)/$(SO_REAL)
 $(BUILD)/ecprune: $(CLI_OBJ) $(BUILD)/libecprune.a
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libecprune.a $(LIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libecprune.a
+$(BUILD)/tests/%: tests/%.c tests/testutil.h tests/cliutil.h $(BUILD)/libecprune.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libecprune.a -lcmocka $(LIBS)
 
