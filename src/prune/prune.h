@@ -67,6 +67,12 @@ int64_t ecp_prunable_weights(const ecp_mlp *m, const ecp_prune_opts *o);
 /* Fills rep from the model as it is now (per-layer counts, neurons left with no input). */
 void ecp_report_fill(const ecp_mlp *m, int64_t prunable, int guarded, ecp_prune_report *rep);
 
+/* The schedule shared by weight and neuron pruning: the target of step t (cubic over
+ * o->steps, Zhu & Gupta 2017) and the fine-tuning after it. */
+double ecp_schedule_target(const ecp_prune_opts *o, int t);
+ecp_status ecp_schedule_finetune(ecp_mlp *m, const ecp_dataset *train, const ecp_prune_opts *o,
+                                 int t, ecp_error *err);
+
 /* Per-layer pruned counts at `sparsity`: uniform (the same fraction per layer), or those of a
  * global selection by o->allocation_method on a copy of m. Excluded layers get -1. */
 ecp_status ecp_prune_allocate(const ecp_mlp *m, const ecp_dataset *calib,

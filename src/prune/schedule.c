@@ -21,11 +21,26 @@ void ecp_prune_opts_default(ecp_prune_opts *o)
     o->damping = 0.01;
 }
 
-/* s_t = s_f (1 - (1 - t/T)^3) */
-static double cubic(double sf, int t, int T)
+/* Step t of T: s_t = s_f (1 - (1 - t/T)^3); one-shot is s_f. */
+double ecp_schedule_target(const ecp_prune_opts *o, int t)
 {
-    double r = 1.0 - (double)t / T;
-    return sf * (1.0 - r * r * r);
+    if (o->steps == 1)
+        return o->sparsity;
+    double r = 1.0 - (double)t / o->steps;
+    return o->sparsity * (1.0 - r * r * r);
+}
+
+/* The fine-tuning after step t (mask enforced by the optimiser), when asked for. */
+ecp_status ecp_schedule_finetune(ecp_mlp *m, const ecp_dataset *train, const ecp_prune_opts *o,
+                                 int t, ecp_error *err)
+{
+    if (o->finetune_epochs <= 0)
+        return ECP_OK;
+    ecp_train_opts to = o->finetune;
+    to.epochs = o->finetune_epochs;
+    to.seed = o->seed * 1000003ULL + (uint64_t)t;
+    to.progress = o->progress;
+    return ecp_train(m, train, &to, NULL, err);
 }
 
 /* The first `n` training samples after a shuffle seeded by `seed`. */
@@ -83,7 +98,7 @@ ecp_status ecp_prune(ecp_mlp *m, const ecp_dataset *train, const ecp_prune_opts 
         return s;
     double t0 = ecp_now();
     for (int t = 1; t <= o->steps && !s; t++) {
-        double target = o->steps == 1 ? o->sparsity : cubic(o->sparsity, t, o->steps);
+        double target = ecp_schedule_target(o, t);
         double ts = ecp_now();
         uint64_t seed = o->seed + (uint64_t)t;
         if (ecp_method_find(o->method)->reconstructs) {
@@ -104,13 +119,8 @@ ecp_status ecp_prune(ecp_mlp *m, const ecp_dataset *train, const ecp_prune_opts 
          * not when the file is written. */
         if (!s)
             s = ecp_mlp_check_finite(m, "the compensated model (a bias shift overflowed)", err);
-        if (!s && o->finetune_epochs > 0) {
-            ecp_train_opts to = o->finetune;
-            to.epochs = o->finetune_epochs;
-            to.seed = o->seed * 1000003ULL + (uint64_t)t;
-            to.progress = o->progress;
-            s = ecp_train(m, train, &to, NULL, err);
-        }
+        if (!s)
+            s = ecp_schedule_finetune(m, train, o, t, err);
     }
     rep->seconds = ecp_now() - t0;
     ecp_dataset_free(calib);

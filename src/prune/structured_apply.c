@@ -257,13 +257,6 @@ done:
     return s;
 }
 
-/* The cubic schedule of the weight pruning, s_t = s_f (1 - (1 - t/T)^3), here on neurons. */
-static double cubic(double sf, int t, int T)
-{
-    double r = 1.0 - (double)t / T;
-    return sf * (1.0 - r * r * r);
-}
-
 static ecp_status check_neuron_opts(const ecp_mlp *m, const ecp_prune_opts *o, ecp_error *err)
 {
     if (!ecp_neuron_method_exists(o->method))
@@ -303,7 +296,7 @@ ecp_status ecp_prune_neurons(ecp_mlp *m, const ecp_dataset *train, const ecp_pru
         return s;
     double t0 = ecp_now();
     for (int t = 1; t <= o->steps && !s; t++) {
-        double target = o->steps == 1 ? o->sparsity : cubic(o->sparsity, t, o->steps);
+        double target = ecp_schedule_target(o, t); /* the weights' schedule, on neurons */
         double ts = ecp_now();
         ecp_neuron_scores *sc = NULL;
         s = ecp_neuron_scores_compute(m, calib, o->method, o->sens, o->probes,
@@ -312,13 +305,8 @@ ecp_status ecp_prune_neurons(ecp_mlp *m, const ecp_dataset *train, const ecp_pru
         if (!s)
             s = ecp_prune_neurons_apply(m, sc, o, target, orig, 1, rep, err);
         ecp_neuron_scores_free(sc);
-        if (!s && o->finetune_epochs > 0) {
-            ecp_train_opts to = o->finetune;
-            to.epochs = o->finetune_epochs;
-            to.seed = o->seed * 1000003ULL + (uint64_t)t;
-            to.progress = o->progress;
-            s = ecp_train(m, train, &to, NULL, err);
-        }
+        if (!s)
+            s = ecp_schedule_finetune(m, train, o, t, err);
     }
     rep->seconds = ecp_now() - t0;
     ecp_dataset_free(calib);
