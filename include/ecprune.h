@@ -491,6 +491,8 @@ typedef struct {
                                      factorisations), 1 always, -1 never (sparsegpt: never) */
     int64_t max_memory;           /* bytes one layer's reconstruction may use; 0 = the memory
                                      budget (ecp_max_memory) */
+    int threads;                  /* BLAS threads for this call, restored on return; 0 (default)
+                                     = the process-wide setting as it is */
     /* N:M pattern (0 = none): in every group of nm_m consecutive inputs of a row of every
      * prunable layer keep the nm_n best weights by the method's scores, compensate as usual;
      * replaces sparsity; recorded in the model. */

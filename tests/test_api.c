@@ -136,6 +136,52 @@ static void test_status_functions_reject_null(void **state)
 
 /* Accessors and void functions given NULL (or a layer out of range) return 0 / NULL or do
  * nothing. */
+/* The pruning entry points keep the same contract, and a threads setting is put back. */
+static void test_pruning_rejects_null(void **state)
+{
+    (void)state;
+    ecp_mlp *m = small_model();
+    ecp_dataset *d = small_data();
+    ecp_prune_opts o;
+    ecp_prune_opts_default(&o);
+    ecp_prune_opts_default(NULL);
+    ecp_scores *sc = (ecp_scores *)m, *sc_ok = NULL;
+    ecp_sens sens;
+    EXPECT_ARG(ecp_prune(NULL, d, &o, NULL, err), "ecp_prune");
+    EXPECT_ARG(ecp_prune(m, NULL, &o, NULL, err), "ecp_prune");
+    EXPECT_ARG(ecp_prune(m, d, NULL, NULL, err), "ecp_prune");
+    EXPECT_ARG(ecp_prune_scores(NULL, d, "ec", ECP_SENS_OUTPUT, 4, 1, &sc, err),
+               "ecp_prune_scores");
+    assert_null(sc);
+    EXPECT_ARG(ecp_prune_scores(m, NULL, "ec", ECP_SENS_OUTPUT, 4, 1, &sc_ok, err),
+               "ecp_prune_scores");
+    EXPECT_ARG(ecp_prune_scores(m, d, "ec", ECP_SENS_OUTPUT, 4, 1, NULL, err),
+               "ecp_prune_scores");
+    EXPECT_ARG(ecp_prune_scores(m, d, NULL, ECP_SENS_OUTPUT, 4, 1, &sc_ok, err), "(null)");
+    EXPECT_ARG(ecp_prune_apply(NULL, sc_ok, &o, NULL, err), "ecp_prune_apply");
+    EXPECT_ARG(ecp_prune_apply(m, NULL, &o, NULL, err), "ecp_prune_apply");
+    EXPECT_ARG(ecp_prune_calib(NULL, 1, 1, &d, err), "ecp_prune_calib");
+    EXPECT_ARG(ecp_sens_parse(NULL, &sens, err), "ecp_sens_parse");
+    o.method = NULL;
+    EXPECT_ARG(ecp_prune(m, d, &o, NULL, err), "(null)");
+    assert_int_equal(ecp_prune_method_exists(NULL), 0);
+    assert_int_equal(ecp_prune_method_reconstructs(NULL), 0);
+    assert_int_equal(ecp_prune_method_compensates(NULL), 0);
+    ecp_scores_free(NULL);
+    /* threads: the call runs with its own count and puts the caller's back */
+    ecp_prune_opts_default(&o);
+    o.calib = 5;
+    o.sparsity = 0.5;
+    o.threads = 1;
+    ecp_error e;
+    int before = ecp_blas_threads_push(2);
+    assert_int_equal(ecp_prune(m, d, &o, NULL, &e), ECP_OK);
+    assert_int_equal(ecp_blas_threads_push(2), 2);
+    ecp_blas_threads_pop(before);
+    ecp_dataset_free(d);
+    ecp_mlp_free(m);
+}
+
 static void test_accessors_and_void_functions_accept_null(void **state)
 {
     (void)state;
@@ -219,6 +265,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_functions_reject_null),
+        cmocka_unit_test(test_pruning_rejects_null),
         cmocka_unit_test(test_accessors_and_void_functions_accept_null),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -409,6 +409,7 @@ int cmd_prune(int argc, char **argv)
                       ? sysconf(_SC_NPROCESSORS_ONLN) / ecp_dist_local_size() : 1;
     cli_set_threads((int)threads);
     po.finetune.threads = (int)threads;
+    po.threads = (int)threads;
     const char *model = argv[optind];
     ecp_mlp *m = NULL;
     ecp_dataset *train = NULL, *test = NULL;

@@ -138,6 +138,8 @@ static const ecp_method methods[] = {
 
 const ecp_method *ecp_method_find(const char *name)
 {
+    if (!name)
+        return NULL;
     for (int i = 0; i < N_METHODS; i++)
         if (!strcmp(methods[i].name, name))
             return &methods[i];
@@ -165,6 +167,8 @@ const char *ecp_sens_name(ecp_sens s) { return (unsigned)s < 3 ? sens_names[s] :
 
 ecp_status ecp_sens_parse(const char *name, ecp_sens *out, ecp_error *err)
 {
+    ECP_REQUIRE(name, err);
+    ECP_REQUIRE(out, err);
     for (int i = 0; i < 3; i++)
         if (!strcmp(name, sens_names[i])) {
             *out = (ecp_sens)i;
@@ -218,8 +222,11 @@ ecp_status ecp_prune_scores(const ecp_mlp *m, const ecp_dataset *calib, const ch
                             ecp_sens sens, int probes, uint64_t seed, ecp_scores **out,
                             ecp_error *err)
 {
+    ECP_REQUIRE(out, err);
     *out = NULL;
-    const ecp_method *me = ecp_method_find(method);
+    ECP_REQUIRE(m, err);
+    ECP_REQUIRE(calib, err);
+    const ecp_method *me = ecp_method_find(method ? method : "(null)");
     if (!me)
         return ecp_fail(err, ECP_ERR_ARG,
                         "method '%s': unknown (choose ec, ec-exact, random, magnitude, "

@@ -6,6 +6,8 @@
 
 void ecp_prune_opts_default(ecp_prune_opts *o)
 {
+    if (!o)
+        return;
     memset(o, 0, sizeof *o);
     o->method = "ec";
     o->sens = ECP_SENS_OUTPUT;
@@ -47,6 +49,8 @@ ecp_status ecp_schedule_finetune(ecp_mlp *m, const ecp_dataset *train, const ecp
 ecp_status ecp_prune_calib(const ecp_dataset *train, int64_t n, uint64_t seed,
                            ecp_dataset **out, ecp_error *err)
 {
+    ECP_REQUIRE(train, err);
+    ECP_REQUIRE(out, err);
     if (n < 1 || n > train->n)
         return ecp_fail(err, ECP_ERR_ARG, "calib %lld: must be between 1 and the %lld training "
                                           "samples", (long long)n, (long long)train->n);
@@ -64,6 +68,9 @@ ecp_status ecp_prune_calib(const ecp_dataset *train, int64_t n, uint64_t seed,
 ecp_status ecp_prune(ecp_mlp *m, const ecp_dataset *train, const ecp_prune_opts *o,
                      ecp_prune_report *rep, ecp_error *err)
 {
+    ECP_REQUIRE(m, err);
+    ECP_REQUIRE(train, err);
+    ECP_REQUIRE(o, err);
     ecp_prune_report local;
     if (!rep)
         rep = &local;
@@ -71,7 +78,8 @@ ecp_status ecp_prune(ecp_mlp *m, const ecp_dataset *train, const ecp_prune_opts 
     if (!ecp_method_find(o->method))
         return ecp_fail(err, ECP_ERR_ARG,
                         "method '%s': unknown (choose ec, ec-exact, random, magnitude, "
-                        "magnitude-bc, gradient, taylor, obd, wanda, sparsegpt, obs, ec-obs)", o->method);
+                        "magnitude-bc, gradient, taylor, obd, wanda, sparsegpt, obs, ec-obs)",
+                        o->method ? o->method : "(null)");
     if (o->nm_m > 0 && (ecp_method_find(o->method)->reconstructs || o->sequential))
         return ecp_fail(err, ECP_ERR_UNSUPPORTED, "pattern %d:%d: not with method '%s'%s (it "
                         "chooses its masks layer by layer)", o->nm_n, o->nm_m, o->method,
@@ -96,6 +104,7 @@ ecp_status ecp_prune(ecp_mlp *m, const ecp_dataset *train, const ecp_prune_opts 
     ecp_dataset *calib = NULL;
     if ((s = ecp_prune_calib(train, o->calib, o->seed, &calib, err)))
         return s;
+    int prev_threads = o->threads > 0 ? ecp_blas_threads_push(o->threads) : 0;
     double t0 = ecp_now();
     for (int t = 1; t <= o->steps && !s; t++) {
         double target = ecp_schedule_target(o, t);
@@ -123,6 +132,7 @@ ecp_status ecp_prune(ecp_mlp *m, const ecp_dataset *train, const ecp_prune_opts 
             s = ecp_schedule_finetune(m, train, o, t, err);
     }
     rep->seconds = ecp_now() - t0;
+    ecp_blas_threads_pop(prev_threads);
     ecp_dataset_free(calib);
     return s;
 }

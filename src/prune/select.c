@@ -142,6 +142,9 @@ ecp_status ecp_select_targets(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_
 ecp_status ecp_prune_apply(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_opts *o,
                            ecp_prune_report *rep, ecp_error *err)
 {
+    ECP_REQUIRE(m, err);
+    ECP_REQUIRE(sc, err);
+    ECP_REQUIRE(o, err);
     if (!(o->sparsity >= 0 && o->sparsity < 1))
         return ecp_fail(err, ECP_ERR_ARG, "sparsity %g: must be in [0, 1)", o->sparsity);
     if (sc->n_layers != m->n_layers)
