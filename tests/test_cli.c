@@ -532,6 +532,7 @@ static void test_prune_reconstruction(void **state)
         {"--method obs --allocation-method nonsense", "--allocation-method", 2},
         {"--method obs --allocation-method ec:sideways", "--allocation-method", 2},
         {"--method ec-osb", "did you mean 'ec-obs'", 2},
+        {"--method ec:sideways", "unknown sensitivity", 2},
         {"--sparsity 90", "a fraction below 1 (0.9 for 90 %)", 2},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -539,6 +540,17 @@ static void test_prune_reconstruction(void **state)
         expect_error(&r, bad[i].status, bad[i].needle, bad[i].args);
         assert_int_equal(tu_count_files(d), 0);
     }
+    /* --method ec:loss is --method ec --sensitivity loss. */
+    r = run("prune '%s' --data '%s' --method ec:loss --sparsity 0.5 -o '%s' --json",
+            P("cls.onnx"), P("cls"), P("ecl1.onnx"));
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "\"method\":\"ec\",\"sensitivity\":\"loss\""));
+    run_free(&r);
+    r = run("prune '%s' --data '%s' --method ec --sensitivity loss --sparsity 0.5 -o '%s'",
+            P("cls.onnx"), P("cls"), P("ecl2.onnx"));
+    assert_int_equal(r.status, 0);
+    run_free(&r);
+    assert_true(files_equal(P("ecl1.onnx"), P("ecl2.onnx")));
     /* Re-pruning below the sparsity a model already has: said, and nothing removed. */
     r = run("prune '%s' --data '%s' --method ec --sparsity 0.3 -o '%s' --json", P("ecobs.onnx"),
             P("cls"), P("again.onnx"));

@@ -17,7 +17,7 @@ static void help(FILE *f)
         "  --data D             dataset whose training split calibrates (and fine-tunes) and\n"
         "                       whose test split is reported: mnist, fashion, diffsorp[:noise],\n"
         "                       DIR, FILE.csv\n"
-        "  --method M           ec (default), ec-exact, random, magnitude, magnitude-bc, gradient,\n"
+        "  --method M[:K]       ec (default), ec-exact, random, magnitude, magnitude-bc, gradient,\n"
         "                       taylor, obd, wanda, sparsegpt, obs, ec-obs\n"
         "                       ec-exact: the non-linear oracle, minimising the true deviation of\n"
         "                       every weight over the calibration set; its cost is weights x\n"
@@ -28,7 +28,8 @@ static void help(FILE *f)
         "                       ec-obs: obs with the samples and rows weighted by EC's\n"
         "                       sensitivity: the best one-shot result without fine-tuning\n"
         "                       sparsegpt: SparseGPT as published (same sparsity in every layer)\n"
-        "  --sensitivity K      ec, ec-exact, ec-obs: output (default: sum_k (dy_k/dz)^2, exact),\n"
+        "  --sensitivity K      ec, ec-exact, ec-obs (or --method ec:K, as sweep spells it):\n"
+        "                       output (default: sum_k (dy_k/dz)^2, exact),\n"
         "                       probe (Rademacher estimate, for wide outputs), loss (Gauss-Newton)\n"
         "  --probes P           probes for --sensitivity probe (16)\n"
         "  --sparsity S         target fraction of prunable weights, 0 <= S < 1 (0.9)\n"
@@ -133,6 +134,26 @@ static int unknown_method(const char *name)
         return cli_usage_error("prune", "--method '%s': unknown; did you mean '%s'? (%s)", name,
                                near, list);
     return cli_usage_error("prune", "--method '%s': unknown (choose %s)", name, list);
+}
+
+/* --method NAME[:SENSITIVITY]: "ec:loss" is "--method ec --sensitivity loss" (the name is
+ * cut in place: argv's strings are the program's to change). */
+static int method_spec(char *spec, ecp_prune_opts *po)
+{
+    char *colon = strchr(spec, ':');
+    ecp_error err;
+    if (colon) {
+        *colon = 0;
+        if (ecp_sens_parse(colon + 1, &po->sens, &err)) {
+            *colon = ':';
+            return cli_usage_error("prune", "--method '%s': unknown sensitivity (choose output, "
+                                   "probe or loss)", spec);
+        }
+    }
+    if (!ecp_prune_method_exists(spec))
+        return unknown_method(spec);
+    po->method = spec;
+    return 0;
 }
 
 /* NAME[:SENSITIVITY] as --allocation-method takes it. */
@@ -301,10 +322,9 @@ int cmd_prune(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
         switch (c) {
         case O_DATA: data = optarg; break;
-        case O_METHOD:
-            if (!ecp_prune_method_exists(optarg))
-                return unknown_method(optarg);
-            po.method = optarg;
+        case O_METHOD: /* NAME or NAME:SENSITIVITY, as sweep --methods spells it */
+            if ((rc = method_spec(optarg, &po)))
+                return rc;
             break;
         case O_SENS:
             if (ecp_sens_parse(optarg, &po.sens, &err))
