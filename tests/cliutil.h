@@ -92,4 +92,24 @@ static void expect_error(run_result *r, int status, const char *needle, const ch
     run_free(r);
 }
 
+/* The binary ($ECPRUNE_BUILD/ecprune, default build/ecprune) and a fresh scratch directory with
+ * the capture files; -1 (after a message naming the suite) when the binary is not built. */
+static int tu_cli_setup(const char *suite)
+{
+    const char *b = getenv("ECPRUNE_BUILD");
+    b = b && *b ? b : "build";
+    char cwd[512] = "";
+    if (b[0] != '/' && !getcwd(cwd, sizeof cwd))
+        return -1;
+    snprintf(g_bin, sizeof g_bin, "%s%s%s/ecprune", cwd, cwd[0] ? "/" : "", b);
+    if (access(g_bin, X_OK) != 0) {
+        fprintf(stderr, "%s: %s is not built (set ECPRUNE_BUILD)\n", suite, g_bin);
+        return -1;
+    }
+    tu_mkdtemp(g_dir, sizeof g_dir);
+    snprintf(g_out, sizeof g_out, "%s/stdout.txt", g_dir);
+    snprintf(g_err, sizeof g_err, "%s/stderr.txt", g_dir);
+    return 0;
+}
+
 #endif

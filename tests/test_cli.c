@@ -96,19 +96,8 @@ static void write_datasets(void)
 static int setup(void **state)
 {
     (void)state;
-    const char *b = getenv("ECPRUNE_BUILD");
-    b = b && *b ? b : "build";
-    char cwd[512] = "";
-    if (b[0] != '/' && !getcwd(cwd, sizeof cwd))
+    if (tu_cli_setup("test_cli"))
         return -1;
-    snprintf(g_bin, sizeof g_bin, "%s%s%s/ecprune", cwd, cwd[0] ? "/" : "", b);
-    if (access(g_bin, X_OK) != 0) {
-        fprintf(stderr, "test_cli: %s is not built (set ECPRUNE_BUILD)\n", g_bin);
-        return -1;
-    }
-    tu_mkdtemp(g_dir, sizeof g_dir);
-    snprintf(g_out, sizeof g_out, "%s/stdout.txt", g_dir);
-    snprintf(g_err, sizeof g_err, "%s/stderr.txt", g_dir);
     write_datasets();
     /* A regression model and a classification model that most tests share. */
     run_result r = run("train --data '%s' --arch 4-16-2 --epochs 30 --batch 16 --seed 3 -o '%s'",

@@ -15,19 +15,8 @@ static void expect_fifo(const char *path)
 static int setup(void **state)
 {
     (void)state;
-    const char *b = getenv("ECPRUNE_BUILD");
-    b = b && *b ? b : "build";
-    char cwd[512] = "";
-    if (b[0] != '/' && !getcwd(cwd, sizeof cwd))
+    if (tu_cli_setup("test_cli_hostile"))
         return -1;
-    snprintf(g_bin, sizeof g_bin, "%s%s%s/ecprune", cwd, cwd[0] ? "/" : "", b);
-    if (access(g_bin, X_OK) != 0) {
-        fprintf(stderr, "test_cli_hostile: %s is not built (set ECPRUNE_BUILD)\n", g_bin);
-        return -1;
-    }
-    tu_mkdtemp(g_dir, sizeof g_dir);
-    snprintf(g_out, sizeof g_out, "%s/stdout.txt", g_dir);
-    snprintf(g_err, sizeof g_err, "%s/stderr.txt", g_dir);
     /* 40 rows of 3 features, 2 classes; and a 3-4-2 model for it. */
     float x[120];
     int64_t y[40];
