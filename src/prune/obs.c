@@ -44,7 +44,7 @@ static obs_cfg obs_config(const ecp_prune_opts *o)
 typedef struct {
     int l, rows, cols;  /* cols = n_in + 1: the bias is the last column */
     obs_cfg cfg;
-    double *H;          /* cols x cols; after obs_factor the upper Cholesky factor U of H^-1 */
+    double *H;          /* cols x cols; H^-1 after obs_inverse, then U (obs_upper) */
     double *W;          /* rows x cols: [W | b] in double */
     double *Hd;         /* cols x cols: H + lambda I, kept for the final re-fit */
     double *C;          /* cols x cols: sum_n r_n a~ a~0^T against the original network's
