@@ -90,6 +90,11 @@ void ecp_format_bytes(uint64_t n, char *buf, size_t len);
 void *ecp_alloc(size_t count, size_t size, const char *what, ecp_error *err);
 void *ecp_zalloc(size_t count, size_t size, const char *what, ecp_error *err);
 
+/* Moves the k smallest of n elements (by cmp, which must break ties) to base[0..k), in no
+ * particular order (src/core/nth.c). Elements of up to 64 bytes. */
+void ecp_nth_smallest(void *base, size_t n, size_t size, size_t k,
+                      int (*cmp)(const void *, const void *));
+
 /* String -> index map over borrowed keys (src/core/strmap.c), sized at init for at most n keys. */
 typedef struct {
     const char **key;

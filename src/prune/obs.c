@@ -303,39 +303,6 @@ static int cand_cmp(const void *pa, const void *pb)
     return (a->idx > b->idx) - (a->idx < b->idx);
 }
 
-static void cand_swap(struct cand *a, int64_t i, int64_t j)
-{
-    struct cand t = a[i];
-    a[i] = a[j];
-    a[j] = t;
-}
-
-/* Moves the k smallest candidates (by cand_cmp, a total order) to a[0..k), in no particular
- * order: quickselect with a median-of-three pivot, linear on average where a sort is not. */
-static void cand_select(struct cand *a, int64_t n, int64_t k)
-{
-    int64_t lo = 0, hi = n - 1;
-    while (lo < hi && k > lo && k <= hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (cand_cmp(&a[mid], &a[lo]) < 0) cand_swap(a, mid, lo);
-        if (cand_cmp(&a[hi], &a[lo]) < 0) cand_swap(a, hi, lo);
-        if (cand_cmp(&a[hi], &a[mid]) < 0) cand_swap(a, hi, mid);
-        struct cand pivot = a[mid];
-        cand_swap(a, mid, hi);
-        int64_t store = lo;
-        for (int64_t i = lo; i < hi; i++)
-            if (cand_cmp(&a[i], &pivot) < 0)
-                cand_swap(a, i, store++);
-        cand_swap(a, store, hi);
-        if (store == k)
-            return;
-        if (store < k)
-            lo = store + 1;
-        else
-            hi = store - 1;
-    }
-}
-
 /* Chooses the mask of columns [c0, c1) of the prunable part: the already-pruned weights, then
  * the `quota` - forced cheapest others by c_i w^2 / U_jj^2 on the current weights. */
 static void obs_block_mask(obs_layer *L, const uint8_t *pruned, int c0, int c1, int64_t quota,
@@ -361,7 +328,7 @@ static void obs_block_mask(obs_layer *L, const uint8_t *pruned, int c0, int c1, 
         return;
     if (take > n)
         take = n;
-    cand_select(L->cand, n, take);
+    ecp_nth_smallest(L->cand, (size_t)n, sizeof *L->cand, (size_t)take, cand_cmp);
     for (int64_t c = 0; c < take; c++)
         mask[L->cand[c].idx] = 1;
 }
@@ -426,7 +393,7 @@ static void obs_quotas(obs_layer *L, const uint8_t *pruned, int64_t target, int6
         return;
     if (take > n)
         take = n;
-    cand_select(L->cand, n, take);
+    ecp_nth_smallest(L->cand, (size_t)n, sizeof *L->cand, (size_t)take, cand_cmp);
     for (int64_t c = 0; c < take; c++)
         quota[(int)(L->cand[c].idx % ni) / block]++;
 }

@@ -62,6 +62,71 @@ ecp_status ecp_select_apply(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_op
     return ecp_select_targets(m, sc, o, sparsity, NULL, rep, err);
 }
 
+/* Removes candidate c: its weight zeroed, its compensation added to the bias it fed. */
+static void remove_one(ecp_mlp *m, const ecp_scores *sc, int l, int64_t k)
+{
+    ecp_layer *Ly = &m->layer[l];
+    if (sc->comp)
+        Ly->b[k / Ly->n_in] += (float)sc->comp[l][k];
+    Ly->W[k] = 0.0f;
+    Ly->pruned[k] = 1;
+}
+
+/* The slow path, when the cheapest `need` would empty a layer: in score order, skipping the
+ * last weight of any layer (never removed) for the next cheapest. Returns how many were
+ * skipped. */
+static int remove_sorted(ecp_mlp *m, const ecp_scores *sc, cand *cs, int64_t n, int64_t need,
+                         int64_t *remaining)
+{
+    int guarded = 0;
+    qsort(cs, (size_t)n, sizeof *cs, cand_cmp);
+    for (int64_t c = 0; c < n && need > 0; c++) {
+        if (remaining[cs[c].layer] <= 1) {
+            guarded++;
+            continue;
+        }
+        remove_one(m, sc, cs[c].layer, cs[c].idx);
+        remaining[cs[c].layer]--;
+        need--;
+    }
+    return guarded;
+}
+
+/* Removes the `need` lowest-scoring of the n candidates. Only which ones matters, so a
+ * selection finds them (a sort costs several times more on large layers); they are then
+ * removed in weight order, so that the bias updates add up in an order that does not depend
+ * on how the selection moved them. Returns how many the guard skipped. */
+static int select_remove(ecp_mlp *m, const ecp_scores *sc, cand *cs, int64_t n, int64_t need,
+                         int64_t *remaining)
+{
+    int L = m->n_layers;
+    if (need <= 0 || n == 0)
+        return 0;
+    if (need > n)
+        need = n;
+    ecp_nth_smallest(cs, (size_t)n, sizeof *cs, (size_t)need, cand_cmp);
+    for (int64_t c = 0; c < need; c++)
+        if (--remaining[cs[c].layer] < 1) { /* would empty a layer: undo, go the slow way */
+            for (int64_t u = 0; u <= c; u++)
+                remaining[cs[u].layer]++;
+            return remove_sorted(m, sc, cs, n, need, remaining);
+        }
+    int lo = L, hi = -1;
+    for (int64_t c = 0; c < need; c++) { /* mark, then remove in weight order */
+        m->layer[cs[c].layer].pruned[cs[c].idx] = 2;
+        lo = cs[c].layer < lo ? cs[c].layer : lo;
+        hi = cs[c].layer > hi ? cs[c].layer : hi;
+    }
+    for (int l = lo; l <= hi; l++) {
+        ecp_layer *Ly = &m->layer[l];
+        int64_t nw = (int64_t)Ly->n_in * Ly->n_out;
+        for (int64_t k = 0; k < nw; k++)
+            if (Ly->pruned[k] == 2)
+                remove_one(m, sc, l, k);
+    }
+    return 0;
+}
+
 ecp_status ecp_select_targets(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_opts *o,
                               double sparsity, const int64_t *targets, ecp_prune_report *rep,
                               ecp_error *err)
@@ -114,23 +179,7 @@ ecp_status ecp_select_targets(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_
         int64_t pool = per_layer ? (int64_t)m->layer[pass].n_in * m->layer[pass].n_out
                                  : prunable;
         target = targets ? targets[pass] : llround(sparsity * (double)pool);
-        qsort(cs, (size_t)n, sizeof *cs, cand_cmp);
-        for (int64_t c = 0; c < n && have < target; c++) {
-            int l = cs[c].layer;
-            ecp_layer *Ly = &m->layer[l];
-            if (remaining[l] <= 1) {
-                guarded++; /* never remove the last weight of a layer */
-                continue;
-            }
-            int64_t k = cs[c].idx;
-            int i = (int)(k / Ly->n_in);
-            if (sc->comp)
-                Ly->b[i] += (float)sc->comp[l][k];
-            Ly->W[k] = 0.0f;
-            Ly->pruned[k] = 1;
-            remaining[l]--;
-            have++;
-        }
+        guarded += select_remove(m, sc, cs, n, target - have, remaining);
     }
     free(cs);
     free(remaining);
