@@ -90,6 +90,9 @@ void ecp_format_bytes(uint64_t n, char *buf, size_t len);
 void *ecp_alloc(size_t count, size_t size, const char *what, ecp_error *err);
 void *ecp_zalloc(size_t count, size_t size, const char *what, ecp_error *err);
 
+/* out = act(a W^T + b) for one layer of the model as it is (not in the training layout). */
+void ecp_layer_forward(const ecp_layer *L, const float *a, float *out, int batch);
+
 /* Moves the k smallest of n elements (by cmp, which must break ties) to base[0..k), in no
  * particular order (src/core/nth.c). Elements of up to 64 bytes. */
 void ecp_nth_smallest(void *base, size_t n, size_t size, size_t k,

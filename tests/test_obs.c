@@ -193,6 +193,46 @@ static void test_sequential_fit_uses_pruned_inputs(void **state)
     ecp_dataset_free(d);
 }
 
+/* Layer inputs carried from layer to layer in memory give the network that streaming them
+ * through the whole network batch by batch gives (a max_memory too small for the carried
+ * inputs forces streaming): same masks, weights within float rounding. Three layers and a
+ * calibration size that is not a multiple of the batch, for obs and ec-obs. */
+static void test_carried_inputs_match_streaming(void **state)
+{
+    ecp_dataset *d = tu_make_data(300, 5, 3, 31, 0.2f);
+    ecp_mlp *m0 = tu_make_net("5-12-9-3", ECP_ACT_TANH, 32);
+    const char *methods[] = {"obs", "ec-obs"};
+    for (int k = 0; k < 2; k++) {
+        ecp_mlp *m[2];
+        for (int v = 0; v < 2; v++) {
+            ecp_error err;
+            assert_int_equal(ecp_mlp_clone(m0, &m[v], &err), ECP_OK);
+            ecp_prune_opts o;
+            obs_opts(&o, methods[k], 0.01, 0, 0);
+            o.sparsity = 0.6;
+            o.calib = 300;
+            o.max_memory = v ? 100000 : 0;
+            ecp_status s = ecp_prune(m[v], d, &o, NULL, &err);
+            if (s)
+                print_error("%s\n", err.msg);
+            assert_int_equal(s, ECP_OK);
+        }
+        for (int l = 0; l < 3; l++) {
+            const ecp_layer *A = &m[0]->layer[l], *B = &m[1]->layer[l];
+            size_t nw = (size_t)A->n_in * A->n_out;
+            assert_memory_equal(A->pruned, B->pruned, nw);
+            for (size_t j = 0; j < nw; j++)
+                assert_close(A->W[j], B->W[j], 1e-5, 1e-6);
+            for (int i = 0; i < A->n_out; i++)
+                assert_close(A->b[i], B->b[i], 1e-5, 1e-6);
+        }
+        ecp_mlp_free(m[0]);
+        ecp_mlp_free(m[1]);
+    }
+    ecp_mlp_free(m0);
+    ecp_dataset_free(d);
+}
+
 /* --sequential for a scoring method: layer 1's selection is the one its scores give on the
  * network with layer 0 already pruned and compensated, which differs from the one-pass one. */
 static void test_sequential_scores(void **state)
@@ -377,6 +417,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixed_mask_least_squares),
         cmocka_unit_test(test_sequential_fit_uses_pruned_inputs),
+        cmocka_unit_test(test_carried_inputs_match_streaming),
         cmocka_unit_test(test_sequential_scores),
         cmocka_unit_test(test_exact_counts),
         cmocka_unit_test(test_singular_and_dead_inputs),

@@ -446,6 +446,11 @@ static void layer_forward(const ecp_layer *L, const float *a, float *z, float *o
     ecp_act_forward(L->act, z, out, (size_t)batch * L->n_out);
 }
 
+void ecp_layer_forward(const ecp_layer *L, const float *a, float *out, int batch)
+{
+    layer_forward(L, a, out, out, batch);
+}
+
 /* Given dz of this layer: dW (+)= dz^T a, db (+)= sum_n dz, and (if da_in) da_in = dz W.
  * With overwrite the gradients are written, not added (no zeroing pass before). */
 static void layer_backward(const ecp_layer *L, const float *a, const float *dz, float *da_in,

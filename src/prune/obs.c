@@ -148,22 +148,89 @@ static void obs_rows(double *X, const float *a, const double *q, int b, int ni)
     }
 }
 
+/* The inputs of the layer being pruned for the calibration samples this process sums, of the
+ * network as pruned so far (a) and of the original network (a0), carried from layer to layer:
+ * each layer then costs one layer's forward instead of a pass through the whole network (two,
+ * with the original's). NULL where they are streamed instead: a when the samples are weighted
+ * (the weights need a backward pass through the current network anyway), both when they would
+ * not fit in OBS_CACHE_MAX or a quarter of the memory budget. */
+#define OBS_CACHE_MAX ((int64_t)256 << 20)
+typedef struct {
+    int64_t at, n;    /* the samples [at, at + n) */
+    const float *a, *a0;
+    float *buf[2][2]; /* [a, a0][ping-pong]: the layers after the first */
+    int turn;
+} obs_cache;
+
+static void obs_cache_free(obs_cache *c)
+{
+    for (int i = 0; i < 4; i++)
+        free(c->buf[i / 2][i % 2]);
+    memset(c, 0, sizeof *c);
+}
+
+/* Sets c up for layer 0 (whose inputs are the samples themselves), or leaves it empty. */
+static void obs_cache_init(obs_cache *c, const ecp_mlp *m, const ecp_dataset *calib,
+                           const obs_cfg *cfg, const ecp_prune_opts *o)
+{
+    memset(c, 0, sizeof *c);
+    int64_t b0, b1, width = 0;
+    ecp_dist_shard((calib->n + OBS_BATCH - 1) / OBS_BATCH, &b0, &b1);
+    c->at = b0 * OBS_BATCH;
+    c->n = (b1 * OBS_BATCH < calib->n ? b1 * OBS_BATCH : calib->n) - c->at;
+    for (int l = 1; l < m->n_layers; l++)
+        width = m->layer[l].n_in > width ? m->layer[l].n_in : width;
+    int streams = (cfg->wt == ECP_OBSW_NONE) + cfg->correct;
+    uint64_t budget = o->max_memory > 0 ? (uint64_t)o->max_memory : ecp_max_memory();
+    double need = 8.0 * streams * (double)(c->n > 0 ? c->n : 0) * (double)width;
+    if (streams == 0 || c->n <= 0 || need > (double)OBS_CACHE_MAX || need > budget / 4.0)
+        return;
+    for (int s = 0; s < 2; s++) {
+        if (s == 0 ? cfg->wt != ECP_OBSW_NONE : !cfg->correct)
+            continue;
+        for (int t = 0; t < 2 && m->n_layers > 1; t++)
+            if (!(c->buf[s][t] = malloc((size_t)c->n * (size_t)width * sizeof(float)))) {
+                obs_cache_free(c);
+                return;
+            }
+        *(s ? &c->a0 : &c->a) = calib->x + (size_t)c->at * calib->n_in;
+    }
+}
+
+/* From layer l's inputs to layer l + 1's, through m's layer l (pruned) and orig's. */
+static void obs_cache_next(obs_cache *c, const ecp_mlp *m, const ecp_mlp *orig, int l)
+{
+    if (c->a) {
+        ecp_layer_forward(&m->layer[l], c->a, c->buf[0][c->turn], (int)c->n);
+        c->a = c->buf[0][c->turn];
+    }
+    if (c->a0) {
+        ecp_layer_forward(&orig->layer[l], c->a0, c->buf[1][c->turn], (int)c->n);
+        c->a0 = c->buf[1][c->turn];
+    }
+    c->turn ^= 1;
+}
+
 /* H = sum_n r_n a~ a~^T over the calibration set on the current network, the row weights c_i,
  * with r_n = mean_i s_in and c_i = sum_n s_in / sum_n r_n (both 1 without weighting), and,
  * when orig is given, C = sum_n r_n a~ a~0^T against the inputs a~0 that the original network
  * gives the layer. */
 static ecp_status obs_hessian(obs_layer *L, const ecp_mlp *m, const ecp_mlp *orig,
                               const ecp_dataset *calib, ecp_obs_weighting wt,
-                              const ecp_prune_opts *o, uint64_t seed, ecp_error *err)
+                              const obs_cache *c, const ecp_prune_opts *o, uint64_t seed,
+                              ecp_error *err)
 {
     int ni = L->cols - 1, no = L->rows, cols = L->cols;
     int sample_w = wt == ECP_OBSW_SAMPLE || wt == ECP_OBSW_RANK1;
     int row_w = wt == ECP_OBSW_ROW || wt == ECP_OBSW_RANK1;
+    const float *ca = c && wt == ECP_OBSW_NONE ? c->a : NULL, *ca0 = c ? c->a0 : NULL;
     ecp_calib_pass *p = NULL, *p0 = NULL;
     double q[OBS_BATCH], rsum = 0;
-    ecp_status s = ecp_calib_pass_create(m, OBS_BATCH, wt != ECP_OBSW_NONE, o->sens, o->probes,
-                                         ecp_dataset_loss(calib), seed, &p, err);
-    if (!s && orig)
+    ecp_status s = ECP_OK;
+    if (!ca)
+        s = ecp_calib_pass_create(m, OBS_BATCH, wt != ECP_OBSW_NONE, o->sens, o->probes,
+                                  ecp_dataset_loss(calib), seed, &p, err);
+    if (!s && orig && !ca0)
         s = ecp_calib_pass_create(orig, OBS_BATCH, 0, o->sens, o->probes,
                                   ecp_dataset_loss(calib), seed, &p0, err);
     if (s) {
@@ -177,12 +244,15 @@ static ecp_status obs_hessian(obs_layer *L, const ecp_mlp *m, const ecp_mlp *ori
     /* Under MPI each process sums a contiguous share of the batches (as stats.c). */
     int64_t b0, b1;
     ecp_dist_shard((calib->n + OBS_BATCH - 1) / OBS_BATCH, &b0, &b1);
-    ecp_calib_pass_skip(p, b0 * OBS_BATCH);
+    if (p)
+        ecp_calib_pass_skip(p, b0 * OBS_BATCH);
     for (int64_t at = b0 * OBS_BATCH; at < calib->n && at < b1 * OBS_BATCH; at += OBS_BATCH) {
         int b = (int)(calib->n - at < OBS_BATCH ? calib->n - at : OBS_BATCH);
-        const float *x = calib->x + (size_t)at * calib->n_in;
-        ecp_calib_pass_run(p, x, b);
-        const float *S = ecp_calib_pass_sens(p, L->l);
+        const float *x = calib->x + (size_t)at * calib->n_in, *S = NULL;
+        if (p) {
+            ecp_calib_pass_run(p, x, b);
+            S = ecp_calib_pass_sens(p, L->l);
+        }
         for (int n = 0; n < b; n++) {
             double r = 1;
             if (S) {
@@ -196,12 +266,15 @@ static ecp_status obs_hessian(obs_layer *L, const ecp_mlp *m, const ecp_mlp *ori
             rsum += r;
             q[n] = sample_w ? sqrt(r) : 1.0;
         }
-        obs_rows(L->X, ecp_calib_pass_act(p, L->l), q, b, ni);
+        obs_rows(L->X, ca ? ca + (size_t)(at - c->at) * ni : ecp_calib_pass_act(p, L->l), q, b,
+                 ni);
         cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, cols, b, 1.0, L->X, cols, 1.0, L->H,
                     cols);
         if (orig) {
-            ecp_calib_pass_run(p0, x, b);
-            obs_rows(L->X0, ecp_calib_pass_act(p0, L->l), q, b, ni);
+            if (p0)
+                ecp_calib_pass_run(p0, x, b);
+            obs_rows(L->X0, ca0 ? ca0 + (size_t)(at - c->at) * ni : ecp_calib_pass_act(p0, L->l),
+                     q, b, ni);
             cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cols, cols, b, 1.0, L->X, cols,
                         L->X0, cols, 1.0, L->C, cols);
         }
@@ -222,7 +295,7 @@ static ecp_status obs_hessian(obs_layer *L, const ecp_mlp *m, const ecp_mlp *ori
         /* No sample reaches the output through this layer: every weighting is zero, and any
          * fit is as good as another. Fall back to the unweighted one. */
         ecp_obs_weighting plain = row_w ? ECP_OBSW_ROW : ECP_OBSW_NONE;
-        return obs_hessian(L, m, orig, calib, plain, o, seed, err);
+        return obs_hessian(L, m, orig, calib, plain, NULL, o, seed, err);
     }
     return ECP_OK;
 }
@@ -468,8 +541,10 @@ static int refit_pays(const obs_layer *L, const uint8_t *mask)
     return cost <= budget;
 }
 
-ecp_status ecp_obs_layer(ecp_mlp *m, const ecp_mlp *orig, const ecp_dataset *calib, int l,
-                         int64_t target, const ecp_prune_opts *o, uint64_t seed, ecp_error *err)
+/* ecp_obs_layer with the layer's inputs taken from c where it holds them. */
+static ecp_status obs_layer_run(ecp_mlp *m, const ecp_mlp *orig, const ecp_dataset *calib,
+                                int l, int64_t target, const obs_cache *c,
+                                const ecp_prune_opts *o, uint64_t seed, ecp_error *err)
 {
     ecp_layer *Ly = &m->layer[l];
     obs_layer L;
@@ -489,7 +564,7 @@ ecp_status ecp_obs_layer(ecp_mlp *m, const ecp_mlp *orig, const ecp_dataset *cal
             L.W[(size_t)i * L.cols + j] = Ly->W[(size_t)i * ni + j];
         L.W[(size_t)i * L.cols + ni] = Ly->b[i];
     }
-    if (!(s = obs_hessian(&L, m, orig, calib, L.cfg.wt, o, seed, err)) &&
+    if (!(s = obs_hessian(&L, m, orig, calib, L.cfg.wt, c, o, seed, err)) &&
         !(s = obs_inverse(&L, o->damping, calib->n, err)) && (obs_target(&L), 1) &&
         !(s = obs_upper(&L, o->damping, err))) {
         obs_quotas(&L, Ly->pruned, target, L.quota);
@@ -509,6 +584,12 @@ ecp_status ecp_obs_layer(ecp_mlp *m, const ecp_mlp *orig, const ecp_dataset *cal
     free(mask);
     obs_layer_free(&L);
     return s;
+}
+
+ecp_status ecp_obs_layer(ecp_mlp *m, const ecp_mlp *orig, const ecp_dataset *calib, int l,
+                         int64_t target, const ecp_prune_opts *o, uint64_t seed, ecp_error *err)
+{
+    return obs_layer_run(m, orig, calib, l, target, NULL, o, seed, err);
 }
 
 ecp_status ecp_obs_step(ecp_mlp *m, const ecp_dataset *calib, const ecp_prune_opts *o,
@@ -535,13 +616,18 @@ ecp_status ecp_obs_step(ecp_mlp *m, const ecp_dataset *calib, const ecp_prune_op
         /* Every layer is checked before the first is touched: nothing half-done. */
         s = obs_check_memory(l, m->layer[l].n_out, m->layer[l].n_in + 1, o, err);
     }
+    obs_cache c;
+    obs_cfg cfg = obs_config(o);
+    obs_cache_init(&c, m, calib, &cfg, o);
     for (int l = 0; l < L && !s; l++) {
         int64_t nw = (int64_t)m->layer[l].n_in * m->layer[l].n_out;
-        if (targets[l] < 0 || targets[l] <= ecp_mlp_layer_n_pruned(m, l))
-            continue;
-        s = ecp_obs_layer(m, l ? orig : NULL, calib, l, targets[l] < nw ? targets[l] : nw - 1, o,
-                          seed, err);
+        if (targets[l] >= 0 && targets[l] > ecp_mlp_layer_n_pruned(m, l))
+            s = obs_layer_run(m, l ? orig : NULL, calib, l, targets[l] < nw ? targets[l] : nw - 1,
+                              &c, o, seed, err);
+        if (!s && l + 1 < L)
+            obs_cache_next(&c, m, orig, l);
     }
+    obs_cache_free(&c);
     ecp_mlp_free(orig);
     free(targets);
     return s;
@@ -568,7 +654,7 @@ ecp_status ecp_obs_scores(const ecp_mlp *m, const ecp_dataset *calib, const char
         obs_layer L;
         if ((s = obs_layer_alloc(&L, m, l, 0, &o, err)))
             break;
-        if (!(s = obs_hessian(&L, m, NULL, calib, wt, &o, seed, err)) &&
+        if (!(s = obs_hessian(&L, m, NULL, calib, wt, NULL, &o, seed, err)) &&
             !(s = obs_inverse(&L, o.damping, calib->n, err))) {
             int ni = L.cols - 1;
             for (int i = 0; i < L.rows; i++)
