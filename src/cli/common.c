@@ -165,6 +165,38 @@ int cli_take_max_memory(int argc, char **argv)
     return n;
 }
 
+int cli_take_storage(const char *cmd, int argc, char **argv, ecp_onnx_options *o)
+{
+    int n = 0;
+    memset(o, 0, sizeof *o);
+    for (int i = 0; i < argc; i++) {
+        const char *v = NULL;
+        if (!strcmp(argv[i], "--external-data")) {
+            o->external_data = 1;
+            continue;
+        }
+        if (!strcmp(argv[i], "--storage")) {
+            if (i + 1 == argc) {
+                cli_usage_error(cmd, "--storage needs dense or sparse");
+                return -1;
+            }
+            v = argv[++i];
+        } else if (!strncmp(argv[i], "--storage=", 10)) {
+            v = argv[i] + 10;
+        } else {
+            argv[n++] = argv[i];
+            continue;
+        }
+        if (strcmp(v, "dense") && strcmp(v, "sparse")) {
+            cli_usage_error(cmd, "--storage '%s': expected dense or sparse", v);
+            return -1;
+        }
+        o->sparse = !strcmp(v, "sparse");
+    }
+    argv[n] = NULL;
+    return n;
+}
+
 int cli_check_model_path(const char *cmd, const char *path)
 {
     static const char *const other[] = {".pt", ".pth", ".ckpt", ".safetensors", ".bin", ".h5",
