@@ -38,9 +38,10 @@ static int parse_count(const char *s, uint64_t *out)
     if (!s || !*s)
         return -1;
     for (; *s; s++) {
-        if (*s < '0' || *s > '9' || v > ((uint64_t)INT64_MAX - 9) / 10)
+        uint64_t d = (uint64_t)(*s - '0');
+        if (*s < '0' || *s > '9' || v > ((uint64_t)INT64_MAX - d) / 10)
             return -1;
-        v = v * 10 + (uint64_t)(*s - '0');
+        v = v * 10 + d;
     }
     *out = v;
     return 0;
