@@ -435,6 +435,10 @@ typedef struct {
 } ecp_onnx_options;
 ecp_status ecp_onnx_save_with(const ecp_mlp *m, const char *path, const ecp_onnx_options *opts,
                               ecp_error *err);
+/* Whether ecp_onnx_save_with could write PATH and, with external_data, PATH.data (missing, or
+ * regular files; a link is refused for the data file): for checking before the work starts. */
+ecp_status ecp_onnx_output_check(const char *path, const ecp_onnx_options *opts,
+                                 ecp_error *err);
 
 /* ------------------------------------------------------------------ pruning (src/prune) */
 /* How the sensitivity s_i(x) of a neuron is measured (METHOD.md, "Sensitivity"). */

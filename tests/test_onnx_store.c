@@ -529,6 +529,12 @@ static void test_external_write_refusals(void **state)
             assert_int_equal(mkfifo(data, 0644), 0);
         int files = tu_count_files(dir);
         ecp_onnx_options o = {.external_data = 1};
+        /* What a caller checks before the work starts says the same. */
+        assert_int_equal(ecp_onnx_output_check(path, &o, &err), ECP_ERR_IO);
+        assert_non_null(strstr(err.msg, data));
+        o.external_data = 0;
+        assert_int_equal(ecp_onnx_output_check(path, &o, &err), ECP_OK);
+        o.external_data = 1;
         ecp_status s = ecp_onnx_save_with(m, path, &o, &err);
         assert_int_equal(s, ECP_ERR_IO);
         assert_non_null(strstr(err.msg, data));

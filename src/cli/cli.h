@@ -67,6 +67,8 @@ int cli_check_model_path(const char *cmd, const char *path);
 /* Takes `--storage dense|sparse` and `--external-data` (how a written model stores its
  * weights) out of argv into o; returns the new argc, or -1 after printing a usage error. */
 int cli_take_storage(const char *cmd, int argc, char **argv, ecp_onnx_options *o);
+/* cli_check_output for a model output, and its data file with --external-data. */
+int cli_check_model_output(const char *cmd, const char *path, const ecp_onnx_options *o);
 /* The help lines of those two options. */
 #define CLI_STORAGE_HELP                                                                         \
     "  --storage S          dense (default) or sparse: weight matrices below ~1/3 density\n"    \

@@ -426,7 +426,7 @@ int cmd_prune(int argc, char **argv)
         return cli_usage_error("prune", "expected exactly one model file");
     if (!data || (!out && !dump))
         return cli_usage_error("prune", "--data and -o are required");
-    if (out && ecp_dist_size() == 1 && (rc = cli_check_output("prune", "-o", out)))
+    if (out && ecp_dist_size() == 1 && (rc = cli_check_model_output("prune", out, &store)))
         return rc;
     if (!threads && ecp_dist_size() > 1) /* the processes on a machine share its cores */
         threads = sysconf(_SC_NPROCESSORS_ONLN) / ecp_dist_local_size() > 1

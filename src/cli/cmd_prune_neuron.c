@@ -344,6 +344,8 @@ int cmd_prune_neuron(int argc, char **argv)
     int rc = parse_args(argc, argv, &a);
     if (rc)
         return rc < 0 ? 0 : rc;
+    if (a.out && (rc = cli_check_model_output("prune", a.out, &store)))
+        return rc;
     cli_set_threads((int)a.threads);
     const char *model = argv[optind];
     ecp_mlp *m = NULL;

@@ -257,6 +257,8 @@ int cmd_train(int argc, char **argv)
     int rc = parse_args(argc, argv, &a);
     if (rc < 0)
         rc = check_args(&a, &act, &to);
+    if (rc < 0 && (rc = cli_check_model_output("train", a.out, &store)) == 0)
+        rc = -1;
     if (rc >= 0)
         return rc;
     cli_set_threads((int)a.threads);

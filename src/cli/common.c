@@ -136,6 +136,15 @@ int cli_check_output(const char *cmd, const char *flag, const char *path)
     return 1;
 }
 
+int cli_check_model_output(const char *cmd, const char *path, const ecp_onnx_options *o)
+{
+    ecp_error err = {0};
+    if (!ecp_onnx_output_check(path, o, &err))
+        return 0;
+    fprintf(stderr, "ecprune %s: -o %s\n", cmd, err.msg);
+    return 1;
+}
+
 int cli_take_max_memory(int argc, char **argv)
 {
     int n = 0;

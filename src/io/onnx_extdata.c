@@ -272,6 +272,17 @@ static ecp_status ext_data_path(const char *path, char *data, char *loc, ecp_err
     return ecp_output_check(data, err);
 }
 
+ecp_status ecp_onnx_output_check(const char *path, const ecp_onnx_options *opts,
+                                 ecp_error *err)
+{
+    char data[EXT_PATH_MAX], loc[EXT_PATH_MAX];
+    ECP_REQUIRE(path, err);
+    ecp_status s = ecp_output_check(path, err);
+    if (!s && opts && opts->external_data)
+        s = ext_data_path(path, data, loc, err);
+    return s;
+}
+
 /* Appends t's bytes to the data file at the next aligned offset and points t at them. */
 static ecp_status ext_move(ecp_wfile *wf, Onnx__TensorProto *t, ext_entries *x, char *loc,
                            uint64_t *at, ecp_error *err)
