@@ -388,7 +388,8 @@ static ecp_status write_model(Onnx__ModelProto *model, const ecp_onnx_options *o
                               const char *path, ecp_error *err)
 {
     size_t size = onnx__model_proto__get_packed_size(model);
-    size_t above = o->external_above ? o->external_above : ECP_ONNX_MAX_BYTES;
+    size_t above = o->external_above && o->external_above < ECP_ONNX_MAX_BYTES
+                       ? o->external_above : ECP_ONNX_MAX_BYTES;
     if (o->external_data || size > above)
         return onnx_ext_save(model, path, err);
     ecp_wfile wf;
