@@ -1,5 +1,7 @@
-/* ONNX model files: the wire-format pre-scan, protobuf-c's unpack, the graph walk; a model that
- * loads is run once on a zero input and written back. */
+/* ONNX model files: the wire-format pre-scan, protobuf-c's unpack, the graph walk, sparse
+ * initializers and external data references (the memfd's directory is /proc/self/fd, whose
+ * entries are links leading out of it, so every external location ends in a refusal); a model
+ * that loads is run once on a zero input and written back, dense and sparse. */
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -25,12 +27,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int fd = mkstemp(out);
     if (fd >= 0) {
         close(fd);
-        if (ecp_onnx_save(m, out, &err) == ECP_OK) {
-            ecp_mlp *back = NULL;
-            /* What we write, we read back with the same shape. */
-            if (ecp_onnx_load(&back, out, &err) || ecp_mlp_n_params(back) != ecp_mlp_n_params(m))
-                abort();
-            ecp_mlp_free(back);
+        /* Dense, then sparse initializers where smaller. */
+        for (int sparse = 0; sparse < 2; sparse++) {
+            ecp_onnx_options o = {.sparse = sparse};
+            if (ecp_onnx_save_with(m, out, &o, &err) == ECP_OK) {
+                ecp_mlp *back = NULL;
+                /* What we write, we read back with the same shape. */
+                if (ecp_onnx_load(&back, out, &err) ||
+                    ecp_mlp_n_params(back) != ecp_mlp_n_params(m))
+                    abort();
+                ecp_mlp_free(back);
+            }
         }
         unlink(out);
     }

@@ -30,6 +30,15 @@ done
 "$bin" train --data "$tmp" --arch 3-5-4-2 --epochs 1 -o "$out/onnx/ecprune-deep.onnx" >/dev/null
 "$bin" prune "$out/onnx/ecprune-deep.onnx" --data "$tmp" --sparsity 0.5 --method magnitude \
     -o "$out/onnx/ecprune-pruned.onnx" >/dev/null
+# Wide enough that 90 % sparse layers are written as sparse_initializer (smaller than dense).
+"$bin" train --data "$tmp" --arch 3-40-20-2 --epochs 1 -o "$tmp/wide.onnx" >/dev/null
+"$bin" prune "$tmp/wide.onnx" --data "$tmp" --sparsity 0.9 --method magnitude --storage sparse \
+    -o "$out/onnx/ecprune-sparse.onnx" >/dev/null
+# External data references (the data file itself stays out of the corpus: the harness's memfd
+# lives in /proc/self/fd, so the reader's location checks are what gets fuzzed).
+"$bin" prune "$tmp/wide.onnx" --data "$tmp" --sparsity 0.5 --method magnitude --external-data \
+    -o "$tmp/external.onnx" >/dev/null
+cp "$tmp/external.onnx" "$out/onnx/ecprune-external.onnx"
 
 # Other producers' idioms: MatMul + Add with initializers listed as inputs, Flatten, erf GELU.
 "$PY" - "$out/onnx" <<'PY'

@@ -421,6 +421,26 @@ ecp_status ecp_onnx_save(const ecp_mlp *m, const char *path, ecp_error *err);
 /* Reads Gemm / MatMul+Add / Flatten / activation graphs (including torch.onnx.export of an
  * nn.Sequential of Linear and activation modules); exact zeros are marked as pruned. */
 ecp_status ecp_onnx_load(ecp_mlp **out, const char *path, ecp_error *err);
+/* How ecp_onnx_save_with stores the weights; all zeros (or NULL) = ecp_onnx_save's dense single
+ * file. */
+typedef struct {
+    /* 1: a weight matrix is written as a sparse_initializer (COO: float values, linearised
+     * int64 indices) when that is smaller than dense, i.e. below about 1/3 density. */
+    int sparse;
+    /* 1: every dense weight and bias tensor goes to one data file beside the model, PATH.data
+     * (ONNX external data; offsets of tensors of 4 KiB or more are multiples of 4096); sparse
+     * initializers stay in the model file. */
+    int external_data;
+    /* Models that would pack to more bytes than this are written with external data anyway;
+     * 0 (or more than 2 GiB) = protobuf's limit of 2 GiB. */
+    size_t external_above;
+} ecp_onnx_options;
+ecp_status ecp_onnx_save_with(const ecp_mlp *m, const char *path, const ecp_onnx_options *opts,
+                              ecp_error *err);
+/* Whether ecp_onnx_save_with could write PATH and, with external_data, PATH.data (missing, or
+ * regular files; a link is refused for the data file): for checking before the work starts. */
+ecp_status ecp_onnx_output_check(const char *path, const ecp_onnx_options *opts,
+                                 ecp_error *err);
 
 /* ------------------------------------------------------------------ pruning (src/prune) */
 /* How the sensitivity s_i(x) of a neuron is measured (METHOD.md, "Sensitivity"). */

@@ -128,10 +128,17 @@ class MLP:
         check(lib.ecp_onnx_load(out, os.fsencode(path), err), err)
         return cls._wrap(out[0])
 
-    def save(self, path):
-        """Writes an opset-13 ONNX model (atomically: a failed write leaves nothing behind)."""
+    def save(self, path, storage="dense", external_data=False):
+        """Writes an opset-13 ONNX model (atomically: a failed write leaves nothing behind).
+        storage="sparse" writes weight matrices below ~1/3 density as sparse_initializer;
+        external_data=True puts the weights in PATH.data beside the model."""
+        if storage not in ("dense", "sparse"):
+            raise ValueError("storage %r: expected 'dense' or 'sparse'" % (storage,))
+        opts = ffi.new("ecp_onnx_options *")
+        opts.sparse = storage == "sparse"
+        opts.external_data = bool(external_data)
         err = new_error()
-        check(lib.ecp_onnx_save(self._h, os.fsencode(path), err), err)
+        check(lib.ecp_onnx_save_with(self._h, os.fsencode(path), opts, err), err)
 
     def copy(self):
         out = ffi.new("ecp_mlp **")

@@ -64,6 +64,17 @@ ecp_status cli_arch_like(const ecp_mlp *m, int64_t budget, int *sizes, int64_t *
                          char *arch, size_t arch_len, ecp_error *err);
 /* 2 (after a message) when the output path names another model format (-o x.pt), else 0. */
 int cli_check_model_path(const char *cmd, const char *path);
+/* Takes `--storage dense|sparse` and `--external-data` (how a written model stores its
+ * weights) out of argv into o; returns the new argc, or -1 after printing a usage error. */
+int cli_take_storage(const char *cmd, int argc, char **argv, ecp_onnx_options *o);
+/* cli_check_output for a model output, and its data file with --external-data. */
+int cli_check_model_output(const char *cmd, const char *path, const ecp_onnx_options *o);
+/* The help lines of those two options. */
+#define CLI_STORAGE_HELP                                                                         \
+    "  --storage S          dense (default) or sparse: weight matrices below ~1/3 density\n"    \
+    "                       as ONNX sparse_initializer (values + int64 indices), smaller\n"    \
+    "  --external-data      the weights in FILE.data beside the model (ONNX external data;\n"  \
+    "                       also done unasked above protobuf's 2 GiB)\n"
 /* Sets the BLAS thread count (0 = leave OpenBLAS's default). */
 void cli_set_threads(int n);
 

@@ -65,6 +65,7 @@ static void help(FILE *f)
         "  --threads T          BLAS threads\n"
         "  --target-cols C      CSV data: target column numbers\n"
         "  -o, --output FILE    the pruned model (.onnx)\n"
+        CLI_STORAGE_HELP
         "  --json               machine-readable result\n"
         "  --structure neuron   remove whole hidden neurons instead and write a smaller dense\n"
         "                       model (see 'ecprune prune --structure neuron --help')\n"
@@ -288,6 +289,9 @@ int cmd_prune(int argc, char **argv)
     if (st > 0)
         return cmd_prune_neuron(argc, argv);
     argc += st;
+    ecp_onnx_options store;
+    if ((argc = cli_take_storage("prune", argc, argv, &store)) < 0)
+        return 2;
     enum { O_SENS = 256, O_PROBES, O_SCOPE, O_EXCL, O_STEPS, O_FT, O_LR, O_BATCH, O_CALIB, O_SEED,
            O_DUMP, O_THREADS, O_TC, O_JSON, O_METHOD, O_SPARSITY, O_DATA, O_SEQ, O_ALLOC,
            O_ALLOC_M, O_WEIGHT, O_DAMP, O_BLOCK, O_REFIT };
@@ -422,7 +426,7 @@ int cmd_prune(int argc, char **argv)
         return cli_usage_error("prune", "expected exactly one model file");
     if (!data || (!out && !dump))
         return cli_usage_error("prune", "--data and -o are required");
-    if (out && ecp_dist_size() == 1 && (rc = cli_check_output("prune", "-o", out)))
+    if (out && ecp_dist_size() == 1 && (rc = cli_check_model_output("prune", out, &store)))
         return rc;
     if (!threads && ecp_dist_size() > 1) /* the processes on a machine share its cores */
         threads = sysconf(_SC_NPROCESSORS_ONLN) / ecp_dist_local_size() > 1
@@ -473,7 +477,7 @@ int cmd_prune(int argc, char **argv)
         (s = ecp_evaluate(m, test, &after, &err)))
         ;
     else if (ecp_dist_rank() == 0) /* one writer; the others learn how it went */
-        s = ecp_onnx_save(m, out, &err);
+        s = ecp_onnx_save_with(m, out, &store, &err);
     if (ecp_dist_agree(s, &err)) {
         status = cli_die("prune", &err);
         goto done;

@@ -46,6 +46,7 @@ static void help(FILE *f)
         "  --threads T          BLAS threads\n"
         "  --target-cols C      CSV data: target column numbers\n"
         "  -o, --output FILE    the smaller model (.onnx)\n"
+        CLI_STORAGE_HELP
         "  --json               machine-readable result\n\n"
         "examples:\n"
         "  ecprune prune m.onnx --structure neuron --data mnist --sparsity 0.5 -o small.onnx\n"
@@ -337,9 +338,14 @@ int cmd_prune_neuron(int argc, char **argv)
     ecp_prune_opts_default(&a.po);
     a.po.sparsity = 0.5;
     a.weight_method = "ec";
+    ecp_onnx_options store;
+    if ((argc = cli_take_storage("prune", argc, argv, &store)) < 0)
+        return 2;
     int rc = parse_args(argc, argv, &a);
     if (rc)
         return rc < 0 ? 0 : rc;
+    if (a.out && (rc = cli_check_model_output("prune", a.out, &store)))
+        return rc;
     cli_set_threads((int)a.threads);
     const char *model = argv[optind];
     ecp_mlp *m = NULL;
@@ -378,7 +384,7 @@ int cmd_prune_neuron(int argc, char **argv)
     r.macs0 = dense_macs(m);
     a.po.progress = 1;
     if (ecp_evaluate(m, test, &r.before, &err) || run(m, train, &a, &r, &err) ||
-        ecp_evaluate(m, test, &r.after, &err) || ecp_onnx_save(m, a.out, &err)) {
+        ecp_evaluate(m, test, &r.after, &err) || ecp_onnx_save_with(m, a.out, &store, &err)) {
         status = cli_die("prune", &err);
         goto done;
     }

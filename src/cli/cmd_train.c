@@ -37,6 +37,7 @@ static void help(FILE *f)
             "                      epochs and keep the best epoch's model (0: never stop)\n"
             "  --target-cols C     CSV data: target column numbers, e.g. 3,4 (default: last)\n"
             "  -o, --output FILE   where to write the model (.onnx)\n"
+            CLI_STORAGE_HELP
             "  --json              print the result as JSON\n\n"
             "examples:\n"
             "  ecprune train --data mnist --arch 784-300-100-10 --act relu --epochs 10 --seed 1 "
@@ -250,9 +251,14 @@ int cmd_train(int argc, char **argv)
     train_args a;
     ecp_act act;
     ecp_train_opts to;
+    ecp_onnx_options store;
+    if ((argc = cli_take_storage("train", argc, argv, &store)) < 0)
+        return 2;
     int rc = parse_args(argc, argv, &a);
     if (rc < 0)
         rc = check_args(&a, &act, &to);
+    if (rc < 0 && (rc = cli_check_model_output("train", a.out, &store)) == 0)
+        rc = -1;
     if (rc >= 0)
         return rc;
     cli_set_threads((int)a.threads);
@@ -285,7 +291,7 @@ int cmd_train(int argc, char **argv)
     to.valid = valid;
     ecp_mlp_set_training(m, &to);
     if (ecp_train(m, train, &to, &rep, &err) || ecp_evaluate(m, test, &ev, &err) ||
-        ecp_onnx_save(m, a.out, &err)) {
+        ecp_onnx_save_with(m, a.out, &store, &err)) {
         status = cli_die("train", &err);
         goto done;
     }

@@ -136,6 +136,15 @@ int cli_check_output(const char *cmd, const char *flag, const char *path)
     return 1;
 }
 
+int cli_check_model_output(const char *cmd, const char *path, const ecp_onnx_options *o)
+{
+    ecp_error err = {0};
+    if (!ecp_onnx_output_check(path, o, &err))
+        return 0;
+    fprintf(stderr, "ecprune %s: -o %s\n", cmd, err.msg);
+    return 1;
+}
+
 int cli_take_max_memory(int argc, char **argv)
 {
     int n = 0;
@@ -160,6 +169,38 @@ int cli_take_max_memory(int argc, char **argv)
             return -1;
         }
         ecp_set_max_memory(b);
+    }
+    argv[n] = NULL;
+    return n;
+}
+
+int cli_take_storage(const char *cmd, int argc, char **argv, ecp_onnx_options *o)
+{
+    int n = 0;
+    memset(o, 0, sizeof *o);
+    for (int i = 0; i < argc; i++) {
+        const char *v = NULL;
+        if (!strcmp(argv[i], "--external-data")) {
+            o->external_data = 1;
+            continue;
+        }
+        if (!strcmp(argv[i], "--storage")) {
+            if (i + 1 == argc) {
+                cli_usage_error(cmd, "--storage needs dense or sparse");
+                return -1;
+            }
+            v = argv[++i];
+        } else if (!strncmp(argv[i], "--storage=", 10)) {
+            v = argv[i] + 10;
+        } else {
+            argv[n++] = argv[i];
+            continue;
+        }
+        if (strcmp(v, "dense") && strcmp(v, "sparse")) {
+            cli_usage_error(cmd, "--storage '%s': expected dense or sparse", v);
+            return -1;
+        }
+        o->sparse = !strcmp(v, "sparse");
     }
     argv[n] = NULL;
     return n;

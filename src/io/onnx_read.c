@@ -1,7 +1,7 @@
 /* ONNX import: walks the graph from its input to its output, one value at a time, and folds
  * each recognised node pattern into the MLP being built. Everything in the file is untrusted:
  * every count, dimension and name is checked before it is used. */
-#include "onnx_util.h"
+#include "onnx_store.h"
 #include <math.h>
 
 #define MAX_RANK 4
@@ -34,7 +34,7 @@ typedef struct {
     ecp_error *err;
     const Onnx__GraphProto *g;
     /* Name lookups, built once: value name -> initializer, producing node, readers. */
-    ecp_strmap inits, producers, values;
+    ecp_strmap inits, sparse, producers, values;
     onnx_readers *readers;
     uint8_t *used; /* per node: folded into the chain */
     onnx_rlayer *layers;
@@ -96,12 +96,6 @@ static ecp_status tensor_check_kind(onnx_reader *r, const Onnx__TensorProto *t, 
         return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
                         "%s: %s has data type %s (%d); only float32 weights are supported",
                         r->path, what, dtype_name(dt), (int)dt);
-    if ((t->has_data_location &&
-         t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) ||
-        t->n_external_data)
-        return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
-                        "%s: %s is stored in an external data file (not supported)", r->path,
-                        what);
     if (t->segment)
         return ecp_fail(r->err, ECP_ERR_UNSUPPORTED, "%s: %s is a segment (not supported)",
                         r->path, what);
@@ -123,25 +117,24 @@ static ecp_status tensor_decode(onnx_reader *r, const Onnx__TensorProto *t, cons
     ecp_status s = tensor_check_kind(r, t, what);
     if (!s)
         s = tensor_count(r, t, what, v);
+    const uint8_t *bytes; /* raw_data, or read from the external data file (then owned) */
+    uint8_t *owned;
+    if (!s)
+        s = onnx_tensor_bytes(r->path, t, what, v->count * sizeof(float), &bytes, &owned, r->err);
     if (s)
         return s;
-    if (t->has_raw_data && t->raw_data.len != v->count * sizeof(float))
-        return ecp_fail(r->err, ECP_ERR_FORMAT,
-                        "%s: %s: raw_data holds %zu bytes, its dimensions need %zu", r->path,
-                        what, t->raw_data.len, v->count * sizeof(float));
-    if (!t->has_raw_data && t->n_float_data != v->count)
+    if (!bytes && t->n_float_data != v->count)
         return ecp_fail(r->err, ECP_ERR_FORMAT,
                         "%s: %s: float_data holds %zu values, its dimensions need %zu", r->path,
                         what, t->n_float_data, v->count);
     v->data = ecp_alloc(v->count, sizeof(float), r->path, r->err);
-    if (!v->data)
-        return ECP_ERR_MEMORY;
-    if (t->has_raw_data)
+    if (v->data && bytes)
         for (size_t i = 0; i < v->count; i++)
-            v->data[i] = ecp_onnx_f32_le(t->raw_data.data + 4 * i);
-    else if (v->count)
+            v->data[i] = ecp_onnx_f32_le(bytes + 4 * i);
+    else if (v->data && v->count)
         memcpy(v->data, t->float_data, v->count * sizeof(float));
-    return check_finite(r, v, what);
+    free(owned);
+    return v->data ? check_finite(r, v, what) : ECP_ERR_MEMORY;
 }
 
 static void fvec_free(onnx_fvec *v)
@@ -195,6 +188,12 @@ static const Onnx__TensorProto *find_initializer(const onnx_reader *r, const cha
     return i < 0 ? NULL : r->g->initializer[i];
 }
 
+static const Onnx__SparseTensorProto *find_sparse(const onnx_reader *r, const char *name)
+{
+    long i = ecp_strmap_get(&r->sparse, name);
+    return i < 0 ? NULL : r->g->sparse_initializer[i];
+}
+
 static const Onnx__NodeProto *find_producer(const onnx_reader *r, const char *name)
 {
     long i = ecp_strmap_get(&r->producers, name);
@@ -241,6 +240,13 @@ static ecp_status get_const(onnx_reader *r, const char *name, onnx_fvec *v, int 
         *found = 1;
         snprintf(what, sizeof what, "initializer '%s'", name);
         return tensor_decode(r, t, what, v);
+    }
+    const Onnx__SparseTensorProto *sp = find_sparse(r, name);
+    if (sp) {
+        *found = 1;
+        snprintf(what, sizeof what, "sparse initializer '%s'", name);
+        return onnx_sparse_decode(r->path, sp, what, MAX_RANK, &v->ndim, v->dims, &v->count,
+                                  &v->data, r->err);
     }
     const Onnx__NodeProto *p = find_producer(r, name);
     if (p && streq(p->op_type, "Constant")) {
@@ -785,7 +791,7 @@ static ecp_status find_io(onnx_reader *r)
     size_t n_in = 0;
     /* Before IR 4 (and with keep_initializers_as_inputs) weights are listed as inputs too. */
     for (size_t i = 0; i < g->n_input; i++)
-        if (!find_initializer(r, g->input[i]->name)) {
+        if (!find_initializer(r, g->input[i]->name) && !find_sparse(r, g->input[i]->name)) {
             if (!g->input[i]->name || !*g->input[i]->name)
                 return ecp_fail(r->err, ECP_ERR_FORMAT, "%s: graph input %zu has no name",
                                 r->path, i);
@@ -912,6 +918,7 @@ static ecp_status check_counts(onnx_reader *r)
         size_t max;
     } c[] = {{g->n_node, "nodes", ECP_ONNX_MAX_NODES},
              {g->n_initializer, "initializers", ECP_ONNX_MAX_VALUES},
+             {g->n_sparse_initializer, "sparse initializers", ECP_ONNX_MAX_VALUES},
              {g->n_input, "inputs", ECP_ONNX_MAX_VALUES},
              {g->n_output, "outputs", ECP_ONNX_MAX_VALUES},
              {g->n_value_info, "value_info entries", ECP_ONNX_MAX_VALUES}};
@@ -961,6 +968,8 @@ static ecp_status build_maps(onnx_reader *r)
     }
     ecp_status s = ecp_strmap_init(&r->inits, g->n_initializer, r->path, r->err);
     if (!s)
+        s = ecp_strmap_init(&r->sparse, g->n_sparse_initializer, r->path, r->err);
+    if (!s)
         s = ecp_strmap_init(&r->producers, n_writes, r->path, r->err);
     if (!s)
         s = ecp_strmap_init(&r->values, n_reads, r->path, r->err);
@@ -972,6 +981,8 @@ static ecp_status build_maps(onnx_reader *r)
     /* The first of several same-named entries wins, as the linear search it replaces did. */
     for (size_t i = 0; i < g->n_initializer; i++)
         ecp_strmap_put(&r->inits, g->initializer[i]->name, (long)i);
+    for (size_t i = 0; i < g->n_sparse_initializer; i++)
+        ecp_strmap_put(&r->sparse, onnx_sparse_name(g->sparse_initializer[i]), (long)i);
     for (size_t i = 0; i < g->n_node; i++)
         for (size_t j = 0; j < g->node[i]->n_output; j++)
             ecp_strmap_put(&r->producers, g->node[i]->output[j], (long)i);
@@ -1054,6 +1065,7 @@ static void reader_free(onnx_reader *r)
     free(r->used);
     free(r->readers);
     ecp_strmap_release(&r->inits);
+    ecp_strmap_release(&r->sparse);
     ecp_strmap_release(&r->producers);
     ecp_strmap_release(&r->values);
 }

@@ -1,7 +1,7 @@
 /* ONNX export: one Gemm per layer plus its activation, packed by protobuf-c straight into the
  * atomic writer. Every message lives in arrays sized up front from the layer count, so the
  * pointers protobuf-c follows stay valid and freeing those few arrays releases the graph. */
-#include "onnx_util.h"
+#include "onnx_store.h"
 
 #define NAME_LEN 48
 #define MAX_NODES_PER_LAYER 6   /* Gemm + the five nodes of the erf form of GELU */
@@ -43,6 +43,10 @@ typedef struct {
     onnx_wtensor *tens;
     Onnx__TensorProto **tens_ptrs;
     size_t n_tens;
+    onnx_wsparse *sparse; /* one per layer at most */
+    Onnx__SparseTensorProto **sparse_ptrs;
+    size_t n_sparse;
+    ecp_onnx_options opts;
     onnx_wio io[2];
     Onnx__ValueInfoProto *in_ptr[1], *out_ptr[1];
     Onnx__OperatorSetIdProto opset;
@@ -162,6 +166,24 @@ static ecp_status add_array(onnx_builder *b, const char *name, const float *data
     return ECP_OK;
 }
 
+/* A weight matrix [rows, cols]: a sparse initializer when asked for and smaller. */
+static ecp_status add_weight(onnx_builder *b, const char *name, const float *W, int64_t rows,
+                             int64_t cols, const char *path, ecp_error *err)
+{
+    int used = 0;
+    if (b->opts.sparse) {
+        onnx_wsparse *w = &b->sparse[b->n_sparse];
+        ecp_status s = onnx_sparse_encode(w, name, W, rows, cols, &used, path, err);
+        if (s)
+            return s;
+        if (used) {
+            b->sparse_ptrs[b->n_sparse++] = &w->sp;
+            return ECP_OK;
+        }
+    }
+    return add_array(b, name, W, 2, rows, cols, path, err);
+}
+
 /* x * 0.5 * (1 + erf(x / sqrt 2)) in the node order torch.onnx.export uses at opset 13 (GELU
  * only became an ONNX operator in opset 20). */
 static void add_gelu(onnx_builder *b, int l, const char *x, const char *y)
@@ -230,7 +252,7 @@ static ecp_status add_layer(onnx_builder *b, const ecp_mlp *m, int l, const char
         snprintf(z, NAME_LEN, "%s", out);
     else
         snprintf(z, NAME_LEN, "l%d.z", l);
-    ecp_status s = add_array(b, w_name, ecp_mlp_weights_c(m, l), 2, n_out, n_in, path, err);
+    ecp_status s = add_weight(b, w_name, ecp_mlp_weights_c(m, l), n_out, n_in, path, err);
     if (!s)
         s = add_array(b, b_name, ecp_mlp_bias_c(m, l), 1, n_out, 0, path, err);
     if (s)
@@ -273,6 +295,10 @@ static void builder_free(onnx_builder *b)
     if (b->tens)
         for (size_t i = 0; i < b->n_tens; i++)
             free(b->tens[i].le_copy);
+    for (size_t i = 0; i < b->n_sparse; i++)
+        onnx_sparse_release(&b->sparse[i]);
+    free(b->sparse);
+    free(b->sparse_ptrs);
     free(b->nodes);
     free(b->node_ptrs);
     free(b->tens);
@@ -288,7 +314,10 @@ static ecp_status builder_alloc(onnx_builder *b, int n_layers, const char *path,
     b->node_ptrs = ecp_zalloc(nn, sizeof *b->node_ptrs, path, err);
     b->tens = ecp_zalloc(nt, sizeof *b->tens, path, err);
     b->tens_ptrs = ecp_zalloc(nt, sizeof *b->tens_ptrs, path, err);
-    if (!b->nodes || !b->node_ptrs || !b->tens || !b->tens_ptrs) {
+    b->sparse = ecp_zalloc((size_t)n_layers, sizeof *b->sparse, path, err);
+    b->sparse_ptrs = ecp_zalloc((size_t)n_layers, sizeof *b->sparse_ptrs, path, err);
+    if (!b->nodes || !b->node_ptrs || !b->tens || !b->tens_ptrs || !b->sparse ||
+        !b->sparse_ptrs) {
         builder_free(b);
         return ECP_ERR_MEMORY;
     }
@@ -309,6 +338,8 @@ static void finish_model(onnx_builder *b, const ecp_mlp *m)
     b->graph.node = b->node_ptrs;
     b->graph.n_initializer = b->n_tens;
     b->graph.initializer = b->tens_ptrs;
+    b->graph.n_sparse_initializer = b->n_sparse;
+    b->graph.sparse_initializer = b->sparse_ptrs;
     b->graph.n_input = 1;
     b->graph.input = b->in_ptr;
     b->graph.n_output = 1;
@@ -345,32 +376,45 @@ static ecp_status build_model(onnx_builder *b, const ecp_mlp *m, const char *pat
     return ECP_OK;
 }
 
-static ecp_status write_model(const Onnx__ModelProto *model, const char *path, ecp_error *err)
+ecp_status onnx_pack_model(const Onnx__ModelProto *model, ecp_wfile *wf, ecp_error *err)
+{
+    onnx_sink sink = {.base = {sink_append}, .wf = wf, .err = err, .status = ECP_OK};
+    onnx__model_proto__pack_to_buffer(model, &sink.base);
+    return sink.status;
+}
+
+/* A model too large for one protobuf goes to external data unasked. */
+static ecp_status write_model(Onnx__ModelProto *model, const ecp_onnx_options *o,
+                              const char *path, ecp_error *err)
 {
     size_t size = onnx__model_proto__get_packed_size(model);
-    if (size > ECP_ONNX_MAX_BYTES)
-        return ecp_fail(err, ECP_ERR_UNSUPPORTED,
-                        "%s: model needs %zu bytes, more than the 2 GiB a protobuf can hold",
-                        path, size);
+    size_t above = o->external_above && o->external_above < ECP_ONNX_MAX_BYTES
+                       ? o->external_above : ECP_ONNX_MAX_BYTES;
+    if (o->external_data || size > above)
+        return onnx_ext_save(model, path, err);
     ecp_wfile wf;
     ecp_status s = ecp_wfile_open(&wf, path, err);
     if (s)
         return s;
-    onnx_sink sink = {.base = {sink_append}, .wf = &wf, .err = err, .status = ECP_OK};
-    onnx__model_proto__pack_to_buffer(model, &sink.base);
-    if (sink.status) {
+    if ((s = onnx_pack_model(model, &wf, err))) {
         ecp_wfile_abort(&wf);
-        return sink.status;
+        return s;
     }
     return ecp_wfile_commit(&wf, err);
 }
 
 ecp_status ecp_onnx_save(const ecp_mlp *m, const char *path, ecp_error *err)
 {
+    return ecp_onnx_save_with(m, path, NULL, err);
+}
+
+ecp_status ecp_onnx_save_with(const ecp_mlp *m, const char *path, const ecp_onnx_options *opts,
+                              ecp_error *err)
+{
     ECP_REQUIRE(m, err);
     ECP_REQUIRE(path, err);
     if (!m || !path)
-        return ecp_fail(err, ECP_ERR_ARG, "ecp_onnx_save: model and path are required");
+        return ecp_fail(err, ECP_ERR_ARG, "ecp_onnx_save_with: model and path are required");
     /* NaN/Inf would make a file that ecp_onnx_load (rightly) refuses. The fault is the
      * model's (an overflow in training or pruning), not the output file's: say so. */
     ecp_error bad;
@@ -383,9 +427,11 @@ ecp_status ecp_onnx_save(const ecp_mlp *m, const char *path, ecp_error *err)
         return ECP_ERR_MEMORY;
     ecp_status s = builder_alloc(b, ecp_mlp_n_layers(m), path, err);
     if (!s) {
+        if (opts)
+            b->opts = *opts;
         s = build_model(b, m, path, err);
         if (!s)
-            s = write_model(&b->model, path, err);
+            s = write_model(&b->model, &b->opts, path, err);
         builder_free(b);
     }
     free(b);

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """ONNX Runtime reads every model ecprune writes and computes what ecprune computes.
 
-For every activation a model written by `ecprune train`, and one written by `ecprune prune`,
-is run by ONNX Runtime CPU (npm onnxruntime-node, installed by scripts/setup.sh, through
-bench/ort_infer.js --check in node) on the test inputs; its outputs must agree with
-`ecprune eval --predictions` within 1e-5. ONNX Runtime is the runtime these files are deployed
-with, so a file it rejects is a defect even when onnx.checker accepts it.
+Every kind of file ecprune writes is run by ONNX Runtime CPU (npm onnxruntime-node, installed
+by scripts/setup.sh, through bench/ort_infer.js --check in node) on the test inputs: a model
+written by `ecprune train` for every activation; pruned by `ecprune prune` (dense storage,
+`--storage sparse`, `--external-data`, both); the smaller model of `--structure neuron`; an
+N:M pattern. Its outputs must agree with `ecprune eval --predictions` within 1e-5 per value,
+and the loss computed from them with `ecprune run` (the inference engine) within 1e-5. ONNX
+Runtime is the runtime these files are deployed with, so a file it rejects is a defect even
+when onnx.checker accepts it.
 
 Environment: ECPRUNE_BIN = the built CLI (default build/ecprune). Exits non-zero on failure.
 """
@@ -15,7 +18,10 @@ import subprocess
 import sys
 import tempfile
 
+import json
+
 import numpy as np
+import onnx
 
 BIN = os.environ.get("ECPRUNE_BIN", "build/ecprune")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -41,6 +47,18 @@ def write_dataset(d, n_in=5, seed=0):
         np.save(os.path.join(d, split + "_y.npy"), y.astype(np.float32))
 
 
+def storage_error(tag, model, sparse, external):
+    """The file holds what its options promise: sparse initializers, an external data file."""
+    g = onnx.load(model, load_external_data=False).graph
+    n_sparse = len(g.sparse_initializer)
+    n_ext = sum(t.data_location == onnx.TensorProto.EXTERNAL for t in g.initializer)
+    if (n_sparse > 0) != sparse or (n_ext > 0) != external:
+        return "%s: %d sparse initializers, %d external tensors" % (tag, n_sparse, n_ext)
+    if external != os.path.exists(model + ".data"):
+        return "%s: data file %s.data %s" % (tag, model, "missing" if external else "written")
+    return None
+
+
 def check(d, tag, model):
     """ORT's outputs on the test split against ecprune's; returns an error string or None."""
     x = np.load(os.path.join(d, "test_x.npy"))
@@ -56,7 +74,16 @@ def check(d, tag, model):
     err = float(np.max(np.abs(got - want)))
     if not np.allclose(got, want, rtol=TOL, atol=TOL):
         return "%s: ONNX Runtime and ecprune differ by %.3g" % (tag, err)
-    print("ok   %-14s ONNX Runtime agrees, max |ort - ecprune| = %.2e" % (tag, err))
+    # `run` (the inference engine, dense or sparse kernels) reports the loss: the mean squared
+    # error over every output of this regression data.
+    y = np.load(os.path.join(d, "test_y.npy"))
+    ort_loss = float(np.mean((got.astype(np.float64) - y) ** 2))
+    for engine in ("dense", "sparse"):
+        r = json.loads(run([BIN, "run", model, "--data", d, "--engine", engine, "--json"]))
+        if abs(r["loss"] - ort_loss) > TOL * max(1.0, abs(ort_loss)):
+            return "%s: ONNX Runtime's loss %.9g, ecprune run --engine %s %.9g" % (
+                tag, ort_loss, engine, r["loss"])
+    print("ok   %-20s ONNX Runtime agrees, max |ort - ecprune| = %.2e" % (tag, err))
     return None
 
 
@@ -76,13 +103,32 @@ def main():
             run([BIN, "train", "--data", d, "--arch", "5-9-7-3", "--act", act, "--epochs", "2",
                  "--seed", "4", "-o", m])
             models.append((act, m))
-        p = os.path.join(d, "relu_pruned.onnx")
-        run([BIN, "prune", models[0][1], "--data", d, "--method", "magnitude", "--sparsity",
-             "0.6", "-o", p])
-        models.append(("relu_pruned", p))
+        wide = os.path.join(d, "wide.onnx")
+        run([BIN, "train", "--data", d, "--arch", "5-32-16-3", "--epochs", "2", "--seed", "4",
+             "-o", wide])
+        base = ["--data", d]
+        # (tag, prune options, sparse initializers expected, external data expected)
+        mag = ["--method", "magnitude"]
+        kinds = [("pruned", mag + ["--sparsity", "0.9"], False, False),
+                 ("pruned_sparse", mag + ["--sparsity", "0.9", "--storage", "sparse"], True,
+                  False),
+                 ("pruned_external", mag + ["--sparsity", "0.9", "--external-data"], False,
+                  True),
+                 ("pruned_sparse_external", mag + ["--sparsity", "0.9", "--storage", "sparse",
+                                                   "--external-data"], True, True),
+                 ("pattern_2_4", mag + ["--pattern", "2:4"], False, False),
+                 ("structured", ["--structure", "neuron", "--sparsity", "0.5"], False, False),
+                 ("structured_external", ["--structure", "neuron", "--sparsity", "0.5",
+                                          "--external-data"], False, True)]
+        expect = {}
+        for tag, opts, sparse, external in kinds:
+            p = os.path.join(d, tag + ".onnx")
+            run([BIN, "prune", wide] + base + opts + ["-o", p])
+            models.append((tag, p))
+            expect[tag] = (sparse, external)
         for tag, m in models:
             try:
-                e = check(d, tag, m)
+                e = storage_error(tag, m, *expect.get(tag, (False, False))) or check(d, tag, m)
             except Exception as ex:
                 e = "%s: %s" % (tag, ex)
             if e:

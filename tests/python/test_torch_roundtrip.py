@@ -72,3 +72,19 @@ def test_save_load(tmp_path):
     assert m2.sizes == m.sizes and m2.acts == m.acts
     for a, b in zip(m.weights + m.biases, m2.weights + m2.biases):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("storage", ["dense", "sparse"])
+@pytest.mark.parametrize("external", [False, True])
+def test_save_storage(tmp_path, storage, external):
+    m = ecprune.MLP([30, 40, 3], "relu", seed=4)
+    m.weights[0][:, 3:] = 0  # 90 % zeros: sparse storage pays for layer 0 only
+    m.mask_from_zeros()
+    path = tmp_path / "m.onnx"
+    m.save(path, storage=storage, external_data=external)
+    assert (tmp_path / "m.onnx.data").exists() == external
+    m2 = ecprune.MLP.load(str(path))
+    for a, b in zip(m.weights + m.biases + m.masks, m2.weights + m2.biases + m2.masks):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError):
+        m.save(path, storage="csr")
