@@ -635,6 +635,10 @@ typedef struct {
     int max_batch;        /* samples per internal chunk: 256 */
     /* Break-even densities; < 0 (the default) = the `ecprune tune` cache, else built-ins. */
     double be_b1_small, be_b1_large, be_bn;
+    /* Layers with an N:M pattern (ecp_mlp_pattern): 0 (default) run the N:M kernel where it
+     * measures faster at creation than the kernel the engine would use (auto mode only),
+     * 1 wherever the pattern holds, -1 never. */
+    int nm;
 } ecp_sparse_opts;
 void ecp_sparse_opts_default(ecp_sparse_opts *o);
 
@@ -654,6 +658,8 @@ double ecp_sparse_density(const ecp_sparse_net *s);    /* nnz / n_weights */
 /* The kernel layer l uses at this batch size (batch 1 described for a dense input). */
 ecp_sparse_kernel ecp_sparse_layer_kernel(const ecp_sparse_net *s, int l, int batch);
 const char *ecp_sparse_kernel_name(ecp_sparse_kernel k);
+/* 1 when layer l runs the N:M kernel at this batch size (batch 1: where the row kernel would). */
+int ecp_sparse_layer_nm(const ecp_sparse_net *s, int l, int batch);
 
 /* Writes dir/NAME.c and dir/NAME.h: standalone C99 (no malloc, only libm) with the weights as
  * const CSR arrays and `void NAME_predict(const float *in, float *out)`. int8: weights stored as
