@@ -611,6 +611,14 @@ static void test_cli(void **state)
              deep_p, path, g_dir);
     assert_int_equal(run_cli(args, e, sizeof e), 2);
     assert_non_null(strstr(e, "--structure 'block'"));
+    snprintf(args, sizeof args, "prune '%s' --structure neuron --data '%s' --method l2 "
+             "--compensation bias -o '%s/o1.onnx'", deep_p, path, g_dir);
+    assert_int_equal(run_cli(args, e, sizeof e), 2);
+    assert_non_null(strstr(e, "--compensation bias"));
+    snprintf(args, sizeof args, "prune '%s' --structure neuron --data '%s' --compensation x "
+             "-o '%s/o1.onnx'", deep_p, path, g_dir);
+    assert_int_equal(run_cli(args, e, sizeof e), 2);
+    assert_non_null(strstr(e, "--compensation 'x'"));
     char o1[500];
     snprintf(o1, sizeof o1, "%s/o1.onnx", g_dir);
     assert_false(ecp_file_exists(o1));
