@@ -44,9 +44,10 @@ run() { # data ft NAME scope S seed; NAME = METHOD[:SENSITIVITY][+COMPENSATION]
 
 model mnist mnist 20
 model fashion fashion 10
-for data in mnist fashion; do
-    run "$data" 0 ec layer 0 1 # the unpruned model
-    for ft in 0 1; do
+# one-shot on both data sets first, then the fine-tuned runs (the slow part)
+for ft in 0 1; do
+    for data in mnist fashion; do
+        run "$data" 0 ec layer 0 1 # the unpruned model
         for sp in 0.25 0.5 0.75; do
             for seed in $(seq 1 "$SEEDS"); do
                 # ec: the default (loss sensitivity, least-squares refit); ec+bias and
