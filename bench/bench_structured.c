@@ -145,6 +145,14 @@ int main(int argc, char **argv)
             c.batch = NB;
             timing tn = time_it(run_engine, &c, secs);
             report(names[k], t1, tn, k == 0);
+            if (k == 1) { /* the layers on which the engine's measurement chose N:M */
+                int n1 = 0, nb = 0;
+                for (int l = 0; l < m->n_layers; l++) {
+                    n1 += ecp_sparse_layer_nm(c.eng, l, 1);
+                    nb += ecp_sparse_layer_nm(c.eng, l, NB);
+                }
+                printf(",\"auto_nm_layers_b1\":%d,\"auto_nm_layers_bn\":%d", n1, nb);
+            }
             ecp_sparse_free(c.eng);
         }
         int pn, pm;

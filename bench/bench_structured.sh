@@ -64,5 +64,7 @@ for k in (0, 4, 5):
     if "nm" in e:
         row += f" | N:M kernel {e['nm']['b1_us_min']:6.2f} ({e['nm']['b1_us_med']:6.2f}) {e['nm']['b256_sps_max']:8.0f}"
         row += f" (max |diff| vs dense {e['nm_max_abs_diff']:.1e})"
+    if k == 4:
+        row += f" | auto chose N:M on {e['auto_nm_layers_b1']} layer(s) at batch 1, {e['auto_nm_layers_bn']} at 256"
     print(row)
 EOF

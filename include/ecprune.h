@@ -481,6 +481,15 @@ typedef enum {
     ECP_OBSW_RANK1     /* both: H weighted by r_n and rows by c_i */
 } ecp_obs_weighting;
 
+/* How structured (neuron) pruning compensates the removed neurons. */
+typedef enum {
+    ECP_NCOMP_AUTO = 0, /* refit for ec, bias for mean-replacement, none for the others */
+    ECP_NCOMP_NONE,     /* the neurons vanish, nothing else moves */
+    ECP_NCOMP_BIAS,     /* their (sensitivity-weighted) mean goes into the downstream biases */
+    ECP_NCOMP_REFIT     /* every downstream layer's kept weights and biases re-fitted by least
+                           squares to the outputs it had before (needs the calibration set) */
+} ecp_neuron_comp;
+
 typedef struct {
     const char *method;   /* "ec" */
     ecp_sens sens;        /* ECP_SENS_OUTPUT (used by ec and ec-exact) */
@@ -517,6 +526,7 @@ typedef struct {
      * prunable layer keep the nm_n best weights by the method's scores, compensate as usual;
      * replaces sparsity; recorded in the model. */
     int nm_n, nm_m;
+    ecp_neuron_comp neuron_comp; /* structured pruning's compensation (ECP_NCOMP_AUTO) */
 } ecp_prune_opts;
 void ecp_prune_opts_default(ecp_prune_opts *o);
 
@@ -609,6 +619,12 @@ void ecp_neuron_scores_free(ecp_neuron_scores *s);
 ecp_status ecp_prune_neurons_apply(ecp_mlp *m, const ecp_neuron_scores *sc,
                                    const ecp_prune_opts *o, double fraction, const int *orig,
                                    int shrink, ecp_neuron_report *rep, ecp_error *err);
+/* The same with the calibration set, which o->neuron_comp = ECP_NCOMP_REFIT (and AUTO for ec)
+ * fits on; ecp_prune_neurons_apply is this with calib = NULL (AUTO then means bias). */
+ecp_status ecp_prune_neurons_apply_calib(ecp_mlp *m, const ecp_neuron_scores *sc,
+                                         const ecp_prune_opts *o, const ecp_dataset *calib,
+                                         double fraction, const int *orig, int shrink,
+                                         ecp_neuron_report *rep, ecp_error *err);
 /* Removes the neurons with keep[h][j] == 0 (no compensation); refuses to empty a layer. */
 ecp_status ecp_mlp_remove_neurons(ecp_mlp *m, uint8_t *const *keep, ecp_error *err);
 
@@ -639,6 +655,10 @@ typedef struct {
     int max_batch;        /* samples per internal chunk: 256 */
     /* Break-even densities; < 0 (the default) = the `ecprune tune` cache, else built-ins. */
     double be_b1_small, be_b1_large, be_bn;
+    /* Layers with an N:M pattern (ecp_mlp_pattern): 0 (default) run the N:M kernel where it
+     * measures faster at creation than the kernel the engine would use (auto mode only),
+     * 1 wherever the pattern holds, -1 never. */
+    int nm;
 } ecp_sparse_opts;
 void ecp_sparse_opts_default(ecp_sparse_opts *o);
 
@@ -658,6 +678,8 @@ double ecp_sparse_density(const ecp_sparse_net *s);    /* nnz / n_weights */
 /* The kernel layer l uses at this batch size (batch 1 described for a dense input). */
 ecp_sparse_kernel ecp_sparse_layer_kernel(const ecp_sparse_net *s, int l, int batch);
 const char *ecp_sparse_kernel_name(ecp_sparse_kernel k);
+/* 1 when layer l runs the N:M kernel at this batch size (batch 1: where the row kernel would). */
+int ecp_sparse_layer_nm(const ecp_sparse_net *s, int l, int batch);
 
 /* Writes dir/NAME.c and dir/NAME.h: standalone C99 (no malloc, only libm) with the weights as
  * const CSR arrays and `void NAME_predict(const float *in, float *out)`. int8: weights stored as

@@ -266,7 +266,13 @@ def main(argv):
             summary += statements(title, sname, sched, methods, sps, mean, dense, k) + [""]
     # the computed statements first, then the tables they come from
     head, body = md[:4], md[4:]
-    open(out + ".tmp", "w").write("\n".join(head + summary + body + [""]))
+    # the structured-pruning section comes from scripts/structured_results.sh: carried over
+    tail = ""
+    if os.path.exists(out):
+        old = open(out).read()
+        at = old.find("\n## Structured pruning")
+        tail = old[at:] if at >= 0 else ""
+    open(out + ".tmp", "w").write("\n".join(head + summary + body + [""]) + tail)
     os.replace(out + ".tmp", out)
 
 

@@ -10,9 +10,14 @@ import subprocess
 import sys
 from collections import defaultdict
 
-METHODS = [("ec", "layer", "ec"), ("ec:loss", "layer", "ec (loss)"), ("ec", "global", "ec, global"),
+METHODS = [("ec", "layer", "ec (default: loss, refit)"), ("ec+bias", "layer", "ec, bias only"),
+           ("ec:output+bias", "layer", "ec, output sens., bias only"),
+           ("ec", "global", "ec, global"),
            ("mean-replacement", "layer", "mean-replacement"), ("l2", "layer", "l2"),
-           ("l2-incoming", "layer", "l2-incoming"), ("random", "layer", "random")]
+           ("l2-incoming", "layer", "l2-incoming"), ("random", "layer", "random"),
+           ("mean-replacement+refit", "layer", "mean-replacement + refit"),
+           ("l2-incoming+refit", "layer", "l2-incoming + refit"),
+           ("random+refit", "layer", "random + refit")]
 SPARS = ["0.25", "0.5", "0.75"]
 
 

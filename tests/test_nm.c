@@ -82,11 +82,65 @@ static void test_nm_layout_refuses_broken_pattern(void **state)
     assert_int_equal(ecp_nmmat_build(&a, W, 2, 6, 4, 4, &err), ECP_ERR_ARG);
 }
 
+/* The engine's N:M hook: forced on, it runs the N:M kernel on every patterned layer at batch > 1
+ * and computes what the dense engine computes; forced off, never; by measurement (the default),
+ * the same function whatever it picks. */
+static void test_engine_nm_hook(void **state)
+{
+    ecp_mlp *m = tu_make_net("22-16-12-4", ECP_ACT_RELU, 71);
+    ecp_error err;
+    for (int l = 0; l < 3; l++) { /* keep two of every group of four, which two by row (a
+                                   * column with no weight left would be removed by the engine) */
+        ecp_layer *L = &m->layer[l];
+        for (int i = 0; i < L->n_out; i++)
+            for (int j = 0; j < L->n_in; j++)
+                if ((j + i) % 4 >= 2) {
+                    L->W[(size_t)i * L->n_in + j] = 0;
+                    L->pruned[(size_t)i * L->n_in + j] = 1;
+                }
+    }
+    assert_int_equal(ecp_mlp_set_pattern(m, 2, 4, 7, &err), ECP_OK);
+    ecp_rng r;
+    ecp_rng_seed(&r, 72);
+    const int B = 37;
+    float x[37 * 22], yd[37 * 4], y[37 * 4];
+    for (int k = 0; k < B * 22; k++)
+        x[k] = (float)ecp_rng_normal(&r);
+    ecp_sparse_opts o;
+    ecp_sparse_opts_default(&o);
+    o.threads = 1;
+    o.mode = ECP_ENGINE_DENSE;
+    ecp_sparse_net *ref;
+    assert_int_equal(ecp_sparse_create(&ref, m, &o, &err), ECP_OK);
+    assert_int_equal(ecp_sparse_forward(ref, x, B, yd, &err), ECP_OK);
+    o.mode = ECP_ENGINE_AUTO;
+    for (int nm = -1; nm <= 1; nm++) {
+        o.nm = nm;
+        ecp_sparse_net *s;
+        assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
+        for (int l = 0; l < 3; l++)
+            if (nm)
+                assert_int_equal(ecp_sparse_layer_nm(s, l, B), nm > 0);
+        assert_int_equal(ecp_sparse_forward(s, x, B, y, &err), ECP_OK);
+        for (int k = 0; k < B * 4; k++)
+            assert_close(y[k], yd[k], 1e-5, 1e-5);
+        for (int n = 0; n < B; n++) { /* batch 1, one sample at a time */
+            assert_int_equal(ecp_sparse_forward(s, x + n * 22, 1, y, &err), ECP_OK);
+            for (int k = 0; k < 4; k++)
+                assert_close(y[k], yd[n * 4 + k], 1e-5, 1e-5);
+        }
+        ecp_sparse_free(s);
+    }
+    ecp_sparse_free(ref);
+    ecp_mlp_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nm_kernels_match_dense),
         cmocka_unit_test(test_nm_layout_refuses_broken_pattern),
+        cmocka_unit_test(test_engine_nm_hook),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
  * baseline criteria, selection and guards, schedules, and bad input (library and CLI). */
 #include "testutil.h"
 #include "prune/prune.h"
+#include "core/lapack.h"
 #include <sys/wait.h>
 
 /* ---- an independent double-precision forward */
@@ -264,6 +265,104 @@ static void test_smaller_equals_masked(void **state)
     ecp_dataset_free(d);
 }
 
+/* The refit against LAPACK's QR least squares (dgels) on the explicit design matrix: every
+ * kept row of every layer downstream of a removal fits the original network's pre-activations
+ * from the inputs the pruned network gives it; the smaller model is the same function. */
+static void refit_row_check(const ecp_mlp *m, const ecp_mlp *orig, const ecp_dataset *d, int l,
+                            int i, const uint8_t *kept)
+{
+    const ecp_layer *Ly = &m->layer[l];
+    int ni = Ly->n_in, N = (int)d->n, k = 0, one = 1, info, lwork = 4096;
+    int idx[64];
+    for (int j = 0; j < ni; j++)
+        if (kept[j])
+            idx[k++] = j;
+    int cols = k + 1;
+    double *A = malloc(sizeof(double) * (size_t)N * cols), *t = malloc(sizeof(double) * N);
+    double *work = malloc(sizeof(double) * (size_t)lwork), z[256], z0[256];
+    for (int n = 0; n < N; n++) { /* column-major for LAPACK */
+        pre_of(m, d->x + (size_t)n * d->n_in, l - 1, z);
+        for (int c = 0; c < k; c++)
+            A[(size_t)c * N + n] = act_d(m->layer[l - 1].act, z[idx[c]]);
+        A[(size_t)k * N + n] = 1;
+        pre_of(orig, d->x + (size_t)n * d->n_in, l, z0);
+        t[n] = z0[i];
+    }
+    dgels_("N", &N, &cols, &one, A, &N, t, &N, work, &lwork, &info, 1);
+    assert_int_equal(info, 0);
+    for (int c = 0; c < k; c++)
+        assert_close(Ly->W[(size_t)i * ni + idx[c]], t[c], 1e-4, 1e-4);
+    assert_close(Ly->b[i], t[k], 1e-4, 1e-4);
+    for (int j = 0; j < ni; j++)
+        if (!kept[j])
+            assert_true(Ly->W[(size_t)i * ni + j] == 0 && Ly->pruned[(size_t)i * ni + j]);
+    free(A);
+    free(t);
+    free(work);
+}
+
+static void test_refit_is_least_squares(void **state)
+{
+    ecp_dataset *d = tu_make_data(120, 5, 3, 61, 0.2f);
+    ecp_mlp *m = tu_make_net("5-8-6-3", ECP_ACT_TANH, 62), *orig, *small;
+    ecp_error err;
+    assert_int_equal(ecp_mlp_clone(m, &orig, &err), ECP_OK);
+    ecp_neuron_scores *sc = nscores(m, d, "ec");
+    ecp_prune_opts o;
+    ecp_prune_opts_default(&o);
+    o.scope_layer = 1;
+    o.neuron_comp = ECP_NCOMP_REFIT;
+    o.damping = 1e-12; /* the ridge negligible: plain least squares */
+    assert_int_equal(ecp_mlp_clone(m, &small, &err), ECP_OK);
+    assert_int_equal(ecp_prune_neurons_apply_calib(m, sc, &o, d, 0.5, NULL, 0, NULL, &err),
+                     ECP_OK);
+    assert_int_equal(ecp_prune_neurons_apply_calib(small, sc, &o, d, 0.5, NULL, 1, NULL, &err),
+                     ECP_OK);
+    assert_int_equal(small->sizes[1], 4);
+    assert_int_equal(small->sizes[2], 3);
+    assert_true(max_diff(m, small, d) < 1e-6);
+    uint8_t kept[2][8];
+    for (int h = 0; h < 2; h++) /* a neuron is kept when its incoming row is not all pruned */
+        for (int j = 0; j < m->sizes[h + 1]; j++) {
+            int all = 1;
+            for (int q = 0; q < m->layer[h].n_in; q++)
+                all &= m->layer[h].pruned[(size_t)j * m->layer[h].n_in + q];
+            kept[h][j] = !all;
+        }
+    for (int l = 1; l < 3; l++)
+        for (int i = 0; i < m->layer[l].n_out; i++)
+            if (l == 2 || kept[l][i])
+                refit_row_check(m, orig, d, l, i, kept[l - 1]);
+    /* the refit beats the bias shift on the output deviation from the original */
+    ecp_mlp *bias;
+    assert_int_equal(ecp_mlp_clone(orig, &bias, &err), ECP_OK);
+    o.neuron_comp = ECP_NCOMP_BIAS;
+    assert_int_equal(ecp_prune_neurons_apply_calib(bias, sc, &o, d, 0.5, NULL, 1, NULL, &err),
+                     ECP_OK);
+    double ya[8], yb[8], e_refit = 0, e_bias = 0;
+    for (int64_t n = 0; n < d->n; n++) {
+        fwd_d(orig, d->x + n * 5, yb);
+        fwd_d(small, d->x + n * 5, ya);
+        for (int k = 0; k < 3; k++)
+            e_refit += (ya[k] - yb[k]) * (ya[k] - yb[k]);
+        fwd_d(bias, d->x + n * 5, ya);
+        for (int k = 0; k < 3; k++)
+            e_bias += (ya[k] - yb[k]) * (ya[k] - yb[k]);
+    }
+    assert_true(e_refit < e_bias);
+    /* refit needs the calibration set; bias needs a method that gives shifts */
+    o.neuron_comp = ECP_NCOMP_REFIT;
+    assert_int_equal(ecp_prune_neurons_apply(orig, sc, &o, 0.5, NULL, 1, NULL, &err),
+                     ECP_ERR_ARG);
+    assert_non_null(strstr(err.msg, "calibration"));
+    ecp_neuron_scores_free(sc);
+    ecp_mlp_free(bias);
+    ecp_mlp_free(small);
+    ecp_mlp_free(orig);
+    ecp_mlp_free(m);
+    ecp_dataset_free(d);
+}
+
 /* The baselines against their definitions: l2 = ||W_{h+1}[:, j]||, l2-incoming = ||W_h[j, :]||,
  * mean-replacement = ||W_{h+1}[:, j]||^2 var(a_j) with comp w mean(a_j). */
 static void test_baseline_definitions(void **state)
@@ -512,6 +611,14 @@ static void test_cli(void **state)
              deep_p, path, g_dir);
     assert_int_equal(run_cli(args, e, sizeof e), 2);
     assert_non_null(strstr(e, "--structure 'block'"));
+    snprintf(args, sizeof args, "prune '%s' --structure neuron --data '%s' --method l2 "
+             "--compensation bias -o '%s/o1.onnx'", deep_p, path, g_dir);
+    assert_int_equal(run_cli(args, e, sizeof e), 2);
+    assert_non_null(strstr(e, "--compensation bias"));
+    snprintf(args, sizeof args, "prune '%s' --structure neuron --data '%s' --compensation x "
+             "-o '%s/o1.onnx'", deep_p, path, g_dir);
+    assert_int_equal(run_cli(args, e, sizeof e), 2);
+    assert_non_null(strstr(e, "--compensation 'x'"));
     char o1[500];
     snprintf(o1, sizeof o1, "%s/o1.onnx", g_dir);
     assert_false(ecp_file_exists(o1));
@@ -651,6 +758,7 @@ int main(void)
         cmocka_unit_test(test_linear_single_output_exact),
         cmocka_unit_test(test_constant_neuron_removed_exactly),
         cmocka_unit_test(test_smaller_equals_masked),
+        cmocka_unit_test(test_refit_is_least_squares),
         cmocka_unit_test(test_baseline_definitions),
         cmocka_unit_test(test_selection_counts_and_order),
         cmocka_unit_test(test_guard_keeps_one_neuron),

@@ -14,21 +14,28 @@ static void help(FILE *f)
         "and writes a smaller dense model: a neuron's incoming row, its bias and its outgoing\n"
         "column disappear, so 784-300-100-10 at S = 0.5 becomes e.g. 784-150-50-10 and runs\n"
         "faster anywhere (ONNX Runtime, export-c, any BLAS). With ec (the default) a neuron's\n"
-        "importance is the output deviation left after shifting every bias it fed by its optimal\n"
-        "(sensitivity-weighted mean) contribution, and that shift is applied.\n\n"
+        "importance is the loss increase left after shifting every bias it fed by its optimal\n"
+        "(sensitivity-weighted mean) contribution; the layers downstream of the removed\n"
+        "neurons are then re-fitted by least squares to the outputs they had before.\n\n"
         "  --data D             dataset: training split calibrates (and fine-tunes), test split\n"
         "                       is reported: mnist, fashion, diffsorp[:noise], DIR, FILE.csv\n"
         "  --method M           ec (default), l2 (norm of the outgoing weights, as torch's\n"
         "                       ln_structured), l2-incoming, random, mean-replacement (plain\n"
         "                       mean of the neuron folded into the next biases, Evci et al.)\n"
-        "  --sensitivity K      for ec: output (default), probe, loss (Gauss-Newton; the\n"
-        "                       better choice for classifiers, see docs/STRUCTURED.md)\n"
+        "  --sensitivity K      for ec: loss (default: Gauss-Newton, the loss increase),\n"
+        "                       output (the output deviation), probe\n"
+        "  --compensation C     refit (default for ec: every downstream layer's kept weights\n"
+        "                       and biases re-fitted by least squares on the calibration set),\n"
+        "                       bias (default for mean-replacement: the neurons' mean into the\n"
+        "                       next biases; ec, mean-replacement), none (default for l2,\n"
+        "                       l2-incoming, random)\n"
+        "  --damping D          refit: ridge as a fraction of the inputs' mean square (0.01)\n"
         "  --probes P           probes for --sensitivity probe (16)\n"
         "  --sparsity S         fraction of hidden neurons removed, 0 <= S < 1 (0.5); every\n"
         "                       hidden layer keeps at least one neuron\n"
-        "  --scope global|layer one ranking across hidden layers (default) or S in each\n"
-        "                       (global lets the scores choose the widths; for large one-shot\n"
-        "                       fractions 'layer' or --steps are safer)\n"
+        "  --scope layer|global S in each hidden layer (default) or one ranking across them\n"
+        "                       (global lets the scores choose the widths; at large one-shot\n"
+        "                       fractions it empties the first layer, see docs/STRUCTURED.md)\n"
         "  --exclude-layer H    never shrink hidden layer H (the outputs of layer H, 0-based)\n"
         "  --steps T            iterative: T steps on the cubic schedule, scores recomputed on\n"
         "                       the smaller model at each step (1)\n"
@@ -59,14 +66,14 @@ typedef struct {
     const char *data, *out, *dump, *target_cols, *weight_method;
     double weight_sparsity;
     long threads;
-    int json, calib_given, keep_shape;
+    int json, calib_given, keep_shape, sens_given;
 } neuron_args;
 
 static int parse_args(int argc, char **argv, neuron_args *a)
 {
     enum { O_STRUCT = 256, O_DATA, O_METHOD, O_SENS, O_PROBES, O_SPARSITY, O_SCOPE, O_EXCL,
            O_STEPS, O_FT, O_LR, O_BATCH, O_CALIB, O_SEED, O_WSP, O_WMETHOD, O_KEEP, O_DUMP,
-           O_THREADS, O_TC, O_JSON };
+           O_THREADS, O_TC, O_JSON, O_COMP, O_DAMP };
     static const struct option opts[] = {
         {"structure", required_argument, 0, O_STRUCT}, {"data", required_argument, 0, O_DATA},
         {"method", required_argument, 0, O_METHOD}, {"sensitivity", required_argument, 0, O_SENS},
@@ -80,6 +87,7 @@ static int parse_args(int argc, char **argv, neuron_args *a)
         {"keep-shape", no_argument, 0, O_KEEP}, {"dump-scores", required_argument, 0, O_DUMP},
         {"threads", required_argument, 0, O_THREADS}, {"target-cols", required_argument, 0, O_TC},
         {"output", required_argument, 0, 'o'}, {"json", no_argument, 0, O_JSON},
+        {"compensation", required_argument, 0, O_COMP}, {"damping", required_argument, 0, O_DAMP},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     ecp_error err = {0};
     ecp_prune_opts *po = &a->po;
@@ -106,6 +114,19 @@ static int parse_args(int argc, char **argv, neuron_args *a)
         case O_SENS:
             if (ecp_sens_parse(optarg, &po->sens, &err))
                 return cli_die("prune", &err);
+            a->sens_given = 1;
+            break;
+        case O_COMP:
+            if (!strcmp(optarg, "refit")) po->neuron_comp = ECP_NCOMP_REFIT;
+            else if (!strcmp(optarg, "bias")) po->neuron_comp = ECP_NCOMP_BIAS;
+            else if (!strcmp(optarg, "none")) po->neuron_comp = ECP_NCOMP_NONE;
+            else if (!strcmp(optarg, "auto")) po->neuron_comp = ECP_NCOMP_AUTO;
+            else return cli_usage_error("prune", "--compensation '%s': choose refit, bias, none "
+                                        "or auto", optarg);
+            break;
+        case O_DAMP:
+            if ((rc = cli_parse_double("prune", "--damping", optarg, 0, 1e6, &d))) return rc;
+            po->damping = d;
             break;
         case O_PROBES:
             if ((rc = cli_parse_int("prune", "--probes", optarg, 1, 100000, &v))) return rc;
@@ -178,6 +199,10 @@ static int parse_args(int argc, char **argv, neuron_args *a)
         return cli_usage_error("prune", "expected exactly one model file");
     if (!a->data || (!a->out && !a->dump))
         return cli_usage_error("prune", "--data and -o are required");
+    if (po->neuron_comp == ECP_NCOMP_BIAS && po->method && strcmp(po->method, "ec") &&
+        strcmp(po->method, "mean-replacement"))
+        return cli_usage_error("prune", "--compensation bias: only ec and mean-replacement "
+                               "give bias shifts (refit works with every method)");
     if (a->keep_shape && (po->steps > 1 || a->weight_sparsity > 0))
         return cli_usage_error("prune", "--keep-shape: one-shot only, without --weight-sparsity");
     return 0;
@@ -244,6 +269,17 @@ typedef struct {
     ecp_prune_report wrep;
 } neuron_result;
 
+/* The compensation o->neuron_comp stands for with this method (AUTO resolved as the library
+ * does when it has the calibration set). */
+static const char *comp_name(const ecp_prune_opts *o)
+{
+    ecp_neuron_comp c = o->neuron_comp;
+    if (c == ECP_NCOMP_AUTO)
+        c = !strcmp(o->method, "ec") ? ECP_NCOMP_REFIT
+            : ecp_neuron_method_compensates(o->method) ? ECP_NCOMP_BIAS : ECP_NCOMP_NONE;
+    return c == ECP_NCOMP_REFIT ? "refit" : c == ECP_NCOMP_BIAS ? "bias" : "none";
+}
+
 static void print_eval(const char *name, const ecp_eval_result *r)
 {
     printf("  %-8s %12.6f", name, r->loss);
@@ -259,8 +295,9 @@ static void report(const ecp_mlp *m, const neuron_args *a, const char *model,
     double macs_ratio = (double)dense_macs(m) / (double)r->macs0;
     if (a->json) {
         printf("{\"structure\":\"neuron\",\"method\":\"%s\",\"sensitivity\":\"%s\","
-               "\"target\":%.6f,\"arch_before\":\"%s\",\"arch_after\":\"%s\",",
-               po->method, ecp_sens_name(po->sens), po->sparsity, r->arch0, r->arch1);
+               "\"compensation\":\"%s\",\"target\":%.6f,\"arch_before\":\"%s\","
+               "\"arch_after\":\"%s\",", po->method, ecp_sens_name(po->sens), comp_name(po),
+               po->sparsity, r->arch0, r->arch1);
         printf("\"before\":{\"loss\":%.9g", r->before.loss);
         if (r->before.accuracy >= 0) printf(",\"accuracy\":%.6f", r->before.accuracy);
         printf("},\"after\":{\"loss\":%.9g", r->after.loss);
@@ -280,6 +317,7 @@ static void report(const ecp_mlp *m, const neuron_args *a, const char *model,
     printf("%s: neurons by %s", model, po->method);
     if (!strcmp(po->method, "ec"))
         printf(" (sensitivity %s)", ecp_sens_name(po->sens));
+    printf(", compensation %s", comp_name(po));
     printf(", %s, %d step%s, %d fine-tuning epoch%s, %lld calibration samples\n",
            po->scope_layer ? "per layer" : "global", po->steps, po->steps > 1 ? "s" : "",
            po->finetune_epochs, po->finetune_epochs == 1 ? "" : "s", (long long)po->calib);
@@ -325,7 +363,8 @@ static ecp_status run(ecp_mlp *m, const ecp_dataset *train, const neuron_args *a
     if (!(s = ecp_prune_calib(train, a->po.calib, a->po.seed, &calib, err)) &&
         !(s = ecp_neuron_scores_compute(m, calib, a->po.method, a->po.sens, a->po.probes,
                                         a->po.seed + 1, &sc, err)))
-        s = ecp_prune_neurons_apply(m, sc, &a->po, a->po.sparsity, NULL, 0, &r->rep, err);
+        s = ecp_prune_neurons_apply_calib(m, sc, &a->po, calib, a->po.sparsity, NULL, 0,
+                                          &r->rep, err);
     ecp_neuron_scores_free(sc);
     ecp_dataset_free(calib);
     return s;
@@ -337,6 +376,7 @@ int cmd_prune_neuron(int argc, char **argv)
     memset(&a, 0, sizeof a);
     ecp_prune_opts_default(&a.po);
     a.po.sparsity = 0.5;
+    a.po.scope_layer = 1;
     a.weight_method = "ec";
     ecp_onnx_options store;
     if ((argc = cli_take_storage("prune", argc, argv, &store)) < 0)
@@ -346,6 +386,10 @@ int cmd_prune_neuron(int argc, char **argv)
         return rc < 0 ? 0 : rc;
     if (a.out && (rc = cli_check_model_output("prune", a.out, &store)))
         return rc;
+    /* The loss sensitivity ranks neurons by what they cost the task; the output one weighs
+     * samples the network is already sure of as much as the others (docs/STRUCTURED.md). */
+    if (!a.sens_given)
+        a.po.sens = ECP_SENS_LOSS;
     cli_set_threads((int)a.threads);
     const char *model = argv[optind];
     ecp_mlp *m = NULL;

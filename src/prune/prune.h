@@ -118,4 +118,10 @@ void ecp_calib_pass_free(ecp_calib_pass *p);
 ecp_status ecp_select_nm(ecp_mlp *m, const ecp_scores *sc, const ecp_prune_opts *o,
                          ecp_prune_report *rep, ecp_error *err);
 
+/* Structured reconstruction (structured_refit.c): with keep[h][j] = 0 for the neurons to
+ * remove, zeroes their rows and re-fits every layer downstream of the first shrunk one by least
+ * squares to the outputs of the network as it was (the removed columns end zero and pruned). */
+ecp_status ecp_neuron_refit(ecp_mlp *m, const ecp_dataset *calib, uint8_t *const *keep,
+                            const ecp_prune_opts *o, uint64_t seed, ecp_error *err);
+
 #endif

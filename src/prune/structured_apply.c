@@ -177,9 +177,37 @@ static int select_neurons(const ecp_mlp *m, const ecp_neuron_scores *sc,
     return guarded;
 }
 
+/* What o->neuron_comp means for this method, with or without a calibration set. */
+static ecp_status neuron_comp_resolve(const ecp_prune_opts *o, const ecp_neuron_scores *sc,
+                                      const ecp_dataset *calib, ecp_neuron_comp *out,
+                                      ecp_error *err)
+{
+    ecp_neuron_comp c = o->neuron_comp;
+    if ((unsigned)c > ECP_NCOMP_REFIT)
+        return ecp_fail(err, ECP_ERR_ARG, "neuron_comp %d: unknown", (int)c);
+    if (c == ECP_NCOMP_AUTO)
+        c = o->method && !strcmp(o->method, "ec") && calib ? ECP_NCOMP_REFIT
+            : sc->comp ? ECP_NCOMP_BIAS : ECP_NCOMP_NONE;
+    if (c == ECP_NCOMP_BIAS && !sc->comp)
+        return ecp_fail(err, ECP_ERR_ARG, "compensation bias: method '%s' gives no bias shifts "
+                        "(ec and mean-replacement do)", o->method ? o->method : "(null)");
+    if (c == ECP_NCOMP_REFIT && !calib)
+        return ecp_fail(err, ECP_ERR_ARG, "compensation refit needs the calibration set");
+    *out = c;
+    return ECP_OK;
+}
+
 ecp_status ecp_prune_neurons_apply(ecp_mlp *m, const ecp_neuron_scores *sc,
                                    const ecp_prune_opts *o, double fraction, const int *orig,
                                    int shrink, ecp_neuron_report *rep, ecp_error *err)
+{
+    return ecp_prune_neurons_apply_calib(m, sc, o, NULL, fraction, orig, shrink, rep, err);
+}
+
+ecp_status ecp_prune_neurons_apply_calib(ecp_mlp *m, const ecp_neuron_scores *sc,
+                                         const ecp_prune_opts *o, const ecp_dataset *calib,
+                                         double fraction, const int *orig, int shrink,
+                                         ecp_neuron_report *rep, ecp_error *err)
 {
     int H = m->n_layers - 1;
     if (H < 1)
@@ -198,6 +226,10 @@ ecp_status ecp_prune_neurons_apply(ecp_mlp *m, const ecp_neuron_scores *sc,
         if (sc->width[h] != m->sizes[h + 1] || sc->fan_out[h] != m->sizes[h + 2])
             return ecp_fail(err, ECP_ERR_SHAPE, "neuron scores of hidden layer %d are for another "
                             "model", h);
+    ecp_neuron_comp comp = ECP_NCOMP_NONE;
+    ecp_status rs = neuron_comp_resolve(o, sc, calib, &comp, err);
+    if (rs)
+        return rs;
     int any = 0;
     for (int h = 0; h < H; h++)
         any |= !hidden_excluded(o, h);
@@ -235,12 +267,15 @@ ecp_status ecp_prune_neurons_apply(ecp_mlp *m, const ecp_neuron_scores *sc,
             rep->after[h] = remaining[h];
         }
     }
+    if (comp == ECP_NCOMP_REFIT &&
+        (s = ecp_neuron_refit(m, calib, keep, o, o->seed ^ 0x5eedULL, err)))
+        goto done;
     for (int h = 0; h < H; h++) {
         ecp_layer *D = &m->layer[h + 1];
         for (int j = 0; j < D->n_in; j++) {
             if (keep[h][j])
                 continue;
-            if (sc->comp)
+            if (comp == ECP_NCOMP_BIAS)
                 for (int i = 0; i < D->n_out; i++)
                     D->b[i] += (float)sc->comp[h][(size_t)i * D->n_in + j];
             if (!shrink)
@@ -303,7 +338,7 @@ ecp_status ecp_prune_neurons(ecp_mlp *m, const ecp_dataset *train, const ecp_pru
                                       o->seed + (uint64_t)t, &sc, err);
         rep->stats_seconds += ecp_now() - ts;
         if (!s)
-            s = ecp_prune_neurons_apply(m, sc, o, target, orig, 1, rep, err);
+            s = ecp_prune_neurons_apply_calib(m, sc, o, calib, target, orig, 1, rep, err);
         ecp_neuron_scores_free(sc);
         if (!s)
             s = ecp_schedule_finetune(m, train, o, t, err);

@@ -19,6 +19,7 @@
  * simplification of simplify()) was kept because it lowered the batch-1 latency; what is left is
  * bound by L2 bandwidth. The measurements are in docs/PERF.md ("Sparse inference engine"). */
 #include "sparse.h"
+#include "nm.h"
 #include <cblas.h>
 #include <limits.h>
 #include <unistd.h>
@@ -64,6 +65,8 @@ typedef struct {
      * DCOL, work in proportion to nx) when nx < nx_col_max, else k_row (CSR or dense). */
     ecp_sparse_kernel k_col, k_row;
     int nx_col_max;
+    ecp_nmmat nm;   /* N:M layout of a layer with a pattern (val NULL otherwise) */
+    int nm_b1, nm_bn; /* run it at batch 1 instead of the row kernel / at larger batches */
 } sp_layer;
 
 struct ecp_sparse_net {
@@ -124,6 +127,7 @@ void ecp_sparse_free(ecp_sparse_net *s)
             free(s->layer[l].dmap);
             ecp_spmat_release(&s->layer[l].csr);
             ecp_spmat_release(&s->layer[l].csc);
+            ecp_nmmat_release(&s->layer[l].nm);
         }
     free(s->layer);
     free(s->buf[0]);
@@ -437,6 +441,8 @@ done:
     return st;
 }
 
+static void nm_pick(ecp_sparse_net *s, sp_layer *S, int force);
+
 ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_sparse_opts *o,
                              ecp_error *err)
 {
@@ -498,6 +504,10 @@ ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_s
             ecp_sparse_free(s);
             return st;
         }
+        if (o->nm >= 0 && o->mode != ECP_ENGINE_DENSE && m->nm_n && l < 64 &&
+            ((m->nm_layers >> l) & 1) &&
+            ecp_nmmat_build(&s->layer[l].nm, L->W, L->n_out, L->n_in, m->nm_n, m->nm_m, NULL))
+            memset(&s->layer[l].nm, 0, sizeof s->layer[l].nm); /* simplify broke the groups */
         /* introspection reports the model's weights, kept and all */
         s->nnz += ecp_spmat_count(m->layer[l].W, m->layer[l].pruned, m->layer[l].n_out,
                                   m->layer[l].n_in);
@@ -527,6 +537,9 @@ ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_s
         ecp_sparse_free(s);
         return ECP_ERR_MEMORY;
     }
+    for (int l = 0; l < s->n_layers; l++)
+        if (s->layer[l].nm.val)
+            nm_pick(s, &s->layer[l], o->nm > 0);
     *out = s;
     return ECP_OK;
 }
@@ -575,6 +588,8 @@ static ecp_status forward_b1(ecp_sparse_net *s, const float *x, float *y, ecp_er
                 ecp_dcol_list(S->WT, S->ldo, cur, s->ld_x, s->ld_r, nd, S->b, out);
                 ecp_spmv_csc_list(&S->csc, cur, s->ls, ns, NULL, out);
             }
+        } else if (S->nm_b1) {
+            ecp_nm_gemv(&S->nm, cur, S->b, out);
         } else if (S->k_row == ECP_KERNEL_CSR) {
             ecp_status st = ecp_spmv_csr_mt(&S->csr, cur, S->b, out, s->threads, err);
             if (st)
@@ -603,6 +618,11 @@ static ecp_status forward_b1(ecp_sparse_net *s, const float *x, float *y, ecp_er
 static ecp_status layer_bn(ecp_sparse_net *s, const sp_layer *S, const float *XT, int B,
                            float *YT, ecp_error *err)
 {
+    if (S->nm_bn) {
+        ecp_nm_gemm(&S->nm, XT, B, S->b, YT);
+        ecp_act_forward(S->act, YT, YT, (size_t)B * S->n_out);
+        return ECP_OK;
+    }
     if (choose_bn(s, S) == ECP_KERNEL_CSR) {
         ecp_status st = ecp_spmm_csr_mt(&S->csr, XT, B, S->b, YT, s->threads, err);
         if (!st)
@@ -686,6 +706,68 @@ ecp_status ecp_sparse_forward(ecp_sparse_net *s, const float *x, int batch, floa
     }
     ecp_blas_threads_pop(prev_threads);
     return st;
+}
+
+/* ------------------------------------------------------------------ N:M, by measurement */
+
+/* Seconds per call of the kernel the layer would run (nm = 0) or of the N:M one, at batch B on
+ * the engine's buffers: the best of 5 timings of enough calls to fill about 0.2 ms. */
+static double nm_time(ecp_sparse_net *s, const sp_layer *S, int B, int nm)
+{
+    float *X = s->buf[0], *Y = s->buf[1];
+    double best = 1e30;
+    int reps = 1;
+    for (int trial = 0; trial < 6; trial++) {
+        double t0 = ecp_now();
+        for (int r = 0; r < reps; r++) {
+            if (B == 1 && nm)
+                ecp_nm_gemv(&S->nm, X, S->b, Y);
+            else if (B == 1 && S->k_row == ECP_KERNEL_CSR)
+                ecp_spmv_csr_mt(&S->csr, X, S->b, Y, s->threads, NULL);
+            else if (B == 1)
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, S->n_out, S->n_in, 1.0f, S->W,
+                            S->n_in, X, 1, 1.0f, Y, 1);
+            else if (nm)
+                ecp_nm_gemm(&S->nm, X, B, S->b, Y);
+            else
+                layer_bn(s, S, X, B, Y, NULL);
+        }
+        double t = (ecp_now() - t0) / reps;
+        if (trial == 0) /* the first is the warm-up and sets the count */
+            reps = t > 2e-4 ? 1 : (int)(2e-4 / (t > 1e-8 ? t : 1e-8)) + 1;
+        else if (t < best)
+            best = t;
+    }
+    return best;
+}
+
+/* The N:M kernel replaces the row kernel at batch 1 (the column kernels still serve sparse
+ * inputs) and the batch kernel at the engine's chunk size where it is faster, or everywhere
+ * when forced. The input is dense and uniform in [0, 1): the row kernels' cost does not depend
+ * on its values. */
+static void nm_pick(ecp_sparse_net *s, sp_layer *S, int force)
+{
+    if (force) {
+        S->nm_b1 = S->nm_bn = 1;
+        return;
+    }
+    if (s->mode != ECP_ENGINE_AUTO)
+        return;
+    int prev = ecp_blas_threads_push(s->threads);
+    size_t n = (size_t)s->cap * (size_t)s->wmax;
+    for (size_t i = 0; i < n; i++)
+        s->buf[0][i] = (float)((i * 2654435761u) % 1000u) / 1000.0f;
+    S->nm_b1 = nm_time(s, S, 1, 1) < nm_time(s, S, 1, 0);
+    S->nm_bn = s->cap > 1 && nm_time(s, S, s->cap, 1) < nm_time(s, S, s->cap, 0);
+    ecp_blas_threads_pop(prev);
+}
+
+int ecp_sparse_layer_nm(const ecp_sparse_net *s, int l, int batch)
+{
+    if (!s || l < 0 || l >= s->n_layers)
+        return 0;
+    const sp_layer *S = &s->layer[l];
+    return batch > 1 ? S->nm_bn : S->nm_b1 && S->n_in >= S->nx_col_max;
 }
 
 /* ------------------------------------------------------------------ introspection */

@@ -147,7 +147,7 @@ def main():
             d = os.path.join(tmp, method)
             os.mkdir(d)
             ecprune("prune", big, "--structure", "neuron", "--data", data, "--calib", str(N),
-                    "--method", method, "--dump-scores", d)
+                    "--method", method, "--sensitivity", "output", "--dump-scores", d)
             for h, (a, s) in enumerate(stats):
                 W = orig[h + 1][0]
                 score, comp = reference(W, a, s if method == "ec" else np.ones_like(s))
@@ -157,13 +157,15 @@ def main():
                       f"{got_s} vs {score}")
                 check(close(got_c, comp, 1e-4), f"{method} compensation of hidden layer {h}")
 
-        # The smaller model against the big one masked here from the dumped EC scores.
+        # The smaller model against the big one masked here from the dumped EC scores (the
+        # paper's output sensitivity and bias shifts, one global ranking).
+        BIAS_GLOBAL = ("--sensitivity", "output", "--compensation", "bias", "--scope", "global")
         d = os.path.join(tmp, "ec")
         small, kept = os.path.join(tmp, "small.onnx"), os.path.join(tmp, "kept.onnx")
         ecprune("prune", big, "--structure", "neuron", "--data", data, "--calib", str(N),
-                "--sparsity", "0.5", "-o", small)
+                "--sparsity", "0.5", *BIAS_GLOBAL, "-o", small)
         ecprune("prune", big, "--structure", "neuron", "--data", data, "--calib", str(N),
-                "--sparsity", "0.5", "--keep-shape", "-o", kept)
+                "--sparsity", "0.5", *BIAS_GLOBAL, "--keep-shape", "-o", kept)
         scores = [np.load(os.path.join(d, f"neuron_score_{h}.npy")) for h in range(2)]
         comps = [np.load(os.path.join(d, f"neuron_comp_{h}.npy")) for h in range(2)]
         cand = sorted((float(v), h, j) for h in range(2) for j, v in enumerate(scores[h]))
