@@ -500,14 +500,16 @@ static ecp_status step_node(onnx_reader *r, size_t idx, const char **cur)
         return s;
     return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
                     "%s: node '%s' (%s) is not supported (ecprune reads Gemm, MatMul+Add, "
-                    "Flatten, Identity and Relu/LeakyRelu/Tanh/Sigmoid/Softplus/GELU chains)",
+                    "Flatten, Identity and activations: Relu, LeakyRelu, Elu, Tanh, Sigmoid, "
+                    "Softplus, Clip, HardSigmoid, HardSwish, Gelu, and torch's SiLU and GELU "
+                    "subgraphs)",
                     r->path, str(n->name), str(n->op_type));
 }
 
 static ecp_status step_branch(onnx_reader *r, const char **cur, const size_t *idx, size_t n)
 {
     int matched = 0;
-    ecp_status s = n == 2 ? onnx_act_branch(r, cur, idx[0], idx[1], &matched) : ECP_OK;
+    ecp_status s = onnx_act_branch(r, cur, idx, n, &matched);
     if (s || matched)
         return s;
     return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
@@ -653,6 +655,8 @@ static ecp_status build_mlp(onnx_reader *r, ecp_mlp **out)
         const onnx_rlayer *L = &r->layers[l];
         memcpy(ecp_mlp_weights(*out, l), L->W, (size_t)L->n_in * L->n_out * sizeof(float));
         memcpy(ecp_mlp_bias(*out, l), L->b, (size_t)L->n_out * sizeof(float));
+        if (L->has_act)
+            memcpy((*out)->layer[l].act_p, L->act_p, sizeof L->act_p);
     }
     /* The file has no mask: a stored zero is a pruned weight. */
     ecp_mlp_mask_from_zeros(*out);

@@ -18,6 +18,7 @@ typedef struct {
 typedef struct {
     int n_in, n_out;
     ecp_act act;
+    float act_p[ECP_ACT_NPARAM];
     int has_act;
     float *W; /* n_out x n_in, row-major */
     float *b; /* n_out */
@@ -74,8 +75,9 @@ ecp_status require_io(onnx_reader *r, const Onnx__NodeProto *n, size_t min_in, s
  * last layer and advances *cur (*handled = 0 when n is not an activation op). */
 ecp_status onnx_act_step(onnx_reader *r, const Onnx__NodeProto *n, const char **cur,
                          int *handled);
-/* *cur feeds exactly nodes i and j: if they start an activation subgraph, folds it into the
- * last layer, marks its nodes used and advances *cur (*matched = 1). */
-ecp_status onnx_act_branch(onnx_reader *r, const char **cur, size_t i, size_t j, int *matched);
+/* *cur feeds n nodes, idx[] the first two: if they start an activation subgraph, folds it into
+ * the last layer, marks its nodes used and advances *cur (*matched = 1). */
+ecp_status onnx_act_branch(onnx_reader *r, const char **cur, const size_t idx[2], size_t n,
+                           int *matched);
 
 #endif
