@@ -218,6 +218,58 @@ def bad_model(d, name, op, attrs, extra_inputs=(), consts=()):
     return path
 
 
+def scalar(name, v):
+    return helper.make_tensor(name, TensorProto.FLOAT, [], [v])
+
+
+def other_forms():
+    """(name, nodes after Gemm z, initializers, opset, numpy reference of z): forms other
+    exporters (or other torch versions) write."""
+    k = np.sqrt(2 / np.pi)
+    gelu_tanh = lambda z: 0.5 * z * (1 + np.tanh(k * (z + 0.044715 * z ** 3)))
+    mk = helper.make_node
+    return [
+        ("gelu_tanh_pow", [mk("Pow", ["z", "three"], ["c"]), mk("Mul", ["c", "kappa"], ["kc"]),
+                           mk("Add", ["z", "kc"], ["i"]), mk("Mul", ["i", "k"], ["ki"]),
+                           mk("Tanh", ["ki"], ["t"]), mk("Add", ["t", "one"], ["t1"]),
+                           mk("Mul", ["z", "half"], ["h"]), mk("Mul", ["h", "t1"], ["y"])],
+         [scalar("three", 3.0), scalar("kappa", 0.044715), scalar("k", k), scalar("one", 1.0),
+          scalar("half", 0.5)], 13, gelu_tanh),
+        ("gelu_op_tanh", [mk("Gelu", ["z"], ["y"], approximate="tanh")], [], 20, gelu_tanh),
+        ("clip_attrs", [mk("Clip", ["z"], ["y"], min=-0.5, max=0.75)], [], 6,
+         lambda z: np.clip(z, -0.5, 0.75)),
+        ("clip_min_only", [mk("Clip", ["z", "lo"], ["y"])], [scalar("lo", 0.25)], 13,
+         lambda z: np.maximum(z, 0.25)),
+        ("softplus_mul_inv", [mk("Mul", ["z", "b"], ["zb"]), mk("Softplus", ["zb"], ["s"]),
+                              mk("Mul", ["s", "inv"], ["y"])],
+         [scalar("b", 4.0), scalar("inv", 0.25)], 13, lambda z: np.logaddexp(0, 4 * z) / 4),
+        ("hardswish_op", [mk("HardSwish", ["z"], ["y"])], [], 14,
+         lambda z: z * np.clip(z / 6 + 0.5, 0, 1)),
+        ("silu_swapped", [mk("Sigmoid", ["z"], ["s"]), mk("Mul", ["s", "z"], ["y"])], [], 13,
+         lambda z: z / (1 + np.exp(-z))),
+    ]
+
+
+def check_other_forms(d):
+    rng = np.random.default_rng(9)
+    w = rng.normal(size=(4, 3)).astype(np.float32) * 2
+    x = rng.normal(size=(N, 3)).astype(np.float32) * 2
+    z = x.astype(np.float64) @ w.T.astype(np.float64)
+    for name, nodes, inits, opset, ref in other_forms():
+        g = helper.make_graph(
+            [helper.make_node("Gemm", ["x", "w"], ["z"], transB=1)] + nodes, name,
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+            [helper.make_tensor("w", TensorProto.FLOAT, [4, 3], w.flatten())] + inits)
+        sub = os.path.join(d, name)
+        write_dataset(sub, x, np.zeros((N, 4), np.float32))
+        path = os.path.join(sub, "m.onnx")
+        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)]), path)
+        err = close(name, "ecprune eval and numpy", predictions(path, sub), ref(z))
+        if err is not None:
+            print("ok   %-16s read (opset %d), |ecprune - numpy| %.1e" % (name, opset, err))
+
+
 def check_refusals(d):
     cases = [
         ("elu_nan", "Elu", {"alpha": float("nan")}, (), (), "alpha nan is not finite"),
@@ -283,6 +335,10 @@ def main():
             ort_check_all(N)
         except Exception as e:
             fail("ONNX Runtime: %s" % e)
+        try:
+            check_other_forms(d)
+        except Exception as e:
+            fail("other forms: %s" % e)
         try:
             check_refusals(d)
         except Exception as e:
