@@ -8,8 +8,8 @@ nn.Sequential is exported at opsets 11, 13 and 17 and
     onnxruntime-node through bench/ort_infer.js --check, one process for all files) with the
     same outputs within 1e-5.
 For one export per activation, an EC prune to 50 % must give finite outputs that ONNX Runtime
-reproduces; the sparse engine (`ecprune run --engine sparse`) must agree with the dense one
-(the loss within 1e-5), and the C of `ecprune export-c`, compiled, with `ecprune eval`.
+reproduces; the sparse engine (`ecprune run --engine sparse`, batch 7 and 1) must agree with
+the dense one (the loss within 1e-5), and the C of `ecprune export-c`, compiled, with `ecprune eval`.
 Parameters out of range in a file are refused with one line naming the node.
 
 Environment: ECPRUNE_BIN = the built CLI (default build/ecprune). Exits non-zero on failure.
@@ -164,9 +164,9 @@ def check_export(d, tag, module, spelling, opset, x, want):
     return sub, path
 
 
-def run_loss(model, d, engine):
-    r = json.loads(run([BIN, "run", model, "--data", d, "--engine", engine, "--batch", "7",
-                        "--json"], text=True))
+def run_loss(model, d, engine, batch):
+    r = json.loads(run([BIN, "run", model, "--data", d, "--engine", engine, "--batch",
+                        str(batch), "--json"], text=True))
     return r["loss"]
 
 
@@ -191,10 +191,13 @@ def check_pruned(tag, sub, path, x):
         fail("%s: EC-pruned model gives non-finite outputs" % tag)
         return
     ort_later(pruned, x, got, tag + " EC 50%", "|ort - ecprune eval|")
-    dense, sparse = run_loss(pruned, sub, "dense"), run_loss(pruned, sub, "sparse")
-    e2 = abs(dense - sparse)
-    if not np.isfinite(sparse) or e2 > TOL * max(1.0, abs(dense)):
-        fail("%s pruned: run --engine sparse loss %.9g, dense %.9g" % (tag, sparse, dense))
+    # Batch 7 (the batched kernels) and 1 (the kernels that skip zero inputs).
+    dense = run_loss(pruned, sub, "dense", 7)
+    sparse = [run_loss(pruned, sub, "sparse", b) for b in (7, 1)]
+    e2 = max(abs(dense - v) for v in sparse)
+    if not np.all(np.isfinite(sparse)) or e2 > TOL * max(1.0, abs(dense)):
+        fail("%s pruned: run --engine sparse loss %s (batch 7, 1), dense %.9g" %
+             (tag, sparse, dense))
         e2 = None
     e3 = close(tag + " pruned", "export-c and ecprune eval", export_c(tag, pruned, sub, x), got)
     if None not in (e2, e3):
