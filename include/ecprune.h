@@ -90,9 +90,9 @@ void ecp_rng_permutation(ecp_rng *r, int64_t *perm, int64_t n); /* perm = shuffl
 
 /* ------------------------------------------------------------------ model */
 
-/* Activations. Some take parameters p[0..ECP_ACT_NPARAM-1] (defaults are PyTorch's); the
- * text spelling is NAME[:P0[:P1]], e.g. "elu:0.5", "leaky_relu:0.2", "clip:0:6" ("relu6" is
- * clip:0:6, "hardtanh" clip:-1:1). */
+/* Activations. Some take parameters: p[0..ecp_act_n_params(a)-1] (at most ECP_ACT_NPARAM;
+ * defaults are PyTorch's); the text spelling is NAME[:P0[:P1]], e.g. "elu:0.5",
+ * "leaky_relu:0.2", "clip:0:6" ("relu6" is clip:0:6, "hardtanh" clip:-1:1). */
 typedef enum {
     ECP_ACT_IDENTITY = 0,
     ECP_ACT_RELU,

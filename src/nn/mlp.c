@@ -241,8 +241,8 @@ ecp_status ecp_mlp_set_layer_act_params(ecp_mlp *m, int l, ecp_act a, const floa
         return s;
     m->layer[l].act = a;
     ecp_act_defaults(a, m->layer[l].act_p);
-    if (p)
-        memcpy(m->layer[l].act_p, p, sizeof m->layer[l].act_p);
+    for (int i = 0; p && i < ecp_act_n_params(a); i++)
+        m->layer[l].act_p[i] = p[i];
     return ECP_OK;
 }
 float *ecp_mlp_weights(ecp_mlp *m, int l) { return LAYER_OK(m, l) ? m->layer[l].W : NULL; }
