@@ -332,8 +332,8 @@ static ecp_status next_op(onnx_reader *r, const char *name, const char *op, floa
     return s;
 }
 
-/* x^3 from x's first reader: Pow(x, 3), or Mul(x, x) then Mul(x, .). Fills nodes[] with the
- * nodes used, returns their count (0: no cube). */
+/* x^3 from node `first`: Pow(x, 3), or Mul(x, x) then Mul(x, .). Fills nodes[] with the nodes
+ * used and *n with their count (0: no cube). */
 static ecp_status gelu_tanh_cube(onnx_reader *r, const char *x, size_t first, long *nodes,
                                  int *n)
 {
@@ -358,7 +358,8 @@ static ecp_status gelu_tanh_cube(onnx_reader *r, const char *x, size_t first, lo
     return s;
 }
 
-/* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) from x's first reader. */
+/* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) from the node `first` that starts the cube;
+ * x has n_x readers, which must all be in the pattern. */
 static ecp_status try_gelu_tanh(onnx_reader *r, const char **cur, size_t first, size_t n_x,
                                 int *matched)
 {
@@ -426,7 +427,12 @@ ecp_status onnx_act_branch(onnx_reader *r, const char **cur, const size_t idx[2]
     ecp_status s = n == 2 ? try_gelu(r, cur, idx[0], idx[1], matched) : ECP_OK;
     if (!s && !*matched && n == 2)
         s = try_x_times(r, cur, idx[0], idx[1], matched);
-    if (!s && !*matched && (n == 3 || n == 4))
-        s = try_gelu_tanh(r, cur, idx[0], n, matched);
+    /* The cube's first node need not be x's first reader in node order: look for it. */
+    for (size_t k = 0; !s && !*matched && (n == 3 || n == 4) && k < r->g->n_node; k++) {
+        const Onnx__NodeProto *c = r->g->node[k];
+        if ((streq(c->op_type, "Pow") || streq(c->op_type, "Mul")) && c->n_input == 2 &&
+            streq(c->input[0], *cur) && !r->used[k])
+            s = try_gelu_tanh(r, cur, k, n, matched);
+    }
     return s;
 }

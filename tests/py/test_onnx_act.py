@@ -232,10 +232,11 @@ def other_forms():
     gelu_tanh = lambda z: 0.5 * z * (1 + np.tanh(k * (z + 0.044715 * z ** 3)))
     mk = helper.make_node
     return [
-        ("gelu_tanh_pow", [mk("Pow", ["z", "three"], ["c"]), mk("Mul", ["c", "kappa"], ["kc"]),
-                           mk("Add", ["z", "kc"], ["i"]), mk("Mul", ["i", "k"], ["ki"]),
-                           mk("Tanh", ["ki"], ["t"]), mk("Add", ["t", "one"], ["t1"]),
-                           mk("Mul", ["z", "half"], ["h"]), mk("Mul", ["h", "t1"], ["y"])],
+        # x/2 first: the cube is not x's first reader.
+        ("gelu_tanh_pow", [mk("Mul", ["z", "half"], ["h"]), mk("Pow", ["z", "three"], ["c"]),
+                           mk("Mul", ["c", "kappa"], ["kc"]), mk("Add", ["z", "kc"], ["i"]),
+                           mk("Mul", ["i", "k"], ["ki"]), mk("Tanh", ["ki"], ["t"]),
+                           mk("Add", ["t", "one"], ["t1"]), mk("Mul", ["h", "t1"], ["y"])],
          [scalar("three", 3.0), scalar("kappa", 0.044715), scalar("k", k), scalar("one", 1.0),
           scalar("half", 0.5)], 13, gelu_tanh),
         ("gelu_op_tanh", [mk("Gelu", ["z"], ["y"], approximate="tanh")], [], 20, gelu_tanh),
