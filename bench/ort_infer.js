@@ -13,6 +13,7 @@
 // With --check MODEL.onnx [X.f32 OUT.f32]: loads the model and runs it on X (N x n_in; default one
 // sample of zeros), writes the outputs to OUT as raw float32 and prints the shapes (the test
 // suite's check that ONNX Runtime reads what ecprune writes and computes the same function).
+// Further MODEL X OUT triples are checked in the same process (loading ORT is most of the time).
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -79,27 +80,34 @@ function parseArgs(argv) {
   return {pos, opt};
 }
 
+async function check(ort, version, threads, model, xFile, outFile) {
+  const sess = await ort.InferenceSession.create(model, sessionOptions(threads));
+  const nIn = sess.inputMetadata[0].shape[1];
+  let x = new Float32Array(nIn);
+  if (xFile) {
+    const r = fs.readFileSync(xFile);
+    x = new Float32Array(r.buffer.slice(r.byteOffset, r.byteOffset + r.length));
+  }
+  const n = x.length / nIn;
+  const out = await sess.run({[sess.inputNames[0]]: new ort.Tensor('float32', x, [n, nIn])});
+  const y = out[sess.outputNames[0]];
+  if (y.dims.length !== 2 || y.dims[0] !== n)
+    throw new Error(`${model}: unexpected output shape ${JSON.stringify(y.dims)}`);
+  if (outFile) fs.writeFileSync(outFile, Buffer.from(y.data.buffer, y.data.byteOffset, y.data.byteLength));
+  console.log(JSON.stringify({n, n_in: nIn, n_out: y.dims[1], ort_version: version}));
+}
+
 async function main() {
   const {pos, opt} = parseArgs(process.argv.slice(2));
   const {ort, version} = loadOrt(opt.ort);
   const threads = parseInt(opt.threads || '1', 10);
-  const sess = await ort.InferenceSession.create(pos[0], sessionOptions(threads));
-  const nIn = sess.inputMetadata[0].shape[1];
   if (opt.check) {
-    let x = new Float32Array(nIn);
-    if (pos[1]) {
-      const r = fs.readFileSync(pos[1]);
-      x = new Float32Array(r.buffer.slice(r.byteOffset, r.byteOffset + r.length));
-    }
-    const n = x.length / nIn;
-    const out = await sess.run({[sess.inputNames[0]]: new ort.Tensor('float32', x, [n, nIn])});
-    const y = out[sess.outputNames[0]];
-    if (y.dims.length !== 2 || y.dims[0] !== n)
-      throw new Error(`unexpected output shape ${JSON.stringify(y.dims)}`);
-    if (pos[2]) fs.writeFileSync(pos[2], Buffer.from(y.data.buffer, y.data.byteOffset, y.data.byteLength));
-    console.log(JSON.stringify({n, n_in: nIn, n_out: y.dims[1], ort_version: version}));
+    for (let i = 0; i < pos.length; i += 3)
+      await check(ort, version, threads, pos[i], pos[i + 1], pos[i + 2]);
     return;
   }
+  const sess = await ort.InferenceSession.create(pos[0], sessionOptions(threads));
+  const nIn = sess.inputMetadata[0].shape[1];
   const raw = fs.readFileSync(pos[1]);
   const xs = new Float32Array(raw.buffer, raw.byteOffset, raw.length / 4);
   const secs = parseFloat(opt.seconds || '0.5');

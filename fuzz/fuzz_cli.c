@@ -36,8 +36,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cli_parse_int("fuzz", "--n", argv[i], -5, 1L << 40, &l);
         cli_parse_double("fuzz", "--x", argv[i], 0, 1, &d);
         ecp_parse_bytes(argv[i], &b);
+        float ap[ECP_ACT_NPARAM];
+        char spelled[64];
         if (ecp_act_parse(argv[i], &act, &err))
             fuzz_check_msg(&err);
+        if (ecp_act_parse_params(argv[i], &act, ap, &err))
+            fuzz_check_msg(&err);
+        else
+            ecp_act_format(act, ap, spelled, sizeof spelled);
         if (ecp_sens_parse(argv[i], &sens, &err))
             fuzz_check_msg(&err);
         ecp_export_c_name_ok(argv[i]);

@@ -90,24 +90,49 @@ void ecp_rng_permutation(ecp_rng *r, int64_t *perm, int64_t n); /* perm = shuffl
 
 /* ------------------------------------------------------------------ model */
 
+/* Activations. Some take parameters: p[0..ecp_act_n_params(a)-1] (at most ECP_ACT_NPARAM;
+ * defaults are PyTorch's); the text spelling is NAME[:P0[:P1]], e.g. "elu:0.5",
+ * "leaky_relu:0.2", "clip:0:6" ("relu6" is clip:0:6, "hardtanh" clip:-1:1). */
 typedef enum {
     ECP_ACT_IDENTITY = 0,
     ECP_ACT_RELU,
-    ECP_ACT_LEAKY_RELU, /* slope 0.01 for x < 0 (PyTorch's default) */
+    ECP_ACT_LEAKY_RELU, /* x < 0: p0 x; p0 = slope (0.01) */
     ECP_ACT_TANH,
     ECP_ACT_SIGMOID,
-    ECP_ACT_SOFTPLUS,
-    ECP_ACT_GELU, /* exact (erf) form, as torch.nn.GELU() */
+    ECP_ACT_SOFTPLUS,   /* log(1 + e^(p0 x)) / p0; p0 = beta > 0 (1) */
+    ECP_ACT_GELU,       /* exact (erf) form, as torch.nn.GELU() */
+    ECP_ACT_SILU,       /* x sigmoid(x) */
+    ECP_ACT_ELU,        /* x < 0: p0 (e^x - 1); p0 = alpha (1) */
+    ECP_ACT_CLIP,       /* min(max(x, p0), p1), p0 <= p1 (0, 6: ReLU6) */
+    ECP_ACT_GELU_TANH,  /* tanh form, as torch.nn.GELU(approximate='tanh') */
+    ECP_ACT_HARDSIGMOID, /* clip(p0 x + p1, 0, 1); p0 = 1/6, p1 = 1/2 */
+    ECP_ACT_HARDSWISH,  /* x hardsigmoid(x), same parameters */
     ECP_ACT_COUNT
 } ecp_act;
+enum { ECP_ACT_NPARAM = 2 };
 
 const char *ecp_act_name(ecp_act a);
+/* A name without parameters ("elu" gives the default alpha); ecp_act_parse_params takes the
+ * full spelling. */
 ecp_status ecp_act_parse(const char *name, ecp_act *out, ecp_error *err);
+ecp_status ecp_act_parse_params(const char *spec, ecp_act *out, float p[ECP_ACT_NPARAM],
+                                ecp_error *err);
+/* The spelling ecp_act_parse_params reads back ("elu:0.5"; the bare name for the defaults);
+ * returns snprintf's count. p NULL = the defaults. */
+int ecp_act_format(ecp_act a, const float *p, char *buf, size_t n);
+int ecp_act_n_params(ecp_act a);
+void ecp_act_defaults(ecp_act a, float p[ECP_ACT_NPARAM]);
+/* Refuses parameters out of range (non-finite, beta <= 0, min > max, ...) naming the field. */
+ecp_status ecp_act_check(ecp_act a, const float *p, ecp_error *err);
 
-/* In place y = act(x) and dx = dy * act'(x) given the pre-activation x (and y = act(x)). */
+/* In place y = act(x) and dx = dy * act'(x) given the pre-activation x (and y = act(x)), with
+ * the default parameters; the _p forms take them (NULL = the defaults). */
 void ecp_act_forward(ecp_act a, const float *x, float *y, size_t n);
 void ecp_act_backward(ecp_act a, const float *x, const float *y, const float *dy, float *dx,
                       size_t n);
+void ecp_act_forward_p(ecp_act a, const float *p, const float *x, float *y, size_t n);
+void ecp_act_backward_p(ecp_act a, const float *p, const float *x, const float *y,
+                        const float *dy, float *dx, size_t n);
 
 /* A fully-connected network: layer l maps a[l] (sizes[l]) to a[l+1] = act_l(W_l a[l] + b_l).
  * W_l is sizes[l+1] x sizes[l], row-major (as PyTorch's Linear.weight). Each layer carries a
@@ -156,7 +181,12 @@ int ecp_mlp_n_out(const ecp_mlp *m);
 int ecp_mlp_layer_in(const ecp_mlp *m, int l);
 int ecp_mlp_layer_out(const ecp_mlp *m, int l);
 ecp_act ecp_mlp_layer_act(const ecp_mlp *m, int l);
-void ecp_mlp_set_layer_act(ecp_mlp *m, int l, ecp_act a);
+void ecp_mlp_set_layer_act(ecp_mlp *m, int l, ecp_act a); /* with the default parameters */
+/* The layer's activation parameters (ECP_ACT_NPARAM floats; NULL for a bad layer), and a
+ * checked setter of activation and parameters (p NULL = the defaults). */
+const float *ecp_mlp_layer_act_params(const ecp_mlp *m, int l);
+ecp_status ecp_mlp_set_layer_act_params(ecp_mlp *m, int l, ecp_act a, const float *p,
+                                        ecp_error *err);
 float *ecp_mlp_weights(ecp_mlp *m, int l); /* sizes[l+1] x sizes[l], row-major */
 float *ecp_mlp_bias(ecp_mlp *m, int l);
 uint8_t *ecp_mlp_pruned(ecp_mlp *m, int l); /* 1 = pruned, same layout as the weights */

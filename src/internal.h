@@ -11,6 +11,7 @@
 typedef struct {
     int n_in, n_out;
     ecp_act act;
+    float act_p[ECP_ACT_NPARAM];
     float *W;        /* n_out x n_in row-major */
     float *b;        /* n_out */
     uint8_t *pruned; /* n_out x n_in; 1 = pruned (and W == 0) */
@@ -127,7 +128,7 @@ ecp_status ecp_gz_close(void *gz, const char *path, ecp_error *err);
 double ecp_log_sum_exp(const float *y, int k);
 
 /* An activation and its derivative in double, for the oracles that need more than float. */
-double ecp_act_eval_d(ecp_act a, double x, double *deriv);
+double ecp_act_eval_d(ecp_act a, const float *p, double x, double *deriv);
 
 /* ecp_dataset_validate naming the inputs' and the targets' files apart. */
 ecp_status ecp_dataset_validate_files(const ecp_dataset *d, const char *xwhat, const char *ywhat,

@@ -223,6 +223,8 @@ static void test_usage_errors(void **state)
     expect_error(&r, 2, "--epochs", "train --epochs ten");
     r = run("train --data '%s' --arch 4-2 --act swish -o '%s/x.onnx'", P("reg"), P("u1"));
     expect_error(&r, 2, "swish", "train --act swish");
+    r = run("train --data '%s' --arch 4-2 --act softplus:0 -o '%s/x.onnx'", P("reg"), P("u1"));
+    expect_error(&r, 2, "--act: activation softplus: beta 0 must be > 0", "train --act softplus:0");
     r = run("train --data '%s' --arch 4-2- -o '%s/x.onnx'", P("reg"), P("u1"));
     expect_error(&r, 2, "--arch '4-2-'", "train --arch 4-2-");
     /* The library names fields (n_train, n_c0, ...); the tool names the flags that set them. */

@@ -6,27 +6,41 @@
 
 /* ------------------------------------------------------------------ double references */
 
-static double ref_act(ecp_act a, double x)
+/* Each activation written out from its definition (PyTorch's), p = its parameters. */
+static double ref_act_p(ecp_act a, const float *p, double x)
 {
+    const double k = sqrt(2.0 / M_PI);
     switch (a) {
     case ECP_ACT_IDENTITY: return x;
     case ECP_ACT_RELU: return x > 0 ? x : 0;
-    case ECP_ACT_LEAKY_RELU: return x > 0 ? x : 0.01 * x;
+    case ECP_ACT_LEAKY_RELU: return x > 0 ? x : p[0] * x;
     case ECP_ACT_TANH: return tanh(x);
     case ECP_ACT_SIGMOID: return 1.0 / (1.0 + exp(-x));
-    case ECP_ACT_SOFTPLUS: return x > 30 ? x : log1p(exp(x));
+    case ECP_ACT_SOFTPLUS: return p[0] * x > 30 ? x : log1p(exp(p[0] * x)) / p[0];
     case ECP_ACT_GELU: return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+    case ECP_ACT_SILU: return x / (1.0 + exp(-x));
+    case ECP_ACT_ELU: return x > 0 ? x : p[0] * (exp(x) - 1.0);
+    case ECP_ACT_CLIP: return x < p[0] ? p[0] : x > p[1] ? p[1] : x;
+    case ECP_ACT_GELU_TANH: return 0.5 * x * (1.0 + tanh(k * (x + 0.044715 * x * x * x)));
+    case ECP_ACT_HARDSIGMOID: return fmin(fmax(p[0] * x + p[1], 0.0), 1.0);
+    case ECP_ACT_HARDSWISH: return x * fmin(fmax(p[0] * x + p[1], 0.0), 1.0);
     default: break;
     }
     fail_msg("bad activation %d", (int)a);
     return 0;
 }
 
-/* Central difference of the double reference at x. */
-static double ref_act_fd(ecp_act a, double x)
+static double ref_act(ecp_act a, double x)
 {
-    const double h = 1e-6;
-    return (ref_act(a, x + h) - ref_act(a, x - h)) / (2 * h);
+    float p[ECP_ACT_NPARAM];
+    ecp_act_defaults(a, p);
+    return ref_act_p(a, p, x);
+}
+
+/* Central difference of the double reference at x, step h. */
+static double ref_act_fd(ecp_act a, const float *p, double x, double h)
+{
+    return (ref_act_p(a, p, x + h) - ref_act_p(a, p, x - h)) / (2 * h);
 }
 
 /* Points spread over [-6, 6] that stay clear of 0 (the relu kink). */
@@ -36,58 +50,120 @@ static void act_points(float *x, int n)
         x[i] = (float)(-6.0 + 12.0 * (i + 0.37) / n);
 }
 
+/* Every activation with its default parameters (p[0] = NAN) and with others. */
+static const struct {
+    ecp_act a;
+    float p[ECP_ACT_NPARAM];
+} act_cases[] = {
+    {ECP_ACT_IDENTITY, {NAN}},         {ECP_ACT_RELU, {NAN}},
+    {ECP_ACT_LEAKY_RELU, {NAN}},       {ECP_ACT_LEAKY_RELU, {0.2f}},
+    {ECP_ACT_TANH, {NAN}},             {ECP_ACT_SIGMOID, {NAN}},
+    {ECP_ACT_SOFTPLUS, {NAN}},         {ECP_ACT_SOFTPLUS, {2.0f}},
+    {ECP_ACT_SOFTPLUS, {0.5f}},        {ECP_ACT_GELU, {NAN}},
+    {ECP_ACT_SILU, {NAN}},             {ECP_ACT_ELU, {NAN}},
+    {ECP_ACT_ELU, {0.7f}},             {ECP_ACT_CLIP, {NAN}},
+    {ECP_ACT_CLIP, {-2.0f, 1.5f}},     {ECP_ACT_GELU_TANH, {NAN}},
+    {ECP_ACT_HARDSIGMOID, {NAN}},      {ECP_ACT_HARDSIGMOID, {0.25f, 0.4f}},
+    {ECP_ACT_HARDSWISH, {NAN}},        {ECP_ACT_HARDSWISH, {0.2f, 0.5f}},
+};
+#define N_ACT_CASES (int)(sizeof act_cases / sizeof *act_cases)
+
+/* The case's activation and parameters (the defaults filled in); its name in *name. */
+static ecp_act act_case(int c, float *p, char *name, size_t n)
+{
+    ecp_act a = act_cases[c].a;
+    if (isnan(act_cases[c].p[0]))
+        ecp_act_defaults(a, p);
+    else
+        memcpy(p, act_cases[c].p, sizeof act_cases[c].p);
+    ecp_act_format(a, p, name, n);
+    return a;
+}
+
 /* ------------------------------------------------------------------ activations */
+
+static void test_act_covers_every_activation(void **state)
+{
+    (void)state;
+    int seen[ECP_ACT_COUNT] = {0};
+    for (int c = 0; c < N_ACT_CASES; c++)
+        seen[act_cases[c].a] = 1;
+    for (int a = 0; a < ECP_ACT_COUNT; a++)
+        assert_true(seen[a]);
+}
 
 static void test_act_forward_matches_double(void **state)
 {
     (void)state;
     enum { N = 97 };
-    float x[N], y[N];
+    float x[N], y[N], p[ECP_ACT_NPARAM];
+    char name[64];
     act_points(x, N);
-    for (int a = 0; a < ECP_ACT_COUNT; a++) {
-        ecp_act_forward((ecp_act)a, x, y, N);
-        for (int i = 0; i < N; i++)
-            assert_close(y[i], ref_act((ecp_act)a, x[i]), 2e-6, 1e-7);
+    for (int c = 0; c < N_ACT_CASES; c++) {
+        ecp_act a = act_case(c, p, name, sizeof name);
+        ecp_act_forward_p(a, p, x, y, N);
+        for (int i = 0; i < N; i++) {
+            double want = ref_act_p(a, p, x[i]);
+            if (fabs(y[i] - want) > 2e-6 * fabs(want) + 1e-7)
+                print_error("%s: x = %g: y = %.9g, want %.9g\n", name, x[i], y[i], want);
+            assert_close(y[i], want, 2e-6, 1e-7);
+            /* The double form the oracles use. */
+            assert_close(ecp_act_eval_d(a, p, x[i], NULL), ref_act_p(a, p, x[i]), 1e-12, 1e-14);
+        }
         /* In place (y == x) gives the same values. */
         float z[N];
         memcpy(z, x, sizeof z);
-        ecp_act_forward((ecp_act)a, z, z, N);
+        ecp_act_forward_p(a, p, z, z, N);
         assert_memory_equal(z, y, sizeof z);
     }
+    /* The parameter-free entry points use the defaults. */
+    float y2[N];
+    ecp_act_forward(ECP_ACT_ELU, x, y, N);
+    ecp_act_forward_p(ECP_ACT_ELU, NULL, x, y2, N);
+    assert_memory_equal(y, y2, sizeof y);
 }
 
 static void test_act_backward_vs_fd(void **state)
 {
     (void)state;
     enum { N = 97 };
-    float x[N], y[N], dy[N], dx[N];
+    float x[N], y[N], dy[N], dx[N], p[ECP_ACT_NPARAM];
+    char name[64];
     act_points(x, N);
     ecp_rng r;
     ecp_rng_seed(&r, 7);
     for (int i = 0; i < N; i++)
         dy[i] = (float)(0.5 + ecp_rng_uniform(&r)); /* not 1: dy must multiply the derivative */
-    for (int a = 0; a < ECP_ACT_COUNT; a++) {
-        ecp_act_forward((ecp_act)a, x, y, N);
-        ecp_act_backward((ecp_act)a, x, y, dy, dx, N);
+    for (int c = 0; c < N_ACT_CASES; c++) {
+        ecp_act a = act_case(c, p, name, sizeof name);
+        ecp_act_forward_p(a, p, x, y, N);
+        ecp_act_backward_p(a, p, x, y, dy, dx, N);
         for (int i = 0; i < N; i++) {
-            double want = dy[i] * ref_act_fd((ecp_act)a, x[i]);
+            double want = dy[i] * ref_act_fd(a, p, x[i], 1e-6);
             if (fabs(dx[i] - want) > 1e-5 * fabs(want) + 2e-6)
-                print_error("%s: x = %g: dx = %.9g, fd = %.9g\n", ecp_act_name((ecp_act)a), x[i],
-                            dx[i], want);
+                print_error("%s: x = %g: dx = %.9g, fd = %.9g\n", name, x[i], dx[i], want);
             assert_close(dx[i], want, 1e-5, 2e-6);
+            /* The double derivative against central differences in double. */
+            double d;
+            ecp_act_eval_d(a, p, x[i], &d);
+            assert_close(d, ref_act_fd(a, p, x[i], 1e-6), 1e-7, 1e-8);
         }
-        /* Finite differences of the library's own float forward: forward and backward agree. */
+        /* Finite differences of the library's own float forward: forward and backward agree
+         * (away from kinks, where a step of 1e-2 straddles two slopes). */
         for (int i = 0; i < N; i++) {
+            if (fabs(ref_act_fd(a, p, x[i] + 0.015, 1e-6) - ref_act_fd(a, p, x[i] - 0.015, 1e-6)) >
+                0.05)
+                continue;
             float xp = x[i] + 1e-2f, xm = x[i] - 1e-2f, yp, ym;
-            ecp_act_forward((ecp_act)a, &xp, &yp, 1);
-            ecp_act_forward((ecp_act)a, &xm, &ym, 1);
+            ecp_act_forward_p(a, p, &xp, &yp, 1);
+            ecp_act_forward_p(a, p, &xm, &ym, 1);
             double fd = ((double)yp - ym) / ((double)xp - xm) * dy[i];
             assert_close(dx[i], fd, 1e-3, 2e-4);
         }
         /* In place (dx == dy). */
         float d2[N];
         memcpy(d2, dy, sizeof d2);
-        ecp_act_backward((ecp_act)a, x, y, d2, d2, N);
+        ecp_act_backward_p(a, p, x, y, d2, d2, N);
         assert_memory_equal(d2, dx, sizeof d2);
     }
 }
@@ -96,11 +172,14 @@ static void test_act_extremes_finite(void **state)
 {
     (void)state;
     float x[6] = {-1000.0f, -100.0f, -20.0f, 20.0f, 100.0f, 1000.0f}, y[6], dy[6], dx[6];
+    float p[ECP_ACT_NPARAM];
+    char name[64];
     for (int i = 0; i < 6; i++)
         dy[i] = 1.0f;
-    for (int a = 0; a < ECP_ACT_COUNT; a++) {
-        ecp_act_forward((ecp_act)a, x, y, 6);
-        ecp_act_backward((ecp_act)a, x, y, dy, dx, 6);
+    for (int c = 0; c < N_ACT_CASES; c++) {
+        ecp_act a = act_case(c, p, name, sizeof name);
+        ecp_act_forward_p(a, p, x, y, 6);
+        ecp_act_backward_p(a, p, x, y, dy, dx, 6);
         for (int i = 0; i < 6; i++) {
             assert_true(isfinite(y[i]));
             assert_true(isfinite(dx[i]));
@@ -126,9 +205,103 @@ static void test_act_parse_names(void **state)
     ecp_act got;
     assert_int_equal(ecp_act_parse("linear", &got, &err), ECP_OK);
     assert_int_equal(got, ECP_ACT_IDENTITY);
+    assert_int_equal(ecp_act_parse("relu6", &got, &err), ECP_OK);
+    assert_int_equal(got, ECP_ACT_CLIP);
     assert_int_equal(ecp_act_parse("swish", &got, &err), ECP_ERR_ARG);
     assert_non_null(strstr(err.msg, "swish"));
+    /* Parameters other than the defaults need the full parser. */
+    assert_int_equal(ecp_act_parse("elu:0.5", &got, &err), ECP_ERR_ARG);
+    assert_non_null(strstr(err.msg, "ecp_act_parse_params"));
     assert_string_equal(ecp_act_name(ECP_ACT_COUNT), "?");
+}
+
+/* The spelling ecp_act_format writes reads back to the same activation and bit-equal floats. */
+static void test_act_params_round_trip(void **state)
+{
+    (void)state;
+    ecp_error err = {0};
+    float p[ECP_ACT_NPARAM], q[ECP_ACT_NPARAM];
+    char name[64];
+    for (int c = 0; c < N_ACT_CASES; c++) {
+        ecp_act a = act_case(c, p, name, sizeof name), got;
+        assert_int_equal(ecp_act_parse_params(name, &got, q, &err), ECP_OK);
+        assert_int_equal(got, a);
+        assert_memory_equal(p, q, (size_t)ecp_act_n_params(a) * sizeof *p);
+    }
+    const float third = 1.0f / 3.0f;
+    ecp_act_format(ECP_ACT_ELU, &third, name, sizeof name);
+    assert_int_equal(ecp_act_parse_params(name, &(ecp_act){0}, q, &err), ECP_OK);
+    assert_true(q[0] == third);
+    static const struct {
+        const char *spec;
+        ecp_act a;
+        float p0, p1;
+    } ok[] = {{"leaky_relu:0.2", ECP_ACT_LEAKY_RELU, 0.2f, 0},
+              {"elu", ECP_ACT_ELU, 1.0f, 0},
+              {"relu6", ECP_ACT_CLIP, 0.0f, 6.0f},
+              {"hardtanh", ECP_ACT_CLIP, -1.0f, 1.0f},
+              {"clip:-2:3", ECP_ACT_CLIP, -2.0f, 3.0f},
+              {"softplus:2", ECP_ACT_SOFTPLUS, 2.0f, 0},
+              {"hardswish:0.25:0.5", ECP_ACT_HARDSWISH, 0.25f, 0.5f}};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        ecp_act a;
+        assert_int_equal(ecp_act_parse_params(ok[i].spec, &a, q, &err), ECP_OK);
+        assert_int_equal(a, ok[i].a);
+        assert_true(q[0] == ok[i].p0);
+        if (ecp_act_n_params(a) > 1)
+            assert_true(q[1] == ok[i].p1);
+    }
+    ecp_act_format(ECP_ACT_CLIP, NULL, name, sizeof name);
+    assert_string_equal(name, "clip:0:6"); /* the bounds are always shown */
+    ecp_act_format(ECP_ACT_LEAKY_RELU, NULL, name, sizeof name);
+    assert_string_equal(name, "leaky_relu");
+}
+
+/* Parameters out of range are refused with a message naming the field. */
+static void test_act_bad_params(void **state)
+{
+    (void)state;
+    ecp_error err = {0};
+    float p[ECP_ACT_NPARAM];
+    ecp_act a;
+    static const struct {
+        const char *spec, *want;
+    } bad[] = {{"softplus:0", "beta 0 must be > 0"},
+               {"softplus:-1", "beta -1 must be > 0"},
+               {"clip:3:1", "min 3 is above max 1"},
+               {"elu:nan", "alpha nan is not finite"},
+               {"leaky_relu:inf", "slope inf is not finite"},
+               {"hardsigmoid:0.2:-inf", "beta -inf is not finite"},
+               {"elu:1:2", "elu takes 1 parameter"},
+               {"clip:1", "give all of clip's 2 parameters"},
+               {"elu:x", "alpha is not a number"},
+               {"relu:1", "relu takes 0 parameters"},
+               {"elux", "unknown activation 'elux'"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_int_equal(ecp_act_parse_params(bad[i].spec, &a, p, &err), ECP_ERR_ARG);
+        if (!strstr(err.msg, bad[i].want))
+            print_error("%s: '%s' lacks '%s'\n", bad[i].spec, err.msg, bad[i].want);
+        assert_non_null(strstr(err.msg, bad[i].want));
+    }
+    const float inverted[2] = {1.0f, -1.0f};
+    assert_int_equal(ecp_act_check(ECP_ACT_CLIP, inverted, &err), ECP_ERR_ARG);
+    assert_int_equal(ecp_act_check(ECP_ACT_COUNT, NULL, &err), ECP_ERR_ARG);
+    /* The model's setter checks too, and leaves the layer as it was. */
+    ecp_mlp *m;
+    assert_int_equal(ecp_mlp_create_arch(&m, "3-4-2", ECP_ACT_ELU, &err), ECP_OK);
+    const float beta0 = 0.0f, alpha = 0.5f;
+    assert_int_equal(ecp_mlp_set_layer_act_params(m, 0, ECP_ACT_SOFTPLUS, &beta0, &err),
+                     ECP_ERR_ARG);
+    assert_int_equal(ecp_mlp_layer_act(m, 0), ECP_ACT_ELU);
+    assert_int_equal(ecp_mlp_set_layer_act_params(m, 5, ECP_ACT_ELU, &alpha, &err), ECP_ERR_ARG);
+    assert_int_equal(ecp_mlp_set_layer_act_params(m, 0, ECP_ACT_ELU, &alpha, &err), ECP_OK);
+    assert_true(ecp_mlp_layer_act_params(m, 0)[0] == 0.5f);
+    /* Parameters travel with a clone. */
+    ecp_mlp *c;
+    assert_int_equal(ecp_mlp_clone(m, &c, &err), ECP_OK);
+    assert_true(ecp_mlp_layer_act_params(c, 0)[0] == 0.5f);
+    ecp_mlp_free(c);
+    ecp_mlp_free(m);
 }
 
 /* ------------------------------------------------------------------ losses */
@@ -264,6 +437,7 @@ typedef struct {
     int L;
     int sizes[8];
     ecp_act act[8];
+    float act_p[8][ECP_ACT_NPARAM];
     double *W[8], *b[8];
 } refnet;
 
@@ -275,6 +449,7 @@ static void refnet_from(refnet *R, const ecp_mlp *m)
         R->sizes[l] = ni;
         R->sizes[l + 1] = no;
         R->act[l] = ecp_mlp_layer_act(m, l);
+        memcpy(R->act_p[l], ecp_mlp_layer_act_params(m, l), sizeof R->act_p[l]);
         R->W[l] = malloc(sizeof(double) * ni * no);
         R->b[l] = malloc(sizeof(double) * no);
         for (int i = 0; i < ni * no; i++)
@@ -292,7 +467,23 @@ static void refnet_free(refnet *R)
     }
 }
 
-/* Naive triple loop in double: out (batch x n_out). Optionally the smallest |z| seen. */
+/* How far z is from the activation's kinks (where finite differences straddle two slopes). */
+static double kink_dist(ecp_act a, const float *p, double z)
+{
+    switch (a) {
+    case ECP_ACT_RELU:
+    case ECP_ACT_LEAKY_RELU:
+    case ECP_ACT_ELU: return fabs(z);
+    case ECP_ACT_CLIP: return fmin(fabs(z - p[0]), fabs(z - p[1]));
+    case ECP_ACT_HARDSIGMOID:
+    case ECP_ACT_HARDSWISH:
+        return fmin(fabs(p[0] * z + p[1]), fabs(p[0] * z + p[1] - 1)) / fabs(p[0]);
+    default: return INFINITY;
+    }
+}
+
+/* Naive triple loop in double: out (batch x n_out). Optionally the smallest distance of a
+ * pre-activation to a kink. */
 static void refnet_forward(const refnet *R, const float *x, int batch, double *out, double *minz)
 {
     double a[64], z[64];
@@ -308,13 +499,11 @@ static void refnet_forward(const refnet *R, const float *x, int batch, double *o
                 for (int i = 0; i < ni; i++)
                     s += R->W[l][o * ni + i] * a[i];
                 z[o] = s;
-                /* Only the kinked activations care how close z comes to 0. */
-                if (minz && (R->act[l] == ECP_ACT_RELU || R->act[l] == ECP_ACT_LEAKY_RELU) &&
-                    fabs(s) < *minz)
-                    *minz = fabs(s);
+                if (minz && kink_dist(R->act[l], R->act_p[l], s) < *minz)
+                    *minz = kink_dist(R->act[l], R->act_p[l], s);
             }
             for (int o = 0; o < no; o++)
-                a[o] = ref_act(R->act[l], z[o]);
+                a[o] = ref_act_p(R->act[l], R->act_p[l], z[o]);
         }
         for (int o = 0; o < R->sizes[R->L]; o++)
             out[n * R->sizes[R->L] + o] = a[o];
@@ -392,11 +581,15 @@ static void test_forward_matches_naive(void **state)
 }
 
 /* Whole-network gradient against central differences of the double re-implementation. */
-static void check_net_grad(ecp_act hidden, ecp_act out_act, int xent, uint64_t seed)
+/* hp: the hidden layers' activation parameters (NULL: the defaults). */
+static void check_net_grad(ecp_act hidden, const float *hp, ecp_act out_act, int xent,
+                           uint64_t seed)
 {
     const int sizes[4] = {5, 7, 6, 3};
     enum { B = 4 };
     ecp_mlp *m = make_net(3, sizes, hidden, out_act, seed);
+    for (int l = 0; l < 2; l++)
+        assert_int_equal(ecp_mlp_set_layer_act_params(m, l, hidden, hp, NULL), ECP_OK);
     float x[B * 5], t[B * 3], dy[B * 3];
     int32_t lab[B];
     ecp_rng r;
@@ -493,13 +686,21 @@ static void test_net_grad_all_acts(void **state)
 {
     (void)state;
     for (int a = 0; a < ECP_ACT_COUNT; a++) {
-        check_net_grad((ecp_act)a, ECP_ACT_IDENTITY, 0, 200 + a);
-        check_net_grad((ecp_act)a, ECP_ACT_IDENTITY, 1, 300 + a);
+        check_net_grad((ecp_act)a, NULL, ECP_ACT_IDENTITY, 0, 200 + a);
+        check_net_grad((ecp_act)a, NULL, ECP_ACT_IDENTITY, 1, 300 + a);
+    }
+    /* Parameters other than the defaults reach forward and backward. */
+    for (int c = 0; c < N_ACT_CASES; c++) {
+        float p[ECP_ACT_NPARAM];
+        char name[64];
+        ecp_act a = act_case(c, p, name, sizeof name);
+        if (!isnan(act_cases[c].p[0]))
+            check_net_grad(a, p, ECP_ACT_IDENTITY, 0, 500 + (uint64_t)c);
     }
     /* A non-linear output layer exercises the top activation's backward. */
-    check_net_grad(ECP_ACT_RELU, ECP_ACT_SIGMOID, 0, 401);
-    check_net_grad(ECP_ACT_TANH, ECP_ACT_TANH, 0, 402);
-    check_net_grad(ECP_ACT_GELU, ECP_ACT_SOFTPLUS, 1, 403);
+    check_net_grad(ECP_ACT_RELU, NULL, ECP_ACT_SIGMOID, 0, 401);
+    check_net_grad(ECP_ACT_TANH, NULL, ECP_ACT_TANH, 0, 402);
+    check_net_grad(ECP_ACT_GELU, NULL, ECP_ACT_SOFTPLUS, 1, 403);
 }
 
 /* ------------------------------------------------------------------ optimisers */
@@ -1382,6 +1583,9 @@ int main(void)
         cmocka_unit_test(test_act_backward_vs_fd),
         cmocka_unit_test(test_act_extremes_finite),
         cmocka_unit_test(test_act_parse_names),
+        cmocka_unit_test(test_act_covers_every_activation),
+        cmocka_unit_test(test_act_params_round_trip),
+        cmocka_unit_test(test_act_bad_params),
         cmocka_unit_test(test_loss_mse),
         cmocka_unit_test(test_loss_xent),
         cmocka_unit_test(test_loss_xent_stable),

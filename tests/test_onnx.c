@@ -578,16 +578,62 @@ static void test_unsupported_node(void **state)
     tu_rmdir(dir);
 }
 
-static void test_bad_leaky_alpha(void **state)
+/* LeakyRelu's alpha is the layer's slope; one out of range is refused naming the node. */
+static void test_leaky_alpha(void **state)
 {
     (void)state;
     char dir[64], path[128];
+    ecp_mlp *m;
+    ecp_error err;
     tmp_path(dir, sizeof dir, path, sizeof path, "leaky.onnx");
     Onnx__ModelProto *mp = saved_model(path, ECP_ACT_LEAKY_RELU);
     mp->graph->node[1]->attribute[0]->f = 0.2f;
     pack_file(mp, path);
+    assert_int_equal(ecp_onnx_load(&m, path, &err), ECP_OK);
+    assert_true(ecp_mlp_layer_act_params(m, 0)[0] == 0.2f);
+    ecp_mlp_free(m);
+    mp->graph->node[1]->attribute[0]->f = NAN;
+    pack_file(mp, path);
     onnx__model_proto__free_unpacked(mp, NULL);
-    expect_fail(path, ECP_ERR_UNSUPPORTED, "alpha=0.2");
+    expect_fail(path, ECP_ERR_FORMAT, "(LeakyRelu): activation leaky_relu: slope nan is not "
+                                      "finite");
+    tu_rmdir(dir);
+}
+
+/* Activations with parameters other than the defaults, one per layer, come back with the
+ * same floats (test_roundtrip_every_act_and_depth covers the defaults). */
+static void test_roundtrip_act_params(void **state)
+{
+    (void)state;
+    static const struct {
+        ecp_act a;
+        float p[ECP_ACT_NPARAM];
+    } layers[] = {{ECP_ACT_ELU, {0.7f}},          {ECP_ACT_LEAKY_RELU, {0.2f}},
+                  {ECP_ACT_SOFTPLUS, {2.5f}},     {ECP_ACT_CLIP, {-1.25f, 2.0f}},
+                  {ECP_ACT_HARDSIGMOID, {0.3f, 0.4f}}, {ECP_ACT_HARDSWISH, {0.25f, 0.5f}},
+                  {ECP_ACT_HARDSWISH, {1.0f / 6.0f, 0.5f}}};
+    enum { L = sizeof layers / sizeof *layers + 1 };
+    int sizes[L + 1];
+    char dir[64], path[128];
+    ecp_mlp *m, *back;
+    ecp_error err;
+    for (int l = 0; l <= L; l++)
+        sizes[l] = 3 + l % 3;
+    tmp_path(dir, sizeof dir, path, sizeof path, "params.onnx");
+    m = make_model(L, sizes, ECP_ACT_RELU, 9);
+    for (int l = 0; l + 1 < L; l++)
+        assert_int_equal(ecp_mlp_set_layer_act_params(m, l, layers[l].a, layers[l].p, &err),
+                         ECP_OK);
+    assert_int_equal(ecp_onnx_save(m, path, &err), ECP_OK);
+    assert_int_equal(ecp_onnx_load(&back, path, &err), ECP_OK);
+    assert_same_model(m, back);
+    for (int l = 0; l + 1 < L; l++) {
+        assert_int_equal(ecp_mlp_layer_act(back, l), layers[l].a);
+        assert_memory_equal(ecp_mlp_layer_act_params(back, l), ecp_mlp_layer_act_params(m, l),
+                            ECP_ACT_NPARAM * sizeof(float));
+    }
+    ecp_mlp_free(m);
+    ecp_mlp_free(back);
     tu_rmdir(dir);
 }
 
@@ -863,7 +909,8 @@ int main(void)
         cmocka_unit_test(test_every_truncation),
         cmocka_unit_test(test_byte_flips),
         cmocka_unit_test(test_unsupported_node),
-        cmocka_unit_test(test_bad_leaky_alpha),
+        cmocka_unit_test(test_leaky_alpha),
+        cmocka_unit_test(test_roundtrip_act_params),
         cmocka_unit_test(test_bad_gemm_attributes),
         cmocka_unit_test(test_weight_dims_mismatch),
         cmocka_unit_test(test_bias_dims_mismatch),

@@ -6,16 +6,6 @@
 /* ---- an independent double-precision forward, with one optional edit: weight (l, i, j)
  * removed (if j >= 0) and delta added to bias b_i of layer l */
 
-static double act_d(ecp_act a, double x)
-{
-    switch (a) {
-    case ECP_ACT_RELU: return x > 0 ? x : 0;
-    case ECP_ACT_TANH: return tanh(x);
-    case ECP_ACT_SIGMOID: return 1 / (1 + exp(-x));
-    default: return x;
-    }
-}
-
 static void fwd_d(const ecp_mlp *m, const float *x, int N, double *y, int el, int ei, int ej,
                   double delta)
 {
@@ -33,7 +23,8 @@ static void fwd_d(const ecp_mlp *m, const float *x, int N, double *y, int el, in
                         s += (double)Ly->W[(size_t)i * Ly->n_in + j] * a[j];
                 if (l == el && i == ei)
                     s += delta;
-                z[i] = act_d(Ly->act, s);
+                /* test_nn checks this double form against each activation's definition. */
+                z[i] = ecp_act_eval_d(Ly->act, Ly->act_p, s, NULL);
             }
             memcpy(a, z, sizeof(double) * Ly->n_out);
         }
@@ -282,6 +273,53 @@ static void test_sensitivity_vs_finite_differences(void **state)
     ecp_mlp_free(m);
 }
 
+/* The sensitivities of both statistics passes (output: stats_sparse.c; loss: stats.c) carry each
+ * activation's derivative with its parameters: against finite differences of the double
+ * forward. */
+static void test_sensitivity_every_activation(void **state)
+{
+    static const struct {
+        ecp_act a;
+        float p[ECP_ACT_NPARAM];
+    } acts[] = {{ECP_ACT_ELU, {0.7f}},          {ECP_ACT_SOFTPLUS, {2.0f}},
+                {ECP_ACT_LEAKY_RELU, {0.2f}},   {ECP_ACT_SILU, {0}},
+                {ECP_ACT_GELU_TANH, {0}},       {ECP_ACT_CLIP, {-1.0f, 1.5f}},
+                {ECP_ACT_HARDSIGMOID, {0.25f, 0.4f}}, {ECP_ACT_HARDSWISH, {1.0f / 6, 0.5f}}};
+    ecp_error err;
+    for (size_t c = 0; c < sizeof acts / sizeof *acts; c++) {
+        ecp_mlp *m = make_net("4-7-5-3", ECP_ACT_RELU, 151 + c, 1.0f);
+        for (int l = 0; l < 2; l++)
+            assert_int_equal(ecp_mlp_set_layer_act_params(m, l, acts[c].a, acts[c].p, &err),
+                             ECP_OK);
+        ecp_dataset *d = tu_make_data(3, 4, 3, 152 + c, 0.2f);
+        for (int n = 0; n < 3; n++) {
+            int64_t idx = n;
+            ecp_dataset *one;
+            ecp_stats *st, *sl;
+            assert_int_equal(ecp_dataset_subset(d, &idx, 1, &one, &err), ECP_OK);
+            assert_int_equal(ecp_stats_compute(m, one, ECP_NEED_MOMENTS, ECP_SENS_OUTPUT, 1, 1,
+                                               &st, &err), ECP_OK);
+            assert_int_equal(ecp_stats_compute(m, one, ECP_NEED_MOMENTS, ECP_SENS_LOSS, 1, 1,
+                                               &sl, &err), ECP_OK);
+            for (int l = 0; l < 3; l++)
+                for (int i = 0; i < m->sizes[l + 1]; i++) {
+                    double fd;
+                    sens_fd(m, one->x, 1, l, i, &fd);
+                    if (fabs(st->m0[l][i] - fd) > 1e-4 * fabs(fd) + 1e-7)
+                        print_error("%s: layer %d unit %d: s = %g, fd %g\n",
+                                    ecp_act_name(acts[c].a), l, i, st->m0[l][i], fd);
+                    assert_close(st->m0[l][i], fd, 1e-4, 1e-7);
+                    assert_close(sl->m0[l][i], 2.0 / 3.0 * fd, 1e-4, 1e-7);
+                }
+            ecp_stats_free(st);
+            ecp_stats_free(sl);
+            ecp_dataset_free(one);
+        }
+        ecp_dataset_free(d);
+        ecp_mlp_free(m);
+    }
+}
+
 /* The probe estimate is unbiased: with many probes it approaches the exact sensitivity. */
 static void test_probe_sensitivity_unbiased(void **state)
 {
@@ -481,6 +519,7 @@ int main(void)
         cmocka_unit_test(test_nonlinear_ratio_tends_to_one),
         cmocka_unit_test(test_constant_input_is_free),
         cmocka_unit_test(test_sensitivity_vs_finite_differences),
+        cmocka_unit_test(test_sensitivity_every_activation),
         cmocka_unit_test(test_probe_sensitivity_unbiased),
         cmocka_unit_test(test_exact_count_and_finetune_keeps_zeros),
         cmocka_unit_test(test_layer_scope),

@@ -227,12 +227,12 @@ static void test_gemm_packed(void **state)
             assert_int_equal(ecp_wpack_build(&p, W, n_out, n_in, &err), ECP_OK);
             for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++) {
                 int B = batches[bi];
-                ecp_gemm_packed(&p, XT, B, b, ECP_ACT_IDENTITY, Y, work);
+                ecp_gemm_packed(&p, XT, B, b, ECP_ACT_IDENTITY, NULL, Y, work);
                 check_product(W, XT, b, Y, n_out, n_in, B);
-                ecp_gemm_packed(&p, XT, B, b, ECP_ACT_RELU, Y2, work);
+                ecp_gemm_packed(&p, XT, B, b, ECP_ACT_RELU, NULL, Y2, work);
                 for (int i = 0; i < n_out * B; i++)
                     assert_true(Y2[i] == (Y[i] > 0.0f ? Y[i] : 0.0f));
-                ecp_gemm_packed(&p, XT, B, b, ECP_ACT_SIGMOID, Y2, work);
+                ecp_gemm_packed(&p, XT, B, b, ECP_ACT_SIGMOID, NULL, Y2, work);
                 ecp_act_forward(ECP_ACT_SIGMOID, Y, Y, (size_t)n_out * B);
                 for (int i = 0; i < n_out * B; i++)
                     assert_true(Y2[i] == Y[i]);

@@ -8,19 +8,25 @@ from . import errors
 from ._ffi import check, ffi, lib, new_error, string, view
 from .data import as_features, check_inputs
 
-# Names as the library spells them (ecp_act_name), in enum order.
+# Names as the library spells them (ecp_act_name), in enum order. An activation with
+# parameters is spelled NAME:P[:Q] ("elu:0.5", "leaky_relu:0.2", "clip:0:6"; "relu6" and
+# "hardtanh" are clips), as `ecprune train --act` takes it.
 ACTIVATIONS = tuple(string(lib.ecp_act_name(i)) for i in range(lib.ECP_ACT_COUNT))
 
 
 def _act(a):
+    """(kind, parameters) of an activation given by number or spelling."""
     if isinstance(a, int):
         if not 0 <= a < lib.ECP_ACT_COUNT:
             raise errors.ArgumentError("activation %d: choose one of %s" % (a, ", ".join(ACTIVATIONS)))
-        return a
+        p = ffi.new("float[]", lib.ECP_ACT_NPARAM)
+        lib.ecp_act_defaults(a, p)
+        return a, p
     out = ffi.new("ecp_act *")
+    p = ffi.new("float[]", lib.ECP_ACT_NPARAM)
     err = new_error()
-    check(lib.ecp_act_parse(str(a).encode(), out, err), err)
-    return out[0]
+    check(lib.ecp_act_parse_params(str(a).encode(), out, p, err), err)
+    return out[0], p
 
 
 class MLP:
@@ -43,12 +49,15 @@ class MLP:
         acts = list(acts)
         if len(acts) != L:
             raise errors.ArgumentError("acts: %d activations for %d layers" % (len(acts), L))
-        ca = ffi.new("ecp_act[]", [_act(a) for a in acts])
+        parsed = [_act(a) for a in acts]
+        ca = ffi.new("ecp_act[]", [k for k, _ in parsed])
         cs = ffi.new("int[]", sizes)
         out = ffi.new("ecp_mlp **")
         err = new_error()
         check(lib.ecp_mlp_create(out, L, cs, ca, err), err)
         self._adopt(out[0])
+        for l, (k, p) in enumerate(parsed):
+            check(lib.ecp_mlp_set_layer_act_params(self._h, l, k, p, err), err)
         lib.ecp_mlp_init(self._h, int(seed))
 
     # -------------------------------------------------------------- lifetime
@@ -171,8 +180,14 @@ class MLP:
 
     @property
     def acts(self):
-        h = self._h
-        return [string(lib.ecp_act_name(lib.ecp_mlp_layer_act(h, l))) for l in range(self.n_layers)]
+        """Per layer, the activation as `--act` spells it ("relu", "elu:0.5", "clip:0:6")."""
+        h, buf = self._h, ffi.new("char[]", 64)
+        out = []
+        for l in range(self.n_layers):
+            lib.ecp_act_format(lib.ecp_mlp_layer_act(h, l), lib.ecp_mlp_layer_act_params(h, l),
+                               buf, 64)
+            out.append(string(buf))
+        return out
 
     def _shape(self, l):
         return (lib.ecp_mlp_layer_out(self._h, l), lib.ecp_mlp_layer_in(self._h, l))

@@ -1,7 +1,8 @@
 """nn.Sequential <-> MLP. Only the layout is translated; no arithmetic happens here.
 
-Accepted: Linear (with or without bias), then at most one activation among ReLU, LeakyReLU
-(slope 0.01), Tanh, Sigmoid, Softplus (beta 1, threshold 20), GELU (exact), Identity; Flatten
+Accepted: Linear (with or without bias), then at most one activation among ReLU, LeakyReLU,
+ELU, ReLU6, Hardtanh, Tanh, Sigmoid, SiLU, Softplus (threshold 20), GELU (both forms),
+Hardsigmoid, Hardswish, Identity; Flatten
 before the first Linear; Dropout anywhere (an identity at inference; ecprune trains without
 it); nested nn.Sequential. Anything else raises UnsupportedError naming the module."""
 import numpy as np
@@ -10,28 +11,31 @@ from . import errors
 from .model import MLP
 
 
+def _num(v):
+    """A parameter as the library reads it back exactly (float32, shortest repr)."""
+    return repr(float(np.float32(v)))
+
+
 def _act_of(mod, nn):
-    if isinstance(mod, nn.ReLU):
-        return "relu"
-    if isinstance(mod, nn.Tanh):
-        return "tanh"
-    if isinstance(mod, nn.Sigmoid):
-        return "sigmoid"
+    """The activation's spelling ("elu:0.5"), None for a module that is no activation."""
+    simple = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SiLU: "silu",
+              nn.Hardsigmoid: "hardsigmoid", nn.Hardswish: "hardswish"}
+    for cls, name in simple.items():
+        if type(mod) is cls:
+            return name
     if isinstance(mod, nn.LeakyReLU):
-        if mod.negative_slope != 0.01:
-            raise errors.UnsupportedError("LeakyReLU(negative_slope=%g): ecprune's leaky_relu has "
-                                          "slope 0.01" % mod.negative_slope)
-        return "leaky_relu"
+        return "leaky_relu:" + _num(mod.negative_slope)
+    if isinstance(mod, nn.ELU):
+        return "elu:" + _num(mod.alpha)
+    if isinstance(mod, nn.Hardtanh):  # ReLU6 is a Hardtanh(0, 6)
+        return "clip:%s:%s" % (_num(mod.min_val), _num(mod.max_val))
     if isinstance(mod, nn.Softplus):
-        if mod.beta != 1 or mod.threshold != 20:
+        if mod.threshold != 20:
             raise errors.UnsupportedError("Softplus(beta=%g, threshold=%g): ecprune's softplus "
-                                          "is beta 1, threshold 20" % (mod.beta, mod.threshold))
-        return "softplus"
+                                          "has threshold 20" % (mod.beta, mod.threshold))
+        return "softplus:" + _num(mod.beta)
     if isinstance(mod, nn.GELU):
-        if mod.approximate != "none":
-            raise errors.UnsupportedError("GELU(approximate='%s'): ecprune's gelu is the exact "
-                                          "(erf) form" % mod.approximate)
-        return "gelu"
+        return "gelu" if mod.approximate == "none" else "gelu_tanh"
     return None
 
 
@@ -72,7 +76,8 @@ def from_torch(module):
         act = _act_of(mod, nn)
         if act is None:
             raise errors.UnsupportedError("%s is not supported: ecprune takes Linear layers and "
-                                          "ReLU, LeakyReLU, Tanh, Sigmoid, Softplus, GELU, "
+                                          "ReLU, LeakyReLU, ELU, ReLU6, Hardtanh, Tanh, Sigmoid, "
+                                          "SiLU, Softplus, GELU, Hardsigmoid, Hardswish, "
                                           "Identity, Dropout, Flatten" % where)
         if not weights:
             raise errors.UnsupportedError("%s: an activation before the first Linear" % where)
@@ -87,8 +92,27 @@ def from_torch(module):
     return MLP.from_weights(weights, biases, acts)
 
 
-_MODULES = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "leaky_relu": "LeakyReLU",
-            "softplus": "Softplus", "gelu": "GELU"}
+def _module_of(spelling, nn):
+    """The torch module computing the activation ecprune spells `spelling`."""
+    name, *p = spelling.split(":")
+    p = [float(v) for v in p]
+    simple = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "silu": nn.SiLU,
+              "gelu": nn.GELU}
+    if name in simple:
+        return simple[name]()
+    if name == "gelu_tanh":
+        return nn.GELU(approximate="tanh")
+    if name == "leaky_relu":
+        return nn.LeakyReLU(*p)
+    if name == "elu":
+        return nn.ELU(*p)
+    if name == "softplus":
+        return nn.Softplus(*p)
+    if name == "clip":
+        return nn.ReLU6() if p == [0.0, 6.0] else nn.Hardtanh(*p)
+    if name in ("hardsigmoid", "hardswish") and not p:
+        return nn.Hardsigmoid() if name == "hardsigmoid" else nn.Hardswish()
+    raise errors.UnsupportedError("activation %s has no torch module" % spelling)
 
 
 def to_torch(m, masks=False):
@@ -102,7 +126,7 @@ def to_torch(m, masks=False):
             lin.bias.copy_(torch.from_numpy(b))
         layers.append(lin)
         if a != "identity":
-            layers.append(getattr(nn, _MODULES[a])())
+            layers.append(_module_of(a, nn))
     seq = nn.Sequential(*layers)
     if masks:
         import torch.nn.utils.prune as tprune

@@ -11,6 +11,13 @@ static void help(FILE *f)
                "exits with status 1 when a group keeps more than N weights.\n");
 }
 
+/* The layer's activation as --act spells it ("elu:0.5"). */
+static const char *act_text(const ecp_mlp *m, int l, char *buf, size_t n)
+{
+    ecp_act_format(ecp_mlp_layer_act(m, l), ecp_mlp_layer_act_params(m, l), buf, n);
+    return buf;
+}
+
 int cmd_info(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -32,6 +39,7 @@ int cmd_info(int argc, char **argv)
     if (ecp_onnx_load(&m, argv[optind], &err))
         return cli_die("info", &err);
     int L = ecp_mlp_n_layers(m);
+    char an[64];
     int64_t nw = ecp_mlp_n_weights(m), np = ecp_mlp_n_pruned(m);
     /* An N:M pattern recorded in the file is a promise: verify it against the weights. */
     int nm_n, nm_m;
@@ -49,7 +57,7 @@ int cmd_info(int argc, char **argv)
             printf("%s{\"in\":%d,\"out\":%d,\"act\":\"%s\",\"weights\":%lld,\"pruned\":%lld,"
                    "\"sparsity\":%.6f}",
                    l ? "," : "", ecp_mlp_layer_in(m, l), ecp_mlp_layer_out(m, l),
-                   ecp_act_name(ecp_mlp_layer_act(m, l)), (long long)w,
+                   act_text(m, l, an, sizeof an), (long long)w,
                    (long long)ecp_mlp_layer_n_pruned(m, l),
                    (double)ecp_mlp_layer_n_pruned(m, l) / (double)w);
         }
@@ -71,7 +79,7 @@ int cmd_info(int argc, char **argv)
             int64_t w = (int64_t)ecp_mlp_layer_in(m, l) * ecp_mlp_layer_out(m, l);
             int64_t p = ecp_mlp_layer_n_pruned(m, l);
             printf("  %-5d %8d %8d  %-10s %10lld %10lld %8.2f%%\n", l, ecp_mlp_layer_in(m, l),
-                   ecp_mlp_layer_out(m, l), ecp_act_name(ecp_mlp_layer_act(m, l)), (long long)w,
+                   ecp_mlp_layer_out(m, l), act_text(m, l, an, sizeof an), (long long)w,
                    (long long)p, 100.0 * (double)p / (double)w);
         }
     }

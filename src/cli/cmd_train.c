@@ -20,8 +20,13 @@ static void help(FILE *f)
             "  --params N            the budget in weights + biases, or\n"
             "  --sparsity S          the non-zero weights + biases M keeps when pruned to S\n"
             "                        (the dense network of a pruned model's size)\n"
-            "  --act NAME          hidden activation: relu (default), leaky_relu, tanh, sigmoid,\n"
-            "                      softplus, gelu, identity; the output layer is linear\n"
+            "  --act NAME[:P[:Q]]  hidden activation (the output layer is linear): relu (default),\n"
+            "                      tanh, sigmoid, silu, gelu, gelu_tanh (GELU's tanh form),\n"
+            "                      identity, and with parameters (PyTorch's defaults):\n"
+            "                      leaky_relu:SLOPE (0.01), elu:ALPHA (1), softplus:BETA (1),\n"
+            "                      clip:MIN:MAX (0:6), relu6 (= clip:0:6), hardtanh (= clip:-1:1),\n"
+            "                      hardsigmoid:A:B and hardswish:A:B (clip(A x + B, 0, 1) and\n"
+            "                      x times it; A = 1/6, B = 0.5), e.g. --act elu:0.5\n"
             "  --epochs E          passes over the training set (10)\n"
             "  --batch B           mini-batch size (128)\n"
             "  --optim adam|sgd    optimiser (adam)\n"
@@ -205,7 +210,7 @@ static int parse_args(int argc, char **argv, train_args *a)
 }
 
 /* The checks that need every option; fills the training options. -1 to go on. */
-static int check_args(const train_args *a, ecp_act *act, ecp_train_opts *to)
+static int check_args(const train_args *a, ecp_act *act, float *act_p, ecp_train_opts *to)
 {
     if (a->like && a->arch)
         return cli_usage_error("train", "--arch and --arch-like exclude each other");
@@ -228,8 +233,8 @@ static int check_args(const train_args *a, ecp_act *act, ecp_train_opts *to)
     if (a->patience > 0 && a->valid_frac <= 0)
         return cli_usage_error("train", "--patience needs --valid");
     ecp_error err = {0};
-    if (ecp_act_parse(a->act_name, act, &err))
-        return cli_die("train", &err);
+    if (ecp_act_parse_params(a->act_name, act, act_p, &err))
+        return cli_usage_error("train", "--act: %s", err.msg);
     if (strcmp(a->optim, "adam") && strcmp(a->optim, "sgd"))
         return cli_usage_error("train", "--optim '%s': choose adam or sgd", a->optim);
     ecp_train_opts_default(to);
@@ -246,17 +251,27 @@ static int check_args(const train_args *a, ecp_act *act, ecp_train_opts *to)
     return -1;
 }
 
+/* --act's parameters on every hidden layer (ecp_mlp_create_arch gives the defaults). */
+static ecp_status set_hidden_params(ecp_mlp *m, ecp_act act, const float *p, ecp_error *err)
+{
+    ecp_status s = ECP_OK;
+    for (int l = 0; !s && l + 1 < ecp_mlp_n_layers(m); l++)
+        s = ecp_mlp_set_layer_act_params(m, l, act, p, err);
+    return s;
+}
+
 int cmd_train(int argc, char **argv)
 {
     train_args a;
     ecp_act act;
+    float act_p[ECP_ACT_NPARAM];
     ecp_train_opts to;
     ecp_onnx_options store;
     if ((argc = cli_take_storage("train", argc, argv, &store)) < 0)
         return 2;
     int rc = parse_args(argc, argv, &a);
     if (rc < 0)
-        rc = check_args(&a, &act, &to);
+        rc = check_args(&a, &act, act_p, &to);
     if (rc < 0 && (rc = cli_check_model_output("train", a.out, &store)) == 0)
         rc = -1;
     if (rc >= 0)
@@ -280,7 +295,8 @@ int cmd_train(int argc, char **argv)
     if (a.like)
         arch = like_arch;
     if (ecp_data_open(a.data, &dopt, &train, &test, &err) ||
-        (!a.like && ecp_mlp_create_arch(&m, arch, act, &err)) ||
+        (!a.like && (ecp_mlp_create_arch(&m, arch, act, &err) ||
+                     set_hidden_params(m, act, act_p, &err))) ||
         ecp_check_fit(m, train, a.like ? a.like : "--arch", a.data, &err) ||
         (a.valid_frac > 0 &&
          split_valid(&train, &valid, a.valid_frac, (uint64_t)a.seed, &err))) {

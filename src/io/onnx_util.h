@@ -35,9 +35,6 @@ ecp_status ecp_onnx_prescan(const uint8_t *buf, size_t len, const char *path, ui
 #define ECP_ONNX_META_PATTERN "ecprune.pattern"
 #define ECP_ONNX_META_PATTERN_LAYERS "ecprune.pattern_layers"
 
-/* The only LeakyRelu slope ecp_act implements (PyTorch's default). */
-#define ECP_ONNX_LEAKY_ALPHA 0.01f
-
 /* What ecprune records as metadata_props (onnx_meta.c): the training record and the N:M
  * pattern, each when the model carries one; storage that lives as long as the model being
  * written. */

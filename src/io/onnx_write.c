@@ -4,15 +4,16 @@
 #include "onnx_store.h"
 
 #define NAME_LEN 48
-#define MAX_NODES_PER_LAYER 6   /* Gemm + the five nodes of the erf form of GELU */
-#define MAX_TENSORS_PER_LAYER 5 /* weight, bias + the three GELU constants */
+#define MAX_NODES_PER_LAYER 10  /* Gemm + the nine nodes of the tanh form of GELU */
+#define MAX_TENSORS_PER_LAYER 6 /* weight, bias + its four constants */
+#define MAX_ATTRS 2             /* HardSigmoid's alpha and beta */
 
 typedef struct {
     Onnx__NodeProto node;
     char *in[3];
     char *out[1];
-    Onnx__AttributeProto attr;
-    Onnx__AttributeProto *attrp[1];
+    Onnx__AttributeProto attr[MAX_ATTRS];
+    Onnx__AttributeProto *attrp[MAX_ATTRS];
     char name[NAME_LEN];
     char in_buf[3][NAME_LEN];
     char out_buf[NAME_LEN];
@@ -94,18 +95,19 @@ static onnx_wnode *add_node(onnx_builder *b, const char *op, const char *name,
     return w;
 }
 
-/* The node's single attribute, initialised with its name and type; the caller sets the value. */
+/* A new attribute of the node (at most MAX_ATTRS), initialised with its name and type; the
+ * caller sets the value. */
 static Onnx__AttributeProto *node_attr(onnx_wnode *w, const char *name,
                                        Onnx__AttributeProto__AttributeType type)
 {
-    onnx__attribute_proto__init(&w->attr);
-    w->attr.name = (char *)name;
-    w->attr.has_type = 1;
-    w->attr.type = type;
-    w->attrp[0] = &w->attr;
-    w->node.n_attribute = 1;
+    Onnx__AttributeProto *a = &w->attr[w->node.n_attribute];
+    onnx__attribute_proto__init(a);
+    a->name = (char *)name;
+    a->has_type = 1;
+    a->type = type;
+    w->attrp[w->node.n_attribute++] = a;
     w->node.attribute = w->attrp;
-    return &w->attr;
+    return a;
 }
 
 static void node_attr_int(onnx_wnode *w, const char *name, int64_t v)
@@ -208,6 +210,50 @@ static void add_gelu(onnx_builder *b, int l, const char *x, const char *y)
     add_node(b, "Mul", nm, (const char *[]){mul, c_half}, 2, y);
 }
 
+/* Names of layer l's activation nodes and constants: "l<l>.<act>.<what>". */
+static const char *act_nm(char *buf, int l, ecp_act a, const char *what)
+{
+    snprintf(buf, NAME_LEN, "l%d.%s.%s", l, ecp_act_name(a), what);
+    return buf;
+}
+
+/* x * 0.5 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) in torch.onnx.export's node order. */
+static void add_gelu_tanh(onnx_builder *b, int l, const char *x, const char *y)
+{
+    ecp_act a = ECP_ACT_GELU_TANH;
+    char c0[NAME_LEN], c1[NAME_LEN], c2[NAME_LEN], c3[NAME_LEN], v[8][NAME_LEN];
+    static const char *const vn[8] = {"sq", "cube", "cube_c", "inner", "scaled", "tanh",
+                                      "one_plus", "mul"};
+    add_scalar(b, act_nm(c0, l, a, "c"), 0.044715f);
+    add_scalar(b, act_nm(c1, l, a, "k"), 0.7978845608f); /* sqrt(2 / pi) */
+    add_scalar(b, act_nm(c2, l, a, "one"), 1.0f);
+    add_scalar(b, act_nm(c3, l, a, "half"), 0.5f);
+    for (int i = 0; i < 8; i++)
+        act_nm(v[i], l, a, vn[i]);
+    add_node(b, "Mul", v[0], (const char *[]){x, x}, 2, v[0]);
+    add_node(b, "Mul", v[1], (const char *[]){x, v[0]}, 2, v[1]);
+    add_node(b, "Mul", v[2], (const char *[]){c0, v[1]}, 2, v[2]);
+    add_node(b, "Add", v[3], (const char *[]){x, v[2]}, 2, v[3]);
+    add_node(b, "Mul", v[4], (const char *[]){c1, v[3]}, 2, v[4]);
+    add_node(b, "Tanh", v[5], (const char *[]){v[4]}, 1, v[5]);
+    add_node(b, "Add", v[6], (const char *[]){c2, v[5]}, 2, v[6]);
+    add_node(b, "Mul", v[7], (const char *[]){x, v[6]}, 2, v[7]);
+    add_node(b, "Mul", act_nm(v[0], l, a, "mul_half"), (const char *[]){c3, v[7]}, 2, y);
+}
+
+/* Softplus(beta): Mul(x, beta), Softplus, Div(., beta), as torch.onnx.export writes it. */
+static void add_softplus_beta(onnx_builder *b, int l, float beta, const char *x, const char *y)
+{
+    ecp_act a = ECP_ACT_SOFTPLUS;
+    char c[NAME_LEN], m[NAME_LEN], sp[NAME_LEN], nm[NAME_LEN];
+    add_scalar(b, act_nm(c, l, a, "beta"), beta);
+    add_node(b, "Mul", act_nm(m, l, a, "mul"), (const char *[]){x, c}, 2, m);
+    add_node(b, "Softplus", act_nm(sp, l, a, "softplus"), (const char *[]){m}, 1, sp);
+    add_node(b, "Div", act_nm(nm, l, a, "div"), (const char *[]){sp, c}, 2, y);
+}
+
+/* The op of each activation that is one ONNX node (valid from opset 11 on, as every form
+ * below); NULL for those written as several. */
 static const char *act_op(ecp_act a)
 {
     switch (a) {
@@ -216,21 +262,51 @@ static const char *act_op(ecp_act a)
     case ECP_ACT_TANH: return "Tanh";
     case ECP_ACT_SIGMOID: return "Sigmoid";
     case ECP_ACT_SOFTPLUS: return "Softplus";
+    case ECP_ACT_ELU: return "Elu";
+    case ECP_ACT_HARDSIGMOID: return "HardSigmoid";
     default: return NULL;
     }
 }
 
-static void add_activation(onnx_builder *b, int l, ecp_act a, const char *x, const char *y)
+static void add_activation(onnx_builder *b, int l, ecp_act a, const float *p, const char *x,
+                           const char *y)
 {
-    char nm[NAME_LEN];
-    if (a == ECP_ACT_GELU) {
-        add_gelu(b, l, x, y);
+    char nm[NAME_LEN], t[NAME_LEN], c0[NAME_LEN], c1[NAME_LEN];
+    onnx_wnode *w;
+    switch (a) {
+    case ECP_ACT_GELU: add_gelu(b, l, x, y); return;
+    case ECP_ACT_GELU_TANH: add_gelu_tanh(b, l, x, y); return;
+    case ECP_ACT_SILU:
+    case ECP_ACT_HARDSWISH:
+        /* x * f(x): HardSwish is an op only from opset 14, and only with torch's slope. */
+        w = add_node(b, a == ECP_ACT_SILU ? "Sigmoid" : "HardSigmoid", act_nm(t, l, a, "gate"),
+                     (const char *[]){x}, 1, t);
+        if (a == ECP_ACT_HARDSWISH) {
+            node_attr_float(w, "alpha", p[0]);
+            node_attr_float(w, "beta", p[1]);
+        }
+        add_node(b, "Mul", act_nm(nm, l, a, "mul"), (const char *[]){x, t}, 2, y);
         return;
+    case ECP_ACT_CLIP:
+        /* From opset 11 the bounds are inputs: scalar (rank-0) tensors. */
+        add_scalar(b, act_nm(c0, l, a, "min"), p[0]);
+        add_scalar(b, act_nm(c1, l, a, "max"), p[1]);
+        add_node(b, "Clip", act_nm(nm, l, a, "clip"), (const char *[]){x, c0, c1}, 3, y);
+        return;
+    case ECP_ACT_SOFTPLUS:
+        if (p[0] != 1.0f) {
+            add_softplus_beta(b, l, p[0], x, y);
+            return;
+        }
+        break;
+    default: break;
     }
     snprintf(nm, NAME_LEN, "l%d.%s", l, ecp_act_name(a));
-    onnx_wnode *w = add_node(b, act_op(a), nm, (const char *[]){x}, 1, y);
-    if (a == ECP_ACT_LEAKY_RELU)
-        node_attr_float(w, "alpha", ECP_ONNX_LEAKY_ALPHA);
+    w = add_node(b, act_op(a), nm, (const char *[]){x}, 1, y);
+    if (a == ECP_ACT_LEAKY_RELU || a == ECP_ACT_ELU || a == ECP_ACT_HARDSIGMOID)
+        node_attr_float(w, "alpha", p[0]);
+    if (a == ECP_ACT_HARDSIGMOID)
+        node_attr_float(w, "beta", p[1]);
 }
 
 /* Layer l reads `in` and writes "output" when it is the last layer, else "l<l>.a". */
@@ -260,7 +336,7 @@ static ecp_status add_layer(onnx_builder *b, const ecp_mlp *m, int l, const char
     onnx_wnode *g = add_node(b, "Gemm", g_name, (const char *[]){in, w_name, b_name}, 3, z);
     node_attr_int(g, "transB", 1); /* W is [out, in] as in torch.nn.Linear */
     if (a != ECP_ACT_IDENTITY)
-        add_activation(b, l, a, z, out);
+        add_activation(b, l, a, ecp_mlp_layer_act_params(m, l), z, out);
     return ECP_OK;
 }
 

@@ -95,7 +95,10 @@ ecp_status ecp_mlp_create_like(const ecp_mlp *m, const int *sizes, ecp_mlp **out
     ecp_act acts[1000];
     for (int l = 0; l < m->n_layers; l++)
         acts[l] = m->layer[l].act;
-    return ecp_mlp_create(out, m->n_layers, sizes, acts, err);
+    ecp_status s = ecp_mlp_create(out, m->n_layers, sizes, acts, err);
+    for (int l = 0; !s && l < m->n_layers; l++)
+        memcpy((*out)->layer[l].act_p, m->layer[l].act_p, sizeof m->layer[l].act_p);
+    return s;
 }
 
 void ecp_arch_format(int n_layers, const int *sizes, char *buf, size_t n)

@@ -47,6 +47,7 @@ ecp_status ecp_mlp_create(ecp_mlp **out, int n_layers, const int *sizes, const e
         L->n_in = sizes[l];
         L->n_out = sizes[l + 1];
         L->act = acts[l];
+        ecp_act_defaults(L->act, L->act_p);
         size_t nw = (size_t)L->n_in * (size_t)L->n_out;
         L->W = ecp_zalloc(nw, sizeof *L->W, "mlp weights", err);
         L->b = ecp_zalloc((size_t)L->n_out, sizeof *L->b, "mlp bias", err);
@@ -145,6 +146,7 @@ ecp_status ecp_mlp_copy(ecp_mlp *dst, const ecp_mlp *src, ecp_error *err)
         memcpy(D->b, S->b, (size_t)S->n_out * sizeof *D->b);
         memcpy(D->pruned, S->pruned, nw);
         D->act = S->act;
+        memcpy(D->act_p, S->act_p, sizeof D->act_p);
     }
     dst->nm_n = src->nm_n;
     dst->nm_m = src->nm_m;
@@ -218,8 +220,30 @@ ecp_act ecp_mlp_layer_act(const ecp_mlp *m, int l)
 }
 void ecp_mlp_set_layer_act(ecp_mlp *m, int l, ecp_act a)
 {
-    if (LAYER_OK(m, l) && (unsigned)a < ECP_ACT_COUNT)
+    if (LAYER_OK(m, l) && (unsigned)a < ECP_ACT_COUNT) {
         m->layer[l].act = a;
+        ecp_act_defaults(a, m->layer[l].act_p);
+    }
+}
+const float *ecp_mlp_layer_act_params(const ecp_mlp *m, int l)
+{
+    return LAYER_OK(m, l) ? m->layer[l].act_p : NULL;
+}
+ecp_status ecp_mlp_set_layer_act_params(ecp_mlp *m, int l, ecp_act a, const float *p,
+                                        ecp_error *err)
+{
+    ECP_REQUIRE(m, err);
+    if (!LAYER_OK(m, l))
+        return ecp_fail(err, ECP_ERR_ARG, "layer %d: the model has layers 0..%d", l,
+                        m->n_layers - 1);
+    ecp_status s = ecp_act_check(a, p, err);
+    if (s)
+        return s;
+    m->layer[l].act = a;
+    ecp_act_defaults(a, m->layer[l].act_p);
+    for (int i = 0; p && i < ecp_act_n_params(a); i++)
+        m->layer[l].act_p[i] = p[i];
+    return ECP_OK;
 }
 float *ecp_mlp_weights(ecp_mlp *m, int l) { return LAYER_OK(m, l) ? m->layer[l].W : NULL; }
 float *ecp_mlp_bias(ecp_mlp *m, int l) { return LAYER_OK(m, l) ? m->layer[l].b : NULL; }
@@ -443,7 +467,7 @@ static void layer_forward(const ecp_layer *L, const float *a, float *z, float *o
         memcpy(z + (size_t)n * L->n_out, L->b, (size_t)L->n_out * sizeof *z);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, L->n_out, L->n_in, 1.0f, a,
                 L->n_in, L->W, L->n_in, 1.0f, z, L->n_out);
-    ecp_act_forward(L->act, z, out, (size_t)batch * L->n_out);
+    ecp_act_forward_p(L->act, L->act_p, z, out, (size_t)batch * L->n_out);
 }
 
 void ecp_layer_forward(const ecp_layer *L, const float *a, float *out, int batch)
@@ -516,7 +540,7 @@ static void layer0_forward(const ecp_mlp *m, ecp_ws *ws, int batch)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, batch, L->n_out, L->n_in, 1.0f, a,
                     L->n_in, m->w0t, m->ld0t, 1.0f, z, L->n_out);
     }
-    ecp_act_forward(L->act, z, ws->a[1], (size_t)batch * L->n_out);
+    ecp_act_forward_p(L->act, L->act_p, z, ws->a[1], (size_t)batch * L->n_out);
 }
 
 /* Layer 0's weight and bias gradients (it has no da_in), on the path its forward took. In the
@@ -570,7 +594,7 @@ void ecp_mlp_backward(const ecp_mlp *m, ecp_ws *ws, const float *dy, int batch, 
         return;
     int L = m->n_layers;
     const ecp_layer *top = &m->layer[L - 1];
-    ecp_act_backward(top->act, ws->z[L - 1], ws->a[L], dy, ws->dz[L - 1],
+    ecp_act_backward_p(top->act, top->act_p, ws->z[L - 1], ws->a[L], dy, ws->dz[L - 1],
                      (size_t)batch * top->n_out);
     for (int l = L - 1; l >= 0; l--) {
         const ecp_layer *Ly = &m->layer[l];
@@ -582,7 +606,7 @@ void ecp_mlp_backward(const ecp_mlp *m, ecp_ws *ws, const float *dy, int batch, 
         layer_backward(Ly, ws->a[l], ws->dz[l], ws->da, g ? g->dW[l] : NULL,
                        g ? g->db[l] : NULL, batch, ws->grad_overwrite);
         const ecp_layer *P = &m->layer[l - 1];
-        ecp_act_backward(P->act, ws->z[l - 1], ws->a[l], ws->da, ws->dz[l - 1],
+        ecp_act_backward_p(P->act, P->act_p, ws->z[l - 1], ws->a[l], ws->da, ws->dz[l - 1],
                          (size_t)batch * P->n_out);
     }
 }

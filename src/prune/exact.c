@@ -76,7 +76,7 @@ static ecp_status ctx_init(exact_ctx *c, const ecp_mlp *m, const ecp_dataset *ca
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, Ly->n_out, Ly->n_in, 1.0, c->a[l],
                     Ly->n_in, c->W[l], Ly->n_in, 1.0, c->z0[l], Ly->n_out);
         for (size_t q = 0; q < n; q++)
-            c->a[l + 1][q] = ecp_act_eval_d(Ly->act, c->z0[l][q], NULL);
+            c->a[l + 1][q] = ecp_act_eval_d(Ly->act, Ly->act_p, c->z0[l][q], NULL);
     }
     return ECP_OK;
 }
@@ -94,7 +94,7 @@ static double deviation(exact_ctx *c, int l, int i, int j, double delta, double 
     for (int n = 0; n < N; n++) {
         double z0 = c->z0[l][(size_t)n * no + i];
         double shift = delta - w * c->a[l][(size_t)n * ni + j], d;
-        double a1 = ecp_act_eval_d(Ly->act, z0 + shift, &d);
+        double a1 = ecp_act_eval_d(Ly->act, Ly->act_p, z0 + shift, &d);
         dv[n] = Ly->act == ECP_ACT_IDENTITY ? shift : a1 - c->a[l + 1][(size_t)n * no + i];
         dt[n] = d;
     }
@@ -127,7 +127,7 @@ static double deviation(exact_ctx *c, int l, int i, int j, double delta, double 
             size_t cnt = (size_t)N * ko;
             for (size_t q = 0; q < cnt; q++) {
                 double d, z0 = c->z0[k][q];
-                double a1 = ecp_act_eval_d(K->act, z0 + dz[q], &d);
+                double a1 = ecp_act_eval_d(K->act, K->act_p, z0 + dz[q], &d);
                 dy[q] = K->act == ECP_ACT_IDENTITY ? dz[q] : a1 - c->a[k + 1][q];
                 tk[q] *= d;
             }

@@ -59,7 +59,7 @@ typedef struct {
     float **WT;       /* WT[l]: n[l] x np[l+1], WT[j*np + i] = W_l[i, j] (forward) */
     float **Wr;       /* Wr[l]: n[l+1] x np[l], W_l rows (backward) */
     float **bias;     /* np[l+1] */
-    const ecp_act *act;
+    const ecp_layer *layer; /* activations and their parameters */
     float *shift[1024];
 } model_t;
 
@@ -242,8 +242,10 @@ static void forward(worker_t *w, const float *x, int b)
             float *z = w->z[l] + (size_t)r * np;
             fwd_row(w->idx, w->val, nnz, M->WT[l], np, M->bias[l], z);
             float *y = w->a[l + 1] + (size_t)r * np;
-            ecp_act_forward(M->act[l], z, y, (size_t)no);
-            ecp_act_backward(M->act[l], z, y, w->ones, w->D[l] + (size_t)r * np, (size_t)no);
+            const ecp_layer *Ly = &M->layer[l];
+            ecp_act_forward_p(Ly->act, Ly->act_p, z, y, (size_t)no);
+            ecp_act_backward_p(Ly->act, Ly->act_p, z, y, w->ones, w->D[l] + (size_t)r * np,
+                               (size_t)no);
         }
     }
 }
@@ -463,10 +465,7 @@ ecp_status ecp_stats_output_sparse(const ecp_mlp *m, const ecp_dataset *calib, e
     M.K = m->sizes[L];
     M.Kp = (M.K + RG - 1) / RG * RG;
     M.n = m->sizes;
-    ecp_act acts[1024];
-    for (int l = 0; l < L; l++)
-        acts[l] = m->layer[l].act;
-    M.act = acts;
+    M.layer = m->layer;
     for (int l = 0; l <= L; l++)
         M.np[l] = pad16(m->sizes[l]);
     int B = calib->n < SB ? (int)calib->n : SB;

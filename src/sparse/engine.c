@@ -50,6 +50,7 @@ typedef struct {
     int n_in, n_out;
     int ldo;        /* n_out rounded up to ECP_VW: the padded width of b, WT and batch-1 rows */
     ecp_act act;
+    float act_p[ECP_ACT_NPARAM];
     int64_t nnz;
     double density;
     float *b;       /* ldo, zero-padded */
@@ -148,6 +149,7 @@ static ecp_status build_layer(sp_layer *S, const ecp_layer *L, ecp_engine_mode m
     S->n_out = L->n_out;
     S->ldo = (L->n_out + ECP_VW - 1) / ECP_VW * ECP_VW;
     S->act = L->act;
+    memcpy(S->act_p, L->act_p, sizeof S->act_p);
     S->nnz = ecp_spmat_count(L->W, L->pruned, L->n_out, L->n_in);
     S->density = (double)S->nnz / ((double)L->n_in * (double)L->n_out);
     S->be_b1 = be_b1;
@@ -333,7 +335,7 @@ static ecp_status simplify(const ecp_mlp *m, ecp_layer **out, uint16_t **in_live
                 if (any)
                     continue;
                 float pre = (float)bias[l][i], k;
-                ecp_act_forward(L->act, &pre, &k, 1);
+                ecp_act_forward_p(L->act, L->act_p, &pre, &k, 1);
                 if (k != 0.0f)
                     for (int o = 0; o < N->n_out; o++) {
                         size_t at = (size_t)o * N->n_in + i;
@@ -402,6 +404,7 @@ static ecp_status simplify(const ecp_mlp *m, ecp_layer **out, uint16_t **in_live
         c[l].n_in = ni;
         c[l].n_out = no;
         c[l].act = L->act;
+        memcpy(c[l].act_p, L->act_p, sizeof c[l].act_p);
         c[l].W = ecp_alloc((size_t)ni * (size_t)no, sizeof *c[l].W, "sparse engine", err);
         c[l].pruned = ecp_alloc((size_t)ni * (size_t)no, 1, "sparse engine", err);
         c[l].b = ecp_alloc((size_t)no, sizeof *c[l].b, "sparse engine", err);
@@ -603,11 +606,11 @@ static ecp_status forward_b1(ecp_sparse_net *s, const float *x, float *y, ecp_er
             if (S->act == ECP_ACT_RELU)
                 nx = ecp_relu_nz_list(out, S->n_out, s->nz);
             else {
-                ecp_act_forward(S->act, out, out, (size_t)S->n_out);
+                ecp_act_forward_p(S->act, S->act_p, out, out, (size_t)S->n_out);
                 nx = ecp_nz_list(out, S->n_out, s->nz);
             }
         } else
-            ecp_act_forward(S->act, out, out, (size_t)S->n_out);
+            ecp_act_forward_p(S->act, S->act_p, out, out, (size_t)S->n_out);
         cur = out;
     }
     memcpy(y, cur, (size_t)s->n_out * sizeof *y);
@@ -626,11 +629,11 @@ static ecp_status layer_bn(ecp_sparse_net *s, const sp_layer *S, const float *XT
     if (choose_bn(s, S) == ECP_KERNEL_CSR) {
         ecp_status st = ecp_spmm_csr_mt(&S->csr, XT, B, S->b, YT, s->threads, err);
         if (!st)
-            ecp_act_forward(S->act, YT, YT, (size_t)B * S->n_out);
+            ecp_act_forward_p(S->act, S->act_p, YT, YT, (size_t)B * S->n_out);
         return st;
     }
     if (S->wp.w) {
-        ecp_gemm_packed(&S->wp, XT, B, S->b, S->act, YT, s->gemm_work);
+        ecp_gemm_packed(&S->wp, XT, B, S->b, S->act, S->act_p, YT, s->gemm_work);
         return ECP_OK;
     }
     for (int o = 0; o < S->n_out; o++) {
@@ -640,7 +643,7 @@ static ecp_status layer_bn(ecp_sparse_net *s, const sp_layer *S, const float *XT
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S->n_out, B, S->n_in, 1.0f, S->W,
                 S->n_in, XT, B, 1.0f, YT, B);
-    ecp_act_forward(S->act, YT, YT, (size_t)B * S->n_out);
+    ecp_act_forward_p(S->act, S->act_p, YT, YT, (size_t)B * S->n_out);
     return ECP_OK;
 }
 

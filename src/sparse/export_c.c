@@ -83,16 +83,31 @@ int ecp_export_c_name_ok(const char *name)
     return !is_std_header(name);
 }
 
-/* The activation as a C99 expression of the float variable z. */
-static const char *act_expr(ecp_act a)
+/* The activation as a C99 expression of the float variable z; parameters as hex literals, so
+ * the compiled code sees the model's exact floats. */
+static const char *act_expr(const ecp_layer *L, char *buf, size_t n)
 {
-    switch (a) {
+    const char *sig = "(z >= 0.0f ? 1.0f / (1.0f + expf(-z)) : expf(z) / (1.0f + expf(z)))";
+    double p0 = L->act_p[0], p1 = L->act_p[1];
+    switch (L->act) {
     case ECP_ACT_RELU: return "z > 0.0f ? z : 0.0f";
-    case ECP_ACT_LEAKY_RELU: return "z > 0.0f ? z : 0.01f * z";
+    case ECP_ACT_LEAKY_RELU: snprintf(buf, n, "z > 0.0f ? z : %af * z", p0); return buf;
     case ECP_ACT_TANH: return "tanhf(z)";
-    case ECP_ACT_SIGMOID: return "z >= 0.0f ? 1.0f / (1.0f + expf(-z)) : expf(z) / (1.0f + expf(z))";
-    case ECP_ACT_SOFTPLUS: return "fmaxf(z, 0.0f) + log1pf(expf(-fabsf(z)))";
+    case ECP_ACT_SIGMOID: return sig;
+    case ECP_ACT_SOFTPLUS:
+        snprintf(buf, n, "fmaxf(z, 0.0f) + log1pf(expf(-fabsf(%af * z))) / %af", p0, p0);
+        return buf;
     case ECP_ACT_GELU: return "0.5f * z * (1.0f + erff(z * 0.70710678118654752f))";
+    case ECP_ACT_SILU: snprintf(buf, n, "z * %s", sig); return buf;
+    case ECP_ACT_ELU: snprintf(buf, n, "z > 0.0f ? z : %af * expm1f(z)", p0); return buf;
+    case ECP_ACT_CLIP: snprintf(buf, n, "fminf(fmaxf(z, %af), %af)", p0, p1); return buf;
+    case ECP_ACT_GELU_TANH:
+        return "0.5f * z * (1.0f + tanhf(0.7978845608028654f * (z + 0.044715f * z * z * z)))";
+    case ECP_ACT_HARDSIGMOID:
+    case ECP_ACT_HARDSWISH:
+        snprintf(buf, n, "%sfminf(fmaxf(%af * z + %af, 0.0f), 1.0f)",
+                 L->act == ECP_ACT_HARDSWISH ? "z * " : "", p0, p1);
+        return buf;
     default: return "z";
     }
 }
@@ -107,8 +122,10 @@ static void emit_layer_data(out_text *o, const char *name, int l, const ecp_laye
                             const ecp_spmat *A, int int8)
 {
     int64_t nnz = A->nnz, cnt = nnz ? nnz : 1; /* C has no zero-length arrays */
+    char act[64];
+    ecp_act_format(L->act, L->act_p, act, sizeof act);
     out_printf(o, "\n/* layer %d: %d -> %d, %s, %lld of %lld weights kept */\n", l, L->n_in,
-               L->n_out, ecp_act_name(L->act), (long long)nnz,
+               L->n_out, act, (long long)nnz,
                (long long)L->n_in * (long long)L->n_out);
     out_printf(o, "static const int32_t %s_l%d_ptr[%d] = {", name, l, L->n_out + 1);
     for (int i = 0; i <= L->n_out; i++)
@@ -175,7 +192,8 @@ static void emit_layer_code(out_text *o, const char *name, int l, const ecp_laye
                    l);
         out_printf(o, "        z = %s_l%d_b[o] + s;\n", name, l);
     }
-    out_printf(o, "        %s[o] = %s;\n    }\n", out, act_expr(L->act));
+    char expr[256];
+    out_printf(o, "        %s[o] = %s;\n    }\n", out, act_expr(L, expr, sizeof expr));
 }
 
 static ecp_status write_source(out_text *o, const ecp_mlp *m, const ecp_spmat *A,

@@ -127,7 +127,7 @@ static void pack_xt(const float *XT, int B, int k0, int kc, int nr, float *bp)
 }
 
 void ecp_gemm_packed(const ecp_wpack *p, const float *XT, int B, const float *b, ecp_act act,
-                     float *YT, float *work)
+                     const float *act_p, float *YT, float *work)
 {
     const int K = p->n_in, N = p->n_out, n_rb = (N + MR - 1) / MR;
     const int nv = B <= VW ? 1 : 2, nr = nv * VW, n_p = (B + nr - 1) / nr;
@@ -157,5 +157,5 @@ void ecp_gemm_packed(const ecp_wpack *p, const float *XT, int B, const float *b,
         }
     }
     if (act != ECP_ACT_RELU && act != ECP_ACT_IDENTITY)
-        ecp_act_forward(act, YT, YT, (size_t)N * B);
+        ecp_act_forward_p(act, act_p, YT, YT, (size_t)N * B);
 }

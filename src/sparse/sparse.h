@@ -88,9 +88,10 @@ void ecp_wpack_release(ecp_wpack *p);
 /* Floats of the work buffer ecp_gemm_packed needs for batches up to max_batch (64-byte aligned). */
 size_t ecp_gemm_work_floats(int max_batch);
 /* YT = act(W XT + b), feature-major as ecp_spmm_csr (XT n_in x B, YT n_out x B, row stride B);
- * ReLU and identity are applied in the register tile, other activations after. */
+ * ReLU and identity are applied in the register tile, other activations (parameters act_p,
+ * NULL = the defaults) after. */
 void ecp_gemm_packed(const ecp_wpack *p, const float *XT, int B, const float *b, ecp_act act,
-                     float *YT, float *work);
+                     const float *act_p, float *YT, float *work);
 
 /* Name of the tuning cache file inside ecp_cache_dir(). */
 #define ECP_SPARSE_TUNE_FILE "sparse_tune.txt"

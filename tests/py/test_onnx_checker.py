@@ -20,7 +20,8 @@ import onnx
 from onnx import numpy_helper
 
 BIN = os.environ.get("ECPRUNE_BIN", "build/ecprune")
-ACTS = ["relu", "leaky_relu", "tanh", "sigmoid", "softplus", "gelu", "identity"]
+ACTS = ["relu", "leaky_relu", "tanh", "sigmoid", "softplus", "gelu", "identity", "silu",
+        "elu:0.5", "clip:-1:2", "gelu_tanh", "softplus:2", "hardswish"]
 TOL = 1e-5
 failures = []
 
@@ -79,6 +80,12 @@ def evaluate(model, x):
             y = 1 / (1 + np.exp(-a[0]))
         elif op == "Softplus":
             y = np.logaddexp(0, a[0])
+        elif op == "Elu":
+            y = np.where(a[0] > 0, a[0], attr(n, "alpha", 1.0) * np.expm1(np.minimum(a[0], 0)))
+        elif op == "Clip":
+            y = np.clip(a[0], a[1], a[2])
+        elif op == "HardSigmoid":
+            y = np.clip(attr(n, "alpha", 0.2) * a[0] + attr(n, "beta", 0.5), 0, 1)
         elif op == "Erf":
             y = _erf(a[0])
         elif op == "Div":

@@ -26,7 +26,9 @@ import onnx
 BIN = os.environ.get("ECPRUNE_BIN", "build/ecprune")
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "..", "..", "bench", "ort_infer.js")
-ACTS = ["relu", "leaky_relu", "tanh", "sigmoid", "softplus", "gelu", "identity"]
+ACTS = ["relu", "leaky_relu", "tanh", "sigmoid", "softplus", "gelu", "identity", "silu",
+        "elu:0.5", "leaky_relu:0.2", "clip:-1:2", "gelu_tanh", "softplus:2", "hardsigmoid",
+        "hardswish:0.25:0.5"]
 TOL = 1e-5
 
 

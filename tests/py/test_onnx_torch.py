@@ -5,8 +5,8 @@ nn.Sequential models of Linear and activation modules (with and without a leadin
 nn.Flatten, with bias-free Linear layers that export as MatMul, with weights moved into
 Constant nodes or stored as float_data, with initializers listed as inputs) are exported at
 opset 13 and evaluated by `ecprune eval --predictions`; the outputs must match PyTorch's within
-1e-5. Graphs ecprune cannot represent (ELU, LeakyReLU with another slope) must be refused with
-a message naming the node.
+1e-5. Graphs ecprune cannot represent (CELU, SELU) must be refused with a message naming the
+node.
 
 Environment: ECPRUNE_BIN = the built CLI (default build/ecprune). Exits non-zero on failure.
 """
@@ -194,9 +194,9 @@ def main():
                 check(d, *case)
             except Exception as e:
                 fail("%s: %s" % (case[0], e))
-        refused = [("elu", nn.Sequential(nn.Linear(N_IN, 4), nn.ELU(), nn.Linear(4, 3)), "Elu"),
-                   ("leaky_0.2", nn.Sequential(nn.Linear(N_IN, 4), nn.LeakyReLU(0.2),
-                                               nn.Linear(4, 3)), "alpha=0.2")]
+        refused = [("celu", nn.Sequential(nn.Linear(N_IN, 4), nn.CELU(), nn.Linear(4, 3)), "Celu"),
+                   ("selu", nn.Sequential(nn.Linear(N_IN, 4), nn.SELU(), nn.Linear(4, 3)),
+                    "Selu")]
         for name, module, needle in refused:
             try:
                 check_refused(d, name, module, needle)

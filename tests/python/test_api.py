@@ -149,8 +149,10 @@ def test_errors_carry_status_and_message(tmp_path):
         ecprune.MLP.load(tmp_path / "junk.onnx")
     with pytest.raises(ecprune.UnsupportedError, match=r"module 1 \(Conv1d\) is not supported"):
         ecprune.MLP.from_torch(nn.Sequential(nn.Linear(3, 3), nn.Conv1d(1, 1, 1)))
-    with pytest.raises(ecprune.UnsupportedError, match=r"LeakyReLU\(negative_slope=0.2\)"):
-        ecprune.MLP.from_torch(nn.Sequential(nn.Linear(3, 3), nn.LeakyReLU(0.2)))
+    with pytest.raises(ecprune.UnsupportedError, match=r"Softplus\(beta=1, threshold=10\)"):
+        ecprune.MLP.from_torch(nn.Sequential(nn.Linear(3, 3), nn.Softplus(threshold=10)))
+    with pytest.raises(ecprune.ArgumentError, match="activation clip: min 2 is above max 1"):
+        ecprune.MLP([3, 3, 2], "clip:2:1")
     with pytest.raises(ValueError):  # the subclasses are also the built-in exceptions
         m.predict(np.ones((2, 5), np.float32))
 

@@ -1,5 +1,7 @@
 """nn.Sequential -> MLP -> nn.Sequential is exact, and the library's forward agrees with
 torch's for every supported activation."""
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,10 @@ from torch import nn
 
 import ecprune
 
-ACTS = [nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.GELU, nn.Identity]
+ACTS = [nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.GELU, nn.Identity, nn.SiLU,
+        partial(nn.LeakyReLU, 0.2), partial(nn.ELU, 0.7), nn.ReLU6, partial(nn.Hardtanh, -2.0, 1.5),
+        partial(nn.GELU, approximate="tanh"), partial(nn.Softplus, beta=2.0), nn.Hardsigmoid,
+        nn.Hardswish]
 
 
 def make(act, seed=0):
@@ -15,7 +20,7 @@ def make(act, seed=0):
     return nn.Sequential(nn.Linear(7, 12), act(), nn.Linear(12, 9), act(), nn.Linear(9, 4))
 
 
-@pytest.mark.parametrize("act", ACTS, ids=lambda a: a.__name__)
+@pytest.mark.parametrize("act", ACTS, ids=lambda a: repr(a()))
 def test_round_trip(act):
     seq = make(act)
     m = ecprune.MLP.from_torch(seq)
@@ -28,6 +33,7 @@ def test_round_trip(act):
     with torch.no_grad():
         y0, y1 = seq(x), back(x)
     assert torch.max(torch.abs(y0 - y1)).item() <= 1e-6
+    assert act is nn.Identity or repr(back[1]) == repr(seq[1])  # same module, same parameters
     src = [p for p in seq if isinstance(p, nn.Linear)]
     dst = [p for p in back if isinstance(p, nn.Linear)]
     for a, b in zip(src, dst):
