@@ -94,6 +94,10 @@ void *ecp_zalloc(size_t count, size_t size, const char *what, ecp_error *err);
 /* out = act(a W^T + b) for one layer of the model as it is (not in the training layout). */
 void ecp_layer_forward(const ecp_layer *L, const float *a, float *out, int batch);
 
+/* ecp_mlp_backward without gradients, stopped at layer lo's dz: the sensitivities of layers
+ * >= lo need nothing below it. */
+void ecp_mlp_backward_to(const ecp_mlp *m, ecp_ws *ws, const float *dy, int batch, int lo);
+
 /* Moves the k smallest of n elements (by cmp, which must break ties) to base[0..k), in no
  * particular order (src/core/nth.c). Elements of up to 64 bytes. */
 void ecp_nth_smallest(void *base, size_t n, size_t size, size_t k,

@@ -588,10 +588,10 @@ void ecp_mlp_forward(const ecp_mlp *m, ecp_ws *ws, const float *x, int batch)
         layer_forward(&m->layer[l], ws->a[l], ws->z[l], ws->a[l + 1], batch);
 }
 
-void ecp_mlp_backward(const ecp_mlp *m, ecp_ws *ws, const float *dy, int batch, ecp_grads *g)
+/* Down to layer lo's dz (lo > 0 only without gradients: the layers below are not needed). */
+static void backward(const ecp_mlp *m, ecp_ws *ws, const float *dy, int batch, ecp_grads *g,
+                     int lo)
 {
-    if (!m || !ws || !dy)
-        return;
     int L = m->n_layers;
     const ecp_layer *top = &m->layer[L - 1];
     ecp_act_backward_p(top->act, top->act_p, ws->z[L - 1], ws->a[L], dy, ws->dz[L - 1],
@@ -603,12 +603,26 @@ void ecp_mlp_backward(const ecp_mlp *m, ecp_ws *ws, const float *dy, int batch, 
                 layer0_backward(m, ws, g->dW[0], g->db[0], batch);
             break;
         }
+        if (l <= lo)
+            break;
         layer_backward(Ly, ws->a[l], ws->dz[l], ws->da, g ? g->dW[l] : NULL,
                        g ? g->db[l] : NULL, batch, ws->grad_overwrite);
         const ecp_layer *P = &m->layer[l - 1];
         ecp_act_backward_p(P->act, P->act_p, ws->z[l - 1], ws->a[l], ws->da, ws->dz[l - 1],
                          (size_t)batch * P->n_out);
     }
+}
+
+void ecp_mlp_backward(const ecp_mlp *m, ecp_ws *ws, const float *dy, int batch, ecp_grads *g)
+{
+    if (m && ws && dy)
+        backward(m, ws, dy, batch, g, 0);
+}
+
+void ecp_mlp_backward_to(const ecp_mlp *m, ecp_ws *ws, const float *dy, int batch, int lo)
+{
+    if (m && ws && dy)
+        backward(m, ws, dy, batch, NULL, lo);
 }
 
 /* ------------------------------------------------------------------ gradients */

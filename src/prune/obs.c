@@ -237,6 +237,8 @@ static ecp_status obs_hessian(obs_layer *L, const ecp_mlp *m, const ecp_mlp *ori
         ecp_calib_pass_free(p);
         return ecp_dist_agree(s, err);
     }
+    if (p)
+        ecp_calib_pass_from(p, L->l);
     memset(L->H, 0, (size_t)cols * cols * sizeof(double));
     if (orig)
         memset(L->C, 0, (size_t)cols * cols * sizeof(double));

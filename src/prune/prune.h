@@ -111,6 +111,9 @@ void ecp_calib_pass_run(ecp_calib_pass *p, const float *x, int b);
 void ecp_calib_pass_skip(ecp_calib_pass *p, int64_t n);
 const float *ecp_calib_pass_act(const ecp_calib_pass *p, int l);  /* b x sizes[l] */
 const float *ecp_calib_pass_sens(const ecp_calib_pass *p, int l); /* b x sizes[l+1] or NULL */
+/* Only the sensitivities of layers >= l are wanted (the backward passes stop there); those
+ * below read NULL. */
+void ecp_calib_pass_from(ecp_calib_pass *p, int l);
 void ecp_calib_pass_free(ecp_calib_pass *p);
 
 /* The N:M selection (o->nm_n of every o->nm_m consecutive inputs of a row kept, the lowest

@@ -120,12 +120,12 @@ static void gemm_add(double *acc, const float *X, const float *Y, int B, int no,
         acc[i] += T[i];
 }
 
-/* Accumulates s_i of every layer for this batch into sc->S (forward already done). */
+/* Accumulates s_i of every layer from lo up for this batch into sc->S (forward already done). */
 static void batch_sensitivities(const ecp_mlp *m, ecp_ws *ws, int B, ecp_sens sens, int probes,
-                                ecp_loss lk, ecp_rng *rng, scratch *sc)
+                                ecp_loss lk, ecp_rng *rng, scratch *sc, int lo)
 {
     int L = m->n_layers, K = m->sizes[L];
-    for (int l = 0; l < L; l++) {
+    for (int l = lo; l < L; l++) {
         memset(sc->S[l], 0, (size_t)B * m->sizes[l + 1] * sizeof(float));
         if (sc->S1)
             memset(sc->S1[l], 0, (size_t)B * m->sizes[l + 1] * sizeof(float));
@@ -150,8 +150,8 @@ static void batch_sensitivities(const ecp_mlp *m, ecp_ws *ws, int B, ecp_sens se
             for (int b = 0; b < B; b++)
                 sc->dy[(size_t)b * K + p] = 1.0f;
         }
-        ecp_mlp_backward(m, ws, sc->dy, B, NULL);
-        for (int l = 0; l < L; l++) {
+        ecp_mlp_backward_to(m, ws, sc->dy, B, lo);
+        for (int l = lo; l < L; l++) {
             int no = m->sizes[l + 1];
             const float *dz = ecp_ws_dpre(ws, l);
             float *S = sc->S[l];
@@ -176,7 +176,7 @@ static void batch_sensitivities(const ecp_mlp *m, ecp_ws *ws, int B, ecp_sens se
         }
     }
     if (xent)
-        for (int l = 0; l < L; l++) {
+        for (int l = lo; l < L; l++) {
             size_t n = (size_t)B * m->sizes[l + 1];
             for (size_t i = 0; i < n; i++) {
                 float v = sc->S[l][i] - sc->S1[l][i] * sc->S1[l][i];
@@ -319,7 +319,7 @@ ecp_status ecp_stats_compute(const ecp_mlp *m, const ecp_dataset *calib, int nee
         if (at)
             ecp_mlp_forward(m, ws, calib->x + (size_t)at * calib->n_in, b);
         if (need & ECP_NEED_MOMENTS)
-            batch_sensitivities(m, ws, b, sens, probes, lk, &rng, &sc);
+            batch_sensitivities(m, ws, b, sens, probes, lk, &rng, &sc, 0);
         for (int l = 0; l < L && (need & (ECP_NEED_MOMENTS | ECP_NEED_COLS)); l++) {
             int ni = m->sizes[l], no = m->sizes[l + 1];
             const float *a = ecp_ws_act(ws, l);
@@ -376,6 +376,7 @@ struct ecp_calib_pass {
     ecp_ws *ws;
     scratch sc;
     int with_sens, probes;
+    int lo; /* the lowest layer whose sensitivities are wanted */
     ecp_sens sens;
     ecp_loss lk;
     ecp_rng rng;
@@ -413,7 +414,7 @@ void ecp_calib_pass_run(ecp_calib_pass *p, const float *x, int b)
 {
     ecp_mlp_forward(p->m, p->ws, x, b);
     if (p->with_sens)
-        batch_sensitivities(p->m, p->ws, b, p->sens, p->probes, p->lk, &p->rng, &p->sc);
+        batch_sensitivities(p->m, p->ws, b, p->sens, p->probes, p->lk, &p->rng, &p->sc, p->lo);
 }
 
 void ecp_calib_pass_skip(ecp_calib_pass *p, int64_t n)
@@ -426,7 +427,12 @@ void ecp_calib_pass_skip(ecp_calib_pass *p, int64_t n)
 const float *ecp_calib_pass_act(const ecp_calib_pass *p, int l) { return ecp_ws_act(p->ws, l); }
 const float *ecp_calib_pass_sens(const ecp_calib_pass *p, int l)
 {
-    return p->with_sens ? p->sc.S[l] : NULL;
+    return p->with_sens && l >= p->lo ? p->sc.S[l] : NULL;
+}
+
+void ecp_calib_pass_from(ecp_calib_pass *p, int l)
+{
+    p->lo = l > 0 && l < p->m->n_layers ? l : 0;
 }
 
 void ecp_calib_pass_free(ecp_calib_pass *p)
