@@ -66,5 +66,11 @@ ecp_status cli_arch_like(const ecp_mlp *m, int64_t budget, int *sizes, int64_t *
 int cli_check_model_path(const char *cmd, const char *path);
 /* Sets the BLAS thread count (0 = leave OpenBLAS's default). */
 void cli_set_threads(int n);
+/* The metadata_props a pruned model carries: method, sensitivity (NULL: none), achieved
+ * sparsity, calibration samples and the ecprune version. */
+ecp_status cli_record_prune(ecp_mlp *m, const char *method, const char *sens, double sparsity,
+                            int64_t calib, ecp_error *err);
+/* A note on stderr when `out` will be written at a newer opset than the model's file had. */
+void cli_opset_note(const char *cmd, const ecp_mlp *m, const char *out);
 
 #endif
