@@ -10,9 +10,11 @@
 // reader can subtract it. DIR is the onnxruntime-node install (default: the newest
 // onnxruntime-node-* in the ecprune cache directory, which scripts/setup.sh fills).
 // Prints one JSON line: {"batch1_us":..,"batch256_sps":..,"overhead_us":..,"ort_version":..}.
-// With --check MODEL.onnx [X.f32 OUT.f32]: loads the model and runs it on X (N x n_in; default one
-// sample of zeros), writes the outputs to OUT as raw float32 and prints the shapes (the test
-// suite's check that ONNX Runtime reads what ecprune writes and computes the same function).
+// With --check MODEL.onnx [X.f32 OUT.f32] [--feed NAME]: loads the model and runs it on X (N x n_in;
+// default one sample of zeros) fed in the model's input shape under NAME (default: the model's
+// input name; a pipeline's feed names must still be the file's), writes the outputs to OUT as
+// raw float32 and prints the shapes and names (the test suite's check that ONNX Runtime reads
+// what ecprune writes and computes the same function).
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -84,7 +86,10 @@ async function main() {
   const {ort, version} = loadOrt(opt.ort);
   const threads = parseInt(opt.threads || '1', 10);
   const sess = await ort.InferenceSession.create(pos[0], sessionOptions(threads));
-  const nIn = sess.inputMetadata[0].shape[1];
+  // The input may be [N, features] or, for a model that starts with Flatten, [N, C, H, W]:
+  // the check feeds the declared shape, in batches of the declared size when it is fixed.
+  const shape = sess.inputMetadata[0].shape;
+  const nIn = shape.slice(1).reduce((a, d) => a * d, 1);
   if (opt.check) {
     let x = new Float32Array(nIn);
     if (pos[1]) {
@@ -92,12 +97,21 @@ async function main() {
       x = new Float32Array(r.buffer.slice(r.byteOffset, r.byteOffset + r.length));
     }
     const n = x.length / nIn;
-    const out = await sess.run({[sess.inputNames[0]]: new ort.Tensor('float32', x, [n, nIn])});
-    const y = out[sess.outputNames[0]];
-    if (y.dims.length !== 2 || y.dims[0] !== n)
-      throw new Error(`unexpected output shape ${JSON.stringify(y.dims)}`);
-    if (pos[2]) fs.writeFileSync(pos[2], Buffer.from(y.data.buffer, y.data.byteOffset, y.data.byteLength));
-    console.log(JSON.stringify({n, n_in: nIn, n_out: y.dims[1], ort_version: version}));
+    const step = typeof shape[0] === 'number' && shape[0] > 0 ? shape[0] : n;
+    const ys = [];
+    let nOut = 0;
+    for (let at = 0; at < n; at += step) {
+      const xb = x.subarray(at * nIn, (at + step) * nIn);
+      const feed = new ort.Tensor('float32', xb, [step, ...shape.slice(1)]);
+      const y = (await sess.run({[opt.feed || sess.inputNames[0]]: feed}))[sess.outputNames[0]];
+      if (y.dims.length !== 2 || y.dims[0] !== step)
+        throw new Error(`unexpected output shape ${JSON.stringify(y.dims)}`);
+      nOut = y.dims[1];
+      ys.push(Buffer.from(y.data.buffer, y.data.byteOffset, y.data.byteLength));
+    }
+    if (pos[2]) fs.writeFileSync(pos[2], Buffer.concat(ys));
+    console.log(JSON.stringify({n, n_in: nIn, n_out: nOut, input: sess.inputNames[0],
+                                output: sess.outputNames[0], ort_version: version}));
     return;
   }
   const raw = fs.readFileSync(pos[1]);
