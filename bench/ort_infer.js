@@ -55,10 +55,13 @@ function sessionOptions(threads) {
 async function timeRuns(ort, sess, xs, nIn, b, secs) {
   const name = sess.inputNames[0], nRows = xs.length / nIn;
   const slots = Math.max(1, Math.floor(nRows / b));
+  // [b, features], or [b, C, H, W] for a model that starts with Flatten
+  const dims = sess.inputMetadata[0].shape.slice(1);
+  const rest = dims.length && dims.every((d) => typeof d === 'number') ? dims : [nIn];
   const feeds = [];
   for (let i = 0; i < Math.min(slots, 16); i++)
     feeds.push({[name]: new ort.Tensor('float32', xs.subarray(i * b * nIn, (i + 1) * b * nIn),
-                                       [b, nIn])});
+                                       [b, ...rest])});
   for (let w = 0; w < 5; w++) await sess.run(feeds[w % feeds.length]);
   const t = [];
   const end = process.hrtime.bigint() + BigInt(Math.round(secs * 1e9));

@@ -196,6 +196,27 @@ def ort_check(model, d, x, feed_name):
     return np.fromfile(yf, dtype="<f4")
 
 
+def eval_json(model, d):
+    p = run([BIN, "eval", model, "--data", d, "--json"])
+    if p.returncode != 0:
+        raise RuntimeError("ecprune eval %s: %s%s" % (model, p.stdout, p.stderr))
+    return json.loads(p.stdout)
+
+
+def check_one_hot(path, d, x, k):
+    """A model ending in Softmax/LogSoftmax is a classifier: one-hot float targets evaluate as
+    the class numbers they encode (cross-entropy and accuracy, not MSE)."""
+    oh = d + ".onehot"
+    os.mkdir(oh)
+    y = np.eye(k, dtype=np.float32)[np.arange(len(x)) % k]
+    for split in ("train", "test"):
+        np.save(os.path.join(oh, split + "_x.npy"), x)
+        np.save(os.path.join(oh, split + "_y.npy"), y)
+    a, b = eval_json(path, d), eval_json(path, oh)
+    if "accuracy" not in b or a != b:
+        raise RuntimeError("eval with class numbers gives %s, with one-hot rows %s" % (a, b))
+
+
 def check(root, name, module, sample, opset, dynamic, opts, post):
     model = export(module, sample, opset, dynamic, opts, post)
     want_iface = interface(model)
@@ -212,6 +233,8 @@ def check(root, name, module, sample, opset, dynamic, opts, post):
     if got_iface != want_iface:
         raise RuntimeError("info reports %s, the file has %s" % (got_iface, want_iface))
     e_eval = close("eval vs torch", predictions("eval", path, d, "eval"), want)
+    if classify:
+        check_one_hot(path, d, x, want.shape[1])
     e_run = close("run vs torch", predictions("run", path, d, "run"), want)
     pruned = os.path.join(d, "p.onnx")
     p = run([BIN, "prune", path, "--data", d, "--sparsity", "0.5", "-o", pruned])
