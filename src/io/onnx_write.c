@@ -377,7 +377,8 @@ static void finish_model(onnx_builder *b, const ecp_mlp *m)
 }
 
 /* Flatten(axis=1) in front of the first layer and Softmax / LogSoftmax after the last, when
- * the file the model came from had them. */
+ * the file the model came from had them. The values between them and the layers have names
+ * no exporter uses, so they cannot clash with the file's input and output names. */
 static ecp_status build_model(onnx_builder *b, const ecp_mlp *m, const char *path,
                               ecp_error *err)
 {
@@ -385,20 +386,20 @@ static ecp_status build_model(onnx_builder *b, const ecp_mlp *m, const char *pat
     const char *x = b->io_desc.input, *final = b->io_desc.output;
     ecp_out_transform tf = ecp_mlp_output_transform(m);
     if (b->io_desc.flatten) {
-        node_attr_int(add_node(b, "Flatten", "flatten", &x, 1, "flatten.out"), "axis", 1);
-        x = "flatten.out";
+        node_attr_int(add_node(b, "Flatten", "flatten", &x, 1, "ecprune.flat"), "axis", 1);
+        x = "ecprune.flat";
     }
     snprintf(in, NAME_LEN, "%s", x);
     for (int l = 0; l < ecp_mlp_n_layers(m); l++) {
         ecp_status s = add_layer(b, m, l, l ? in : x, out,
-                                 tf != ECP_OUT_NONE ? "logits" : final, path, err);
+                                 tf != ECP_OUT_NONE ? "ecprune.logits" : final, path, err);
         if (s)
             return s;
         memcpy(in, out, NAME_LEN);
     }
     if (tf != ECP_OUT_NONE) {
         const char *op = tf == ECP_OUT_SOFTMAX ? "Softmax" : "LogSoftmax";
-        const char *logits = "logits";
+        const char *logits = "ecprune.logits";
         onnx_wnode *w = add_node(b, op, "output_transform", &logits, 1, final);
         node_attr_int(w, "axis", m->iface->out_axis ? m->iface->out_axis : -1);
     }
