@@ -235,11 +235,36 @@ static ecp_status constant_attr(onnx_reader *r, const Onnx__NodeProto *n, const 
 
 /* Decodes the value `name` if it is an initializer or a Constant node's output; *found = 0
  * (and no error) when it is neither, so callers can report what they expected instead. */
+/* torch.onnx.export stores equal parameters once and names the copies with Identity nodes
+ * (a fresh BatchNorm1d's running mean is its bias, both zeros): follows such a chain to the
+ * initializer or Constant it starts from, and marks its nodes as read. Else returns name. */
+#define IDENTITY_HOPS 16
+static const char *through_identity(onnx_reader *r, const char *name)
+{
+    long hop[IDENTITY_HOPS];
+    const char *at = name;
+    for (int n = 0; n < IDENTITY_HOPS; n++) {
+        long i = ecp_strmap_get(&r->producers, at);
+        const Onnx__NodeProto *p = i < 0 ? NULL : r->g->node[i];
+        if (find_initializer(r, at) || (p && streq(p->op_type, "Constant"))) {
+            for (int k = 0; k < n; k++)
+                r->used[hop[k]] = 1;
+            return at;
+        }
+        if (!p || !streq(p->op_type, "Identity") || p->n_input != 1 || !p->input[0])
+            return name;
+        hop[n] = i;
+        at = p->input[0];
+    }
+    return name;
+}
+
 static ecp_status get_const(onnx_reader *r, const char *name, onnx_fvec *v, int *found)
 {
     char what[256];
     memset(v, 0, sizeof *v);
     *found = 0;
+    name = through_identity(r, name);
     const Onnx__TensorProto *t = find_initializer(r, name);
     if (t) {
         *found = 1;

@@ -97,6 +97,10 @@ def accepted():
          (12,), 11, True, {}, None),
         ("softmax_static_o17", nn.Sequential(L(12, 8), nn.ReLU(), L(8, 4), nn.Softmax(dim=-1)),
          (12,), 17, False, {}, None),
+        # a fresh BatchNorm1d: torch stores its running mean (zeros) and variance (ones) once,
+        # as its bias and weight, and names them through Identity nodes
+        ("bn_default_stats", nn.Sequential(L(12, 6), nn.BatchNorm1d(6), nn.ReLU(), L(6, 2)),
+         (12,), 13, True, {}, None),
         ("bn_deep_o17", nn.Sequential(L(12, 9), bn(9), nn.ReLU(), L(9, 7), bn(7), nn.Tanh(),
                                       L(7, 3)), (12,), 17, True, {}, None),
     ]
