@@ -945,6 +945,22 @@ static void test_bn_gemm_fold(void **state)
             assert_close(ecp_ws_output(ws)[n * 2 + k], y, 1e-5, 1e-6);
         }
     }
+    /* The mean named through two Identity nodes (torch's shared initializers) folds the same. */
+    float first[4];
+    memcpy(first, ecp_ws_output(ws), sizeof first);
+    Onnx__NodeProto *bn = mp->graph->node[2];
+    assert_string_equal(bn->input[3], "mu");
+    add_node(mp, "Identity", "mu", NULL, NULL, "mu1");
+    add_node(mp, "Identity", "mu1", NULL, NULL, "mu2");
+    free(bn->input[3]);
+    bn->input[3] = dupstr("mu2");
+    pack_file(mp, path);
+    ecp_mlp *m2;
+    if (ecp_onnx_load(&m2, path, &err) != ECP_OK)
+        fail_msg("%s", err.msg);
+    ecp_mlp_forward(m2, ws, &x[0][0], 2);
+    assert_memory_equal(ecp_ws_output(ws), first, sizeof first);
+    ecp_mlp_free(m2);
     ecp_ws_free(ws);
     ecp_mlp_free(m);
     onnx__model_proto__free_unpacked(mp, NULL);
