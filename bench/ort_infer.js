@@ -10,10 +10,12 @@
 // reader can subtract it. DIR is the onnxruntime-node install (default: the newest
 // onnxruntime-node-* in the ecprune cache directory, which scripts/setup.sh fills).
 // Prints one JSON line: {"batch1_us":..,"batch256_sps":..,"overhead_us":..,"ort_version":..}.
-// With --check MODEL.onnx [X.f32 OUT.f32]: loads the model and runs it on X (N x n_in; default one
-// sample of zeros), writes the outputs to OUT as raw float32 and prints the shapes (the test
-// suite's check that ONNX Runtime reads what ecprune writes and computes the same function).
-// Further MODEL X OUT triples are checked in the same process (loading ORT is most of the time).
+// With --check MODEL.onnx [X.f32 OUT.f32] [--feed NAME]: loads the model and runs it on X (N x n_in;
+// default one sample of zeros) fed in the model's input shape under NAME (default: the model's
+// input name; a pipeline's feed names must still be the file's), writes the outputs to OUT as
+// raw float32 and prints the shapes and names (the test suite's check that ONNX Runtime reads
+// what ecprune writes and computes the same function). Further MODEL X OUT triples are checked in
+// the same process.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -54,10 +56,13 @@ function sessionOptions(threads) {
 async function timeRuns(ort, sess, xs, nIn, b, secs) {
   const name = sess.inputNames[0], nRows = xs.length / nIn;
   const slots = Math.max(1, Math.floor(nRows / b));
+  // [b, features], or [b, C, H, W] for a model that starts with Flatten
+  const dims = sess.inputMetadata[0].shape.slice(1);
+  const rest = dims.length && dims.every((d) => typeof d === 'number') ? dims : [nIn];
   const feeds = [];
   for (let i = 0; i < Math.min(slots, 16); i++)
     feeds.push({[name]: new ort.Tensor('float32', xs.subarray(i * b * nIn, (i + 1) * b * nIn),
-                                       [b, nIn])});
+                                       [b, ...rest])});
   for (let w = 0; w < 5; w++) await sess.run(feeds[w % feeds.length]);
   const t = [];
   const end = process.hrtime.bigint() + BigInt(Math.round(secs * 1e9));
@@ -80,21 +85,33 @@ function parseArgs(argv) {
   return {pos, opt};
 }
 
-async function check(ort, version, threads, model, xFile, outFile) {
+// Runs MODEL on X fed in the model's declared input shape: [N, features] or, for a model that
+// starts with Flatten, [N, C, H, W], in batches of the declared size when it is fixed.
+async function check(ort, version, threads, model, xFile, outFile, feedName) {
   const sess = await ort.InferenceSession.create(model, sessionOptions(threads));
-  const nIn = sess.inputMetadata[0].shape[1];
+  const shape = sess.inputMetadata[0].shape;
+  const nIn = shape.slice(1).reduce((a, d) => a * d, 1);
   let x = new Float32Array(nIn);
   if (xFile) {
     const r = fs.readFileSync(xFile);
     x = new Float32Array(r.buffer.slice(r.byteOffset, r.byteOffset + r.length));
   }
   const n = x.length / nIn;
-  const out = await sess.run({[sess.inputNames[0]]: new ort.Tensor('float32', x, [n, nIn])});
-  const y = out[sess.outputNames[0]];
-  if (y.dims.length !== 2 || y.dims[0] !== n)
-    throw new Error(`${model}: unexpected output shape ${JSON.stringify(y.dims)}`);
-  if (outFile) fs.writeFileSync(outFile, Buffer.from(y.data.buffer, y.data.byteOffset, y.data.byteLength));
-  console.log(JSON.stringify({n, n_in: nIn, n_out: y.dims[1], ort_version: version}));
+  const step = typeof shape[0] === 'number' && shape[0] > 0 ? shape[0] : n;
+  const ys = [];
+  let nOut = 0;
+  for (let at = 0; at < n; at += step) {
+    const xb = x.subarray(at * nIn, (at + step) * nIn);
+    const feed = new ort.Tensor('float32', xb, [step, ...shape.slice(1)]);
+    const y = (await sess.run({[feedName || sess.inputNames[0]]: feed}))[sess.outputNames[0]];
+    if (y.dims.length !== 2 || y.dims[0] !== step)
+      throw new Error(`${model}: unexpected output shape ${JSON.stringify(y.dims)}`);
+    nOut = y.dims[1];
+    ys.push(Buffer.from(y.data.buffer, y.data.byteOffset, y.data.byteLength));
+  }
+  if (outFile) fs.writeFileSync(outFile, Buffer.concat(ys));
+  console.log(JSON.stringify({n, n_in: nIn, n_out: nOut, input: sess.inputNames[0],
+                              output: sess.outputNames[0], ort_version: version}));
 }
 
 async function main() {
@@ -102,12 +119,14 @@ async function main() {
   const {ort, version} = loadOrt(opt.ort);
   const threads = parseInt(opt.threads || '1', 10);
   if (opt.check) {
+    // Further MODEL X OUT triples are checked in the same process (loading ORT is most of the
+    // time).
     for (let i = 0; i < pos.length; i += 3)
-      await check(ort, version, threads, pos[i], pos[i + 1], pos[i + 2]);
+      await check(ort, version, threads, pos[i], pos[i + 1], pos[i + 2], opt.feed);
     return;
   }
   const sess = await ort.InferenceSession.create(pos[0], sessionOptions(threads));
-  const nIn = sess.inputMetadata[0].shape[1];
+  const nIn = sess.inputMetadata[0].shape.slice(1).reduce((a, d) => a * d, 1);
   const raw = fs.readFileSync(pos[1]);
   const xs = new Float32Array(raw.buffer, raw.byteOffset, raw.length / 4);
   const secs = parseFloat(opt.seconds || '0.5');

@@ -437,7 +437,7 @@ typedef struct {
 void ecp_eval_accumulate(const ecp_dataset *d, int64_t at, int b, const float *y,
                          ecp_eval_acc *acc);
 void ecp_eval_finish(const ecp_dataset *d, const ecp_eval_acc *acc, ecp_eval_result *out);
-/* Writes the network outputs for every sample of d (n x n_out). */
+/* Writes the network outputs for every sample of d (n x n_out), after the output transform. */
 ecp_status ecp_predict(const ecp_mlp *m, const ecp_dataset *d, float *out, ecp_error *err);
 ecp_loss ecp_dataset_loss(const ecp_dataset *d);
 /* Checks that model and data widths fit, with a message naming both. */
@@ -446,10 +446,16 @@ ecp_status ecp_check_fit(const ecp_mlp *m, const ecp_dataset *d, const char *mod
 
 /* ------------------------------------------------------------------ ONNX model files */
 
-/* Writes an opset-13 graph of Gemm (+ activation) nodes; pruned weights are stored as zeros. */
+/* Writes a graph of Gemm (+ activation) nodes; pruned weights are stored as zeros. A model read
+ * from a file is written back with that file's interface (ecp_mlp_iface): input and output
+ * names and shapes, a leading Flatten, a trailing Softmax / LogSoftmax, the opset (raised only
+ * when an op needs it: ecp_onnx_save_opset), producer, doc strings and metadata_props. A model
+ * made by the library gets "input" [N, n_in] -> "output" [N, n_out] at opset 13. */
 ecp_status ecp_onnx_save(const ecp_mlp *m, const char *path, ecp_error *err);
 /* Reads Gemm / MatMul+Add / Flatten / activation graphs (including torch.onnx.export of an
- * nn.Sequential of Linear and activation modules); exact zeros are marked as pruned. */
+ * nn.Sequential of Linear and activation modules); exact zeros are marked as pruned.
+ * BatchNormalization right after a layer is folded into it; Identity and inference-mode
+ * Dropout are skipped; a trailing Softmax / LogSoftmax becomes the output transform. */
 ecp_status ecp_onnx_load(ecp_mlp **out, const char *path, ecp_error *err);
 /* How ecp_onnx_save_with stores the weights; all zeros (or NULL) = ecp_onnx_save's dense single
  * file. */
@@ -471,6 +477,43 @@ ecp_status ecp_onnx_save_with(const ecp_mlp *m, const char *path, const ecp_onnx
  * regular files; a link is refused for the data file): for checking before the work starts. */
 ecp_status ecp_onnx_output_check(const char *path, const ecp_onnx_options *opts,
                                  ecp_error *err);
+
+/* The transform between the last layer and the model's outputs, kept from a file whose graph
+ * ends in Softmax or LogSoftmax. Training, pruning and a classifier's loss work on the logits
+ * before it; ecp_predict and the ONNX file give the outputs after it. */
+typedef enum { ECP_OUT_NONE = 0, ECP_OUT_SOFTMAX, ECP_OUT_LOG_SOFTMAX } ecp_out_transform;
+ecp_out_transform ecp_mlp_output_transform(const ecp_mlp *m);
+const char *ecp_out_transform_name(ecp_out_transform t); /* "none", "softmax", "log_softmax" */
+/* In place on batch rows of k values (double sums). */
+void ecp_out_transform_apply(ecp_out_transform t, float *y, int64_t batch, int k);
+
+/* The interface of the file a model was read from; for a model made by the library, what
+ * ecp_onnx_save writes (from_file = 0). Strings stay valid while m is unchanged. A dimension
+ * is in_dim[i] >= 0, or symbolic in_param[i] (in_dim -1; NULL when unknown). */
+#define ECP_IFACE_RANK 8
+typedef struct {
+    int from_file;
+    const char *input, *output;
+    int in_rank;
+    int64_t in_dim[ECP_IFACE_RANK];
+    const char *in_param[ECP_IFACE_RANK];
+    int64_t out_dim0;
+    const char *out_param0;
+    int flatten;    /* a Flatten(axis=1) in front of the first layer */
+    int64_t opset;  /* the file's opset (default domain) */
+    const char *producer_name, *producer_version;
+} ecp_model_iface;
+void ecp_mlp_iface(const ecp_mlp *m, ecp_model_iface *out);
+/* The opset ecp_onnx_save writes m with: the file's (at least 11), or higher when an op it
+ * writes needs it, in which case *why (may be NULL) names the op; else *why = NULL. */
+int64_t ecp_onnx_save_opset(const ecp_mlp *m, const char **why);
+/* metadata_props carried to the file: the file's own plus what ecprune records (keys
+ * "ecprune.*": the version, the training record, the N:M pattern, set_meta's). set_meta
+ * replaces a key's value, or adds the key. */
+int ecp_mlp_meta_count(const ecp_mlp *m);
+const char *ecp_mlp_meta_key(const ecp_mlp *m, int i);
+const char *ecp_mlp_meta_value(const ecp_mlp *m, int i);
+ecp_status ecp_mlp_set_meta(ecp_mlp *m, const char *key, const char *value, ecp_error *err);
 
 /* ------------------------------------------------------------------ pruning (src/prune) */
 /* How the sensitivity s_i(x) of a neuron is measured (METHOD.md, "Sensitivity"). */

@@ -8,6 +8,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What a model read from an ONNX file keeps of that file (src/io/onnx_iface.c reads and
+ * writes it), so that the file ecprune writes replaces the original in any pipeline. Strings
+ * are owned (NULL = absent). Created by the reader, freed and copied in mlp.c. */
+typedef struct {
+    char *input, *output;        /* the graph's input and output names */
+    int in_rank;                 /* 2, or more when a Flatten(axis=1) comes first */
+    int64_t in_dim[ECP_IFACE_RANK]; /* dim_value; -1 = symbolic (in_param) or unknown */
+    char *in_param[ECP_IFACE_RANK];
+    int64_t out_dim0;            /* the output's batch dimension, as in_dim */
+    char *out_param0;
+    int flatten;                 /* write Flatten(axis=1) in front of the first layer */
+    int64_t opset, ir_version;   /* of the file (default domain) */
+    char *producer_name, *producer_version, *domain, *doc_string, *graph_name, *graph_doc;
+    int has_model_version;
+    int64_t model_version;
+    int n_meta;                  /* metadata_props other than ecprune's regenerated records */
+    char **meta_key, **meta_val;
+    ecp_out_transform out_tf;    /* a trailing Softmax / LogSoftmax */
+    int out_axis;                /* its axis as written (1 or -1) */
+} ecp_iface;
+ecp_iface *ecp_iface_clone(const ecp_iface *f, ecp_error *err);
+void ecp_iface_free(ecp_iface *f);
+
 typedef struct {
     int n_in, n_out;
     ecp_act act;
@@ -36,6 +59,8 @@ struct ecp_mlp {
      * none is kept). */
     float *orig;
     uint8_t *orig_mask;
+    /* The interface of the file the model was read from (NULL: made by the library). */
+    ecp_iface *iface;
 };
 
 /* The scratch of layer 0's sparse-input kernels (src/nn/sparse_input.c): the batch as CSR and

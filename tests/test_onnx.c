@@ -644,9 +644,9 @@ static void test_bad_gemm_attributes(void **state)
     tmp_path(dir, sizeof dir, path, sizeof path, "gemm.onnx");
     Onnx__ModelProto *mp = saved_model(path, ECP_ACT_RELU);
     Onnx__NodeProto *g = mp->graph->node[2];
-    add_attr(g, "alpha", 1, 2.0f, 0);
+    add_attr(g, "alpha", 1, INFINITY, 0);
     pack_file(mp, path);
-    expect_fail(path, ECP_ERR_UNSUPPORTED, "alpha=2");
+    expect_fail(path, ECP_ERR_NUMERIC, "alpha=inf");
     g->attribute[1]->f = 1.0f;
     add_attr(g, "transA", 0, 0, 1);
     pack_file(mp, path);
@@ -896,6 +896,346 @@ static void test_training_record(void **state)
     tu_rmdir(dir);
 }
 
+/* ------------------------------------------------------------------ folding and the interface */
+
+/* A one-value BOOL initializer (Dropout's training_mode). */
+static void add_bool_init(Onnx__ModelProto *mp, const char *name, int v)
+{
+    Onnx__TensorProto *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    onnx__tensor_proto__init(t);
+    t->has_data_type = 1;
+    t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__BOOL;
+    t->name = dupstr(name);
+    t->has_raw_data = 1;
+    t->raw_data.len = 1;
+    t->raw_data.data = malloc(1);
+    t->raw_data.data[0] = (uint8_t)v;
+    add_init(mp, t);
+}
+
+/* [batch, 3] -> Gemm(alpha 2, beta 0.5) -> BatchNormalization -> Relu -> Dropout -> Gemm(no
+ * bias) -> y. bn_var0 and eps let the callers make the BatchNormalization unfoldable. */
+static Onnx__ModelProto *bn_model(float bn_var0, float eps)
+{
+    static const float W0[4 * 3] = {0.5f, -1, 0.25f, 1, 0.3f, -0.5f, 2, 0.125f, 0.7f, -1, 1, 0.75f};
+    static const float b0[4] = {0.1f, -0.2f, 0.3f, 0.4f};
+    static const float W1[2 * 4] = {1, -2, 0.5f, 0.25f, -1, 3, 0.2f, -0.6f};
+    float g[4] = {1.5f, -0.5f, 0.8f, 2}, be[4] = {0.1f, 0.2f, -0.3f, 0}, mu[4] = {0.2f, -1, 0.5f, 0};
+    float var[4] = {bn_var0, 0.5f, 2, 0.01f};
+    const int64_t in_dims[2] = {-1, 3}, w0d[2] = {4, 3}, c4[1] = {4}, w1d[2] = {2, 4};
+    Onnx__ModelProto *mp = new_model("x", 2, in_dims, "y");
+    add_init(mp, new_tensor("W0", 2, w0d, W0, 1));
+    add_init(mp, new_tensor("b0", 1, c4, b0, 0));
+    add_init(mp, new_tensor("W1", 2, w1d, W1, 1));
+    add_init(mp, new_tensor("g", 1, c4, g, 1));
+    add_init(mp, new_tensor("be", 1, c4, be, 1));
+    add_init(mp, new_tensor("mu", 1, c4, mu, 1));
+    add_init(mp, new_tensor("var", 1, c4, var, 1));
+    add_bool_init(mp, "train", 0);
+    add_scalar_const(mp, "ratio", 0.3f);
+    Onnx__NodeProto *gemm = add_node(mp, "Gemm", "x", "W0", "b0", "z0");
+    add_attr(gemm, "transB", 0, 0, 1);
+    add_attr(gemm, "alpha", 1, 2.0f, 0);
+    add_attr(gemm, "beta", 1, 0.5f, 0);
+    Onnx__NodeProto *bn = add_node(mp, "BatchNormalization", "z0", "g", "be", "bn");
+    bn->input = realloc(bn->input, 5 * sizeof *bn->input);
+    bn->input[3] = dupstr("mu");
+    bn->input[4] = dupstr("var");
+    bn->n_input = 5;
+    add_attr(bn, "epsilon", 1, eps, 0);
+    add_node(mp, "Relu", "bn", NULL, NULL, "a0");
+    add_node(mp, "Dropout", "a0", "ratio", "train", "d0");
+    add_attr(add_node(mp, "Gemm", "d0", "W1", NULL, "y"), "transB", 0, 0, 1);
+    return mp;
+}
+
+/* The folded model computes what the graph computes: checked in double against the formula. */
+static void test_bn_gemm_fold(void **state)
+{
+    (void)state;
+    char dir[64], path[128];
+    tmp_path(dir, sizeof dir, path, sizeof path, "bn.onnx");
+    Onnx__ModelProto *mp = bn_model(0.3f, 1e-3f);
+    pack_file(mp, path);
+    ecp_mlp *m;
+    ecp_error err;
+    if (ecp_onnx_load(&m, path, &err) != ECP_OK)
+        fail_msg("%s", err.msg);
+    assert_int_equal(ecp_mlp_n_layers(m), 2);
+    assert_int_equal(ecp_mlp_layer_act(m, 0), ECP_ACT_RELU);
+    const float x[2][3] = {{0.3f, -0.7f, 1.2f}, {-1.5f, 0.2f, 0.9f}};
+    ecp_ws *ws;
+    assert_int_equal(ecp_ws_create(&ws, m, 2, &err), ECP_OK);
+    ecp_mlp_forward(m, ws, &x[0][0], 2);
+    Onnx__GraphProto *g = mp->graph;
+    const float *W0 = (const float *)g->initializer[0]->raw_data.data;
+    const float *b0 = g->initializer[1]->float_data, *W1 = (const float *)g->initializer[2]->raw_data.data;
+    const float *ga = (const float *)g->initializer[3]->raw_data.data;
+    const float *be = (const float *)g->initializer[4]->raw_data.data;
+    const float *mu = (const float *)g->initializer[5]->raw_data.data;
+    const float *var = (const float *)g->initializer[6]->raw_data.data;
+    for (int n = 0; n < 2; n++) {
+        double a[4];
+        for (int i = 0; i < 4; i++) {
+            double z = 0.5 * b0[i];
+            for (int j = 0; j < 3; j++)
+                z += 2.0 * W0[i * 3 + j] * x[n][j];
+            z = ga[i] * (z - mu[i]) / sqrt((double)var[i] + 1e-3) + be[i];
+            a[i] = z > 0 ? z : 0;
+        }
+        for (int k = 0; k < 2; k++) {
+            double y = 0;
+            for (int i = 0; i < 4; i++)
+                y += W1[k * 4 + i] * a[i];
+            assert_close(ecp_ws_output(ws)[n * 2 + k], y, 1e-5, 1e-6);
+        }
+    }
+    /* The mean named through two Identity nodes (torch's shared initializers) folds the same. */
+    float first[4];
+    memcpy(first, ecp_ws_output(ws), sizeof first);
+    Onnx__NodeProto *bn = mp->graph->node[2];
+    assert_string_equal(bn->input[3], "mu");
+    add_node(mp, "Identity", "mu", NULL, NULL, "mu1");
+    add_node(mp, "Identity", "mu1", NULL, NULL, "mu2");
+    free(bn->input[3]);
+    bn->input[3] = dupstr("mu2");
+    pack_file(mp, path);
+    ecp_mlp *m2;
+    if (ecp_onnx_load(&m2, path, &err) != ECP_OK)
+        fail_msg("%s", err.msg);
+    ecp_mlp_forward(m2, ws, &x[0][0], 2);
+    assert_memory_equal(ecp_ws_output(ws), first, sizeof first);
+    ecp_mlp_free(m2);
+    ecp_ws_free(ws);
+    ecp_mlp_free(m);
+    onnx__model_proto__free_unpacked(mp, NULL);
+    tu_rmdir(dir);
+}
+
+/* BatchNormalization that cannot be folded: refused with one line naming the node. */
+static void test_bn_refused(void **state)
+{
+    (void)state;
+    char dir[64], path[128];
+    tmp_path(dir, sizeof dir, path, sizeof path, "bn.onnx");
+    Onnx__ModelProto *mp = bn_model(0.0f, 0.0f); /* zero variance, zero epsilon */
+    pack_file(mp, path);
+    expect_fail(path, ECP_ERR_NUMERIC, "'BatchNormalization_bn'");
+    expect_fail(path, ECP_ERR_NUMERIC, "var 0 + epsilon 0 is not positive at channel 0");
+    onnx__model_proto__free_unpacked(mp, NULL);
+
+    mp = bn_model(0.3f, 1e-3f); /* after the activation: Gemm -> Relu -> BN */
+    Onnx__GraphProto *g = mp->graph;
+    Onnx__NodeProto *bn = g->node[2], *relu = g->node[3];
+    assert_string_equal(bn->op_type, "BatchNormalization");
+    free(relu->input[0]);
+    relu->input[0] = dupstr("z0");
+    free(bn->input[0]);
+    bn->input[0] = dupstr("a0");
+    free(g->node[4]->input[0]);
+    g->node[4]->input[0] = dupstr("bn");
+    pack_file(mp, path);
+    expect_fail(path, ECP_ERR_UNSUPPORTED, "'BatchNormalization_bn' (BatchNormalization): "
+                "follows an activation");
+    onnx__model_proto__free_unpacked(mp, NULL);
+
+    mp = bn_model(0.3f, 1e-3f); /* in front of the first layer */
+    g = mp->graph;
+    free(g->node[1]->input[0]);
+    g->node[1]->input[0] = dupstr("x"); /* Gemm reads x ... */
+    free(g->node[2]->input[0]);
+    g->node[2]->input[0] = dupstr("x"); /* ... and so does BN: rewire BN -> Gemm */
+    free(g->node[1]->input[0]);
+    g->node[1]->input[0] = dupstr("bn");
+    free(g->node[3]->input[0]);
+    g->node[3]->input[0] = dupstr("z0");
+    pack_file(mp, path);
+    expect_fail(path, ECP_ERR_UNSUPPORTED, "comes before the first Gemm/MatMul layer");
+    onnx__model_proto__free_unpacked(mp, NULL);
+
+    mp = bn_model(0.3f, 1e-3f); /* a parameter of the wrong size */
+    Onnx__TensorProto *mu = initializer(mp, "mu");
+    mu->dims[0] = 3;
+    mu->raw_data.len = 12;
+    pack_file(mp, path);
+    expect_fail(path, ECP_ERR_SHAPE, "mean has 3 values");
+    onnx__model_proto__free_unpacked(mp, NULL);
+
+    mp = bn_model(0.3f, 1e-3f); /* training mode */
+    add_attr(mp->graph->node[2], "training_mode", 0, 0, 1);
+    pack_file(mp, path);
+    expect_fail(path, ECP_ERR_UNSUPPORTED, "training mode");
+    onnx__model_proto__free_unpacked(mp, NULL);
+
+    mp = bn_model(0.3f, 1e-3f); /* Dropout in training mode */
+    initializer(mp, "train")->raw_data.data[0] = 1;
+    pack_file(mp, path);
+    expect_fail(path, ECP_ERR_UNSUPPORTED, "'Dropout_d0' (Dropout): training_mode is true");
+    onnx__model_proto__free_unpacked(mp, NULL);
+    tu_rmdir(dir);
+}
+
+static void add_meta(Onnx__ModelProto *mp, const char *k, const char *v)
+{
+    Onnx__StringStringEntryProto *e = calloc(1, sizeof *e);
+    assert_non_null(e);
+    onnx__string_string_entry_proto__init(e);
+    e->key = dupstr(k);
+    e->value = dupstr(v);
+    GROW(mp->metadata_props, mp->n_metadata_props);
+    mp->metadata_props[mp->n_metadata_props++] = e;
+}
+
+/* [batch, 2, 3] 'pixels' -> Flatten -> Gemm -> Relu -> Gemm -> LogSoftmax(axis 1) -> 'logp'. */
+static Onnx__ModelProto *iface_model(int opset)
+{
+    float W0[4 * 6], W1[3 * 4], b1[3] = {0.1f, 0, -0.1f};
+    for (int i = 0; i < 24; i++)
+        W0[i] = (float)((i * 7) % 11) / 11.0f - 0.4f;
+    for (int i = 0; i < 12; i++)
+        W1[i] = (float)((i * 5) % 7) / 7.0f - 0.5f;
+    const int64_t in_dims[3] = {-1, 2, 3}, w0d[2] = {4, 6}, w1d[2] = {3, 4}, c3[1] = {3};
+    Onnx__ModelProto *mp = new_model("pixels", 3, in_dims, "logp");
+    mp->opset_import[0]->version = opset;
+    mp->producer_name = dupstr("pytorch");
+    mp->producer_version = dupstr("1.13.0");
+    mp->doc_string = dupstr("a digit classifier");
+    add_meta(mp, "author", "me");
+    add_init(mp, new_tensor("W0", 2, w0d, W0, 1));
+    add_init(mp, new_tensor("W1", 2, w1d, W1, 1));
+    add_init(mp, new_tensor("b1", 1, c3, b1, 1));
+    add_node(mp, "Flatten", "pixels", NULL, NULL, "f");
+    add_attr(add_node(mp, "Gemm", "f", "W0", NULL, "z0"), "transB", 0, 0, 1);
+    add_node(mp, "Relu", "z0", NULL, NULL, "a0");
+    add_attr(add_node(mp, "Gemm", "a0", "W1", "b1", "z1"), "transB", 0, 0, 1);
+    add_attr(add_node(mp, "LogSoftmax", "z1", NULL, NULL, "logp"), "axis", 0, 0, 1);
+    return mp;
+}
+
+static void assert_iface(const ecp_mlp *m, int64_t opset)
+{
+    ecp_model_iface io;
+    ecp_mlp_iface(m, &io);
+    assert_true(io.from_file);
+    assert_string_equal(io.input, "pixels");
+    assert_string_equal(io.output, "logp");
+    assert_int_equal(io.in_rank, 3);
+    assert_int_equal(io.in_dim[0], -1);
+    assert_string_equal(io.in_param[0], "batch");
+    assert_int_equal(io.in_dim[1], 2);
+    assert_int_equal(io.in_dim[2], 3);
+    assert_true(io.flatten);
+    assert_int_equal(io.opset, opset);
+    assert_string_equal(io.producer_name, "pytorch");
+    assert_int_equal(ecp_mlp_output_transform(m), ECP_OUT_LOG_SOFTMAX);
+}
+
+/* The interface survives load, clone and save; the output transform is applied by predict. */
+static void test_interface_roundtrip(void **state)
+{
+    (void)state;
+    char dir[64], path[128], back_path[160];
+    tmp_path(dir, sizeof dir, path, sizeof path, "in.onnx");
+    snprintf(back_path, sizeof back_path, "%s/out.onnx", dir);
+    Onnx__ModelProto *mp = iface_model(12);
+    pack_file(mp, path);
+    onnx__model_proto__free_unpacked(mp, NULL);
+    ecp_mlp *m, *c, *back;
+    ecp_error err;
+    if (ecp_onnx_load(&m, path, &err) != ECP_OK)
+        fail_msg("%s", err.msg);
+    assert_iface(m, 12);
+    assert_int_equal(ecp_mlp_meta_count(m), 1);
+    assert_string_equal(ecp_mlp_meta_key(m, 0), "author");
+    assert_int_equal(ecp_mlp_set_meta(m, "ecprune.prune.method", "ec", &err), ECP_OK);
+    assert_int_equal(ecp_mlp_clone(m, &c, &err), ECP_OK);
+    ecp_mlp_free(m);
+    assert_iface(c, 12);
+    assert_int_equal(ecp_onnx_save(c, back_path, &err), ECP_OK);
+
+    mp = unpack_file(back_path);
+    Onnx__GraphProto *g = mp->graph;
+    assert_int_equal(mp->opset_import[0]->version, 12);
+    assert_string_equal(mp->producer_name, "pytorch");
+    assert_string_equal(mp->doc_string, "a digit classifier");
+    assert_string_equal(g->input[0]->name, "pixels");
+    assert_int_equal(g->input[0]->type->tensor_type->shape->n_dim, 3);
+    assert_string_equal(g->input[0]->type->tensor_type->shape->dim[0]->dim_param, "batch");
+    assert_string_equal(g->output[0]->name, "logp");
+    assert_string_equal(g->node[0]->op_type, "Flatten");
+    assert_string_equal(g->node[g->n_node - 1]->op_type, "LogSoftmax");
+    assert_int_equal(g->node[g->n_node - 1]->attribute[0]->i, 1);
+    assert_int_equal(mp->n_metadata_props, 2);
+    assert_string_equal(mp->metadata_props[0]->key, "author");
+    assert_string_equal(mp->metadata_props[1]->value, "ec");
+    onnx__model_proto__free_unpacked(mp, NULL);
+
+    assert_int_equal(ecp_onnx_load(&back, back_path, &err), ECP_OK);
+    assert_iface(back, 12);
+    assert_same_model(c, back);
+    /* predict = log_softmax of the forward pass */
+    ecp_dataset *d;
+    assert_int_equal(ecp_dataset_create(&d, 2, 6, 3, 1, &err), ECP_OK);
+    for (int i = 0; i < 12; i++)
+        d->x[i] = (float)i / 6.0f - 1.0f;
+    d->label[0] = d->label[1] = 0;
+    float p[6];
+    assert_int_equal(ecp_predict(back, d, p, &err), ECP_OK);
+    ecp_ws *ws;
+    assert_int_equal(ecp_ws_create(&ws, back, 2, &err), ECP_OK);
+    ecp_mlp_forward(back, ws, d->x, 2);
+    for (int n = 0; n < 2; n++) {
+        const float *z = ecp_ws_output(ws) + 3 * n;
+        double lse = log(exp((double)z[0]) + exp((double)z[1]) + exp((double)z[2]));
+        for (int k = 0; k < 3; k++)
+            assert_close(p[3 * n + k], z[k] - lse, 1e-6, 1e-6);
+    }
+    ecp_ws_free(ws);
+    ecp_dataset_free(d);
+    ecp_mlp_free(back);
+    ecp_mlp_free(c);
+
+    /* nothing but Identity may follow the output transform */
+    mp = iface_model(13);
+    Onnx__NodeProto *ls = mp->graph->node[mp->graph->n_node - 1];
+    free(ls->output[0]);
+    ls->output[0] = dupstr("ls");
+    add_node(mp, "Relu", "ls", NULL, NULL, "logp");
+    pack_file(mp, path);
+    expect_fail(path, ECP_ERR_UNSUPPORTED, "follows the output transform");
+    onnx__model_proto__free_unpacked(mp, NULL);
+    tu_rmdir(dir);
+}
+
+/* An opset below 11 is raised to 11 on save, and the file says so. */
+static void test_opset_floor(void **state)
+{
+    (void)state;
+    char dir[64], path[128];
+    tmp_path(dir, sizeof dir, path, sizeof path, "old.onnx");
+    Onnx__ModelProto *mp = iface_model(9);
+    pack_file(mp, path);
+    onnx__model_proto__free_unpacked(mp, NULL);
+    ecp_mlp *m;
+    ecp_error err;
+    assert_int_equal(ecp_onnx_load(&m, path, &err), ECP_OK);
+    const char *why = NULL;
+    assert_int_equal(ecp_onnx_save_opset(m, &why), 11);
+    assert_non_null(why);
+    assert_int_equal(ecp_onnx_save(m, path, &err), ECP_OK);
+    ecp_mlp_free(m);
+    mp = unpack_file(path);
+    assert_int_equal(mp->opset_import[0]->version, 11);
+    int found = 0;
+    for (size_t i = 0; i < mp->n_metadata_props; i++)
+        found |= !strcmp(mp->metadata_props[i]->key, "ecprune.opset_upgrade") &&
+                 !strncmp(mp->metadata_props[i]->value, "9 -> 11", 7);
+    assert_true(found);
+    onnx__model_proto__free_unpacked(mp, NULL);
+    tu_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -921,6 +1261,10 @@ int main(void)
         cmocka_unit_test(test_wrong_input_width),
         cmocka_unit_test(test_save_unwritable),
         cmocka_unit_test(test_training_record),
+        cmocka_unit_test(test_bn_gemm_fold),
+        cmocka_unit_test(test_bn_refused),
+        cmocka_unit_test(test_interface_roundtrip),
+        cmocka_unit_test(test_opset_floor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -77,5 +77,11 @@ int cli_check_model_output(const char *cmd, const char *path, const ecp_onnx_opt
     "                       also done unasked above protobuf's 2 GiB)\n"
 /* Sets the BLAS thread count (0 = leave OpenBLAS's default). */
 void cli_set_threads(int n);
+/* The metadata_props a pruned model carries: method, sensitivity (NULL: none), achieved
+ * sparsity, calibration samples and the ecprune version. */
+ecp_status cli_record_prune(ecp_mlp *m, const char *method, const char *sens, double sparsity,
+                            int64_t calib, ecp_error *err);
+/* A note on stderr when `out` will be written at a newer opset than the model's file had. */
+void cli_opset_note(const char *cmd, const ecp_mlp *m, const char *out);
 
 #endif

@@ -8,7 +8,76 @@ static void help(FILE *f)
                "Lists the layers (widths, activation), parameter counts and the sparsity of each\n"
                "layer (weights that are exactly zero count as pruned; biases are never pruned).\n"
                "A model pruned with --pattern N:M records the pattern; info verifies it and\n"
-               "exits with status 1 when a group keeps more than N weights.\n");
+               "exits with status 1 when a group keeps more than N weights.\n"
+               "Also shown: the graph's input and output names and shapes (what a pipeline\n"
+               "feeds and reads; ecprune writes them back unchanged), a leading Flatten, an\n"
+               "output transform (Softmax/LogSoftmax), the opset (and the one the file would\n"
+               "be saved with, when an op needs a newer one), the producer and metadata_props\n"
+               "(ecprune.* keys: what ecprune did to the model).\n");
+}
+
+/* "[batch, 1, 28, 28]": a symbolic dimension by its name, an unknown one as '?'. */
+static void print_shape(FILE *f, int rank, const int64_t *dims, const char *const *params,
+                        int json)
+{
+    fputc('[', f);
+    for (int i = 0; i < rank; i++) {
+        fputs(i ? ", " : "", f);
+        if (dims[i] >= 0)
+            fprintf(f, "%lld", (long long)dims[i]);
+        else if (json)
+            cli_json_string(f, params[i] ? params[i] : "?");
+        else
+            fputs(params[i] ? params[i] : "?", f);
+    }
+    fputc(']', f);
+}
+
+static void print_iface(const ecp_mlp *m, int json)
+{
+    ecp_model_iface io;
+    ecp_mlp_iface(m, &io);
+    const char *why;
+    int64_t save_opset = ecp_onnx_save_opset(m, &why);
+    int64_t out_dims[2] = {io.out_dim0, ecp_mlp_n_out(m)};
+    const char *out_params[2] = {io.out_param0, NULL};
+    const char *tf = ecp_out_transform_name(ecp_mlp_output_transform(m));
+    if (json) {
+        printf(",\"input\":{\"name\":");
+        cli_json_string(stdout, io.input);
+        printf(",\"shape\":");
+        print_shape(stdout, io.in_rank, io.in_dim, io.in_param, 1);
+        printf(",\"flatten\":%s},\"output\":{\"name\":", io.flatten ? "true" : "false");
+        cli_json_string(stdout, io.output);
+        printf(",\"shape\":");
+        print_shape(stdout, 2, out_dims, out_params, 1);
+        printf(",\"transform\":\"%s\"},\"opset\":%lld,\"save_opset\":%lld,\"producer\":", tf,
+               (long long)io.opset, (long long)save_opset);
+        cli_json_string(stdout, io.producer_name);
+        printf(",\"producer_version\":");
+        cli_json_string(stdout, io.producer_version);
+        printf(",\"metadata\":{");
+        for (int i = 0; i < ecp_mlp_meta_count(m); i++) {
+            printf("%s", i ? "," : "");
+            cli_json_string(stdout, ecp_mlp_meta_key(m, i));
+            printf(":");
+            cli_json_string(stdout, ecp_mlp_meta_value(m, i));
+        }
+        printf("}");
+        return;
+    }
+    printf("  input '%s' ", io.input);
+    print_shape(stdout, io.in_rank, io.in_dim, io.in_param, 0);
+    printf("%s -> output '%s' ", io.flatten ? " (Flatten)" : "", io.output);
+    print_shape(stdout, 2, out_dims, out_params, 0);
+    if (ecp_mlp_output_transform(m) != ECP_OUT_NONE)
+        printf(" after %s", tf);
+    printf("\n  opset %lld", (long long)io.opset);
+    if (why)
+        printf(" (saved as opset %lld: %s needs it)", (long long)save_opset, why);
+    printf(", producer %s %s\n", io.producer_name, io.producer_version);
+    for (int i = 0; i < ecp_mlp_meta_count(m); i++)
+        printf("  metadata %s = %s\n", ecp_mlp_meta_key(m, i), ecp_mlp_meta_value(m, i));
 }
 
 /* The layer's activation as --act spells it ("elu:0.5"). */
@@ -62,6 +131,7 @@ int cmd_info(int argc, char **argv)
                    (double)ecp_mlp_layer_n_pruned(m, l) / (double)w);
         }
         printf("]");
+        print_iface(m, 1);
         if (has_nm) {
             printf(",\"pattern\":\"%d:%d\",\"pattern_layers\":\"%s\",\"pattern_ok\":%s", nm_n,
                    nm_m, nm_list, nm_ok ? "true" : "false");
@@ -82,6 +152,7 @@ int cmd_info(int argc, char **argv)
                    ecp_mlp_layer_out(m, l), act_text(m, l, an, sizeof an), (long long)w,
                    (long long)p, 100.0 * (double)p / (double)w);
         }
+        print_iface(m, 0);
     }
     if (has_nm && !json)
         printf("  pattern %d:%d on layers %s: %s\n", nm_n, nm_m, nm_list,

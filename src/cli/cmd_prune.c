@@ -474,10 +474,15 @@ int cmd_prune(int argc, char **argv)
     ecp_prune_report rep;
     po.progress = ecp_dist_rank() == 0;
     if ((s = ecp_evaluate(m, test, &before, &err)) || (s = ecp_prune(m, train, &po, &rep, &err)) ||
-        (s = ecp_evaluate(m, test, &after, &err)))
+        (s = ecp_evaluate(m, test, &after, &err)) ||
+        (s = cli_record_prune(m, po.method, ecp_sens_name(po.sens),
+                              rep.weights ? (double)rep.pruned / (double)rep.weights : 0,
+                              po.calib, &err)))
         ;
-    else if (ecp_dist_rank() == 0) /* one writer; the others learn how it went */
+    else if (ecp_dist_rank() == 0) { /* one writer; the others learn how it went */
+        cli_opset_note("prune", m, out);
         s = ecp_onnx_save_with(m, out, &store, &err);
+    }
     if (ecp_dist_agree(s, &err)) {
         status = cli_die("prune", &err);
         goto done;

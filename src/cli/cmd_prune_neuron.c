@@ -427,8 +427,13 @@ int cmd_prune_neuron(int argc, char **argv)
     r.params0 = ecp_mlp_n_params(m);
     r.macs0 = dense_macs(m);
     a.po.progress = 1;
+    char method[96];
+    snprintf(method, sizeof method, "neurons:%s", a.po.method);
     if (ecp_evaluate(m, test, &r.before, &err) || run(m, train, &a, &r, &err) ||
-        ecp_evaluate(m, test, &r.after, &err) || ecp_onnx_save_with(m, a.out, &store, &err)) {
+        ecp_evaluate(m, test, &r.after, &err) ||
+        cli_record_prune(m, method, ecp_sens_name(a.po.sens), a.po.sparsity,
+                         a.po.calib < train->n ? a.po.calib : train->n, &err) ||
+        (cli_opset_note("prune", m, a.out), ecp_onnx_save_with(m, a.out, &store, &err))) {
         status = cli_die("prune", &err);
         goto done;
     }

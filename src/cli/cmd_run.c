@@ -23,6 +23,8 @@ static void help(FILE *f)
             "                   latency, where the engine also skips zero inputs\n"
             "  --threads T      threads for OpenBLAS and the sparse kernels (default: all cores)\n"
             "  --target-cols C  CSV data: target column numbers (default: last)\n"
+            "  --predictions F  also write the model's outputs (N x K float32 .npy), after its\n"
+            "                   output transform (Softmax/LogSoftmax) when it has one\n"
             "  --json           {\"loss\":..,\"accuracy\":..,\"n\":..,\"seconds\":..,"
             "\"samples_per_s\":..,...}\n\n"
             "example:\n  ecprune run p.onnx --data mnist --engine sparse --batch 1\n");
@@ -42,9 +44,9 @@ static int parse_engine(const char *s, ecp_engine_mode *m)
 }
 
 /* Runs the engine over d in batches; ev gets the loss and accuracy, secs the time of the
- * forward passes alone. */
+ * forward passes alone, pred (unless NULL) the outputs (n x n_out, before the transform). */
 static ecp_status run_all(ecp_sparse_net *s, const ecp_dataset *d, long batch,
-                          ecp_eval_result *ev, double *secs, ecp_error *err)
+                          ecp_eval_result *ev, double *secs, float *pred, ecp_error *err)
 {
     float *y = malloc((size_t)batch * d->n_out * sizeof *y);
     if (!y)
@@ -59,6 +61,8 @@ static ecp_status run_all(ecp_sparse_net *s, const ecp_dataset *d, long batch,
         *secs += ecp_now() - t0;
         if (!st)
             ecp_eval_accumulate(d, at, b, y, &ea);
+        if (!st && pred)
+            memcpy(pred + (size_t)at * d->n_out, y, (size_t)b * d->n_out * sizeof *y);
     }
     free(y);
     ecp_eval_finish(d, &ea, ev);
@@ -99,8 +103,11 @@ int cmd_run(int argc, char **argv)
         {"engine", required_argument, 0, 'e'}, {"batch", required_argument, 0, 'b'},
         {"threads", required_argument, 0, 't'}, {"target-cols", required_argument, 0, 'T'},
         {"json", no_argument, 0, 'j'},         {"help", no_argument, 0, 'h'},
+        {"predictions", required_argument, 0, 'p'},
         {0, 0, 0, 0}};
     const char *data = NULL, *split = "test", *target_cols = NULL, *engine = "auto";
+    const char *pred_path = NULL;
+    float *pred = NULL;
     long threads = 0, batch = 256;
     int json = 0, c, rc;
     ecp_engine_mode mode = ECP_ENGINE_AUTO;
@@ -112,6 +119,7 @@ int cmd_run(int argc, char **argv)
         case 's': split = optarg; break;
         case 'e': engine = optarg; break;
         case 'T': target_cols = optarg; break;
+        case 'p': pred_path = optarg; break;
         case 'b': if ((rc = cli_parse_int("run", "--batch", optarg, 1, 65536, &batch))) return rc; break;
         case 't': if ((rc = cli_parse_int("run", "--threads", optarg, 1, 256, &threads))) return rc; break;
         case 'j': json = 1; break;
@@ -124,6 +132,8 @@ int cmd_run(int argc, char **argv)
     if (!data)
         return cli_usage_error("run", "--data is required");
     if ((rc = parse_engine(engine, &mode)))
+        return rc;
+    if (pred_path && (rc = cli_check_output("run", "--predictions", pred_path)))
         return rc;
     int use_test = !strcmp(split, "test");
     if (!use_test && strcmp(split, "train"))
@@ -146,14 +156,28 @@ int cmd_run(int argc, char **argv)
     so.max_batch = batch < 256 ? (int)batch : 256;
     ecp_eval_result ev;
     double secs = 0;
-    if (ecp_sparse_create(&s, m, &so, &err) || run_all(s, d, batch, &ev, &secs, &err)) {
+    /* The dataset holds n x n_out values already: the size does not overflow. */
+    if (pred_path && !(pred = malloc((size_t)d->n * d->n_out * sizeof *pred))) {
+        fprintf(stderr, "ecprune run: out of memory for --predictions\n");
+        goto done;
+    }
+    if (ecp_sparse_create(&s, m, &so, &err) ||
+        run_all(s, d, batch, &ev, &secs, pred, &err)) {
         status = cli_die("run", &err);
         goto done;
+    }
+    if (pred) {
+        ecp_out_transform_apply(ecp_mlp_output_transform(m), pred, d->n, d->n_out);
+        if (ecp_npy_write_f32(pred_path, pred, d->n, d->n_out, &err)) {
+            status = cli_die("run", &err);
+            goto done;
+        }
     }
     run_desc rd = {model, data, split, engine, batch, json};
     print_result(&rd, &ev, secs, ecp_sparse_density(s));
     status = 0;
 done:
+    free(pred);
     ecp_sparse_free(s);
     ecp_mlp_free(m);
     ecp_dataset_free(train);

@@ -246,6 +246,52 @@ void cli_json_number(FILE *f, double v)
         fputs("null", f);
 }
 
+/* A model whose file ends in Softmax/LogSoftmax is a classifier: targets given as one column
+ * of class numbers, or as one-hot rows, become labels. Anything else is refused. */
+static ecp_status as_classes(const ecp_mlp *m, ecp_dataset *d, const char *data, ecp_error *err)
+{
+    int k = ecp_mlp_n_out(m);
+    if (!d || d->is_class || ecp_mlp_output_transform(m) == ECP_OUT_NONE)
+        return ECP_OK;
+    if (d->n_out != 1 && d->n_out != k)
+        return ecp_fail(err, ECP_ERR_SHAPE, "%s: the model ends in %s (a classifier of %d "
+                        "classes) but the targets have %d columns; give class numbers or "
+                        "one-hot rows", data, ecp_out_transform_name(ecp_mlp_output_transform(m)),
+                        k, d->n_out);
+    int32_t *lab = malloc((size_t)d->n * sizeof *lab);
+    if (!lab)
+        return ecp_fail(err, ECP_ERR_MEMORY, "%s: out of memory for the class labels", data);
+    for (int64_t i = 0; i < d->n; i++) {
+        const float *y = d->y + (size_t)i * d->n_out;
+        int c = -1, ones = 0, other = 0;
+        if (d->n_out == 1) {
+            c = y[0] == floorf(y[0]) && y[0] >= 0 && y[0] < k ? (int)y[0] : -1;
+        } else {
+            for (int j = 0; j < k; j++) {
+                ones += y[j] == 1.0f;
+                other += y[j] != 1.0f && y[j] != 0.0f;
+                if (y[j] == 1.0f)
+                    c = j;
+            }
+            c = ones == 1 && !other ? c : -1;
+        }
+        if (c < 0) {
+            free(lab);
+            return ecp_fail(err, ECP_ERR_FORMAT, "%s: target row %lld is not a class number in "
+                            "[0, %d) nor a one-hot row (the model ends in %s: a classifier)",
+                            data, (long long)i, k,
+                            ecp_out_transform_name(ecp_mlp_output_transform(m)));
+        }
+        lab[i] = c;
+    }
+    free(d->y);
+    d->y = NULL;
+    d->label = lab;
+    d->is_class = 1;
+    d->n_out = k;
+    return ECP_OK;
+}
+
 ecp_status cli_open_err(const char *model, const char *data, const char *target_cols,
                         ecp_mlp **m, ecp_dataset **train, ecp_dataset **test, ecp_error *err)
 {
@@ -255,6 +301,8 @@ ecp_status cli_open_err(const char *model, const char *data, const char *target_
     *m = NULL;
     ecp_status s;
     if ((s = ecp_onnx_load(m, model, err)) || (s = ecp_data_open(data, &dopt, train, test, err)) ||
+        (s = as_classes(*m, *train, data, err)) ||
+        (test && (s = as_classes(*m, *test, data, err))) ||
         (s = ecp_check_fit(*m, *train, model, data, err))) {
         ecp_mlp_free(*m);
         *m = NULL;
@@ -282,4 +330,33 @@ ecp_status cli_arch_like(const ecp_mlp *m, int64_t budget, int *sizes, int64_t *
     if (!s)
         ecp_arch_format(L, sizes, arch, arch_len);
     return s;
+}
+
+ecp_status cli_record_prune(ecp_mlp *m, const char *method, const char *sens, double sparsity,
+                            int64_t calib, ecp_error *err)
+{
+    char sp[32], nc[32];
+    snprintf(sp, sizeof sp, "%.6f", sparsity);
+    snprintf(nc, sizeof nc, "%lld", (long long)calib);
+    const char *kv[][2] = {{"ecprune.prune.method", method},
+                           {"ecprune.prune.sensitivity", sens},
+                           {"ecprune.prune.sparsity", sp},
+                           {"ecprune.prune.calib", nc},
+                           {"ecprune.version", ecp_version()}};
+    ecp_status s = ECP_OK;
+    for (size_t i = 0; i < sizeof kv / sizeof *kv && !s; i++)
+        if (kv[i][1])
+            s = ecp_mlp_set_meta(m, kv[i][0], kv[i][1], err);
+    return s;
+}
+
+void cli_opset_note(const char *cmd, const ecp_mlp *m, const char *out)
+{
+    const char *why;
+    int64_t opset = ecp_onnx_save_opset(m, &why);
+    ecp_model_iface io;
+    ecp_mlp_iface(m, &io);
+    if (why && ecp_dist_rank() == 0)
+        fprintf(stderr, "ecprune %s: note: %s is written at opset %lld (the input file has "
+                "opset %lld): %s\n", cmd, out, (long long)opset, (long long)io.opset, why);
 }

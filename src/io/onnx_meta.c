@@ -1,6 +1,7 @@
-/* The training record of a model (epochs, batch, optimiser) as ONNX metadata_props, so that a
- * baseline trained from scratch later can be trained the way the model was. Keys are
- * "ecprune.train.*"; other producers' metadata is left alone. A file that has any of our keys
+/* What ecprune writes as ONNX metadata_props: the model's kept metadata (other producers' and
+ * ecprune's pruning record, which names the version), an opset upgrade, and the training record of a model (epochs, batch,
+ * optimiser), so that a baseline trained from scratch later can be trained the way the model
+ * was. Training keys are "ecprune.train.*". A file that has any of our keys
  * must have all of them, each valid: the values are untrusted like everything in the file. */
 #include "onnx_util.h"
 #include <errno.h>
@@ -8,49 +9,91 @@
 
 #define P "ecprune.train."
 
-static void meta_add(onnx_meta *meta, Onnx__ModelProto *model, const char *key)
+/* Adds the next entry of meta->e under key; returns its value buffer. */
+static char *meta_add(onnx_meta *meta, Onnx__ModelProto *model, const char *key)
 {
-    size_t i = model->n_metadata_props;
+    int i = meta->n_e++;
     onnx__string_string_entry_proto__init(&meta->e[i]);
     meta->e[i].key = (char *)key;
     meta->e[i].value = meta->val[i];
-    meta->p[i] = &meta->e[i];
-    model->n_metadata_props = i + 1;
-    model->metadata_props = meta->p;
+    meta->val[i][0] = 0;
+    meta->p[model->n_metadata_props++] = &meta->e[i];
+    return meta->val[i];
 }
 
-void onnx_meta_attach(onnx_meta *meta, const ecp_mlp *m, Onnx__ModelProto *model)
+void onnx_meta_release(onnx_meta *meta)
+{
+    free(meta->kept);
+    free(meta->p);
+    meta->kept = NULL;
+    meta->p = NULL;
+}
+
+/* The model's kept metadata first, in its order (a key ecprune writes afresh is left out). */
+static void meta_kept(onnx_meta *meta, const ecp_mlp *m, Onnx__ModelProto *model)
+{
+    for (int i = 0; i < ecp_mlp_meta_count(m); i++) {
+        const char *k = ecp_mlp_meta_key(m, i);
+        if (meta->upgrade[0] && !strcmp(k, ECP_ONNX_META_OPSET_UPGRADE))
+            continue;
+        Onnx__StringStringEntryProto *e = &meta->kept[i];
+        onnx__string_string_entry_proto__init(e);
+        e->key = (char *)k;
+        e->value = (char *)ecp_mlp_meta_value(m, i);
+        meta->p[model->n_metadata_props++] = e;
+    }
+}
+
+static void meta_training(onnx_meta *meta, const ecp_mlp *m, Onnx__ModelProto *model)
 {
     ecp_train_opts o;
-    model->n_metadata_props = 0;
-    if (ecp_mlp_training(m, &o)) {
-        static const char *const keys[ONNX_META_N] = {P "epochs", P "batch", P "optim", P "lr",
-                                                      P "momentum", P "weight_decay"};
-        for (int i = 0; i < ONNX_META_N; i++)
-            meta_add(meta, model, keys[i]);
-        snprintf(meta->val[0], sizeof meta->val[0], "%d", o.epochs);
-        snprintf(meta->val[1], sizeof meta->val[1], "%d", o.batch);
-        snprintf(meta->val[2], sizeof meta->val[2], "%s",
-                 o.optim.kind == ECP_OPT_SGD ? "sgd" : "adam");
-        snprintf(meta->val[3], sizeof meta->val[3], "%.17g", o.optim.lr);
-        snprintf(meta->val[4], sizeof meta->val[4], "%.17g", o.optim.momentum);
-        snprintf(meta->val[5], sizeof meta->val[5], "%.17g", o.optim.weight_decay);
-    }
+    if (!ecp_mlp_training(m, &o))
+        return;
+    static const char *const keys[ONNX_META_N] = {P "epochs", P "batch", P "optim", P "lr",
+                                                  P "momentum", P "weight_decay"};
+    char *v[ONNX_META_N];
+    for (int i = 0; i < ONNX_META_N; i++)
+        v[i] = meta_add(meta, model, keys[i]);
+    snprintf(v[0], 800, "%d", o.epochs);
+    snprintf(v[1], 800, "%d", o.batch);
+    snprintf(v[2], 800, "%s", o.optim.kind == ECP_OPT_SGD ? "sgd" : "adam");
+    snprintf(v[3], 800, "%.17g", o.optim.lr);
+    snprintf(v[4], 800, "%.17g", o.optim.momentum);
+    snprintf(v[5], 800, "%.17g", o.optim.weight_decay);
+}
+
+/* "ecprune.pattern" = "N:M" and "ecprune.pattern_layers" = "0,1,2": what `info` verifies. */
+static void meta_pattern(onnx_meta *meta, const ecp_mlp *m, Onnx__ModelProto *model)
+{
     int n, mm;
     uint64_t layers;
-    if (ecp_mlp_pattern(m, &n, &mm, &layers)) {
-        size_t k = model->n_metadata_props;
-        meta_add(meta, model, ECP_ONNX_META_PATTERN);
-        meta_add(meta, model, ECP_ONNX_META_PATTERN_LAYERS);
-        snprintf(meta->val[k], sizeof meta->val[k], "%d:%d", n, mm);
-        char *v = meta->val[k + 1];
-        size_t at = 0;
-        v[0] = 0;
-        for (int l = 0; l < 64; l++)
-            if ((layers >> l) & 1)
-                at += (size_t)snprintf(v + at, sizeof meta->val[k + 1] - at, "%s%d",
-                                       at ? "," : "", l);
-    }
+    if (!ecp_mlp_pattern(m, &n, &mm, &layers))
+        return;
+    snprintf(meta_add(meta, model, ECP_ONNX_META_PATTERN), 800, "%d:%d", n, mm);
+    char *v = meta_add(meta, model, ECP_ONNX_META_PATTERN_LAYERS);
+    size_t at = 0;
+    for (int l = 0; l < 64; l++)
+        if ((layers >> l) & 1)
+            at += (size_t)snprintf(v + at, 800 - at, "%s%d", at ? "," : "", l);
+}
+
+ecp_status onnx_meta_attach(onnx_meta *meta, const ecp_mlp *m, Onnx__ModelProto *model,
+                            const char *path, ecp_error *err)
+{
+    size_t n_kept = (size_t)ecp_mlp_meta_count(m);
+    meta->kept = ecp_zalloc(n_kept ? n_kept : 1, sizeof *meta->kept, path, err);
+    meta->p = ecp_zalloc(n_kept + ONNX_META_MAX, sizeof *meta->p, path, err);
+    if (!meta->kept || !meta->p)
+        return ECP_ERR_MEMORY;
+    meta->n_e = 0;
+    model->n_metadata_props = 0;
+    model->metadata_props = meta->p;
+    meta_kept(meta, m, model);
+    if (meta->upgrade[0])
+        snprintf(meta_add(meta, model, ECP_ONNX_META_OPSET_UPGRADE), 800, "%s", meta->upgrade);
+    meta_training(meta, m, model);
+    meta_pattern(meta, m, model);
+    return ECP_OK;
 }
 
 static const char *meta_get(const Onnx__ModelProto *model, const char *key)

@@ -181,11 +181,36 @@ static ecp_status constant_attr(onnx_reader *r, const Onnx__NodeProto *n, const 
 
 /* Decodes the value `name` if it is an initializer or a Constant node's output; *found = 0
  * (and no error) when it is neither, so callers can report what they expected instead. */
+/* torch.onnx.export stores equal parameters once and names the copies with Identity nodes
+ * (a fresh BatchNorm1d's running mean is its bias, both zeros): follows such a chain to the
+ * initializer or Constant it starts from, and marks its nodes as read. Else returns name. */
+#define IDENTITY_HOPS 16
+static const char *through_identity(onnx_reader *r, const char *name)
+{
+    long hop[IDENTITY_HOPS];
+    const char *at = name;
+    for (int n = 0; n < IDENTITY_HOPS; n++) {
+        long i = ecp_strmap_get(&r->producers, at);
+        const Onnx__NodeProto *p = i < 0 ? NULL : r->g->node[i];
+        if (find_initializer(r, at) || (p && streq(p->op_type, "Constant"))) {
+            for (int k = 0; k < n; k++)
+                r->used[hop[k]] = 1;
+            return at;
+        }
+        if (!p || !streq(p->op_type, "Identity") || p->n_input != 1 || !p->input[0])
+            return name;
+        hop[n] = i;
+        at = p->input[0];
+    }
+    return name;
+}
+
 ecp_status get_const(onnx_reader *r, const char *name, onnx_fvec *v, int *found)
 {
     char what[256];
     memset(v, 0, sizeof *v);
     *found = 0;
+    name = through_identity(r, name);
     const Onnx__TensorProto *t = find_initializer(r, name);
     if (t) {
         *found = 1;
@@ -369,7 +394,10 @@ ecp_status require_io(onnx_reader *r, const Onnx__NodeProto *n, size_t min_in,
     return ECP_OK;
 }
 
-static ecp_status gemm_attrs(onnx_reader *r, const Onnx__NodeProto *n, int *trans_b)
+/* alpha and beta scale the weight and the bias: folded in (double, then rounded). transA=1
+ * would take the data as [features, batch], which no Linear layer exports: refused. */
+static ecp_status gemm_attrs(onnx_reader *r, const Onnx__NodeProto *n, int *trans_b,
+                             float *alpha_out, float *beta_out)
 {
     float alpha, beta;
     int64_t ta, tb;
@@ -382,25 +410,30 @@ static ecp_status gemm_attrs(onnx_reader *r, const Onnx__NodeProto *n, int *tran
         s = attr_int(r, n, "transB", 0, &tb);
     if (s)
         return s;
-    if (alpha != 1.0f || beta != 1.0f)
+    if (!isfinite(alpha) || !isfinite(beta))
+        return ecp_fail(r->err, ECP_ERR_NUMERIC, "%s: node '%s' (Gemm): alpha=%g beta=%g are "
+                        "not finite", r->path, str(n->name), (double)alpha, (double)beta);
+    if (ta != 0)
         return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
-                        "%s: node '%s' (Gemm): alpha=%g beta=%g; only alpha=beta=1 is supported",
-                        r->path, str(n->name), (double)alpha, (double)beta);
-    if (ta != 0 || (tb != 0 && tb != 1))
-        return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
-                        "%s: node '%s' (Gemm): transA=%lld transB=%lld; need transA=0",
-                        r->path, str(n->name), (long long)ta, (long long)tb);
+                        "%s: node '%s' (Gemm): transA=%lld takes the data transposed "
+                        "([features, batch]), which no Linear layer exports; need transA=0",
+                        r->path, str(n->name), (long long)ta);
+    if (tb != 0 && tb != 1)
+        return ecp_fail(r->err, ECP_ERR_FORMAT, "%s: node '%s' (Gemm): transB=%lld (0 or 1)",
+                        r->path, str(n->name), (long long)tb);
     *trans_b = (int)tb;
+    *alpha_out = alpha;
+    *beta_out = beta;
     return ECP_OK;
 }
 
 static ecp_status step_gemm(onnx_reader *r, const Onnx__NodeProto *n, const char **cur)
 {
     int tb = 0, n_in = 0, n_out = 0;
-    float *W, *b;
+    float *W, *b, alpha = 1, beta = 1;
     ecp_status s = require_io(r, n, 2, 3, *cur);
     if (!s)
-        s = gemm_attrs(r, n, &tb);
+        s = gemm_attrs(r, n, &tb, &alpha, &beta);
     if (!s)
         s = weight_matrix(r, n, n->input[1], tb, &W, &n_in, &n_out);
     if (s)
@@ -408,6 +441,20 @@ static ecp_status step_gemm(onnx_reader *r, const Onnx__NodeProto *n, const char
     s = bias_vector(r, n, n->n_input == 3 ? n->input[2] : NULL, n_out, &b);
     if (s) {
         free(W);
+        return s;
+    }
+    if (alpha != 1.0f)
+        for (size_t i = 0; i < (size_t)n_in * n_out; i++)
+            W[i] = (float)((double)alpha * W[i]);
+    if (beta != 1.0f)
+        for (int i = 0; i < n_out; i++)
+            b[i] = (float)((double)beta * b[i]);
+    onnx_fvec fw = {.count = (size_t)n_in * n_out, .data = W}, fb = {.count = (size_t)n_out,
+                                                                     .data = b};
+    if ((alpha != 1.0f && (s = check_finite(r, &fw, "Gemm weight times alpha"))) ||
+        (beta != 1.0f && (s = check_finite(r, &fb, "Gemm bias times beta")))) {
+        free(W);
+        free(b);
         return s;
     }
     *cur = n->output[0];
@@ -453,6 +500,183 @@ static ecp_status step_matmul(onnx_reader *r, const Onnx__NodeProto *n, const ch
     return push_layer(r, n, W, b, n_in, n_out);
 }
 
+/* ------------------------------------------------------------------ folded and skipped nodes */
+
+static ecp_status node_fail(onnx_reader *r, const Onnx__NodeProto *n, ecp_status code,
+                            const char *what)
+{
+    return ecp_fail(r->err, code, "%s: node '%s' (%s): %s", r->path, str(n->name),
+                    str(n->op_type), what);
+}
+
+/* Whether the value is read by a node or is a graph output. */
+static int value_used(const onnx_reader *r, const char *name)
+{
+    size_t idx[2];
+    if (!name || !*name)
+        return 0;
+    if (consumers(r, name, idx))
+        return 1;
+    for (size_t i = 0; i < r->g->n_output; i++)
+        if (streq(r->g->output[i]->name, name))
+            return 1;
+    return 0;
+}
+
+/* The BatchNormalization parameter input k, which must hold one value per output of the
+ * layer it folds into. */
+static ecp_status bn_param(onnx_reader *r, const Onnx__NodeProto *n, size_t k, int width,
+                           onnx_fvec *v)
+{
+    static const char *const names[] = {"", "scale", "B", "mean", "var"};
+    char msg[200];
+    int found = 0;
+    ecp_status s = get_const(r, n->input[k], v, &found);
+    if (s)
+        return s;
+    if (!found)
+        snprintf(msg, sizeof msg, "%s '%.80s' is not a constant (initializer or Constant); "
+                 "cannot fold", names[k], n->input[k]);
+    else if (v->count != (size_t)width || v->ndim != 1)
+        snprintf(msg, sizeof msg, "%s has %zu values in rank %d, the layer before it has %d "
+                 "outputs; cannot fold", names[k], v->count, v->ndim, width);
+    else
+        return ECP_OK;
+    fvec_free(v);
+    return node_fail(r, n, found ? ECP_ERR_SHAPE : ECP_ERR_UNSUPPORTED, msg);
+}
+
+static ecp_status bn_check(onnx_reader *r, const Onnx__NodeProto *n, onnx_rlayer **L,
+                           double *eps)
+{
+    int64_t training;
+    float e;
+    ecp_status s = attr_int(r, n, "training_mode", 0, &training);
+    if (!s)
+        s = attr_float(r, n, "epsilon", 1e-5f, &e);
+    if (s)
+        return s;
+    *L = r->n_layers ? &r->layers[r->n_layers - 1] : NULL;
+    if (n->n_input != 5)
+        return node_fail(r, n, ECP_ERR_FORMAT, "needs 5 inputs (X, scale, B, mean, var)");
+    for (size_t i = 1; i < n->n_output; i++)
+        if (value_used(r, n->output[i]))
+            training = 1;
+    if (training)
+        return node_fail(r, n, ECP_ERR_UNSUPPORTED, "training mode (it updates running "
+                         "statistics); export the model in eval mode to fold it");
+    if (!*L)
+        return node_fail(r, n, ECP_ERR_UNSUPPORTED, "comes before the first Gemm/MatMul layer; "
+                         "only a BatchNormalization right after a layer can be folded");
+    if ((*L)->has_act)
+        return node_fail(r, n, ECP_ERR_UNSUPPORTED, "follows an activation; only a "
+                         "BatchNormalization right after a Gemm/MatMul layer can be folded");
+    if (!isfinite(e) || e < 0)
+        return node_fail(r, n, ECP_ERR_FORMAT, "epsilon is negative or not finite");
+    *eps = e;
+    return ECP_OK;
+}
+
+/* BatchNormalization(X, scale, B, mean, var) in inference mode right after a layer: folded
+ * into that layer's weights and bias. */
+static ecp_status step_batchnorm(onnx_reader *r, const Onnx__NodeProto *n, const char **cur)
+{
+    onnx_rlayer *L = NULL;
+    double eps = 0;
+    onnx_fvec v[5] = {{0}};
+    ecp_status s = n->n_input && streq(n->input[0], *cur) ? bn_check(r, n, &L, &eps)
+                                                          : require_io(r, n, 5, 5, *cur);
+    for (size_t k = 1; k < 5 && !s; k++)
+        s = bn_param(r, n, k, L->n_out, &v[k]);
+    for (int i = 0; !s && i < L->n_out; i++)
+        if (!((double)v[4].data[i] + eps > 0)) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "var %g + epsilon %g is not positive at channel %d; "
+                     "cannot fold", (double)v[4].data[i], eps, i);
+            s = node_fail(r, n, ECP_ERR_NUMERIC, msg);
+        }
+    if (!s)
+        onnx_fold_bn(L->W, L->b, L->n_out, L->n_in, v[1].data, v[2].data, v[3].data, v[4].data,
+                     eps);
+    for (int k = 1; k < 5; k++)
+        fvec_free(&v[k]);
+    if (!s)
+        *cur = n->output[0];
+    return s;
+}
+
+/* A BOOL (or integer) constant's single value. */
+static ecp_status bool_const(onnx_reader *r, const Onnx__NodeProto *n, const char *name,
+                             int *value)
+{
+    const Onnx__TensorProto *t = find_initializer(r, name);
+    const Onnx__NodeProto *p = t ? NULL : find_producer(r, name);
+    const Onnx__AttributeProto *a = p && streq(p->op_type, "Constant") ? find_attr(p, "value")
+                                                                        : NULL;
+    if (a)
+        t = a->t;
+    if (t && t->has_raw_data && t->raw_data.len >= 1 && t->raw_data.len <= 8) {
+        *value = 0;
+        for (size_t i = 0; i < t->raw_data.len; i++)
+            *value |= t->raw_data.data[i] != 0;
+        return ECP_OK;
+    }
+    if (t && !t->has_raw_data && t->n_int32_data == 1) {
+        *value = t->int32_data[0] != 0;
+        return ECP_OK;
+    }
+    return node_fail(r, n, ECP_ERR_UNSUPPORTED, "training_mode is not a constant; only "
+                     "inference-mode Dropout is skipped");
+}
+
+/* Dropout in inference mode is the identity: skipped. */
+static ecp_status step_dropout(onnx_reader *r, const Onnx__NodeProto *n, const char **cur)
+{
+    int training = 0;
+    if (n->n_input < 1 || n->n_input > 3 || n->n_output < 1 || n->n_output > 2 ||
+        !streq(n->input[0], *cur))
+        return require_io(r, n, 1, 3, *cur);
+    ecp_status s = n->n_input == 3 && n->input[2] && *n->input[2]
+                       ? bool_const(r, n, n->input[2], &training)
+                       : ECP_OK;
+    if (s)
+        return s;
+    if (training)
+        return node_fail(r, n, ECP_ERR_UNSUPPORTED, "training_mode is true; only "
+                         "inference-mode Dropout is skipped");
+    if (n->n_output == 2 && value_used(r, n->output[1]))
+        return node_fail(r, n, ECP_ERR_UNSUPPORTED, "its mask output is used; only "
+                         "inference-mode Dropout is skipped");
+    *cur = n->output[0];
+    return ECP_OK;
+}
+
+/* A Softmax / LogSoftmax over the features of the last layer's output: the model's output
+ * transform. Only Identity may follow it. */
+static ecp_status step_softmax(onnx_reader *r, const Onnx__NodeProto *n, const char **cur)
+{
+    int64_t axis;
+    ecp_status s = require_io(r, n, 1, 1, *cur);
+    if (!s)
+        s = attr_int(r, n, "axis", r->opset < 13 ? 1 : -1, &axis);
+    if (s)
+        return s;
+    if (!r->n_layers)
+        return node_fail(r, n, ECP_ERR_UNSUPPORTED, "comes before the first Gemm/MatMul "
+                         "layer; only a trailing Softmax/LogSoftmax is supported");
+    if (axis != 1 && axis != -1) {
+        char msg[120];
+        snprintf(msg, sizeof msg, "axis=%lld; only the feature axis (1 or -1) is supported",
+                 (long long)axis);
+        return node_fail(r, n, ECP_ERR_UNSUPPORTED, msg);
+    }
+    r->out_tf = streq(n->op_type, "Softmax") ? ECP_OUT_SOFTMAX : ECP_OUT_LOG_SOFTMAX;
+    r->out_axis = (int)axis;
+    r->tf_node = n;
+    *cur = n->output[0];
+    return ECP_OK;
+}
+
 static ecp_status step_flatten(onnx_reader *r, const Onnx__NodeProto *n, const char **cur)
 {
     int64_t axis;
@@ -490,8 +714,19 @@ static ecp_status step_node(onnx_reader *r, size_t idx, const char **cur)
     r->used[idx] = 1;
     if (s)
         return s;
+    if (r->out_tf && !streq(n->op_type, "Identity"))
+        return ecp_fail(r->err, ECP_ERR_UNSUPPORTED, "%s: node '%s' (%s) follows the output "
+                        "transform '%s' (%s); only a trailing Softmax/LogSoftmax is supported",
+                        r->path, str(n->name), str(n->op_type), str(r->tf_node->name),
+                        str(r->tf_node->op_type));
     if (streq(n->op_type, "Gemm"))
         return step_gemm(r, n, cur);
+    if (streq(n->op_type, "BatchNormalization"))
+        return step_batchnorm(r, n, cur);
+    if (streq(n->op_type, "Dropout"))
+        return step_dropout(r, n, cur);
+    if (streq(n->op_type, "Softmax") || streq(n->op_type, "LogSoftmax"))
+        return step_softmax(r, n, cur);
     if (streq(n->op_type, "MatMul"))
         return step_matmul(r, n, cur);
     if (streq(n->op_type, "Flatten"))
@@ -507,7 +742,8 @@ static ecp_status step_node(onnx_reader *r, size_t idx, const char **cur)
         return s;
     return ecp_fail(r->err, ECP_ERR_UNSUPPORTED,
                     "%s: node '%s' (%s) is not supported (ecprune reads Gemm, MatMul+Add, "
-                    "Flatten, Identity and activations: Relu, LeakyRelu, Elu, Tanh, Sigmoid, "
+                    "Flatten, Identity, Dropout, BatchNormalization, a trailing Softmax/"
+                    "LogSoftmax and activations: Relu, LeakyRelu, Elu, Tanh, Sigmoid, "
                     "Softplus, Clip, HardSigmoid, HardSwish, Gelu, and torch's SiLU and GELU "
                     "subgraphs)",
                     r->path, str(n->name), str(n->op_type));
@@ -775,6 +1011,12 @@ static ecp_status convert(onnx_reader *r, const Onnx__ModelProto *model, ecp_mlp
     if (s)
         return s;
     r->g = model->graph;
+    r->opset = ECP_ONNX_OPSET;
+    for (size_t i = 0; i < model->n_opset_import; i++) {
+        const Onnx__OperatorSetIdProto *o = model->opset_import[i];
+        if ((!*str(o->domain) || streq(o->domain, "ai.onnx")) && o->has_version)
+            r->opset = o->version;
+    }
     if ((s = check_counts(r)) || (s = build_maps(r)))
         return s;
     r->used = ecp_zalloc(r->g->n_node, 1, r->path, r->err);
@@ -788,7 +1030,9 @@ static ecp_status convert(onnx_reader *r, const Onnx__ModelProto *model, ecp_mlp
         s = check_io_shapes(r);
     if (!s)
         s = build_mlp(r, out);
-    if (!s && (s = onnx_meta_read(model, *out, r->path, r->err))) {
+    onnx_iface_src src = {r->input, r->output, r->flattened, r->out_tf, r->out_axis};
+    if (!s && ((s = onnx_meta_read(model, *out, r->path, r->err)) ||
+               (s = onnx_iface_read(model, &src, *out, r->path, r->err)))) {
         ecp_mlp_free(*out);
         *out = NULL;
     }

@@ -44,6 +44,10 @@ typedef struct {
     int flattened;
     const char *input;  /* the one graph input that is not an initializer */
     const char *output; /* the graph output */
+    int64_t opset;      /* of the default domain */
+    ecp_out_transform out_tf; /* a Softmax / LogSoftmax met: only Identity may follow */
+    int out_axis;
+    const Onnx__NodeProto *tf_node;
 } onnx_reader;
 
 static inline const char *str(const char *s)

@@ -21,6 +21,7 @@
 #define ECP_ONNX_MAX_NODES 100000
 #define ECP_ONNX_MAX_VALUES 100000 /* inputs, outputs, initializers, value_info */
 #define ECP_ONNX_MAX_ATTRS 1000    /* per node */
+#define ECP_ONNX_MAX_META 10000    /* metadata_props */
 
 /* Checks the wire format of a ModelProto without unpacking it: nesting depth (at most
  * ECP_ONNX_MAX_DEPTH) and well-formedness; *bytes = what protobuf-c's unpack will allocate. */
@@ -35,17 +36,45 @@ ecp_status ecp_onnx_prescan(const uint8_t *buf, size_t len, const char *path, ui
 #define ECP_ONNX_META_PATTERN "ecprune.pattern"
 #define ECP_ONNX_META_PATTERN_LAYERS "ecprune.pattern_layers"
 
-/* What ecprune records as metadata_props (onnx_meta.c): the training record and the N:M
- * pattern, each when the model carries one; storage that lives as long as the model being
- * written. */
+/* Written when a file is saved at a higher opset than it was read with: from which and why. */
+#define ECP_ONNX_META_OPSET_UPGRADE "ecprune.opset_upgrade"
+/* Files are written at opset 11 or later (Gemm's optional bias, Clip's min/max inputs). */
+#define ECP_ONNX_MIN_OPSET 11
+
+/* What the graph walk found of the file's interface (onnx_iface.c keeps the rest). */
+typedef struct {
+    const char *input, *output;
+    int flatten;
+    ecp_out_transform out_tf;
+    int out_axis;
+} onnx_iface_src;
+ecp_status onnx_iface_read(const Onnx__ModelProto *model, const onnx_iface_src *src,
+                           ecp_mlp *m, const char *path, ecp_error *err);
+int64_t onnx_op_opset(const char *op);
+int64_t onnx_ir_for_opset(int64_t opset);
+
+/* BatchNormalization folded into the layer before it, in double: W <- s W, b <- s (b - mean)
+ * + beta with s = gamma / sqrt(var + eps). Every array has n_out values but W (n_out x n_in).
+ * The caller has checked that var + eps > 0 everywhere. */
+void onnx_fold_bn(float *W, float *b, int n_out, int n_in, const float *gamma,
+                  const float *beta, const float *mean, const float *var, double eps);
+
+/* What ecprune writes as metadata_props (onnx_meta.c): the model's kept metadata (the file's
+ * and ecp_mlp_set_meta's), an opset upgrade, the training record and the N:M
+ * pattern, each when there is one; storage that lives as long as the model being written. */
 #define ONNX_META_N 6   /* entries of the training record */
-#define ONNX_META_MAX 8 /* and the pattern's two */
+#define ONNX_META_MAX 9 /* and an upgrade and the pattern's two */
 typedef struct {
     Onnx__StringStringEntryProto e[ONNX_META_MAX];
-    Onnx__StringStringEntryProto *p[ONNX_META_MAX];
     char val[ONNX_META_MAX][800];
+    int n_e; /* entries of e used */
+    char upgrade[128]; /* set by the writer before attaching: "11 -> 14 (HardSwish)" */
+    Onnx__StringStringEntryProto *kept; /* n_meta entries, and the pointers to all of them */
+    Onnx__StringStringEntryProto **p;
 } onnx_meta;
-void onnx_meta_attach(onnx_meta *meta, const ecp_mlp *m, Onnx__ModelProto *model);
+ecp_status onnx_meta_attach(onnx_meta *meta, const ecp_mlp *m, Onnx__ModelProto *model,
+                            const char *path, ecp_error *err);
+void onnx_meta_release(onnx_meta *meta);
 ecp_status onnx_meta_read(const Onnx__ModelProto *model, ecp_mlp *m, const char *path,
                           ecp_error *err);
 

@@ -27,14 +27,15 @@ typedef struct {
     char name[NAME_LEN];
 } onnx_wtensor;
 
-/* The graph's input or output: a float tensor of shape [N, width]. */
+/* The graph's input or output: a float tensor of shape [N, width] (the input may have more
+ * dimensions when a Flatten comes first). */
 typedef struct {
     Onnx__ValueInfoProto vi;
     Onnx__TypeProto type;
     Onnx__TypeProto__Tensor tensor;
     Onnx__TensorShapeProto shape;
-    Onnx__TensorShapeProto__Dimension dim[2];
-    Onnx__TensorShapeProto__Dimension *dimp[2];
+    Onnx__TensorShapeProto__Dimension dim[ECP_IFACE_RANK];
+    Onnx__TensorShapeProto__Dimension *dimp[ECP_IFACE_RANK];
 } onnx_wio;
 
 typedef struct {
@@ -55,6 +56,9 @@ typedef struct {
     Onnx__GraphProto graph;
     Onnx__ModelProto model;
     onnx_meta meta;
+    ecp_model_iface io_desc; /* names, shapes, opset: the file's, or ecprune's defaults */
+    int64_t opset_v;         /* what the nodes written need, at least the file's */
+    const char *opset_why;   /* the op that raised it (NULL: not raised) */
 } onnx_builder;
 
 /* protobuf-c's streaming sink: the packed bytes go to the temporary file as they are made. */
@@ -82,14 +86,16 @@ static onnx_wnode *add_node(onnx_builder *b, const char *op, const char *name,
     w->node.op_type = (char *)op;
     snprintf(w->name, NAME_LEN, "%s", name);
     w->node.name = w->name;
+    /* Names of ours are short and copied; a longer one is the model file's input or output
+     * name, which lives as long as the model. */
     for (int i = 0; i < n_in; i++) {
         snprintf(w->in_buf[i], NAME_LEN, "%s", inputs[i]);
-        w->in[i] = w->in_buf[i];
+        w->in[i] = strlen(inputs[i]) < NAME_LEN ? w->in_buf[i] : (char *)inputs[i];
     }
     w->node.n_input = (size_t)n_in;
     w->node.input = w->in;
     snprintf(w->out_buf, NAME_LEN, "%s", output);
-    w->out[0] = w->out_buf;
+    w->out[0] = strlen(output) < NAME_LEN ? w->out_buf : (char *)output;
     w->node.n_output = 1;
     w->node.output = w->out;
     return w;
@@ -309,25 +315,21 @@ static void add_activation(onnx_builder *b, int l, ecp_act a, const float *p, co
         node_attr_float(w, "beta", p[1]);
 }
 
-/* Layer l reads `in` and writes "output" when it is the last layer, else "l<l>.a". */
+/* Layer l reads `in` and writes `final` when it is the last layer, else "l<l>.a" (in out). */
 static ecp_status add_layer(onnx_builder *b, const ecp_mlp *m, int l, const char *in,
-                            char *out, const char *path, ecp_error *err)
+                            char *out, const char *final, const char *path, ecp_error *err)
 {
-    char w_name[NAME_LEN], b_name[NAME_LEN], g_name[NAME_LEN], z[NAME_LEN];
+    char w_name[NAME_LEN], b_name[NAME_LEN], g_name[NAME_LEN], zbuf[NAME_LEN];
     int last = l == ecp_mlp_n_layers(m) - 1;
     int n_in = ecp_mlp_layer_in(m, l), n_out = ecp_mlp_layer_out(m, l);
     ecp_act a = ecp_mlp_layer_act(m, l);
     snprintf(w_name, NAME_LEN, "l%d.weight", l);
     snprintf(b_name, NAME_LEN, "l%d.bias", l);
     snprintf(g_name, NAME_LEN, "l%d.gemm", l);
-    if (last)
-        snprintf(out, NAME_LEN, "output");
-    else
-        snprintf(out, NAME_LEN, "l%d.a", l);
-    if (a == ECP_ACT_IDENTITY)
-        snprintf(z, NAME_LEN, "%s", out);
-    else
-        snprintf(z, NAME_LEN, "l%d.z", l);
+    snprintf(out, NAME_LEN, "l%d.a", l);
+    const char *y = last ? final : out;
+    snprintf(zbuf, NAME_LEN, "l%d.z", l);
+    const char *z = a == ECP_ACT_IDENTITY ? y : zbuf;
     ecp_status s = add_weight(b, w_name, ecp_mlp_weights_c(m, l), n_out, n_in, path, err);
     if (!s)
         s = add_array(b, b_name, ecp_mlp_bias_c(m, l), 1, n_out, 0, path, err);
@@ -336,26 +338,36 @@ static ecp_status add_layer(onnx_builder *b, const ecp_mlp *m, int l, const char
     onnx_wnode *g = add_node(b, "Gemm", g_name, (const char *[]){in, w_name, b_name}, 3, z);
     node_attr_int(g, "transB", 1); /* W is [out, in] as in torch.nn.Linear */
     if (a != ECP_ACT_IDENTITY)
-        add_activation(b, l, a, ecp_mlp_layer_act_params(m, l), z, out);
+        add_activation(b, l, a, ecp_mlp_layer_act_params(m, l), z, y);
     return ECP_OK;
 }
 
-static void init_io(onnx_wio *io, const char *name, int width)
+static void set_dim(Onnx__TensorShapeProto__Dimension *d, int64_t value, const char *param)
+{
+    if (value >= 0) {
+        d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+        d->dim_value = value;
+    } else if (param) {
+        d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+        d->dim_param = (char *)param;
+    }
+}
+
+/* rank dimensions from dims/params (the batch dimension first; ecprune's own models have a
+ * symbolic "N", which lets any runtime feed any number of rows). */
+static void init_io(onnx_wio *io, const char *name, int rank, const int64_t *dims,
+                    const char *const *params)
 {
     onnx__value_info_proto__init(&io->vi);
     onnx__type_proto__init(&io->type);
     onnx__type_proto__tensor__init(&io->tensor);
     onnx__tensor_shape_proto__init(&io->shape);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < rank; i++) {
         onnx__tensor_shape_proto__dimension__init(&io->dim[i]);
         io->dimp[i] = &io->dim[i];
+        set_dim(&io->dim[i], dims[i], params[i]);
     }
-    /* A symbolic batch dimension lets any runtime feed any number of rows. */
-    io->dim[0].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
-    io->dim[0].dim_param = (char *)"N";
-    io->dim[1].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
-    io->dim[1].dim_value = width;
-    io->shape.n_dim = 2;
+    io->shape.n_dim = (size_t)rank;
     io->shape.dim = io->dimp;
     io->tensor.has_elem_type = 1;
     io->tensor.elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
@@ -383,7 +395,7 @@ static void builder_free(onnx_builder *b)
 
 static ecp_status builder_alloc(onnx_builder *b, int n_layers, const char *path, ecp_error *err)
 {
-    size_t nn = (size_t)n_layers * MAX_NODES_PER_LAYER;
+    size_t nn = (size_t)n_layers * MAX_NODES_PER_LAYER + 2; /* + Flatten, Softmax */
     size_t nt = (size_t)n_layers * MAX_TENSORS_PER_LAYER;
     memset(b, 0, sizeof *b);
     b->nodes = ecp_zalloc(nn, sizeof *b->nodes, path, err);
@@ -400,16 +412,38 @@ static ecp_status builder_alloc(onnx_builder *b, int n_layers, const char *path,
     return ECP_OK;
 }
 
-/* "ecprune.pattern" = "N:M" and "ecprune.pattern_layers" = "0,1,2": what `info` verifies. */
+/* The opset the nodes need: the file's (at least ECP_ONNX_MIN_OPSET), raised to what the
+ * newest op written needs. */
+static void choose_opset(onnx_builder *b)
+{
+    b->opset_v = b->io_desc.opset > ECP_ONNX_MIN_OPSET ? b->io_desc.opset : ECP_ONNX_MIN_OPSET;
+    b->opset_why = NULL;
+    for (size_t i = 0; i < b->n_nodes; i++) {
+        int64_t need = onnx_op_opset(b->nodes[i].node.op_type);
+        if (need > b->opset_v) {
+            b->opset_v = need;
+            b->opset_why = b->nodes[i].node.op_type;
+        }
+    }
+    if (!b->opset_why && b->opset_v > b->io_desc.opset)
+        b->opset_why = "ecprune writes opset 11 or later";
+}
+
 static void finish_model(onnx_builder *b, const ecp_mlp *m)
 {
-    init_io(&b->io[0], "input", ecp_mlp_n_in(m));
-    init_io(&b->io[1], "output", ecp_mlp_n_out(m));
+    const ecp_model_iface *d = &b->io_desc;
+    const ecp_iface *f = m->iface;
+    int64_t out_dims[2] = {d->out_dim0, ecp_mlp_n_out(m)};
+    const char *out_params[2] = {d->out_param0, NULL};
+    init_io(&b->io[0], d->input, d->in_rank, d->in_dim, d->in_param);
+    init_io(&b->io[1], d->output, 2, out_dims, out_params);
     b->in_ptr[0] = &b->io[0].vi;
     b->out_ptr[0] = &b->io[1].vi;
+    choose_opset(b);
 
     onnx__graph_proto__init(&b->graph);
-    b->graph.name = (char *)"ecprune_mlp";
+    b->graph.name = f && f->graph_name ? f->graph_name : (char *)"ecprune_mlp";
+    b->graph.doc_string = f ? f->graph_doc : NULL;
     b->graph.n_node = b->n_nodes;
     b->graph.node = b->node_ptrs;
     b->graph.n_initializer = b->n_tens;
@@ -424,32 +458,60 @@ static void finish_model(onnx_builder *b, const ecp_mlp *m)
     onnx__operator_set_id_proto__init(&b->opset);
     b->opset.domain = (char *)"";
     b->opset.has_version = 1;
-    b->opset.version = ECP_ONNX_OPSET;
+    b->opset.version = b->opset_v;
     b->opset_ptr[0] = &b->opset;
 
     onnx__model_proto__init(&b->model);
     b->model.has_ir_version = 1;
-    b->model.ir_version = ECP_ONNX_IR_VERSION;
-    b->model.producer_name = (char *)ECP_ONNX_PRODUCER;
-    b->model.producer_version = (char *)ECP_VERSION;
+    int64_t ir = f && f->ir_version > ECP_ONNX_IR_VERSION ? f->ir_version : ECP_ONNX_IR_VERSION;
+    b->model.ir_version = ir > onnx_ir_for_opset(b->opset_v) ? ir : onnx_ir_for_opset(b->opset_v);
+    /* The producer is the exporter the model came from; ecprune's part is in metadata_props. */
+    int ours = !d->from_file || !strcmp(d->producer_name, ECP_ONNX_PRODUCER);
+    b->model.producer_name = ours ? (char *)ECP_ONNX_PRODUCER : (char *)d->producer_name;
+    b->model.producer_version = ours ? (char *)ECP_VERSION : (char *)d->producer_version;
+    if (f) {
+        b->model.domain = f->domain;
+        b->model.doc_string = f->doc_string;
+        b->model.has_model_version = f->has_model_version;
+        b->model.model_version = f->model_version;
+    }
     b->model.n_opset_import = 1;
     b->model.opset_import = b->opset_ptr;
     b->model.graph = &b->graph;
-    onnx_meta_attach(&b->meta, m, &b->model);
+    if (b->opset_why && d->from_file)
+        snprintf(b->meta.upgrade, sizeof b->meta.upgrade, "%lld -> %lld (%s)",
+                 (long long)d->opset, (long long)b->opset_v, b->opset_why);
 }
 
+/* Flatten(axis=1) in front of the first layer and Softmax / LogSoftmax after the last, when
+ * the file the model came from had them. The values between them and the layers have names
+ * no exporter uses, so they cannot clash with the file's input and output names. */
 static ecp_status build_model(onnx_builder *b, const ecp_mlp *m, const char *path,
                               ecp_error *err)
 {
-    char in[NAME_LEN] = "input", out[NAME_LEN];
+    char in[NAME_LEN], out[NAME_LEN];
+    const char *x = b->io_desc.input, *final = b->io_desc.output;
+    ecp_out_transform tf = ecp_mlp_output_transform(m);
+    if (b->io_desc.flatten) {
+        node_attr_int(add_node(b, "Flatten", "flatten", &x, 1, "ecprune.flat"), "axis", 1);
+        x = "ecprune.flat";
+    }
+    snprintf(in, NAME_LEN, "%s", x);
     for (int l = 0; l < ecp_mlp_n_layers(m); l++) {
-        ecp_status s = add_layer(b, m, l, in, out, path, err);
+        ecp_status s = add_layer(b, m, l, l ? in : x, out,
+                                 tf != ECP_OUT_NONE ? "ecprune.logits" : final, path, err);
         if (s)
             return s;
         memcpy(in, out, NAME_LEN);
     }
+    if (tf != ECP_OUT_NONE) {
+        const char *op = tf == ECP_OUT_SOFTMAX ? "Softmax" : "LogSoftmax";
+        const char *logits = "ecprune.logits";
+        onnx_wnode *w = add_node(b, op, "output_transform", &logits, 1, final);
+        node_attr_int(w, "axis", m->iface->out_axis ? m->iface->out_axis : -1);
+    }
     finish_model(b, m);
-    return ECP_OK;
+    return onnx_meta_attach(&b->meta, m, &b->model, path, err);
 }
 
 ecp_status onnx_pack_model(const Onnx__ModelProto *model, ecp_wfile *wf, ecp_error *err)
@@ -505,11 +567,34 @@ ecp_status ecp_onnx_save_with(const ecp_mlp *m, const char *path, const ecp_onnx
     if (!s) {
         if (opts)
             b->opts = *opts;
+        ecp_mlp_iface(m, &b->io_desc);
         s = build_model(b, m, path, err);
         if (!s)
             s = write_model(&b->model, &b->opts, path, err);
+        onnx_meta_release(&b->meta);
         builder_free(b);
     }
     free(b);
     return s;
+}
+
+int64_t ecp_onnx_save_opset(const ecp_mlp *m, const char **why)
+{
+    onnx_builder *b = m ? calloc(1, sizeof *b) : NULL;
+    int64_t opset = ECP_ONNX_OPSET;
+    if (why)
+        *why = NULL;
+    if (b && !builder_alloc(b, ecp_mlp_n_layers(m), "model", NULL)) {
+        ecp_mlp_iface(m, &b->io_desc);
+        if (!build_model(b, m, "model", NULL)) {
+            opset = b->opset_v;
+            /* A static string: the op names written are literals. */
+            if (why && b->io_desc.from_file && b->opset_v > b->io_desc.opset)
+                *why = b->opset_why;
+        }
+        onnx_meta_release(&b->meta);
+        builder_free(b);
+    }
+    free(b);
+    return opset;
 }

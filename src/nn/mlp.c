@@ -79,7 +79,70 @@ void ecp_mlp_free(ecp_mlp *m)
     free(m->pruned0t);
     free(m->orig);
     free(m->orig_mask);
+    ecp_iface_free(m->iface);
     free(m);
+}
+
+static void free_strs(char **v, int n)
+{
+    for (int i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void ecp_iface_free(ecp_iface *f)
+{
+    if (!f)
+        return;
+    char *s[] = {f->input, f->output, f->out_param0, f->producer_name, f->producer_version,
+                 f->domain, f->doc_string, f->graph_name, f->graph_doc};
+    for (size_t i = 0; i < sizeof s / sizeof *s; i++)
+        free(s[i]);
+    for (int i = 0; i < ECP_IFACE_RANK; i++)
+        free(f->in_param[i]);
+    free_strs(f->meta_key, f->n_meta);
+    free_strs(f->meta_val, f->n_meta);
+    free(f);
+}
+
+/* strdup that counts its failures (NULL stays NULL). */
+static char *dup_or_fail(const char *s, int *bad)
+{
+    char *d = s ? strdup(s) : NULL;
+    *bad |= s && !d;
+    return d;
+}
+
+ecp_iface *ecp_iface_clone(const ecp_iface *f, ecp_error *err)
+{
+    ecp_iface *c = ecp_zalloc(1, sizeof *c, "model interface", err);
+    if (!c)
+        return NULL;
+    *c = *f;
+    int bad = 0;
+    char **s[] = {&c->input, &c->output, &c->out_param0, &c->producer_name, &c->producer_version,
+                  &c->domain, &c->doc_string, &c->graph_name, &c->graph_doc};
+    for (size_t i = 0; i < sizeof s / sizeof *s; i++)
+        *s[i] = dup_or_fail(*s[i], &bad);
+    for (int i = 0; i < ECP_IFACE_RANK; i++)
+        c->in_param[i] = dup_or_fail(f->in_param[i], &bad);
+    c->meta_key = c->meta_val = NULL;
+    c->n_meta = 0;
+    if (f->n_meta) {
+        c->meta_key = ecp_zalloc((size_t)f->n_meta, sizeof *c->meta_key, "metadata", err);
+        c->meta_val = ecp_zalloc((size_t)f->n_meta, sizeof *c->meta_val, "metadata", err);
+        bad |= !c->meta_key || !c->meta_val;
+        for (int i = 0; !bad && i < f->n_meta; i++, c->n_meta++) {
+            c->meta_key[i] = dup_or_fail(f->meta_key[i], &bad);
+            c->meta_val[i] = dup_or_fail(f->meta_val[i], &bad);
+        }
+    }
+    if (bad) {
+        ecp_iface_free(c);
+        ecp_fail(err, ECP_ERR_MEMORY, "out of memory copying the model's interface");
+        return NULL;
+    }
+    return c;
 }
 
 ecp_status ecp_mlp_clone(const ecp_mlp *m, ecp_mlp **out, ecp_error *err)
@@ -138,6 +201,10 @@ ecp_status ecp_mlp_copy(ecp_mlp *dst, const ecp_mlp *src, ecp_error *err)
         if (dst->sizes[i] != src->sizes[i])
             return ecp_fail(err, ECP_ERR_SHAPE, "copy: width %d differs (%d vs %d)", i,
                             dst->sizes[i], src->sizes[i]);
+    /* The one step that can fail comes first: a failed copy leaves dst as it was. */
+    ecp_iface *f = NULL;
+    if (src->iface && dst->iface != src->iface && !(f = ecp_iface_clone(src->iface, err)))
+        return ECP_ERR_MEMORY;
     for (int l = 0; l < src->n_layers; l++) {
         const ecp_layer *S = &src->layer[l];
         ecp_layer *D = &dst->layer[l];
@@ -151,6 +218,10 @@ ecp_status ecp_mlp_copy(ecp_mlp *dst, const ecp_mlp *src, ecp_error *err)
     dst->nm_n = src->nm_n;
     dst->nm_m = src->nm_m;
     dst->nm_layers = src->nm_layers;
+    if (dst->iface != src->iface) {
+        ecp_iface_free(dst->iface);
+        dst->iface = f;
+    }
     return ECP_OK;
 }
 

@@ -383,5 +383,8 @@ ecp_status ecp_predict(const ecp_mlp *m, const ecp_dataset *d, float *out, ecp_e
     ECP_REQUIRE(m, err);
     ECP_REQUIRE(d, err);
     ECP_REQUIRE(out, err);
-    return eval_pass(m, d, NULL, out, err);
+    ecp_status s = eval_pass(m, d, NULL, out, err);
+    if (!s)
+        ecp_out_transform_apply(ecp_mlp_output_transform(m), out, d->n, d->n_out);
+    return s;
 }
