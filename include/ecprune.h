@@ -407,6 +407,8 @@ typedef struct {
 void ecp_eval_accumulate(const ecp_dataset *d, int64_t at, int b, const float *y,
                          ecp_eval_acc *acc);
 void ecp_eval_finish(const ecp_dataset *d, const ecp_eval_acc *acc, ecp_eval_result *out);
+/* Under mpirun: adds acc over the ranks (collective); nothing without MPI. */
+ecp_status ecp_eval_acc_sum(ecp_eval_acc *acc, ecp_error *err);
 /* Writes the network outputs for every sample of d (n x n_out). */
 ecp_status ecp_predict(const ecp_mlp *m, const ecp_dataset *d, float *out, ecp_error *err);
 ecp_loss ecp_dataset_loss(const ecp_dataset *d);

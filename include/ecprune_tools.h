@@ -107,6 +107,9 @@ int ecp_dist_rank(void);
 int ecp_dist_size(void);
 /* Processes of this job on this machine (to share its cores); 1 without MPI. */
 int ecp_dist_local_size(void);
+/* BLAS threads for a rank when the user sets none: the machine's cores shared among the ranks
+ * on it; 0 (every core) without MPI. */
+int ecp_dist_default_threads(void);
 /* Collective: returns ECP_OK when s is ECP_OK on every rank; otherwise every rank returns the
  * status and message (in err) of the lowest failing rank. After a failure it returns that error
  * at once, without waiting for the others. */
