@@ -114,6 +114,15 @@ int ecp_dist_default_threads(void);
  * status and message (in err) of the lowest failing rank. After a failure it returns that error
  * at once, without waiting for the others. */
 ecp_status ecp_dist_agree(ecp_status s, ecp_error *err);
+/* This rank's contiguous share [lo, hi) of n items (all of them without MPI). */
+void ecp_dist_shard(int64_t n, int64_t *lo, int64_t *hi);
+/* Collective: *v becomes its largest value over the ranks (nothing without MPI). */
+ecp_status ecp_dist_max(double *v, ecp_error *err);
+/* Collective: root's bytes to every rank (nothing without MPI). */
+ecp_status ecp_dist_bcast(void *buf, size_t bytes, int root, ecp_error *err);
+/* on = 1: until ecp_dist_solo(0), this process works alone (rank 0 of 1, no collectives) while
+ * the other ranks do other work (whole sweep rows). Returns the previous setting. */
+int ecp_dist_solo(int on);
 
 #ifdef __cplusplus
 }
