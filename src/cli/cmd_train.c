@@ -120,6 +120,8 @@ static void print_json(const ecp_train_report *rep, const ecp_eval_result *ev, i
     printf(",\"n\":%lld},\"seconds\":%.3f,\"samples_per_s\":%.1f,\"arch\":",
            (long long)ev->n, rep->seconds, rep->samples_per_s);
     cli_json_string(stdout, arch);
+    if (ecp_dist_size() > 1)
+        printf(",\"processes\":%d,\"comm_seconds\":%.3f", ecp_dist_size(), rep->comm_seconds);
     printf(",\"params\":%lld,\"output\":", (long long)params);
     cli_json_string(stdout, out);
     printf("}\n");

@@ -87,6 +87,7 @@ typedef struct {
     float *gbuf; /* the gradients packed for their sum across processes */
     size_t gn;
     int rank, size;
+    double comm; /* seconds in the gradient sums */
     ecp_rng rng;
     double t0;
 } trainer;
@@ -224,7 +225,9 @@ static ecp_status sum_grads(trainer *t, ecp_error *err)
         memcpy(p + g->nw[l], g->db[l], (size_t)g->nb[l] * sizeof *p);
         p += g->nw[l] + (size_t)g->nb[l];
     }
+    double t0 = ecp_now();
     ecp_status s = ecp_dist_sum_f32(t->gbuf, t->gn, GRAD_BUCKET, err);
+    t->comm += ecp_now() - t0;
     p = t->gbuf;
     for (int l = 0; l < g->n_layers && !s; l++) {
         memcpy(g->dW[l], p, g->nw[l] * sizeof *p);
@@ -407,6 +410,7 @@ ecp_status ecp_train(ecp_mlp *m, const ecp_dataset *d, const ecp_train_opts *o,
         s = ecp_dist_agree(train_loop(&t, rep, err), err);
     if (!s) {
         rep->seconds = ecp_now() - t.t0;
+        rep->comm_seconds = t.comm;
         rep->samples_per_s =
             rep->seconds > 0 ? (double)rep->epochs_run * (double)d->n / rep->seconds : 0;
     }
