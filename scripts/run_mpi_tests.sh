@@ -154,5 +154,13 @@ mpmd eval "$tmp/m.onnx" --data "$tmp/data" :: eval "$tmp/m.onnx" --data "$tmp/no
 rc=$?
 check_failure "eval: data rank 1 cannot read stops both ranks" "nodata" eval
 
+# A command that is not distributed refuses to start, with one line, rather than run twice.
+"${mpirun[@]}" "$ecp" export-c "$tmp/m.onnx" -o "$tmp/never.c" >/dev/null 2>"$tmp/err"
+rc=$?
+if [[ $rc -ne 0 && $rc -ne 124 && $(grep -c '^ecprune export-c: runs on one process' "$tmp/err") -eq 1 &&
+      ! -e "$tmp/never.c" ]]
+then ok "export-c refuses to run on 2 ranks"
+else bad "export-c on 2 ranks" "exit $rc: $(grep '^ecprune' "$tmp/err")"; fi
+
 echo "mpi: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]
