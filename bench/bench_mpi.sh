@@ -6,7 +6,9 @@
 #    and the peak RSS of a rank (/usr/bin/time -f %M) with --calib 10000 and 60000;
 # 2. training throughput (`train --json` field samples_per_s, one epoch of Fashion-MNIST,
 #    batch 128, Adam): 1 x 1, 1 x 2 and 2 x 1, for 784-300-100-10 and 784-1024-1024-10.
-# The ratios are against 1 process x 1 thread measured in the same run. Other jobs on the
+# Under mpirun `train --json` also reports comm_seconds, the time a rank spent in the gradient
+# sums (waiting for the other rank included). Each line ends with the speed-up of its median
+# over the 1 process x 1 thread series of the same section. Other jobs on the
 # machine move every figure: `uptime` is printed first and last.
 # Usage: bench/bench_mpi.sh [BUILD_DIR]   (env: REPEATS=3; min and median are reported)
 set -uo pipefail
@@ -21,22 +23,32 @@ trap 'rm -rf "$tmp"' EXIT
 field() { sed -n "s/.*\"$1\": *\([0-9.eE+-]*\).*/\1/p" | head -1; }
 # min and median of the numbers on stdin
 minmed() { sort -g | awk '{v[NR] = $1} END {printf "%.3g / %.3g", v[1], v[int((NR + 1) / 2)]}'; }
+base=0
 uptime
 
 # $1 label, $2 "1" or "2" processes, rest: ecprune arguments; prints field $FIELD and wall time
 series() {
     local label=$1 np=$2 i t0 out
     shift 2
-    : >"$tmp/f"; : >"$tmp/w"
+    : >"$tmp/f"; : >"$tmp/w"; : >"$tmp/c"
     for ((i = 0; i < repeats; i++)); do
         t0=$(date +%s%N)
         if [[ $np == 2 ]]; then out=$("${mpirun[@]}" "$bin" "$@" 2>/dev/null)
         else out=$("$bin" "$@" 2>/dev/null); fi
         echo "$out" | field "$FIELD" >>"$tmp/f"
+        echo "$out" | field comm_seconds >>"$tmp/c"
         echo $((($(date +%s%N) - t0) / 1000000)) | awk '{print $1 / 1000}' >>"$tmp/w"
     done
-    printf "  %-28s %s: %s   wall s: %s\n" "$label" "$FIELD" "$(minmed <"$tmp/f")" \
+    printf "  %-24s %s: %s   wall s: %s" "$label" "$FIELD" "$(minmed <"$tmp/f")" \
         "$(minmed <"$tmp/w")"
+    [[ -s "$tmp/c" ]] && printf "   in the gradient sums s: %s" "$(minmed <"$tmp/c")"
+    # speed-up of the medians against the section's first series (1 process x 1 thread)
+    local med
+    med=$(sort -g "$tmp/f" | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+    [[ $label == "1 process x 1 thread" ]] && base=$med
+    awk -v b="$base" -v m="$med" -v f="$FIELD" 'BEGIN {
+        if (b > 0 && m > 0) printf "   speed-up x%.2f\n", f == "samples_per_s" ? m / b : b / m
+        else print "" }' 
 }
 
 echo "training 784-1024-1024-10 one epoch on fashion (the model of the statistics pass)"
