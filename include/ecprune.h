@@ -383,7 +383,8 @@ typedef struct {
     const ecp_dataset *valid; /* optional (NULL): loss and accuracy after every epoch */
     int patience;     /* with valid: stop when the validation loss has not improved for this
                        * many epochs, and keep the model of the best epoch; 0 = never stop */
-    ecp_epoch_fn on_epoch; /* optional (NULL): progress, logging, cancelling */
+    ecp_epoch_fn on_epoch; /* optional (NULL): progress, logging, cancelling; under mpirun
+                            * called on rank 0 only, whose answer every rank follows */
     void *user;            /* passed to on_epoch */
     ecp_progress_fn progress_fn; /* optional (NULL): receives the progress instead of the
                                   * terminal line (whatever `progress` says) */
@@ -406,9 +407,13 @@ typedef struct {
     double valid_loss;     /* with valid: of the returned model; NAN otherwise */
     double valid_accuracy; /* with valid, classification: of the returned model; else -1 */
     ecp_stop_reason stopped;
+    double comm_seconds;   /* under mpirun: time in the gradient sums (wait included) */
 } ecp_train_report;
 
-/* Trains m on train. rep may be NULL. */
+/* Trains m on train. rep may be NULL. Under mpirun (ecp_dist_init) it is collective: every
+ * rank passes the same model, data and options, computes the gradient of its share of each
+ * batch, and the summed gradient makes the same step everywhere. ecp_evaluate likewise sums
+ * each rank's share of the samples. */
 ecp_status ecp_train(ecp_mlp *m, const ecp_dataset *train, const ecp_train_opts *o,
                      ecp_train_report *rep, ecp_error *err);
 /* The settings a model was trained with (epochs, batch, optimiser), recorded by the caller that
@@ -437,6 +442,8 @@ typedef struct {
 void ecp_eval_accumulate(const ecp_dataset *d, int64_t at, int b, const float *y,
                          ecp_eval_acc *acc);
 void ecp_eval_finish(const ecp_dataset *d, const ecp_eval_acc *acc, ecp_eval_result *out);
+/* Under mpirun: adds acc over the ranks (collective); nothing without MPI. */
+ecp_status ecp_eval_acc_sum(ecp_eval_acc *acc, ecp_error *err);
 /* Writes the network outputs for every sample of d (n x n_out), after the output transform. */
 ecp_status ecp_predict(const ecp_mlp *m, const ecp_dataset *d, float *out, ecp_error *err);
 ecp_loss ecp_dataset_loss(const ecp_dataset *d);

@@ -107,10 +107,22 @@ int ecp_dist_rank(void);
 int ecp_dist_size(void);
 /* Processes of this job on this machine (to share its cores); 1 without MPI. */
 int ecp_dist_local_size(void);
+/* BLAS threads for a rank when the user sets none: the machine's cores shared among the ranks
+ * on it; 0 (every core) without MPI. */
+int ecp_dist_default_threads(void);
 /* Collective: returns ECP_OK when s is ECP_OK on every rank; otherwise every rank returns the
  * status and message (in err) of the lowest failing rank. After a failure it returns that error
  * at once, without waiting for the others. */
 ecp_status ecp_dist_agree(ecp_status s, ecp_error *err);
+/* This rank's contiguous share [lo, hi) of n items (all of them without MPI). */
+void ecp_dist_shard(int64_t n, int64_t *lo, int64_t *hi);
+/* Collective: *v becomes its largest value over the ranks (nothing without MPI). */
+ecp_status ecp_dist_max(double *v, ecp_error *err);
+/* Collective: root's bytes to every rank (nothing without MPI). */
+ecp_status ecp_dist_bcast(void *buf, size_t bytes, int root, ecp_error *err);
+/* on = 1: until ecp_dist_solo(0), this process works alone (rank 0 of 1, no collectives) while
+ * the other ranks do other work (whole sweep rows). Returns the previous setting. */
+int ecp_dist_solo(int on);
 
 #ifdef __cplusplus
 }

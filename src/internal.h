@@ -176,8 +176,8 @@ ecp_status ecp_mkdir_p(const char *path, ecp_error *err);
 /* Sums across processes (src/core/dist.c). Call ecp_dist_agree right before them, so a rank
  * that failed is known to all before any waits in a sum. In place, over MPI_COMM_WORLD. */
 ecp_status ecp_dist_sum(double *buf, size_t n, ecp_error *err);
-ecp_status ecp_dist_bcast(void *buf, size_t bytes, int root, ecp_error *err);
-/* This rank's contiguous share [lo, hi) of n items (all of them without MPI). */
-void ecp_dist_shard(int64_t n, int64_t *lo, int64_t *hi);
+/* Float sums (training gradients), one MPI_Allreduce per bucket of at most `bucket` floats
+ * (0: as few as MPI's int counts allow). */
+ecp_status ecp_dist_sum_f32(float *buf, size_t n, size_t bucket, ecp_error *err);
 
 #endif

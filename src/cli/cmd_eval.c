@@ -20,6 +20,19 @@ static void help(FILE *f)
                "  --json                {\"loss\":..., \"accuracy\":..., \"n\":...}\n");
 }
 
+static ecp_status write_predictions(const ecp_mlp *m, const ecp_dataset *d, const char *path,
+                                    ecp_error *err)
+{
+    float *out = malloc((size_t)d->n * d->n_out * sizeof *out);
+    if (!out)
+        return ecp_fail(err, ECP_ERR_MEMORY, "--predictions: out of memory");
+    ecp_status s = ecp_predict(m, d, out, err);
+    if (!s)
+        s = ecp_npy_write_f32(path, out, d->n, d->n_out, err);
+    free(out);
+    return s;
+}
+
 int cmd_eval(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -53,33 +66,33 @@ int cmd_eval(int argc, char **argv)
     int use_test = !strcmp(split, "test");
     if (!use_test && strcmp(split, "train"))
         return cli_usage_error("eval", "--split '%s': choose test or train", split);
+    if (!threads) /* the ranks on one machine share its cores */
+        threads = ecp_dist_default_threads();
     cli_set_threads((int)threads);
     const char *model = argv[optind];
     ecp_error err = {0};
     ecp_mlp *m = NULL;
     ecp_dataset *train = NULL, *test = NULL;
-    float *out = NULL;
     int status = 1;
-    if ((status = cli_open("eval", model, data, target_cols, &m, &train, &test)))
+    if (ecp_dist_agree(cli_open_err(model, data, target_cols, &m, &train, &test, &err), &err)) {
+        status = cli_die("eval", &err);
         goto done;
-    status = 1;
+    }
     const ecp_dataset *d = use_test ? test : train;
     ecp_eval_result ev;
     if (ecp_evaluate(m, d, &ev, &err)) {
         status = cli_die("eval", &err);
         goto done;
     }
-    if (pred) {
-        out = malloc((size_t)d->n * d->n_out * sizeof *out);
-        if (!out) {
-            fprintf(stderr, "ecprune eval: out of memory\n");
-            goto done;
-        }
-        if (ecp_predict(m, d, out, &err) ||
-            ecp_npy_write_f32(pred, out, d->n, d->n_out, &err)) {
-            status = cli_die("eval", &err);
-            goto done;
-        }
+    /* rank 0 alone writes the predictions; the others learn how it went */
+    if (ecp_dist_agree(pred && ecp_dist_rank() == 0 ? write_predictions(m, d, pred, &err)
+                                                    : ECP_OK, &err)) {
+        status = cli_die("eval", &err);
+        goto done;
+    }
+    if (ecp_dist_rank() != 0) {
+        status = 0;
+        goto done;
     }
     if (json) {
         printf("{\"loss\":%.9g", ev.loss);
@@ -95,7 +108,6 @@ int cmd_eval(int argc, char **argv)
     }
     status = 0;
 done:
-    free(out);
     ecp_mlp_free(m);
     ecp_dataset_free(train);
     ecp_dataset_free(test);

@@ -54,8 +54,10 @@ static ecp_status run_all(ecp_sparse_net *s, const ecp_dataset *d, long batch,
     ecp_eval_acc ea = {0};
     ecp_status st = ECP_OK;
     *secs = 0;
-    for (int64_t at = 0; at < d->n && !st; at += batch) {
-        int b = (int)(d->n - at < batch ? d->n - at : batch);
+    int64_t lo, hi; /* under mpirun this rank's share; the sums are added across ranks */
+    ecp_dist_shard(d->n, &lo, &hi);
+    for (int64_t at = lo; at < hi && !st; at += batch) {
+        int b = (int)(hi - at < batch ? hi - at : batch);
         double t0 = ecp_now();
         st = ecp_sparse_forward(s, d->x + (size_t)at * d->n_in, b, y, err);
         *secs += ecp_now() - t0;
@@ -65,6 +67,8 @@ static ecp_status run_all(ecp_sparse_net *s, const ecp_dataset *d, long batch,
             memcpy(pred + (size_t)at * d->n_out, y, (size_t)b * d->n_out * sizeof *y);
     }
     free(y);
+    if (!(st = ecp_dist_agree(st, err)) && !(st = ecp_eval_acc_sum(&ea, err)))
+        st = ecp_dist_max(secs, err); /* the slowest rank's time */
     ecp_eval_finish(d, &ea, ev);
     return st;
 }
@@ -133,11 +137,16 @@ int cmd_run(int argc, char **argv)
         return cli_usage_error("run", "--data is required");
     if ((rc = parse_engine(engine, &mode)))
         return rc;
+    if (pred_path && ecp_dist_size() > 1) /* each rank holds only its share of the outputs */
+        return cli_usage_error("run", "--predictions is not available under mpirun; run it "
+                                      "in one process");
     if (pred_path && (rc = cli_check_output("run", "--predictions", pred_path)))
         return rc;
     int use_test = !strcmp(split, "test");
     if (!use_test && strcmp(split, "train"))
         return cli_usage_error("run", "--split '%s': choose test or train", split);
+    if (!threads) /* the ranks on one machine share its cores */
+        threads = ecp_dist_default_threads();
     cli_set_threads((int)threads);
     const char *model = argv[optind];
     ecp_error err = {0};
@@ -145,9 +154,10 @@ int cmd_run(int argc, char **argv)
     ecp_dataset *train = NULL, *test = NULL;
     ecp_sparse_net *s = NULL;
     int status = 1;
-    if ((status = cli_open("run", model, data, target_cols, &m, &train, &test)))
+    if (ecp_dist_agree(cli_open_err(model, data, target_cols, &m, &train, &test, &err), &err)) {
+        status = cli_die("run", &err);
         goto done;
-    status = 1;
+    }
     const ecp_dataset *d = use_test ? test : train;
     ecp_sparse_opts so;
     ecp_sparse_opts_default(&so);
@@ -161,12 +171,12 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "ecprune run: out of memory for --predictions\n");
         goto done;
     }
-    if (ecp_sparse_create(&s, m, &so, &err) ||
+    if (ecp_dist_agree(ecp_sparse_create(&s, m, &so, &err), &err) ||
         run_all(s, d, batch, &ev, &secs, pred, &err)) {
         status = cli_die("run", &err);
         goto done;
     }
-    if (pred) {
+    if (pred && ecp_dist_rank() == 0) {
         ecp_out_transform_apply(ecp_mlp_output_transform(m), pred, d->n, d->n_out);
         if (ecp_npy_write_f32(pred_path, pred, d->n, d->n_out, &err)) {
             status = cli_die("run", &err);
@@ -174,7 +184,8 @@ int cmd_run(int argc, char **argv)
         }
     }
     run_desc rd = {model, data, split, engine, batch, json};
-    print_result(&rd, &ev, secs, ecp_sparse_density(s));
+    if (ecp_dist_rank() == 0)
+        print_result(&rd, &ev, secs, ecp_sparse_density(s));
     status = 0;
 done:
     free(pred);

@@ -52,20 +52,20 @@ static void help(FILE *f)
 
 /* --arch-like: the network of M's depth and activations scaled to the budget, printed (on
  * stderr under --json, so that stdout stays one JSON document) before it is trained. */
-static int arch_like(const char *like, long params, double sparsity, int json, ecp_mlp **m,
-                     char *arch, size_t n)
+static ecp_status arch_like(const char *like, long params, double sparsity, int json,
+                            ecp_mlp **m, char *arch, size_t n, ecp_error *err)
 {
-    ecp_error err = {0};
     ecp_mlp *ref = NULL;
     int sizes[1001];
     int64_t got;
-    if (ecp_onnx_load(&ref, like, &err))
-        return cli_die("train", &err);
+    ecp_status s = ecp_onnx_load(&ref, like, err);
+    if (s)
+        return s;
     int64_t budget = params > 0 ? params : ecp_mlp_params_at_sparsity(ref, sparsity);
-    if (cli_arch_like(ref, budget, sizes, &got, arch, n, &err) ||
-        ecp_mlp_create_like(ref, sizes, m, &err)) {
+    if ((s = cli_arch_like(ref, budget, sizes, &got, arch, n, err)) ||
+        (s = ecp_mlp_create_like(ref, sizes, m, err)) || ecp_dist_rank() != 0) {
         ecp_mlp_free(ref);
-        return cli_die("train", &err);
+        return s;
     }
     FILE *f = json ? stderr : stdout;
     fprintf(f, "architecture like %s (%lld weights + biases", like,
@@ -75,7 +75,7 @@ static int arch_like(const char *like, long params, double sparsity, int json, e
     fprintf(f, "): %s, %lld weights + biases (budget %lld)\n", arch, (long long)got,
             (long long)budget);
     ecp_mlp_free(ref);
-    return 0;
+    return ECP_OK;
 }
 
 /* Moves the fraction frac of *train (a seeded random choice) into *valid. */
@@ -126,6 +126,8 @@ static void print_json(const ecp_train_report *rep, const ecp_eval_result *ev, i
     printf(",\"n\":%lld},\"seconds\":%.3f,\"samples_per_s\":%.1f,\"arch\":",
            (long long)ev->n, rep->seconds, rep->samples_per_s);
     cli_json_string(stdout, arch);
+    if (ecp_dist_size() > 1)
+        printf(",\"processes\":%d,\"comm_seconds\":%.3f", ecp_dist_size(), rep->comm_seconds);
     printf(",\"params\":%lld,\"output\":", (long long)params);
     cli_json_string(stdout, out);
     printf("}\n");
@@ -228,7 +230,8 @@ static int check_args(const train_args *a, ecp_act *act, float *act_p, ecp_train
                                !has_arch && !a->out ? ", " : "", !a->out ? "-o" : "",
                                (!a->data + !has_arch + !a->out) > 1 ? " are" : " is");
     int rc = cli_check_model_path("train", a->out);
-    if (rc || (rc = cli_check_output("train", "-o", a->out)))
+    /* under mpirun rank 0 checks it in load_run, where the others learn the outcome */
+    if (rc || (ecp_dist_size() == 1 && (rc = cli_check_output("train", "-o", a->out))))
         return rc;
     if (a->patience > 0 && a->valid_frac <= 0)
         return cli_usage_error("train", "--patience needs --valid");
@@ -260,6 +263,54 @@ static ecp_status set_hidden_params(ecp_mlp *m, ecp_act act, const float *p, ecp
     return s;
 }
 
+typedef struct {
+    ecp_mlp *m;
+    ecp_dataset *train, *test, *valid;
+    char arch[400];
+} train_run;
+
+/* The model and the data of the run; under mpirun every rank loads both (each needs every
+ * sample: the shuffle draws from the whole set). */
+static ecp_status load_run(const train_args *a, ecp_act act, const float *act_p,
+                          train_run *r, ecp_error *err)
+{
+    ecp_data_opts dopt;
+    ecp_data_opts_default(&dopt);
+    dopt.target_cols = a->target_cols;
+    snprintf(r->arch, sizeof r->arch, "%s", a->arch ? a->arch : "");
+    ecp_status s = ECP_OK;
+    if (ecp_dist_size() > 1 && ecp_dist_rank() == 0 && ecp_output_check(a->out, err))
+        return ecp_fail(err, err->code, "-o %.1000s", err->msg);
+    if (a->like)
+        s = arch_like(a->like, a->params, a->sparsity, a->json, &r->m, r->arch, sizeof r->arch,
+                      err);
+    else if (!(s = ecp_mlp_create_arch(&r->m, a->arch, act, err)))
+        s = set_hidden_params(r->m, act, act_p, err);
+    if (!s)
+        s = ecp_data_open(a->data, &dopt, &r->train, &r->test, err);
+    if (!s)
+        s = ecp_check_fit(r->m, r->train, a->like ? a->like : "--arch", a->data, err);
+    if (!s && a->valid_frac > 0)
+        s = split_valid(&r->train, &r->valid, a->valid_frac, (uint64_t)a->seed, err);
+    return s;
+}
+
+/* Trains, evaluates and (rank 0 alone) writes; every rank returns the same status. */
+static ecp_status train_run_all(const train_args *a, const ecp_onnx_options *store,
+                                ecp_train_opts *to, train_run *r, ecp_train_report *rep,
+                                ecp_eval_result *ev, ecp_error *err)
+{
+    ecp_mlp_init(r->m, (uint64_t)a->seed);
+    to->valid = r->valid;
+    ecp_mlp_set_training(r->m, to);
+    ecp_status s = ecp_train(r->m, r->train, to, rep, err);
+    if (!s)
+        s = ecp_evaluate(r->m, r->test, ev, err);
+    if (!s && ecp_dist_rank() == 0) /* one writer; the others learn how it went */
+        s = ecp_onnx_save_with(r->m, a->out, store, err);
+    return ecp_dist_agree(s, err);
+}
+
 int cmd_train(int argc, char **argv)
 {
     train_args a;
@@ -276,50 +327,26 @@ int cmd_train(int argc, char **argv)
         rc = -1;
     if (rc >= 0)
         return rc;
+    if (!a.threads) /* the ranks on one machine share its cores */
+        to.threads = (int)(a.threads = ecp_dist_default_threads());
     cli_set_threads((int)a.threads);
+    to.progress = ecp_dist_rank() == 0;
     ecp_error err = {0};
-    ecp_data_opts dopt;
-    ecp_data_opts_default(&dopt);
-    dopt.target_cols = a.target_cols;
-    ecp_dataset *train = NULL, *test = NULL, *valid = NULL;
-    ecp_mlp *m = NULL;
+    train_run r = {0};
     ecp_train_report rep;
     ecp_eval_result ev;
-    int status = 1;
-    char like_arch[400];
-    const char *arch = a.arch;
-    if (a.like && (status = arch_like(a.like, a.params, a.sparsity, a.json, &m, like_arch,
-                                      sizeof like_arch)))
-        goto done;
-    status = 1;
-    if (a.like)
-        arch = like_arch;
-    if (ecp_data_open(a.data, &dopt, &train, &test, &err) ||
-        (!a.like && (ecp_mlp_create_arch(&m, arch, act, &err) ||
-                     set_hidden_params(m, act, act_p, &err))) ||
-        ecp_check_fit(m, train, a.like ? a.like : "--arch", a.data, &err) ||
-        (a.valid_frac > 0 &&
-         split_valid(&train, &valid, a.valid_frac, (uint64_t)a.seed, &err))) {
+    int status = 0;
+    /* Under mpirun a file one rank cannot read stops every rank with that rank's message. */
+    if (ecp_dist_agree(load_run(&a, act, act_p, &r, &err), &err) ||
+        train_run_all(&a, &store, &to, &r, &rep, &ev, &err))
         status = cli_die("train", &err);
-        goto done;
-    }
-    ecp_mlp_init(m, (uint64_t)a.seed);
-    to.valid = valid;
-    ecp_mlp_set_training(m, &to);
-    if (ecp_train(m, train, &to, &rep, &err) || ecp_evaluate(m, test, &ev, &err) ||
-        ecp_onnx_save_with(m, a.out, &store, &err)) {
-        status = cli_die("train", &err);
-        goto done;
-    }
-    if (a.json)
-        print_json(&rep, &ev, valid != NULL, arch, ecp_mlp_n_params(m), a.out);
-    else
-        print_text(&rep, &ev, valid != NULL, arch, a.data, a.out);
-    status = 0;
-done:
-    ecp_mlp_free(m);
-    ecp_dataset_free(valid);
-    ecp_dataset_free(train);
-    ecp_dataset_free(test);
+    else if (ecp_dist_rank() == 0 && a.json)
+        print_json(&rep, &ev, r.valid != NULL, r.arch, ecp_mlp_n_params(r.m), a.out);
+    else if (ecp_dist_rank() == 0)
+        print_text(&rep, &ev, r.valid != NULL, r.arch, a.data, a.out);
+    ecp_mlp_free(r.m);
+    ecp_dataset_free(r.valid);
+    ecp_dataset_free(r.train);
+    ecp_dataset_free(r.test);
     return status;
 }

@@ -45,15 +45,18 @@ static void usage(FILE *f)
             budget);
 }
 
-/* Under mpirun only prune shares its work; the other commands would run whole on every rank
- * and race to write the same outputs. */
+/* Under mpirun only these commands share their work; the others would run whole on every
+ * rank and race to write the same outputs. */
 static int distributed_ok(const char *cmd)
 {
-    if (ecp_dist_size() == 1 || !strcmp(cmd, "prune"))
-        return 1;
+    static const char *const shared[] = {"prune", "train", "sweep", "eval", "run"};
+    for (size_t i = 0; i < sizeof shared / sizeof *shared; i++)
+        if (ecp_dist_size() == 1 || !strcmp(cmd, shared[i]))
+            return 1;
     if (ecp_dist_rank() == 0)
-        fprintf(stderr, "ecprune %s: runs on one process only (under mpirun only 'prune' is "
-                    "distributed); run it without mpirun or with -np 1\n", cmd);
+        fprintf(stderr, "ecprune %s: runs on one process only (under mpirun only prune, train, "
+                    "sweep, eval and run are distributed); run it without mpirun or with -np 1\n",
+                cmd);
     return 0;
 }
 

@@ -1,5 +1,11 @@
 /* Mini-batch training and evaluation. Shuffling is drawn from one seeded stream, and every
- * reduction has a fixed order, so the same seed and BLAS thread count give a bit-identical model. */
+ * reduction has a fixed order, so the same seed and BLAS thread count give a bit-identical model.
+ *
+ * Under mpirun (ecp_dist_size() > 1) training is synchronous data parallelism: every rank draws
+ * the same permutation, takes a contiguous share of each global batch, and the gradients (each
+ * already scaled by 1 / global batch) are summed with one MPI_Allreduce per step, so every rank
+ * takes the same optimiser step. Only the order of the float additions differs from one
+ * process. Evaluation sums its loss and counts over the ranks' shares. */
 #include "../internal.h"
 #include "sparse_input.h"
 #include <cblas.h>
@@ -78,6 +84,10 @@ typedef struct {
     float *yb, *dy;
     int32_t *lab;
     float *best; /* the parameters of the best validation epoch (early stopping) */
+    float *gbuf; /* the gradients packed for their sum across processes */
+    size_t gn;
+    int rank, size;
+    double comm; /* seconds in the gradient sums */
     ecp_rng rng;
     double t0;
 } trainer;
@@ -158,13 +168,18 @@ static ecp_status trainer_open(trainer *t, ecp_error *err)
     if (1.0 - input_zero_fraction(d) <= ECP_SPARSE_INPUT_MAX_DENSITY &&
         (s = ecp_mlp_layout_begin(t->m, err)))
         return s;
-    if ((s = ecp_ws_create(&t->ws, t->m, B, err)) || (s = ecp_grads_create(&t->g, t->m, err)) ||
+    int Bl = (B + t->size - 1) / t->size; /* the largest share of a batch */
+    if ((s = ecp_ws_create(&t->ws, t->m, Bl, err)) || (s = ecp_grads_create(&t->g, t->m, err)) ||
         (s = ecp_optim_create(&t->op, t->m, &t->o->optim, err)))
         return s;
+    for (int l = 0; l < t->m->n_layers && t->size > 1; l++)
+        t->gn += t->g->nw[l] + (size_t)t->g->nb[l];
+    if (t->gn && !(t->gbuf = ecp_alloc(t->gn, sizeof *t->gbuf, "gradient sums", err)))
+        return ECP_ERR_MEMORY;
     if (t->o->patience > 0 &&
         !(t->best = ecp_alloc(param_count(t->m), sizeof(float), "early stopping", err)))
         return ECP_ERR_MEMORY;
-    if ((t->o->progress || t->o->progress_fn) &&
+    if (((t->o->progress && t->rank == 0) || t->o->progress_fn) &&
         (s = ecp_progress_create(&t->pr, "train", (int64_t)t->o->epochs * d->n, err)))
         return s;
     ecp_progress_set_callback(t->pr, t->o->progress_fn, t->o->progress_ctx);
@@ -191,95 +206,185 @@ static void trainer_close(trainer *t)
     free(t->dy);
     free(t->lab);
     free(t->best);
+    free(t->gbuf);
 }
 
-/* One pass over the shuffled training set; returns the mean loss of the epoch. */
-static double train_epoch(trainer *t, int e)
+/* Gradient buckets of at most 4 Mi floats (16 MB): one MPI_Allreduce per step for networks of
+ * up to 4 M parameters, and no int count overflow beyond. */
+#define GRAD_BUCKET ((size_t)1 << 22)
+
+/* Sums the gradients over the ranks (packed, so one call covers every layer). */
+static ecp_status sum_grads(trainer *t, ecp_error *err)
+{
+    if (t->size == 1)
+        return ECP_OK;
+    ecp_grads *g = t->g;
+    float *p = t->gbuf;
+    for (int l = 0; l < g->n_layers; l++) {
+        memcpy(p, g->dW[l], g->nw[l] * sizeof *p);
+        memcpy(p + g->nw[l], g->db[l], (size_t)g->nb[l] * sizeof *p);
+        p += g->nw[l] + (size_t)g->nb[l];
+    }
+    double t0 = ecp_now();
+    ecp_status s = ecp_dist_sum_f32(t->gbuf, t->gn, GRAD_BUCKET, err);
+    t->comm += ecp_now() - t0;
+    p = t->gbuf;
+    for (int l = 0; l < g->n_layers && !s; l++) {
+        memcpy(g->dW[l], p, g->nw[l] * sizeof *p);
+        memcpy(g->db[l], p + g->nw[l], (size_t)g->nb[l] * sizeof *p);
+        p += g->nw[l] + (size_t)g->nb[l];
+    }
+    return s;
+}
+
+/* This rank's share of the global batch of b samples starting at `at` of the permutation:
+ * [*lo, *lo + return). */
+static int batch_share(const trainer *t, int b, int *lo)
+{
+    *lo = (int)((int64_t)b * t->rank / t->size);
+    return (int)((int64_t)b * (t->rank + 1) / t->size) - *lo;
+}
+
+/* One step on this rank's share; returns its summed loss in *loss. */
+static ecp_status train_step(trainer *t, int64_t at, int b, double *loss, ecp_error *err)
+{
+    const ecp_dataset *d = t->d;
+    int lo, bl = batch_share(t, b, &lo);
+    if (bl > 0) {
+        /* Straight into the workspace's input (forward would copy it there). */
+        gather(d, t->perm + at + lo, bl, t->ws->a[0], t->yb, t->lab);
+        ecp_mlp_forward(t->m, t->ws, t->ws->a[0], bl);
+        /* Scaled by the global batch: the ranks' gradients add up to the batch's. */
+        *loss += ecp_loss_eval(ecp_dataset_loss(d), ecp_ws_output(t->ws), t->yb, t->lab, bl,
+                               d->n_out, 1.0f / b, t->dy);
+        ecp_mlp_backward(t->m, t->ws, t->dy, bl, t->g);
+    } else {
+        ecp_grads_zero(t->g);
+    }
+    ecp_status s = sum_grads(t, err);
+    if (!s)
+        ecp_optim_step(t->op, t->m, t->g);
+    return s;
+}
+
+static void show_progress(trainer *t, int e, int64_t at, int b, double sum)
+{
+    char extra[96];
+    double el = ecp_now() - t->t0;
+    int64_t done = (int64_t)e * t->d->n + at + b, mine = (at + b) / t->size;
+    snprintf(extra, sizeof extra, "epoch %d/%d  loss %.4f  %.0f samples/s", e + 1, t->o->epochs,
+             mine > 0 ? sum / (double)mine : 0.0, el > 0 ? done / el : 0.0);
+    ecp_progress_update(t->pr, done, extra);
+}
+
+/* One pass over the shuffled training set; the mean loss of the epoch in *loss (the progress
+ * line shows this rank's share of it). */
+static ecp_status train_epoch(trainer *t, int e, double *loss, ecp_error *err)
 {
     const ecp_dataset *d = t->d;
     int B = t->B;
-    ecp_loss lk = ecp_dataset_loss(d);
     ecp_rng_permutation(&t->rng, t->perm, d->n);
     double sum = 0;
-    for (int64_t at = 0; at < d->n; at += B) {
+    ecp_status s = ECP_OK;
+    for (int64_t at = 0; at < d->n && !s; at += B) {
         int b = (int)(d->n - at < B ? d->n - at : B);
-        /* Straight into the workspace's input (forward would copy it there). */
-        gather(d, t->perm + at, b, t->ws->a[0], t->yb, t->lab);
-        ecp_mlp_forward(t->m, t->ws, t->ws->a[0], b);
-        sum += ecp_loss_eval(lk, ecp_ws_output(t->ws), t->yb, t->lab, b, d->n_out, 1.0f / b,
-                             t->dy);
-        ecp_mlp_backward(t->m, t->ws, t->dy, b, t->g);
-        ecp_optim_step(t->op, t->m, t->g);
-        if (t->pr) {
-            char extra[96];
-            double el = ecp_now() - t->t0;
-            int64_t done = (int64_t)e * d->n + at + b;
-            snprintf(extra, sizeof extra, "epoch %d/%d  loss %.4f  %.0f samples/s", e + 1,
-                     t->o->epochs, sum / (double)(at + b), el > 0 ? done / el : 0.0);
-            ecp_progress_update(t->pr, done, extra);
-        }
+        s = train_step(t, at, b, &sum, err);
+        if (t->pr)
+            show_progress(t, e, at, b, sum);
     }
-    return sum / (double)d->n;
+    if (!s)
+        s = ecp_dist_sum(&sum, 1, err);
+    *loss = sum / (double)d->n;
+    return s;
 }
 
 /* The validation set through the training workspace (the model may be in the training layout,
  * which only the nn functions understand). */
-static void validate(trainer *t, ecp_eval_result *r)
+static ecp_status validate(trainer *t, ecp_eval_result *r, ecp_error *err)
 {
     const ecp_dataset *v = t->o->valid;
     ecp_eval_acc acc = {0};
-    for (int64_t at = 0; at < v->n; at += t->B) {
-        int b = (int)(v->n - at < t->B ? v->n - at : t->B);
+    int64_t lo, hi, Bl = t->ws->cap;
+    ecp_dist_shard(v->n, &lo, &hi);
+    for (int64_t at = lo; at < hi; at += Bl) {
+        int b = (int)(hi - at < Bl ? hi - at : Bl);
         ecp_mlp_forward(t->m, t->ws, v->x + (size_t)at * v->n_in, b);
         ecp_eval_accumulate(v, at, b, ecp_ws_output(t->ws), &acc);
     }
+    ecp_status s = ecp_eval_acc_sum(&acc, err);
     ecp_eval_finish(v, &acc, r);
+    return s;
+}
+
+/* Keeps the best validation epoch; returns 1 when it improved. */
+static int track_best(trainer *t, const ecp_eval_result *vr, int e, ecp_train_report *rep)
+{
+    /* The first epoch is always the best so far, even with a NaN validation loss. */
+    if (e > 0 && !(vr->loss < rep->valid_loss))
+        return 0;
+    rep->valid_loss = vr->loss;
+    rep->valid_accuracy = vr->accuracy;
+    rep->best_epoch = e + 1;
+    if (t->best)
+        param_copy(t->m, t->best, 0);
+    return 1;
+}
+
+/* The callback decides on rank 0; the others follow, so every rank stops at the same epoch.
+ * Rank 0's parameters go to all at each epoch's end: MPI does not promise that every rank gets
+ * bit-identical float sums (it does for 2 ranks), and this keeps the models identical. */
+static ecp_status epoch_end(trainer *t, ecp_epoch_info *info, int *stop, ecp_error *err)
+{
+    const ecp_train_opts *o = t->o;
+    double flag = t->rank == 0 && o->on_epoch && o->on_epoch(info, o->user);
+    ecp_status s = ecp_dist_max(&flag, err);
+    *stop = flag != 0;
+    if (s || t->size == 1)
+        return s;
+    for (int l = 0; l < t->m->n_layers && !s; l++)
+        if (!(s = ecp_dist_bcast(param_w(t->m, l), param_wn(t->m, l) * sizeof(float), 0, err)))
+            s = ecp_dist_bcast(t->m->layer[l].b, (size_t)t->m->layer[l].n_out * sizeof(float),
+                               0, err);
+    return s;
 }
 
 static ecp_status train_loop(trainer *t, ecp_train_report *rep, ecp_error *err)
 {
     const ecp_train_opts *o = t->o;
-    int since_best = 0;
-    for (int e = 0; e < o->epochs; e++) {
-        ecp_epoch_info info = {e + 1, o->epochs, train_epoch(t, e), NAN, -1, 0};
+    int since_best = 0, stop = 0;
+    ecp_status s = ECP_OK;
+    for (int e = 0; e < o->epochs && !s && !stop; e++) {
+        ecp_epoch_info info = {e + 1, o->epochs, NAN, NAN, -1, 0};
+        if ((s = train_epoch(t, e, &info.train_loss, err)))
+            break;
         rep->final_loss = info.train_loss;
         rep->epochs_run = e + 1;
         if (!isfinite(info.train_loss))
             return ecp_fail(err, ECP_ERR_NUMERIC,
                             "training diverged in epoch %d (loss is %g): lower the learning rate",
                             e + 1, info.train_loss);
-        if (o->valid) {
+        if (!o->valid) {
+            rep->best_epoch = e + 1;
+        } else {
             ecp_eval_result vr;
-            validate(t, &vr);
+            if ((s = validate(t, &vr, err)))
+                break;
             info.valid_loss = vr.loss;
             info.valid_accuracy = vr.accuracy;
-            /* The first epoch is always the best so far, even with a NaN validation loss. */
-            if (e == 0 || vr.loss < rep->valid_loss) {
-                rep->valid_loss = vr.loss;
-                rep->valid_accuracy = vr.accuracy;
-                rep->best_epoch = e + 1;
-                since_best = 0;
-                if (t->best)
-                    param_copy(t->m, t->best, 0);
-            } else {
-                since_best++;
-            }
-        } else {
-            rep->best_epoch = e + 1;
+            since_best = track_best(t, &vr, e, rep) ? 0 : since_best + 1;
         }
         info.seconds = ecp_now() - t->t0;
-        if (o->on_epoch && o->on_epoch(&info, o->user)) {
+        s = epoch_end(t, &info, &stop, err);
+        if (stop)
             rep->stopped = ECP_STOP_CALLBACK;
-            break;
-        }
-        if (o->patience > 0 && since_best >= o->patience) {
+        else if (o->patience > 0 && since_best >= o->patience) {
             rep->stopped = ECP_STOP_EARLY;
-            break;
+            stop = 1;
         }
     }
-    if (t->best && rep->best_epoch > 0 && rep->best_epoch < rep->epochs_run)
+    if (!s && t->best && rep->best_epoch > 0 && rep->best_epoch < rep->epochs_run)
         param_copy(t->m, t->best, 1);
-    return ECP_OK;
+    return s;
 }
 
 ecp_status ecp_train(ecp_mlp *m, const ecp_dataset *d, const ecp_train_opts *o,
@@ -298,11 +403,14 @@ ecp_status ecp_train(ecp_mlp *m, const ecp_dataset *d, const ecp_train_opts *o,
     rep->valid_loss = NAN;
     rep->valid_accuracy = -1;
     int prev_threads = ecp_blas_threads_push(o->threads);
-    trainer t = {.m = m, .d = d, .o = o, .B = o->batch < d->n ? o->batch : (int)d->n};
-    if (!(s = trainer_open(&t, err)))
-        s = train_loop(&t, rep, err);
+    trainer t = {.m = m, .d = d, .o = o, .B = o->batch < d->n ? o->batch : (int)d->n,
+                 .rank = ecp_dist_rank(), .size = ecp_dist_size()};
+    /* a rank that could not allocate stops all before the first sum */
+    if (!(s = ecp_dist_agree(trainer_open(&t, err), err)))
+        s = ecp_dist_agree(train_loop(&t, rep, err), err);
     if (!s) {
         rep->seconds = ecp_now() - t.t0;
+        rep->comm_seconds = t.comm;
         rep->samples_per_s =
             rep->seconds > 0 ? (double)rep->epochs_run * (double)d->n / rep->seconds : 0;
     }
@@ -334,6 +442,19 @@ void ecp_eval_accumulate(const ecp_dataset *d, int64_t at, int b, const float *y
     }
 }
 
+ecp_status ecp_eval_acc_sum(ecp_eval_acc *acc, ecp_error *err)
+{
+    if (ecp_dist_size() == 1)
+        return ECP_OK;
+    /* counts below 2^53 are exact in double */
+    double v[3] = {acc->loss_sum, (double)acc->correct, (double)acc->n};
+    ecp_status s = ecp_dist_sum(v, 3, err);
+    acc->loss_sum = v[0];
+    acc->correct = (int64_t)v[1];
+    acc->n = (int64_t)v[2];
+    return s;
+}
+
 void ecp_eval_finish(const ecp_dataset *d, const ecp_eval_acc *acc, ecp_eval_result *out)
 {
     if (!d || !acc || !out)
@@ -343,21 +464,27 @@ void ecp_eval_finish(const ecp_dataset *d, const ecp_eval_acc *acc, ecp_eval_res
     out->accuracy = d->is_class && acc->n ? (double)acc->correct / (double)acc->n : -1;
 }
 
-/* Runs the network over d in batches: loss, accuracy and (if pred) the outputs. */
+/* Runs the network over d in batches: loss, accuracy and (if pred) the outputs. Without pred,
+ * each rank takes its share of the samples and the sums are added across ranks. */
 static ecp_status eval_pass(const ecp_mlp *m, const ecp_dataset *d, ecp_eval_result *res,
                             float *pred, ecp_error *err)
 {
     ecp_status s = ecp_check_fit(m, d, "model", "data", err);
-    if (s)
-        return s;
-    int B = d->n < EVAL_BATCH ? (int)(d->n > 0 ? d->n : 1) : EVAL_BATCH;
+    int64_t lo = 0, hi = d->n;
+    if (!pred)
+        ecp_dist_shard(d->n, &lo, &hi);
+    int B = hi - lo < EVAL_BATCH ? (int)(hi - lo > 0 ? hi - lo : 1) : EVAL_BATCH;
     ecp_ws *ws = NULL;
-    if ((s = ecp_ws_create(&ws, m, B, err)))
+    if (!s)
+        s = ecp_ws_create(&ws, m, B, err);
+    if (!pred && (s = ecp_dist_agree(s, err)))
+        return s;
+    if (s)
         return s;
     ecp_eval_acc acc = {0};
     int K = d->n_out;
-    for (int64_t at = 0; at < d->n; at += B) {
-        int b = (int)(d->n - at < B ? d->n - at : B);
+    for (int64_t at = lo; at < hi; at += B) {
+        int b = (int)(hi - at < B ? hi - at : B);
         ecp_mlp_forward(m, ws, d->x + (size_t)at * d->n_in, b);
         const float *y = ecp_ws_output(ws);
         if (pred)
@@ -365,9 +492,11 @@ static ecp_status eval_pass(const ecp_mlp *m, const ecp_dataset *d, ecp_eval_res
         ecp_eval_accumulate(d, at, b, y, &acc);
     }
     ecp_ws_free(ws);
+    if (!pred)
+        s = ecp_eval_acc_sum(&acc, err);
     if (res)
         ecp_eval_finish(d, &acc, res);
-    return ECP_OK;
+    return s;
 }
 
 ecp_status ecp_evaluate(const ecp_mlp *m, const ecp_dataset *d, ecp_eval_result *out,
