@@ -604,12 +604,14 @@ ecp_status ecp_mlp_remove_neurons(ecp_mlp *m, uint8_t *const *keep, ecp_error *e
 typedef struct ecp_sparse_net ecp_sparse_net;
 
 typedef enum { ECP_ENGINE_AUTO = 0, ECP_ENGINE_DENSE, ECP_ENGINE_SPARSE } ecp_engine_mode;
-/* DCOL (batch 1, auto mode): a dense layer walked by columns over the non-zero inputs only. */
+/* DCOL (batch 1, auto mode): a dense layer walked by columns over the non-zero inputs only.
+ * WPERM (batch 1): rows 16 at a time, inputs in windows of 32 held in registers (AVX-512). */
 typedef enum {
     ECP_KERNEL_DENSE = 0,
     ECP_KERNEL_CSR,
     ECP_KERNEL_CSC,
-    ECP_KERNEL_DCOL
+    ECP_KERNEL_DCOL,
+    ECP_KERNEL_WPERM
 } ecp_sparse_kernel;
 
 typedef struct {

@@ -19,6 +19,7 @@
  * simplification of simplify()) was kept because it lowered the batch-1 latency; what is left is
  * bound by L2 bandwidth. The measurements are in docs/PERF.md ("Sparse inference engine"). */
 #include "sparse.h"
+#include "wperm.h"
 #include <cblas.h>
 #include <limits.h>
 #include <unistd.h>
@@ -44,6 +45,11 @@
  * 784-300-100-10, one thread, samples/s at batch 1024 before chunking: dense 75k, sparse 98k,
  * against 158k and 559k at batch 256. */
 #define CHUNK 256
+/* Window-permute row kernel (wperm.c), cost of one slot in CSR non-zeros: in cache 16 slots are
+ * one permute + FMA (300 x 784 at 10 %: 29 slots per ns, CSR 3.2 non-zeros per ns); from memory
+ * a slot is 5 bytes against CSR's 6 per non-zero. */
+#define WPERM_SLOT_CACHE 0.11
+#define WPERM_SLOT_MEM 0.85
 
 typedef struct {
     int n_in, n_out;
@@ -58,6 +64,7 @@ typedef struct {
     int32_t *dmap;  /* n_in: row of WT of each input column, -1 when it is in the CSC */
     int n_dcols;    /* dense-typed columns (0: CSC only; n_in: DCOL only) */
     ecp_spmat csr;  /* ptr NULL when unused */
+    ecp_wperm wperm; /* batch-1 row layout when k_row is WPERM */
     ecp_spmat csc;
     double be_b1;   /* batch-1 break-even for this layer (in-cache or memory-bound) */
     /* Batch-1 plan, fixed at creation: with nx non-zero inputs the layer runs k_col (CSC or
@@ -124,6 +131,7 @@ void ecp_sparse_free(ecp_sparse_net *s)
             free(s->layer[l].dmap);
             ecp_spmat_release(&s->layer[l].csr);
             ecp_spmat_release(&s->layer[l].csc);
+            ecp_wperm_release(&s->layer[l].wperm);
         }
     free(s->layer);
     free(s->buf[0]);
@@ -138,7 +146,8 @@ void ecp_sparse_free(ecp_sparse_net *s)
 }
 
 static ecp_status build_layer(sp_layer *S, const ecp_layer *L, ecp_engine_mode mode,
-                              double be_b1, double be_bn, int pack, ecp_error *err)
+                              double be_b1, double be_bn, int pack, int threads,
+                              ecp_error *err)
 {
     S->n_in = L->n_in;
     S->n_out = L->n_out;
@@ -197,6 +206,17 @@ static ecp_status build_layer(sp_layer *S, const ecp_layer *L, ecp_engine_mode m
         }
         S->k_col = S->n_dcols ? ECP_KERNEL_DCOL : ECP_KERNEL_CSC;
         double R = (S->k_row == ECP_KERNEL_CSR ? d : be_b1) * n_w;
+        /* the window-permute layout replaces the row kernel when cheaper; it has no threads,
+         * so a layer large enough to be split keeps CSR on several */
+        if (ECP_WPERM_FAST && S->nnz > 0 && (threads == 1 || !big) &&
+            (S->k_row == ECP_KERNEL_CSR || mode == ECP_ENGINE_AUTO)) {
+            double rp = (big ? WPERM_SLOT_MEM : WPERM_SLOT_CACHE) *
+                        (double)ecp_wperm_slots(L->W, L->pruned, L->n_out, L->n_in);
+            if (rp >= 0 && rp < R) {
+                S->k_row = ECP_KERNEL_WPERM;
+                R = rp;
+            }
+        }
         double nx = C > 0 ? R / C : (double)INT_MAX;
         S->nx_col_max = nx >= (double)INT_MAX ? INT_MAX : (int)nx;
     }
@@ -232,6 +252,9 @@ static ecp_status build_layer(sp_layer *S, const ecp_layer *L, ecp_engine_mode m
     if (need_sparse) {
         ecp_status st = ecp_spmat_build(&S->csr, L->W, L->pruned, L->n_out, L->n_in, 0, err);
         if (st)
+            return st;
+        if (S->k_row == ECP_KERNEL_WPERM &&
+            (st = ecp_wperm_build(&S->wperm, L->W, L->pruned, L->n_out, L->n_in, err)))
             return st;
         if (S->n_dcols < L->n_in) {
             /* the CSC holds only the columns that are not dense-typed */
@@ -492,7 +515,7 @@ ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_s
         const ecp_layer *L = simple ? &simple[l] : &m->layer[l];
         int big = (double)L->n_in * L->n_out * sizeof(float) > BIG_LAYER_BYTES;
         ecp_status st = build_layer(&s->layer[l], L, o->mode, big ? b1l : b1s, bn,
-                                     s->threads == 1 && s->cap > 1, err);
+                                     s->threads == 1 && s->cap > 1, s->threads, err);
         if (st) {
             free_layers(simple, m->n_layers);
             ecp_sparse_free(s);
@@ -575,6 +598,8 @@ static ecp_status forward_b1(ecp_sparse_net *s, const float *x, float *y, ecp_er
                 ecp_dcol_list(S->WT, S->ldo, cur, s->ld_x, s->ld_r, nd, S->b, out);
                 ecp_spmv_csc_list(&S->csc, cur, s->ls, ns, NULL, out);
             }
+        } else if (S->k_row == ECP_KERNEL_WPERM) {
+            ecp_wperm_gemv(&S->wperm, cur, S->b, out);
         } else if (S->k_row == ECP_KERNEL_CSR) {
             ecp_status st = ecp_spmv_csr_mt(&S->csr, cur, S->b, out, s->threads, err);
             if (st)
@@ -718,6 +743,7 @@ const char *ecp_sparse_kernel_name(ecp_sparse_kernel k)
     case ECP_KERNEL_CSR: return "csr";
     case ECP_KERNEL_CSC: return "csc";
     case ECP_KERNEL_DCOL: return "dcol";
+    case ECP_KERNEL_WPERM: return "wperm";
     }
     return "?";
 }
