@@ -640,6 +640,9 @@ double ecp_sparse_density(const ecp_sparse_net *s);    /* nnz / n_weights */
 /* The kernel layer l uses at this batch size (batch 1 described for a dense input). */
 ecp_sparse_kernel ecp_sparse_layer_kernel(const ecp_sparse_net *s, int l, int batch);
 const char *ecp_sparse_kernel_name(ecp_sparse_kernel k);
+/* Bytes of weights, indices and pointers one batch-1 forward on a dense input reads, in the
+ * layouts the engine chose (0 for NULL): the memory traffic that bounds a large model. */
+double ecp_sparse_b1_bytes(const ecp_sparse_net *s);
 
 /* Writes dir/NAME.c and dir/NAME.h: standalone C99 (no malloc, only libm) with the weights as
  * const CSR arrays and `void NAME_predict(const float *in, float *out)`. int8: weights stored as

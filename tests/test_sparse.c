@@ -525,6 +525,10 @@ static void test_engine_kernel_choice(void **state)
     assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
     assert_int_equal(ecp_sparse_layer_kernel(s, 1, 1), row_k);
     ecp_sparse_free(s);
+    o.mode = ECP_ENGINE_DENSE; /* batch-1 bytes: 4 per weight */
+    assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
+    assert_true(ecp_sparse_b1_bytes(s) == 4.0 * 11000);
+    ecp_sparse_free(s);
     o.mode = ECP_ENGINE_AUTO;
     assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
     assert_close(ecp_sparse_density(s), (100.0 + 1000.0) / 11000.0, 1e-12, 0);

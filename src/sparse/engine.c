@@ -45,11 +45,13 @@
  * 784-300-100-10, one thread, samples/s at batch 1024 before chunking: dense 75k, sparse 98k,
  * against 158k and 559k at batch 256. */
 #define CHUNK 256
-/* Window-permute row kernel (wperm.c), cost of one slot in CSR non-zeros: in cache 16 slots are
- * one permute + FMA (300 x 784 at 10 %: 29 slots per ns, CSR 3.2 non-zeros per ns); from memory
- * a slot is 5 bytes against CSR's 6 per non-zero. */
+/* Window-permute row kernel (wperm.c), cost of one slot in CSR non-zeros. In cache 16 slots are
+ * one permute + FMA (300 x 784 at 10 %: 29 slots per ns, CSR 3.2 non-zeros per ns). On the
+ * large layers a slot is 5 bytes against CSR's 6 per non-zero, yet 1024-4096-4096-1024 at 90 %
+ * (half the slots real) ran 1.1-1.5 ms against CSR's 1.7-6 ms in alternating runs: the gathers,
+ * not the bytes, bound CSR there (docs/PERF.md). */
 #define WPERM_SLOT_CACHE 0.11
-#define WPERM_SLOT_MEM 0.85
+#define WPERM_SLOT_MEM 0.3
 
 typedef struct {
     int n_in, n_out;
@@ -734,6 +736,34 @@ ecp_sparse_kernel ecp_sparse_layer_kernel(const ecp_sparse_net *s, int l, int ba
         return choose_bn(s, S);
     /* Without an input at hand, batch 1 is described for a dense input (nx = n_in). */
     return S->n_in < S->nx_col_max ? S->k_col : S->k_row;
+}
+
+static double spmat_bytes(const ecp_spmat *a)
+{
+    return a->ptr ? (double)a->nnz * (a->idx16 ? 6 : 8) + 8.0 * (a->n_major + 1) : 0;
+}
+
+double ecp_sparse_b1_bytes(const ecp_sparse_net *s)
+{
+    double bytes = 0;
+    for (int l = 0; s && l < s->n_layers; l++) {
+        const sp_layer *S = &s->layer[l];
+        switch (ecp_sparse_layer_kernel(s, l, 1)) {
+        case ECP_KERNEL_DENSE: bytes += 4.0 * S->n_in * S->n_out; break;
+        case ECP_KERNEL_CSR: bytes += spmat_bytes(&S->csr); break;
+        case ECP_KERNEL_CSC: bytes += spmat_bytes(&S->csc); break;
+        case ECP_KERNEL_DCOL:
+            bytes += 4.0 * S->n_dcols * S->ldo + spmat_bytes(&S->csc);
+            break;
+        case ECP_KERNEL_WPERM: {
+            const ecp_wperm *w = &S->wperm;
+            bytes += 80.0 * w->steps + 4.0 * w->n_seg + 8.0 * (w->n_groups + 1) +
+                     (w->sorted ? 64.0 * w->n_groups : 0);
+            break;
+        }
+        }
+    }
+    return bytes;
 }
 
 const char *ecp_sparse_kernel_name(ecp_sparse_kernel k)

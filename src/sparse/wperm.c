@@ -142,6 +142,7 @@ ecp_status ecp_wperm_build(ecp_wperm *a, const float *W, const uint8_t *pruned, 
     a->n_in = n_in;
     a->n_groups = ng;
     a->steps = steps;
+    a->n_seg = n_seg;
     int *cnt = ecp_alloc((size_t)nw, 2 * sizeof *cnt, "sparse layer", err);
     a->gseg = ecp_alloc((size_t)ng + 1, sizeof *a->gseg, "sparse layer", err);
     a->seg = ecp_alloc((size_t)n_seg + 1, sizeof *a->seg, "sparse layer", err);

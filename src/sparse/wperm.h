@@ -26,6 +26,7 @@ typedef struct {
     int sorted;                /* 0: row holds the identity */
     int32_t *row;              /* n_groups x 16: the row of W (and of y) in each lane */
     int64_t nnz, steps;        /* kept weights; steps of 16 slots (padding included) */
+    int64_t n_seg;             /* segments (group, window) */
     int64_t *gseg;             /* n_groups + 1: the segments of group g are [gseg[g], gseg[g+1]) */
     uint32_t *seg;             /* per segment: window << 6 | steps (steps <= 32) */
     float *val;                /* steps x 16, 64-byte aligned */
