@@ -11,7 +11,8 @@
  *
  * Batch 1 keeps a list of the non-zero inputs (built on entry, then by each layer's activation
  * pass, ReLU fused with it) and per layer runs a column kernel over that list (CSC, or DCOL:
- * dense columns, see below) or a row kernel (CSR or OpenBLAS sgemv) on the whole input; the
+ * dense columns, see below) or a row kernel (CSR, the window-permute layout of wperm.c, or
+ * OpenBLAS sgemv) on the whole input; the
  * plan is fixed at creation, so a call costs one compare per layer to choose. CSR reads every
  * kept weight; CSC skips the columns of zero inputs but pays a scatter: it costs ~1.25x CSR per
  * visited weight and wins when fewer than ~80 % of the inputs are non-zero.
