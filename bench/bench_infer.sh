@@ -101,11 +101,11 @@ print(f"\nsmall_90, batch 1 on random dense inputs: dense {fig(1, d)}, sparse {f
       f"sparse {x(s, d)} dense (goal >= 5x)")
 r = load("large_90")
 sizes = [1024, 4096, 4096, 1024]
-nnz, rows = r["nnz"], sum(sizes[1:])
-# a batch-1 CSR pass reads per non-zero a 4-byte value and a 2-byte column index, plus an
-# 8-byte row pointer per row; dense sgemv reads 4 bytes per weight
-bpn = (6 * nnz + 8 * rows) / nnz
-sp_bytes, dense_bytes = 6 * nnz + 8 * rows, 4 * sum(a * b for a, b in zip(sizes, sizes[1:]))
+# the bytes of weights, indices and pointers a batch-1 pass reads in the layouts the engine
+# chose (bench-infer's b1_bytes); dense sgemv reads 4 bytes per weight
+nnz, sp_bytes = r["nnz"], r["b1_bytes"]
+bpn = sp_bytes / nnz
+dense_bytes = 4 * sum(a * b for a, b in zip(sizes, sizes[1:]))
 b1 = r["batch1"]
 sgb, dgb = sp_bytes / b1["sparse_us"] * 1e-3, dense_bytes / b1["dense_us"] * 1e-3
 print(f"large_90, batch 1: {bpn:.2f} bytes per non-zero; sparse {sgb:.1f} GB/s = "

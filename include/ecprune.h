@@ -720,12 +720,14 @@ ecp_status ecp_mlp_remove_neurons(ecp_mlp *m, uint8_t *const *keep, ecp_error *e
 typedef struct ecp_sparse_net ecp_sparse_net;
 
 typedef enum { ECP_ENGINE_AUTO = 0, ECP_ENGINE_DENSE, ECP_ENGINE_SPARSE } ecp_engine_mode;
-/* DCOL (batch 1, auto mode): a dense layer walked by columns over the non-zero inputs only. */
+/* DCOL (batch 1, auto mode): a dense layer walked by columns over the non-zero inputs only.
+ * WPERM (batch 1): rows 16 at a time, inputs in windows of 32 held in registers (AVX-512). */
 typedef enum {
     ECP_KERNEL_DENSE = 0,
     ECP_KERNEL_CSR,
     ECP_KERNEL_CSC,
-    ECP_KERNEL_DCOL
+    ECP_KERNEL_DCOL,
+    ECP_KERNEL_WPERM
 } ecp_sparse_kernel;
 
 typedef struct {
@@ -760,6 +762,9 @@ ecp_sparse_kernel ecp_sparse_layer_kernel(const ecp_sparse_net *s, int l, int ba
 const char *ecp_sparse_kernel_name(ecp_sparse_kernel k);
 /* 1 when layer l runs the N:M kernel at this batch size (batch 1: where the row kernel would). */
 int ecp_sparse_layer_nm(const ecp_sparse_net *s, int l, int batch);
+/* Bytes of weights, indices and pointers one batch-1 forward on a dense input reads, in the
+ * layouts the engine chose (0 for NULL): the memory traffic that bounds a large model. */
+double ecp_sparse_b1_bytes(const ecp_sparse_net *s);
 
 /* Writes dir/NAME.c and dir/NAME.h: standalone C99 (no malloc, only libm) with the weights as
  * const CSR arrays and `void NAME_predict(const float *in, float *out)`. int8: weights stored as

@@ -217,6 +217,7 @@ static void test_accessors_and_void_functions_accept_null(void **state)
     assert_int_equal(ecp_sparse_nnz(NULL), 0);
     assert_int_equal(ecp_sparse_n_weights(NULL), 0);
     assert_true(ecp_sparse_density(NULL) == 0);
+    assert_true(ecp_sparse_b1_bytes(NULL) == 0);
     assert_int_equal(ecp_sparse_layer_kernel(NULL, 0, 1), ECP_KERNEL_DENSE);
     assert_int_equal(ecp_dataset_loss(NULL), ECP_LOSS_MSE);
     assert_true(isnan(ecp_loss_eval(ECP_LOSS_XENT, NULL, NULL, NULL, 2, 3, 1, NULL)));

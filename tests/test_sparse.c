@@ -4,6 +4,7 @@
  * with Kaiming-scaled weights that sum is O(1) and the bound is ~1e-5. */
 #include "testutil.h"
 #include "sparse/sparse.h"
+#include "sparse/wperm.h"
 
 static void fill_layer(ecp_rng *r, float *W, uint8_t *pruned, int n_out, int n_in, double keep,
                        int empty_row)
@@ -147,6 +148,14 @@ static void one_shape(ecp_rng *r, int n_out, int n_in, double keep, int empty_ro
                 check_product(W, XT, b, YT, n_out, n_in, 1);
             }
             check_lists(W, &csc, XT, b, n_out, n_in);
+            ecp_wperm wp;
+            assert_int_equal(ecp_wperm_build(&wp, W, pr, n_out, n_in, &err), ECP_OK);
+            assert_int_equal(wp.nnz, csr.nnz);
+            assert_int_equal(ecp_wperm_slots(W, pr, n_out, n_in), wp.steps * 16);
+            memset(YT, 0xff, (size_t)n_out * sizeof *YT);
+            ecp_wperm_gemv(&wp, XT, b, YT);
+            check_product(W, XT, b, YT, n_out, n_in, 1);
+            ecp_wperm_release(&wp);
         }
         ecp_spmm_csr(&csr, XT, B, b, YT, 0, n_out);
         check_product(W, XT, b, YT, n_out, n_in, B);
@@ -499,7 +508,9 @@ static void test_engine_kernel_choice(void **state)
     o.be_b1_small = o.be_b1_large = o.be_bn = 0.2;
     ecp_sparse_net *s;
     assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
-    assert_int_equal(ecp_sparse_layer_kernel(s, 0, 1), ECP_KERNEL_CSR);
+    /* batch 1: CSR, or its window-permute layout where that has its vector form */
+    const ecp_sparse_kernel row_k = ECP_WPERM_FAST ? ECP_KERNEL_WPERM : ECP_KERNEL_CSR;
+    assert_int_equal(ecp_sparse_layer_kernel(s, 0, 1), row_k);
     assert_int_equal(ecp_sparse_layer_kernel(s, 0, 256), ECP_KERNEL_CSR);
     /* a dense 100x10 layer at batch 1: sgemv, or dense columns (one vector per input) where a
      * vector holds 8 or 16 floats and DCOL is the cheaper */
@@ -508,10 +519,15 @@ static void test_engine_kernel_choice(void **state)
     assert_int_equal(ecp_sparse_layer_kernel(s, 1, 256), ECP_KERNEL_DENSE);
     assert_string_equal(ecp_sparse_kernel_name(ECP_KERNEL_CSC), "csc");
     assert_string_equal(ecp_sparse_kernel_name(ECP_KERNEL_DCOL), "dcol");
+    assert_string_equal(ecp_sparse_kernel_name(ECP_KERNEL_WPERM), "wperm");
     ecp_sparse_free(s);
     o.mode = ECP_ENGINE_SPARSE; /* forced sparse: never the dense columns */
     assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
-    assert_int_equal(ecp_sparse_layer_kernel(s, 1, 1), ECP_KERNEL_CSR);
+    assert_int_equal(ecp_sparse_layer_kernel(s, 1, 1), row_k);
+    ecp_sparse_free(s);
+    o.mode = ECP_ENGINE_DENSE; /* batch-1 bytes: 4 per weight */
+    assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
+    assert_true(ecp_sparse_b1_bytes(s) == 4.0 * 11000);
     ecp_sparse_free(s);
     o.mode = ECP_ENGINE_AUTO;
     assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);

@@ -49,7 +49,8 @@ static void help(FILE *f)
             "  --json         {\"batch1\":{\"dense_us\":..,\"sparse_us\":..,\"ort_us\":..,\n"
             "                  \"torch_us\":..},\"batch256\":{\"dense_sps\":..,\"sparse_sps\":..,\n"
             "                  \"ort_sps\":..,\"torch_sps\":..},\"density\":..,\"ort_overhead_us\":..}\n"
-            "                 plus forced-sparse figures and GFLOP/s\n\n"
+            "                 plus forced-sparse figures, GFLOP/s and b1_bytes (weights,\n"
+            "                 indices and pointers a batch-1 pass on a dense input reads)\n\n"
             "ONNX Runtime runs in node (npm onnxruntime-node, installed by scripts/setup.sh into\n"
             "the cache directory) on bench/ort_infer.js ($ECPRUNE_ORT_INFER overrides); its\n"
             "fixed cost per call through the binding is timed on a 1-1 model and printed apart,\n"
@@ -395,8 +396,9 @@ static void report_json(const ecp_sparse_net *e, long threads, long rounds, cons
             printf(",\"sparse_gflops\":%.6g},", 2 * nnz * b / t[1][i] * 1e-9);
         }
     }
-    printf("\"density\":%.6g,\"nnz\":%.0f,\"threads\":%ld,\"rounds\":%ld,"
-           "\"ort_overhead_us\":", ecp_sparse_density(e), nnz, threads, rounds);
+    printf("\"density\":%.6g,\"nnz\":%.0f,\"b1_bytes\":%.0f,\"threads\":%ld,\"rounds\":%ld,"
+           "\"ort_overhead_us\":", ecp_sparse_density(e), nnz, ecp_sparse_b1_bytes(e), threads,
+           rounds);
     json_num(po->overhead);
     printf(",\"torch\":%s,\"ort\":%s}\n", pt->why[0] ? "null" : "true",
            po->why[0] ? "null" : "true");

@@ -11,7 +11,8 @@
  *
  * Batch 1 keeps a list of the non-zero inputs (built on entry, then by each layer's activation
  * pass, ReLU fused with it) and per layer runs a column kernel over that list (CSC, or DCOL:
- * dense columns, see below) or a row kernel (CSR or OpenBLAS sgemv) on the whole input; the
+ * dense columns, see below) or a row kernel (CSR, the window-permute layout of wperm.c, or
+ * OpenBLAS sgemv) on the whole input; the
  * plan is fixed at creation, so a call costs one compare per layer to choose. CSR reads every
  * kept weight; CSC skips the columns of zero inputs but pays a scatter: it costs ~1.25x CSR per
  * visited weight and wins when fewer than ~80 % of the inputs are non-zero.
@@ -20,6 +21,7 @@
  * bound by L2 bandwidth. The measurements are in docs/PERF.md ("Sparse inference engine"). */
 #include "sparse.h"
 #include "nm.h"
+#include "wperm.h"
 #include <cblas.h>
 #include <limits.h>
 #include <unistd.h>
@@ -45,6 +47,13 @@
  * 784-300-100-10, one thread, samples/s at batch 1024 before chunking: dense 75k, sparse 98k,
  * against 158k and 559k at batch 256. */
 #define CHUNK 256
+/* Window-permute row kernel (wperm.c), cost of one slot in CSR non-zeros. In cache 16 slots are
+ * one permute + FMA (300 x 784 at 10 %: 29 slots per ns, CSR 3.2 non-zeros per ns). On the
+ * large layers a slot is 5 bytes against CSR's 6 per non-zero, yet 1024-4096-4096-1024 at 90 %
+ * (half the slots real) ran 1.1-1.5 ms against CSR's 1.7-6 ms in alternating runs: the gathers,
+ * not the bytes, bound CSR there (docs/PERF.md). */
+#define WPERM_SLOT_CACHE 0.11
+#define WPERM_SLOT_MEM 0.3
 
 typedef struct {
     int n_in, n_out;
@@ -60,6 +69,7 @@ typedef struct {
     int32_t *dmap;  /* n_in: row of WT of each input column, -1 when it is in the CSC */
     int n_dcols;    /* dense-typed columns (0: CSC only; n_in: DCOL only) */
     ecp_spmat csr;  /* ptr NULL when unused */
+    ecp_wperm wperm; /* batch-1 row layout when k_row is WPERM */
     ecp_spmat csc;
     double be_b1;   /* batch-1 break-even for this layer (in-cache or memory-bound) */
     /* Batch-1 plan, fixed at creation: with nx non-zero inputs the layer runs k_col (CSC or
@@ -129,6 +139,7 @@ void ecp_sparse_free(ecp_sparse_net *s)
             ecp_spmat_release(&s->layer[l].csr);
             ecp_spmat_release(&s->layer[l].csc);
             ecp_nmmat_release(&s->layer[l].nm);
+            ecp_wperm_release(&s->layer[l].wperm);
         }
     free(s->layer);
     free(s->buf[0]);
@@ -143,7 +154,8 @@ void ecp_sparse_free(ecp_sparse_net *s)
 }
 
 static ecp_status build_layer(sp_layer *S, const ecp_layer *L, ecp_engine_mode mode,
-                              double be_b1, double be_bn, int pack, ecp_error *err)
+                              double be_b1, double be_bn, int pack, int threads,
+                              ecp_error *err)
 {
     S->n_in = L->n_in;
     S->n_out = L->n_out;
@@ -203,6 +215,17 @@ static ecp_status build_layer(sp_layer *S, const ecp_layer *L, ecp_engine_mode m
         }
         S->k_col = S->n_dcols ? ECP_KERNEL_DCOL : ECP_KERNEL_CSC;
         double R = (S->k_row == ECP_KERNEL_CSR ? d : be_b1) * n_w;
+        /* the window-permute layout replaces the row kernel when cheaper; it has no threads,
+         * so a layer large enough to be split keeps CSR on several */
+        if (ECP_WPERM_FAST && S->nnz > 0 && (threads == 1 || !big) &&
+            (S->k_row == ECP_KERNEL_CSR || mode == ECP_ENGINE_AUTO)) {
+            double rp = (big ? WPERM_SLOT_MEM : WPERM_SLOT_CACHE) *
+                        (double)ecp_wperm_slots(L->W, L->pruned, L->n_out, L->n_in);
+            if (rp >= 0 && rp < R) {
+                S->k_row = ECP_KERNEL_WPERM;
+                R = rp;
+            }
+        }
         double nx = C > 0 ? R / C : (double)INT_MAX;
         S->nx_col_max = nx >= (double)INT_MAX ? INT_MAX : (int)nx;
     }
@@ -238,6 +261,9 @@ static ecp_status build_layer(sp_layer *S, const ecp_layer *L, ecp_engine_mode m
     if (need_sparse) {
         ecp_status st = ecp_spmat_build(&S->csr, L->W, L->pruned, L->n_out, L->n_in, 0, err);
         if (st)
+            return st;
+        if (S->k_row == ECP_KERNEL_WPERM &&
+            (st = ecp_wperm_build(&S->wperm, L->W, L->pruned, L->n_out, L->n_in, err)))
             return st;
         if (S->n_dcols < L->n_in) {
             /* the CSC holds only the columns that are not dense-typed */
@@ -501,7 +527,7 @@ ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_s
         const ecp_layer *L = simple ? &simple[l] : &m->layer[l];
         int big = (double)L->n_in * L->n_out * sizeof(float) > BIG_LAYER_BYTES;
         ecp_status st = build_layer(&s->layer[l], L, o->mode, big ? b1l : b1s, bn,
-                                     s->threads == 1 && s->cap > 1, err);
+                                     s->threads == 1 && s->cap > 1, s->threads, err);
         if (st) {
             free_layers(simple, m->n_layers);
             ecp_sparse_free(s);
@@ -593,6 +619,8 @@ static ecp_status forward_b1(ecp_sparse_net *s, const float *x, float *y, ecp_er
             }
         } else if (S->nm_b1) {
             ecp_nm_gemv(&S->nm, cur, S->b, out);
+        } else if (S->k_row == ECP_KERNEL_WPERM) {
+            ecp_wperm_gemv(&S->wperm, cur, S->b, out);
         } else if (S->k_row == ECP_KERNEL_CSR) {
             ecp_status st = ecp_spmv_csr_mt(&S->csr, cur, S->b, out, s->threads, err);
             if (st)
@@ -725,6 +753,8 @@ static double nm_time(ecp_sparse_net *s, const sp_layer *S, int B, int nm)
         for (int r = 0; r < reps; r++) {
             if (B == 1 && nm)
                 ecp_nm_gemv(&S->nm, X, S->b, Y);
+            else if (B == 1 && S->k_row == ECP_KERNEL_WPERM)
+                ecp_wperm_gemv(&S->wperm, X, S->b, Y);
             else if (B == 1 && S->k_row == ECP_KERNEL_CSR)
                 ecp_spmv_csr_mt(&S->csr, X, S->b, Y, s->threads, NULL);
             else if (B == 1)
@@ -796,6 +826,34 @@ ecp_sparse_kernel ecp_sparse_layer_kernel(const ecp_sparse_net *s, int l, int ba
     return S->n_in < S->nx_col_max ? S->k_col : S->k_row;
 }
 
+static double spmat_bytes(const ecp_spmat *a)
+{
+    return a->ptr ? (double)a->nnz * (a->idx16 ? 6 : 8) + 8.0 * (a->n_major + 1) : 0;
+}
+
+double ecp_sparse_b1_bytes(const ecp_sparse_net *s)
+{
+    double bytes = 0;
+    for (int l = 0; s && l < s->n_layers; l++) {
+        const sp_layer *S = &s->layer[l];
+        switch (ecp_sparse_layer_kernel(s, l, 1)) {
+        case ECP_KERNEL_DENSE: bytes += 4.0 * S->n_in * S->n_out; break;
+        case ECP_KERNEL_CSR: bytes += spmat_bytes(&S->csr); break;
+        case ECP_KERNEL_CSC: bytes += spmat_bytes(&S->csc); break;
+        case ECP_KERNEL_DCOL:
+            bytes += 4.0 * S->n_dcols * S->ldo + spmat_bytes(&S->csc);
+            break;
+        case ECP_KERNEL_WPERM: {
+            const ecp_wperm *w = &S->wperm;
+            bytes += 80.0 * w->steps + 4.0 * w->n_seg + 8.0 * (w->n_groups + 1) +
+                     (w->sorted ? 64.0 * w->n_groups : 0);
+            break;
+        }
+        }
+    }
+    return bytes;
+}
+
 const char *ecp_sparse_kernel_name(ecp_sparse_kernel k)
 {
     switch (k) {
@@ -803,6 +861,7 @@ const char *ecp_sparse_kernel_name(ecp_sparse_kernel k)
     case ECP_KERNEL_CSR: return "csr";
     case ECP_KERNEL_CSC: return "csc";
     case ECP_KERNEL_DCOL: return "dcol";
+    case ECP_KERNEL_WPERM: return "wperm";
     }
     return "?";
 }
