@@ -58,7 +58,7 @@ void cli_json_string(FILE *f, const char *s);
 /* Writes a number, or null when it is not finite (JSON has no NaN). */
 void cli_json_number(FILE *f, double v);
 /* The dense network of m's depth whose hidden widths are m's scaled by one factor so that its
- * weights + biases are at most `budget` (see ecp_arch_fit_params): sizes (up to 1001), its
+ * weights + biases are at most `budget` (see ecp_arch_fit_params): sizes (up to ECP_MAX_LAYERS + 1), its
  * parameter count and its "784-30-10-10" form. */
 ecp_status cli_arch_like(const ecp_mlp *m, int64_t budget, int *sizes, int64_t *params,
                          char *arch, size_t arch_len, ecp_error *err);

@@ -233,7 +233,7 @@ int cli_open(const char *cmd, const char *model, const char *data, const char *t
 ecp_status cli_arch_like(const ecp_mlp *m, int64_t budget, int *sizes, int64_t *params,
                          char *arch, size_t arch_len, ecp_error *err)
 {
-    int L = ecp_mlp_n_layers(m), orig[1001];
+    int L = ecp_mlp_n_layers(m), orig[ECP_MAX_LAYERS + 1];
     for (int l = 0; l < L; l++)
         orig[l] = ecp_mlp_layer_in(m, l);
     orig[L] = ecp_mlp_n_out(m);
