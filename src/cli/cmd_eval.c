@@ -1,6 +1,5 @@
 /* ecprune eval: loss (and accuracy) of a model on a dataset split. */
 #include "cli.h"
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,84 +17,71 @@ static void help(FILE *f)
                "  --json                {\"loss\":..., \"accuracy\":..., \"n\":...}\n");
 }
 
+static int eval_opt(void *ctx, int c, char *arg)
+{
+    *(const char **)ctx = arg; /* --predictions, the only option of eval's own */
+    return 0;
+}
+
+/* Writes the model's outputs on d to path (.npy); 0 or an exit status. */
+static int write_predictions(const ecp_mlp *m, const ecp_dataset *d, const char *path)
+{
+    ecp_error err = {0};
+    float *out = malloc((size_t)d->n * d->n_out * sizeof *out);
+    if (!out) {
+        fprintf(stderr, "ecprune eval: out of memory\n");
+        return 1;
+    }
+    int rc = 0;
+    if (ecp_predict(m, d, out, &err) || ecp_npy_write_f32(path, out, d->n, d->n_out, &err))
+        rc = cli_die("eval", &err);
+    free(out);
+    return rc;
+}
+
+static void print_eval(const cli_args *a, const ecp_eval_result *ev)
+{
+    if (a->json) {
+        printf("{\"loss\":%.9g", ev->loss);
+        if (ev->accuracy >= 0)
+            printf(",\"accuracy\":%.6f", ev->accuracy);
+        printf(",\"n\":%lld}\n", (long long)ev->n);
+        return;
+    }
+    printf("%s on %s (%s, %lld samples): loss %.6f", a->model, a->data, a->split,
+           (long long)ev->n, ev->loss);
+    if (ev->accuracy >= 0)
+        printf("  accuracy %.2f%%", 100 * ev->accuracy);
+    printf("\n");
+}
+
 int cmd_eval(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"data", required_argument, 0, 'd'},  {"split", required_argument, 0, 's'},
-        {"predictions", required_argument, 0, 'p'}, {"target-cols", required_argument, 0, 'T'},
-        {"threads", required_argument, 0, 't'}, {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
-    const char *data = NULL, *split = "test", *pred = NULL, *target_cols = NULL;
-    long threads = 0;
-    int json = 0, c, rc;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd': data = optarg; break;
-        case 's': split = optarg; break;
-        case 'p': pred = optarg; break;
-        case 'T': target_cols = optarg; break;
-        case 't': if ((rc = cli_parse_int("eval", "--threads", optarg, 1, 1024, &threads))) return rc; break;
-        case 'j': json = 1; break;
-        case 'h': help(stdout); return 0;
-        default: return cli_usage_error("eval", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind != argc - 1)
-        return cli_usage_error("eval", "expected exactly one model file");
-    if (!data)
+        CLI_OPT_DATA, CLI_OPT_SPLIT, {"predictions", required_argument, 0, 'p'},
+        CLI_OPT_TARGET_COLS, CLI_OPT_THREADS, CLI_OPT_JSON, CLI_OPT_HELP, {0, 0, 0, 0}};
+    cli_args a;
+    const char *pred = NULL;
+    int rc = cli_parse(&a, "eval", argc, argv, opts, eval_opt, &pred, help), use_test;
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if (!a.data)
         return cli_usage_error("eval", "--data is required");
     if (pred && (rc = cli_check_output("eval", "--predictions", pred)))
         return rc;
-    int use_test = !strcmp(split, "test");
-    if (!use_test && strcmp(split, "train"))
-        return cli_usage_error("eval", "--split '%s': choose test or train", split);
-    cli_set_threads((int)threads);
-    const char *model = argv[optind];
-    ecp_error err = {0};
-    ecp_mlp *m = NULL;
-    ecp_dataset *train = NULL, *test = NULL;
-    float *out = NULL;
-    int status = 1;
-    if ((status = cli_open("eval", model, data, target_cols, &m, &train, &test)))
-        goto done;
-    status = 1;
-    const ecp_dataset *d = use_test ? test : train;
+    if ((rc = cli_check_split(&a, &use_test)))
+        return rc;
+    cli_set_threads((int)a.threads);
+    cli_loaded l;
+    if ((rc = cli_load(&a, &l)))
+        return rc;
+    const ecp_dataset *d = use_test ? l.test : l.train;
     ecp_eval_result ev;
-    if (ecp_evaluate(m, d, &ev, &err)) {
-        status = cli_die("eval", &err);
-        goto done;
-    }
-    if (pred) {
-        out = malloc((size_t)d->n * d->n_out * sizeof *out);
-        if (!out) {
-            fprintf(stderr, "ecprune eval: out of memory\n");
-            goto done;
-        }
-        if (ecp_predict(m, d, out, &err) ||
-            ecp_npy_write_f32(pred, out, d->n, d->n_out, &err)) {
-            status = cli_die("eval", &err);
-            goto done;
-        }
-    }
-    if (json) {
-        printf("{\"loss\":%.9g", ev.loss);
-        if (ev.accuracy >= 0)
-            printf(",\"accuracy\":%.6f", ev.accuracy);
-        printf(",\"n\":%lld}\n", (long long)ev.n);
-    } else {
-        printf("%s on %s (%s, %lld samples): loss %.6f", model, data, split, (long long)ev.n,
-               ev.loss);
-        if (ev.accuracy >= 0)
-            printf("  accuracy %.2f%%", 100 * ev.accuracy);
-        printf("\n");
-    }
-    status = 0;
-done:
-    free(out);
-    ecp_mlp_free(m);
-    ecp_dataset_free(train);
-    ecp_dataset_free(test);
-    return status;
+    ecp_error err = {0};
+    if (ecp_evaluate(l.m, d, &ev, &err))
+        rc = cli_die("eval", &err);
+    else if (!pred || !(rc = write_predictions(l.m, d, pred)))
+        print_eval(&a, &ev);
+    cli_loaded_free(&l);
+    return rc;
 }

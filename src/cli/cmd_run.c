@@ -2,7 +2,6 @@
  * loss and accuracy are computed exactly as `ecprune eval` does (same loss function, same
  * arg-max with ties to the lowest class), so the two agree to float rounding. */
 #include "cli.h"
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,17 +64,28 @@ static ecp_status run_all(ecp_sparse_net *s, const ecp_dataset *d, long batch,
     return st;
 }
 
+/* run's own options: the engine and the batch. */
 typedef struct {
-    const char *model, *data, *split, *engine;
+    const char *engine;
+    ecp_engine_mode mode;
     long batch;
-    int json;
-} run_desc;
+} run_opts;
 
-static void print_result(const run_desc *r, const ecp_eval_result *ev, double secs,
-                         double density)
+static int run_opt(void *ctx, int c, char *arg)
+{
+    run_opts *r = ctx;
+    if (c == 'e') {
+        r->engine = arg;
+        return parse_engine(arg, &r->mode);
+    }
+    return cli_parse_int("run", "--batch", arg, 1, 65536, &r->batch); /* 'b' */
+}
+
+static void print_result(const cli_args *a, const run_opts *r, const ecp_eval_result *ev,
+                         double secs, double density)
 {
     double sps = secs > 0 ? (double)ev->n / secs : 0;
-    if (r->json) {
+    if (a->json) {
         printf("{\"loss\":%.9g", ev->loss);
         if (ev->accuracy >= 0)
             printf(",\"accuracy\":%.6f", ev->accuracy);
@@ -84,7 +94,7 @@ static void print_result(const run_desc *r, const ecp_eval_result *ev, double se
                (long long)ev->n, secs, sps, r->engine, r->batch, density);
         return;
     }
-    printf("%s on %s (%s, %lld samples): loss %.6f", r->model, r->data, r->split,
+    printf("%s on %s (%s, %lld samples): loss %.6f", a->model, a->data, a->split,
            (long long)ev->n, ev->loss);
     if (ev->accuracy >= 0)
         printf("  accuracy %.2f%%", 100 * ev->accuracy);
@@ -95,68 +105,37 @@ static void print_result(const run_desc *r, const ecp_eval_result *ev, double se
 int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"data", required_argument, 0, 'd'},   {"split", required_argument, 0, 's'},
-        {"engine", required_argument, 0, 'e'}, {"batch", required_argument, 0, 'b'},
-        {"threads", required_argument, 0, 't'}, {"target-cols", required_argument, 0, 'T'},
-        {"json", no_argument, 0, 'j'},         {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    const char *data = NULL, *split = "test", *target_cols = NULL, *engine = "auto";
-    long threads = 0, batch = 256;
-    int json = 0, c, rc;
-    ecp_engine_mode mode = ECP_ENGINE_AUTO;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd': data = optarg; break;
-        case 's': split = optarg; break;
-        case 'e': engine = optarg; break;
-        case 'T': target_cols = optarg; break;
-        case 'b': if ((rc = cli_parse_int("run", "--batch", optarg, 1, 65536, &batch))) return rc; break;
-        case 't': if ((rc = cli_parse_int("run", "--threads", optarg, 1, 256, &threads))) return rc; break;
-        case 'j': json = 1; break;
-        case 'h': help(stdout); return 0;
-        default: return cli_usage_error("run", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind != argc - 1)
-        return cli_usage_error("run", "expected exactly one model file");
-    if (!data)
+        CLI_OPT_DATA, CLI_OPT_SPLIT, {"engine", required_argument, 0, 'e'},
+        {"batch", required_argument, 0, 'b'}, CLI_OPT_THREADS, CLI_OPT_TARGET_COLS, CLI_OPT_JSON,
+        CLI_OPT_HELP, {0, 0, 0, 0}};
+    cli_args a;
+    run_opts r = {"auto", ECP_ENGINE_AUTO, 256};
+    int rc = cli_parse(&a, "run", argc, argv, opts, run_opt, &r, help), use_test;
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if (!a.data)
         return cli_usage_error("run", "--data is required");
-    if ((rc = parse_engine(engine, &mode)))
+    if ((rc = cli_check_split(&a, &use_test)))
         return rc;
-    int use_test = !strcmp(split, "test");
-    if (!use_test && strcmp(split, "train"))
-        return cli_usage_error("run", "--split '%s': choose test or train", split);
-    cli_set_threads((int)threads);
-    const char *model = argv[optind];
-    ecp_error err = {0};
-    ecp_mlp *m = NULL;
-    ecp_dataset *train = NULL, *test = NULL;
-    ecp_sparse_net *s = NULL;
-    int status = 1;
-    if ((status = cli_open("run", model, data, target_cols, &m, &train, &test)))
-        goto done;
-    status = 1;
-    const ecp_dataset *d = use_test ? test : train;
+    cli_set_threads((int)a.threads);
+    cli_loaded l;
+    if ((rc = cli_load(&a, &l)))
+        return rc;
     ecp_sparse_opts so;
     ecp_sparse_opts_default(&so);
-    so.mode = mode;
-    so.threads = (int)threads;
-    so.max_batch = batch < 256 ? (int)batch : 256;
+    so.mode = r.mode;
+    so.threads = (int)a.threads;
+    so.max_batch = r.batch < 256 ? (int)r.batch : 256;
+    ecp_sparse_net *s = NULL;
     ecp_eval_result ev;
     double secs = 0;
-    if (ecp_sparse_create(&s, m, &so, &err) || run_all(s, d, batch, &ev, &secs, &err)) {
-        status = cli_die("run", &err);
-        goto done;
-    }
-    run_desc rd = {model, data, split, engine, batch, json};
-    print_result(&rd, &ev, secs, ecp_sparse_density(s));
-    status = 0;
-done:
+    ecp_error err = {0};
+    if (ecp_sparse_create(&s, l.m, &so, &err) ||
+        run_all(s, use_test ? l.test : l.train, r.batch, &ev, &secs, &err))
+        rc = cli_die("run", &err);
+    else
+        print_result(&a, &r, &ev, secs, ecp_sparse_density(s));
     ecp_sparse_free(s);
-    ecp_mlp_free(m);
-    ecp_dataset_free(train);
-    ecp_dataset_free(test);
-    return status;
+    cli_loaded_free(&l);
+    return rc;
 }

@@ -242,3 +242,78 @@ ecp_status cli_arch_like(const ecp_mlp *m, int64_t budget, int *sizes, int64_t *
         ecp_arch_format(L, sizes, arch, arch_len);
     return s;
 }
+
+/* ------------------------------------------------------------------ shared option parsing */
+
+static int common_opt(cli_args *a, int c, char *arg)
+{
+    switch (c) {
+    case CLI_O_DATA: a->data = arg; return 0;
+    case CLI_O_SPLIT: a->split = arg; return 0;
+    case CLI_O_TARGET_COLS: a->target_cols = arg; return 0;
+    case CLI_O_THREADS:
+        return cli_parse_int(a->cmd, "--threads", arg, 1, CLI_MAX_THREADS, &a->threads);
+    case CLI_O_JSON: a->json = 1; return 0;
+    case 'o': a->out = arg; return 0;
+    }
+    return -1;
+}
+
+static int has_output(const struct option *opts)
+{
+    for (; opts->name; opts++)
+        if (opts->val == 'o')
+            return 1;
+    return 0;
+}
+
+int cli_parse(cli_args *a, const char *cmd, int argc, char **argv, const struct option *opts,
+              cli_opt_fn fn, void *ctx, void (*help)(FILE *))
+{
+    memset(a, 0, sizeof *a);
+    a->cmd = cmd;
+    a->split = "test";
+    optind = 1;
+    opterr = 0;
+    int c, rc;
+    while ((c = getopt_long(argc, argv, has_output(opts) ? "o:h" : "h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            help(stdout);
+            return -1;
+        }
+        if (c == '?' || c == ':')
+            return cli_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+        rc = common_opt(a, c, optarg);
+        if (rc < 0)
+            rc = fn ? fn(ctx, c, optarg) : cli_usage_error(cmd, "unknown option '%s'",
+                                                           argv[optind - 1]);
+        if (rc)
+            return rc;
+    }
+    if (optind != argc - 1)
+        return cli_usage_error(cmd, "expected exactly one model file");
+    a->model = argv[optind];
+    return 0;
+}
+
+int cli_check_split(const cli_args *a, int *use_test)
+{
+    *use_test = !strcmp(a->split, "test");
+    if (!*use_test && strcmp(a->split, "train"))
+        return cli_usage_error(a->cmd, "--split '%s': choose test or train", a->split);
+    return 0;
+}
+
+int cli_load(const cli_args *a, cli_loaded *l)
+{
+    memset(l, 0, sizeof *l);
+    return cli_open(a->cmd, a->model, a->data, a->target_cols, &l->m, &l->train, &l->test);
+}
+
+void cli_loaded_free(cli_loaded *l)
+{
+    ecp_mlp_free(l->m);
+    ecp_dataset_free(l->train);
+    ecp_dataset_free(l->test);
+    memset(l, 0, sizeof *l);
+}
