@@ -91,7 +91,8 @@ typedef struct {
     int json;
 } cli_args;
 
-/* A command's own options: code is getopt_long's value; returns 0 or an exit status. */
+/* A command's own options: code is getopt_long's value (not 'o', which is -o / --output);
+ * returns 0 or an exit status. */
 typedef int (*cli_opt_fn)(void *ctx, int code, char *arg);
 
 /* Parses argv (getopt_long with short options "o:h" when the table has CLI_OPT_OUTPUT, else

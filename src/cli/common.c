@@ -262,7 +262,7 @@ static int common_opt(cli_args *a, int c, char *arg)
 static int has_output(const struct option *opts)
 {
     for (; opts->name; opts++)
-        if (opts->val == 'o')
+        if (!strcmp(opts->name, "output"))
             return 1;
     return 0;
 }
