@@ -111,5 +111,12 @@ typedef struct {
 /* cli_open on a's model, data and target columns. */
 int cli_load(const cli_args *a, cli_loaded *l);
 void cli_loaded_free(cli_loaded *l);
+/* For the commands that run a model on one split: --data required, --split checked, the thread
+ * count set, the model and the data loaded, *d the split asked for. 0, or an exit status after
+ * a message (nothing to free then). */
+int cli_load_split(const cli_args *a, cli_loaded *l, const ecp_dataset **d);
+/* The loss and accuracy: the first fields of the JSON object ({"loss":..,"accuracy":..; the
+ * caller closes it) or the start of the text line ("M on D (test, N samples): loss .."). */
+void cli_print_eval(const cli_args *a, const ecp_eval_result *ev);
 
 #endif

@@ -39,22 +39,6 @@ static int write_predictions(const ecp_mlp *m, const ecp_dataset *d, const char 
     return rc;
 }
 
-static void print_eval(const cli_args *a, const ecp_eval_result *ev)
-{
-    if (a->json) {
-        printf("{\"loss\":%.9g", ev->loss);
-        if (ev->accuracy >= 0)
-            printf(",\"accuracy\":%.6f", ev->accuracy);
-        printf(",\"n\":%lld}\n", (long long)ev->n);
-        return;
-    }
-    printf("%s on %s (%s, %lld samples): loss %.6f", a->model, a->data, a->split,
-           (long long)ev->n, ev->loss);
-    if (ev->accuracy >= 0)
-        printf("  accuracy %.2f%%", 100 * ev->accuracy);
-    printf("\n");
-}
-
 int cmd_eval(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -62,26 +46,25 @@ int cmd_eval(int argc, char **argv)
         CLI_OPT_TARGET_COLS, CLI_OPT_THREADS, CLI_OPT_JSON, CLI_OPT_HELP, {0, 0, 0, 0}};
     cli_args a;
     const char *pred = NULL;
-    int rc = cli_parse(&a, "eval", argc, argv, opts, eval_opt, &pred, help), use_test;
+    int rc = cli_parse(&a, "eval", argc, argv, opts, eval_opt, &pred, help);
     if (rc)
         return rc < 0 ? 0 : rc;
-    if (!a.data)
-        return cli_usage_error("eval", "--data is required");
     if (pred && (rc = cli_check_output("eval", "--predictions", pred)))
         return rc;
-    if ((rc = cli_check_split(&a, &use_test)))
-        return rc;
-    cli_set_threads((int)a.threads);
     cli_loaded l;
-    if ((rc = cli_load(&a, &l)))
+    const ecp_dataset *d;
+    if ((rc = cli_load_split(&a, &l, &d)))
         return rc;
-    const ecp_dataset *d = use_test ? l.test : l.train;
     ecp_eval_result ev;
     ecp_error err = {0};
     if (ecp_evaluate(l.m, d, &ev, &err))
         rc = cli_die("eval", &err);
-    else if (!pred || !(rc = write_predictions(l.m, d, pred)))
-        print_eval(&a, &ev);
+    else if (!pred || !(rc = write_predictions(l.m, d, pred))) {
+        cli_print_eval(&a, &ev);
+        if (a.json)
+            printf(",\"n\":%lld}", (long long)ev.n);
+        printf("\n");
+    }
     cli_loaded_free(&l);
     return rc;
 }

@@ -85,21 +85,14 @@ static void print_result(const cli_args *a, const run_opts *r, const ecp_eval_re
                          double secs, double density)
 {
     double sps = secs > 0 ? (double)ev->n / secs : 0;
-    if (a->json) {
-        printf("{\"loss\":%.9g", ev->loss);
-        if (ev->accuracy >= 0)
-            printf(",\"accuracy\":%.6f", ev->accuracy);
+    cli_print_eval(a, ev);
+    if (a->json)
         printf(",\"n\":%lld,\"seconds\":%.6f,\"samples_per_s\":%.1f,\"engine\":\"%s\","
                "\"batch\":%ld,\"density\":%.6f}\n",
                (long long)ev->n, secs, sps, r->engine, r->batch, density);
-        return;
-    }
-    printf("%s on %s (%s, %lld samples): loss %.6f", a->model, a->data, a->split,
-           (long long)ev->n, ev->loss);
-    if (ev->accuracy >= 0)
-        printf("  accuracy %.2f%%", 100 * ev->accuracy);
-    printf("\nengine %s, batch %ld, weight density %.2f%%: %.3f s (%.0f samples/s)\n", r->engine,
-           r->batch, 100 * density, secs, sps);
+    else
+        printf("\nengine %s, batch %ld, weight density %.2f%%: %.3f s (%.0f samples/s)\n",
+               r->engine, r->batch, 100 * density, secs, sps);
 }
 
 int cmd_run(int argc, char **argv)
@@ -110,16 +103,12 @@ int cmd_run(int argc, char **argv)
         CLI_OPT_HELP, {0, 0, 0, 0}};
     cli_args a;
     run_opts r = {"auto", ECP_ENGINE_AUTO, 256};
-    int rc = cli_parse(&a, "run", argc, argv, opts, run_opt, &r, help), use_test;
+    int rc = cli_parse(&a, "run", argc, argv, opts, run_opt, &r, help);
     if (rc)
         return rc < 0 ? 0 : rc;
-    if (!a.data)
-        return cli_usage_error("run", "--data is required");
-    if ((rc = cli_check_split(&a, &use_test)))
-        return rc;
-    cli_set_threads((int)a.threads);
     cli_loaded l;
-    if ((rc = cli_load(&a, &l)))
+    const ecp_dataset *d;
+    if ((rc = cli_load_split(&a, &l, &d)))
         return rc;
     ecp_sparse_opts so;
     ecp_sparse_opts_default(&so);
@@ -130,8 +119,7 @@ int cmd_run(int argc, char **argv)
     ecp_eval_result ev;
     double secs = 0;
     ecp_error err = {0};
-    if (ecp_sparse_create(&s, l.m, &so, &err) ||
-        run_all(s, use_test ? l.test : l.train, r.batch, &ev, &secs, &err))
+    if (ecp_sparse_create(&s, l.m, &so, &err) || run_all(s, d, r.batch, &ev, &secs, &err))
         rc = cli_die("run", &err);
     else
         print_result(&a, &r, &ev, secs, ecp_sparse_density(s));

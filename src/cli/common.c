@@ -317,3 +317,31 @@ void cli_loaded_free(cli_loaded *l)
     ecp_dataset_free(l->test);
     memset(l, 0, sizeof *l);
 }
+
+int cli_load_split(const cli_args *a, cli_loaded *l, const ecp_dataset **d)
+{
+    int use_test, rc;
+    if (!a->data)
+        return cli_usage_error(a->cmd, "--data is required");
+    if ((rc = cli_check_split(a, &use_test)))
+        return rc;
+    cli_set_threads((int)a->threads);
+    if ((rc = cli_load(a, l)))
+        return rc;
+    *d = use_test ? l->test : l->train;
+    return 0;
+}
+
+void cli_print_eval(const cli_args *a, const ecp_eval_result *ev)
+{
+    if (a->json) {
+        printf("{\"loss\":%.9g", ev->loss);
+        if (ev->accuracy >= 0)
+            printf(",\"accuracy\":%.6f", ev->accuracy);
+        return;
+    }
+    printf("%s on %s (%s, %lld samples): loss %.6f", a->model, a->data, a->split,
+           (long long)ev->n, ev->loss);
+    if (ev->accuracy >= 0)
+        printf("  accuracy %.2f%%", 100 * ev->accuracy);
+}
