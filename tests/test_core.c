@@ -205,8 +205,9 @@ static void test_aligned_alloc(void **state)
 typedef struct {
     _Atomic int *hits; /* hits[c]: times chunk c ran */
     _Atomic int calls;
+    pthread_mutex_t mu; /* guards the list of the distinct threads that ran a chunk */
     pthread_t callers[64];
-    _Atomic int n_callers;
+    int n_callers;
 } pool_probe;
 
 static void probe_chunk(void *arg, int c)
@@ -214,16 +215,14 @@ static void probe_chunk(void *arg, int c)
     pool_probe *p = arg;
     atomic_fetch_add(&p->hits[c], 1);
     atomic_fetch_add(&p->calls, 1);
-    /* the distinct threads that ran a chunk */
     pthread_t me = pthread_self();
-    int n = atomic_load(&p->n_callers), seen = 0;
-    for (int i = 0; i < n && i < 64; i++)
+    pthread_mutex_lock(&p->mu);
+    int seen = 0;
+    for (int i = 0; i < p->n_callers; i++)
         seen |= pthread_equal(p->callers[i], me);
-    if (!seen) {
-        int at = atomic_fetch_add(&p->n_callers, 1);
-        if (at < 64)
-            p->callers[at] = me;
-    }
+    if (!seen && p->n_callers < 64)
+        p->callers[p->n_callers++] = me;
+    pthread_mutex_unlock(&p->mu);
     for (volatile int spin = 0; spin < 2000; spin++) /* some work, so chunks overlap */
         ;
 }
@@ -242,6 +241,7 @@ static void rendezvous_chunk(void *arg, int c)
 static int run_probe(ecp_pool *pool, int n)
 {
     pool_probe p = {0};
+    pthread_mutex_init(&p.mu, NULL);
     p.hits = calloc((size_t)(n ? n : 1), sizeof *p.hits);
     assert_non_null(p.hits);
     ecp_pool_run(pool, probe_chunk, &p, n);
@@ -249,7 +249,8 @@ static int run_probe(ecp_pool *pool, int n)
     for (int c = 0; c < n; c++)
         assert_int_equal(atomic_load(&p.hits[c]), 1);
     free(p.hits);
-    return atomic_load(&p.n_callers);
+    pthread_mutex_destroy(&p.mu);
+    return p.n_callers;
 }
 
 static void test_pool(void **state)

@@ -8,17 +8,20 @@
  * because OpenBLAS's own workers spin for a while after each sgemm and may hold a core when a
  * job starts.
  *
- * Between jobs a worker first polls the job number for a few microseconds (jobs come in bursts:
- * one per layer of a forward pass), then sleeps on a condition variable, so an idle pool costs
+ * Between jobs a worker first polls the job number for 20 µs (jobs come in bursts: one per
+ * layer of a forward pass), then sleeps on a condition variable, so an idle pool costs
  * no CPU and does not take the cores from OpenBLAS during the sgemm phases of a training step.
  * The caller waits for the last chunk yielding, not sleeping: the chunks are short. */
 #include "../internal.h"
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <time.h>
 
-/* Polls of the job number before a worker sleeps (~2-5 µs with the pause instruction). */
-#define POLL_ROUNDS 2000
+/* How long a worker polls for the next job before it sleeps. Bounded by the clock, not by a
+ * count of pause instructions: under a hypervisor a pause costs 100-270 ns here (a VM exit), not
+ * the few ns of bare metal, so 2000 of them would burn 0.3 ms of a core after every job. */
+#define POLL_NS 20000
 
 struct ecp_pool {
     pthread_mutex_t mu;
@@ -55,13 +58,31 @@ static void claim_chunks(ecp_pool *p, uint32_t gen, void (*fn)(void *, int), voi
     }
 }
 
+static int64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* Returns once the job number is no longer seen, or POLL_NS have passed. */
+static void poll_job(ecp_pool *p, uint32_t seen)
+{
+    const int64_t end = now_ns() + POLL_NS;
+    while (atomic_load(&p->gen) == seen) {
+        for (int i = 0; i < 16 && atomic_load(&p->gen) == seen; i++)
+            cpu_pause();
+        if (now_ns() > end)
+            return;
+    }
+}
+
 static void *worker(void *arg)
 {
     ecp_pool *p = arg;
     uint32_t seen = 0;
     for (;;) {
-        for (int i = 0; i < POLL_ROUNDS && atomic_load(&p->gen) == seen; i++)
-            cpu_pause();
+        poll_job(p, seen);
         pthread_mutex_lock(&p->mu);
         while (atomic_load(&p->gen) == seen && !p->quit)
             pthread_cond_wait(&p->cv, &p->mu);
