@@ -559,9 +559,8 @@ int cmd_prune(int argc, char **argv)
     if ((rc = prune_check_args(&a, &p)))
         return rc;
     cli_loaded l;
-    if ((rc = prune_open(&a, &l)))
-        return rc;
-    rc = prune_run(&a, &p, &l);
+    if (!(rc = prune_open(&a, &l))) /* l may hold the data even when it fails */
+        rc = prune_run(&a, &p, &l);
     cli_loaded_free(&l);
     return rc;
 }

@@ -307,7 +307,10 @@ int cli_check_split(const cli_args *a, int *use_test)
 int cli_load(const cli_args *a, cli_loaded *l)
 {
     memset(l, 0, sizeof *l);
-    return cli_open(a->cmd, a->model, a->data, a->target_cols, &l->m, &l->train, &l->test);
+    int rc = cli_open(a->cmd, a->model, a->data, a->target_cols, &l->m, &l->train, &l->test);
+    if (rc) /* the data may be open when the model does not fit it */
+        cli_loaded_free(l);
+    return rc;
 }
 
 void cli_loaded_free(cli_loaded *l)
