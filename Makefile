@@ -164,9 +164,9 @@ FUZZ_S ?= 60
 fuzz: setup all
 	@bash fuzz/run.sh $(BUILD)/ecprune $(FUZZ_S)
 
-# The thread pools (sparse-input training, sparse kernels, statistics) under ThreadSanitizer;
+# The thread pool and its users (sparse-input training, sparse kernels, statistics) under TSan;
 # OpenBLAS, which is not instrumented, runs on one thread.
-TSAN_TESTS = build-tsan/tests/test_nn build-tsan/tests/test_sparse build-tsan/tests/test_prune
+TSAN_TESTS = build-tsan/tests/test_core build-tsan/tests/test_nn build-tsan/tests/test_sparse build-tsan/tests/test_prune
 test-tsan: setup
 	@$(MAKE) --no-print-directory BUILD=build-tsan OPT="-O1 -fno-omit-frame-pointer" \
 	    SAN="-fsanitize=thread" all $(TSAN_TESTS)

@@ -610,7 +610,8 @@ typedef struct {
 } ecp_prune_opts;
 void ecp_prune_opts_default(ecp_prune_opts *o);
 
-#define ECP_PRUNE_MAX_LAYERS 64
+/* The reports hold an entry per layer of any model that loads: pruning has no limit of its own. */
+#define ECP_PRUNE_MAX_LAYERS ECP_MAX_LAYERS
 typedef struct {
     double stats_seconds;  /* time spent computing statistics and scores (all steps) */
     double seconds;        /* the whole pruning, fine-tuning included */

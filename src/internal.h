@@ -74,7 +74,7 @@ typedef struct {
     float *wt, *dwt; /* transposed W0 / dW0 scratch when the model is in its usual layout */
     float *dz;       /* dz of layer 0 with 64-byte rows (the dW kernel's operand) */
     int threads;     /* threads for the kernels (ecp_train: OpenBLAS's count) */
-    void *pool;      /* their worker threads, started on first use */
+    struct ecp_pool *pool; /* their worker threads, started on first use */
 } ecp_sparse_input;
 
 struct ecp_ws {
@@ -127,6 +127,23 @@ void ecp_mlp_backward_to(const ecp_mlp *m, ecp_ws *ws, const float *dy, int batc
  * particular order (src/core/nth.c). Elements of up to 64 bytes. */
 void ecp_nth_smallest(void *base, size_t n, size_t size, size_t k,
                       int (*cmp)(const void *, const void *));
+
+/* 64-byte aligned (cache lines, whole vectors), overflow- and budget-checked, the size rounded
+ * up to whole lines; free with free(). The zalloc form zeroes it. */
+void *ecp_aligned_alloc(size_t count, size_t size, const char *what, ecp_error *err);
+void *ecp_aligned_zalloc(size_t count, size_t size, const char *what, ecp_error *err);
+
+/* The thread pool (src/core/parallel.c): `threads` threads in all, the caller included, so
+ * threads - 1 workers, started at creation and sleeping between jobs. ecp_pool_run runs
+ * fn(arg, c) for every c in [0, n), each once, in any order and on any thread, and returns when
+ * all are done; a NULL pool (or n == 1) runs them on the calling thread. One caller at a time:
+ * a pool belongs to the object that runs jobs on it (engine, workspace, statistics pass). */
+#define ECP_POOL_MAX_THREADS 256
+typedef struct ecp_pool ecp_pool;
+ecp_status ecp_pool_create(int threads, ecp_pool **out, ecp_error *err);
+void ecp_pool_free(ecp_pool *p);
+int ecp_pool_threads(const ecp_pool *p); /* 1 for NULL */
+void ecp_pool_run(ecp_pool *p, void (*fn)(void *arg, int chunk), void *arg, int n);
 
 /* String -> index map over borrowed keys (src/core/strmap.c), sized at init for at most n keys. */
 typedef struct {

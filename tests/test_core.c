@@ -1,7 +1,10 @@
 /* The core: atomic writes, the RNG streams against an independent xoshiro256** + splitmix64,
- * allocation overflow, name suggestions, thread counts, the version. */
+ * allocation overflow and alignment, the thread pool, name suggestions, thread counts, the
+ * version. */
 #include "testutil.h"
 #include <cblas.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
 /* ------------------------------------------------------------------ atomic writes */
 
@@ -169,6 +172,129 @@ static void test_blas_threads_push_pop(void **state)
     assert_string_equal(ecp_version(), ECP_VERSION);
 }
 
+/* ------------------------------------------------------------------ aligned allocation */
+
+static void test_aligned_alloc(void **state)
+{
+    (void)state;
+    ecp_error err;
+    size_t sizes[] = {0, 1, 15, 16, 17, 1000};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        float *p = ecp_aligned_zalloc(sizes[i], sizeof *p, "test buffer", &err);
+        assert_non_null(p);
+        assert_int_equal((uintptr_t)p % 64, 0);
+        /* zeroed up to the rounded size: kernels read whole vectors past the last float */
+        size_t whole = (sizes[i] * sizeof *p + 63) / 64 * 64 / sizeof *p;
+        for (size_t k = 0; k < (whole ? whole : 16); k++)
+            assert_true(p[k] == 0.0f);
+        free(p);
+    }
+    double *d = ecp_aligned_alloc(3, sizeof *d, "test buffer", &err);
+    assert_non_null(d);
+    assert_int_equal((uintptr_t)d % 64, 0);
+    free(d);
+    assert_null(ecp_aligned_alloc(SIZE_MAX / 4, 8, "huge buffer", &err));
+    assert_int_equal(err.code, ECP_ERR_MEMORY);
+    assert_non_null(strstr(err.msg, "huge buffer: size overflows"));
+    assert_null(ecp_aligned_zalloc(SIZE_MAX - 10, 1, "huge buffer", &err));
+    assert_int_equal(err.code, ECP_ERR_MEMORY);
+}
+
+/* ------------------------------------------------------------------ thread pool */
+
+typedef struct {
+    _Atomic int *hits; /* hits[c]: times chunk c ran */
+    _Atomic int calls;
+    pthread_mutex_t mu; /* guards the list of the distinct threads that ran a chunk */
+    pthread_t callers[64];
+    int n_callers;
+} pool_probe;
+
+static void probe_chunk(void *arg, int c)
+{
+    pool_probe *p = arg;
+    atomic_fetch_add(&p->hits[c], 1);
+    atomic_fetch_add(&p->calls, 1);
+    pthread_t me = pthread_self();
+    pthread_mutex_lock(&p->mu);
+    int seen = 0;
+    for (int i = 0; i < p->n_callers; i++)
+        seen |= pthread_equal(p->callers[i], me);
+    if (!seen && p->n_callers < 64)
+        p->callers[p->n_callers++] = me;
+    pthread_mutex_unlock(&p->mu);
+    for (volatile int spin = 0; spin < 2000; spin++) /* some work, so chunks overlap */
+        ;
+}
+
+/* Waits (up to ~10 s, so that a broken pool fails instead of hanging) until both chunks have
+ * started: only possible if two threads run them. */
+static void rendezvous_chunk(void *arg, int c)
+{
+    _Atomic int *started = arg;
+    atomic_fetch_add(started, 1);
+    for (int i = 0; i < 10000 && atomic_load(started) < 2; i++)
+        usleep(1000);
+}
+
+/* Runs n chunks on pool and checks each ran exactly once; returns how many threads ran them. */
+static int run_probe(ecp_pool *pool, int n)
+{
+    pool_probe p = {0};
+    pthread_mutex_init(&p.mu, NULL);
+    p.hits = calloc((size_t)(n ? n : 1), sizeof *p.hits);
+    assert_non_null(p.hits);
+    ecp_pool_run(pool, probe_chunk, &p, n);
+    assert_int_equal(atomic_load(&p.calls), n);
+    for (int c = 0; c < n; c++)
+        assert_int_equal(atomic_load(&p.hits[c]), 1);
+    free(p.hits);
+    pthread_mutex_destroy(&p.mu);
+    return p.n_callers;
+}
+
+static void test_pool(void **state)
+{
+    (void)state;
+    ecp_error err;
+    ecp_pool *pool = NULL;
+    /* bad sizes are refused with the field named */
+    assert_int_equal(ecp_pool_create(0, &pool, &err), ECP_ERR_ARG);
+    assert_non_null(strstr(err.msg, "threads 0"));
+    assert_null(pool);
+    assert_int_equal(ecp_pool_create(ECP_POOL_MAX_THREADS + 1, &pool, &err), ECP_ERR_ARG);
+    assert_int_equal(ecp_pool_create(2, NULL, &err), ECP_ERR_ARG);
+    /* no pool, and a pool of one thread: everything on the caller */
+    assert_int_equal(ecp_pool_threads(NULL), 1);
+    assert_int_equal(run_probe(NULL, 7), 1);
+    assert_int_equal(ecp_pool_create(1, &pool, &err), ECP_OK);
+    assert_int_equal(ecp_pool_threads(pool), 1);
+    assert_int_equal(run_probe(pool, 5), 1);
+    ecp_pool_free(pool);
+    /* more workers than work, zero jobs, many jobs, and the same pool reused across calls */
+    assert_int_equal(ecp_pool_create(8, &pool, &err), ECP_OK);
+    assert_int_equal(ecp_pool_threads(pool), 8);
+    assert_int_equal(run_probe(pool, 0), 0);
+    assert_int_equal(run_probe(pool, 1), 1);
+    for (int rep = 0; rep < 200; rep++) {
+        int t = run_probe(pool, 1 + rep % 5);
+        assert_true(t >= 1 && t <= 1 + rep % 5);
+    }
+    for (int rep = 0; rep < 20; rep++) {
+        int t = run_probe(pool, 10000);
+        assert_true(t >= 1 && t <= 8);
+    }
+    /* the chunks do run at the same time: each of two waits until the other has started */
+    _Atomic int started = 0;
+    ecp_pool_run(pool, rendezvous_chunk, &started, 2);
+    assert_int_equal(atomic_load(&started), 2);
+    ecp_pool_free(pool);
+    ecp_pool_free(NULL);
+    /* created and freed without a job: a clean shutdown of sleeping workers */
+    assert_int_equal(ecp_pool_create(4, &pool, &err), ECP_OK);
+    ecp_pool_free(pool);
+}
+
 /* Without mpirun the process is rank 0 of 1 and every collective passes its input through:
  * plain ecprune and embedders see no MPI at all. */
 static void test_dist_singleton(void **state)
@@ -205,6 +331,8 @@ int main(void)
         cmocka_unit_test(test_wfile_commit_and_abort),
         cmocka_unit_test(test_rng_streams),
         cmocka_unit_test(test_alloc_overflow),
+        cmocka_unit_test(test_aligned_alloc),
+        cmocka_unit_test(test_pool),
         cmocka_unit_test(test_closest_name),
         cmocka_unit_test(test_blas_threads_push_pop),
         cmocka_unit_test(test_dist_singleton),

@@ -391,6 +391,36 @@ static void test_layer_scope(void **state)
     ecp_mlp_free(m);
 }
 
+/* Pruning takes any model that loads: 80 layers (past the old limit of 64), EC by layer, every
+ * layer's count exact and reported. */
+static void test_deep_model(void **state)
+{
+    (void)state;
+    char arch[512] = "4";
+    for (int l = 0; l < 79; l++)
+        strcat(arch, "-4");
+    strcat(arch, "-2");
+    ecp_mlp *m = make_net(arch, ECP_ACT_TANH, 75, 1.0f);
+    assert_int_equal(ecp_mlp_n_layers(m), 80);
+    ecp_dataset *d = tu_make_data(60, 4, 2, 76, 0.0f);
+    ecp_prune_opts o;
+    ecp_prune_opts_default(&o);
+    o.sparsity = 0.5;
+    o.scope_layer = 1;
+    o.calib = 60;
+    ecp_prune_report rep;
+    ecp_error err;
+    assert_int_equal(ecp_prune(m, d, &o, &rep, &err), ECP_OK);
+    assert_int_equal(rep.n_layers, 80);
+    for (int l = 0; l < 80; l++) {
+        int64_t want = llround(0.5 * m->layer[l].n_in * m->layer[l].n_out);
+        assert_int_equal(ecp_mlp_layer_n_pruned(m, l), want);
+        assert_int_equal(rep.layer_pruned[l], want);
+    }
+    ecp_dataset_free(d);
+    ecp_mlp_free(m);
+}
+
 /* Guard: a layer whose weights all rank lowest still keeps one; the count stays exact. */
 static void test_guard_keeps_a_weight_per_layer(void **state)
 {
@@ -523,6 +553,7 @@ int main(void)
         cmocka_unit_test(test_probe_sensitivity_unbiased),
         cmocka_unit_test(test_exact_count_and_finetune_keeps_zeros),
         cmocka_unit_test(test_layer_scope),
+        cmocka_unit_test(test_deep_model),
         cmocka_unit_test(test_guard_keeps_a_weight_per_layer),
         cmocka_unit_test(test_compensation_applied),
         cmocka_unit_test(test_exact_matches_ec_for_small_weights),

@@ -144,8 +144,11 @@ static void one_shape(ecp_rng *r, int n_out, int n_in, double keep, int empty_ro
             ecp_spmv_csc(&csc, XT, b, YT);
             check_product(W, XT, b, YT, n_out, n_in, 1);
             for (int th = 1; th <= 3; th++) {
-                assert_int_equal(ecp_spmv_csr_mt(&csr, XT, b, YT, th, &err), ECP_OK);
+                ecp_pool *pool = NULL;
+                assert_int_equal(ecp_pool_create(th, &pool, &err), ECP_OK);
+                ecp_spmv_csr_mt(&csr, XT, b, YT, pool);
                 check_product(W, XT, b, YT, n_out, n_in, 1);
+                ecp_pool_free(pool);
             }
             check_lists(W, &csc, XT, b, n_out, n_in);
             ecp_wperm wp;
@@ -160,9 +163,12 @@ static void one_shape(ecp_rng *r, int n_out, int n_in, double keep, int empty_ro
         ecp_spmm_csr(&csr, XT, B, b, YT, 0, n_out);
         check_product(W, XT, b, YT, n_out, n_in, B);
         for (int th = 2; th <= 3; th++) {
+            ecp_pool *pool = NULL;
+            assert_int_equal(ecp_pool_create(th, &pool, &err), ECP_OK);
             memset(YT, 0xff, (size_t)n_out * B * sizeof *YT); /* NaN: every entry must be set */
-            assert_int_equal(ecp_spmm_csr_mt(&csr, XT, B, b, YT, th, &err), ECP_OK);
+            ecp_spmm_csr_mt(&csr, XT, B, b, YT, pool);
             check_product(W, XT, b, YT, n_out, n_in, B);
+            ecp_pool_free(pool);
         }
         free(XT);
         free(YT);

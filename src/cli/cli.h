@@ -58,7 +58,7 @@ void cli_json_string(FILE *f, const char *s);
 /* Writes a number, or null when it is not finite (JSON has no NaN). */
 void cli_json_number(FILE *f, double v);
 /* The dense network of m's depth whose hidden widths are m's scaled by one factor so that its
- * weights + biases are at most `budget` (see ecp_arch_fit_params): sizes (up to 1001), its
+ * weights + biases are at most `budget` (see ecp_arch_fit_params): sizes (up to ECP_MAX_LAYERS + 1), its
  * parameter count and its "784-30-10-10" form. */
 ecp_status cli_arch_like(const ecp_mlp *m, int64_t budget, int *sizes, int64_t *params,
                          char *arch, size_t arch_len, ecp_error *err);
@@ -83,5 +83,57 @@ ecp_status cli_record_prune(ecp_mlp *m, const char *method, const char *sens, do
                             int64_t calib, ecp_error *err);
 /* A note on stderr when `out` will be written at a newer opset than the model's file had. */
 void cli_opset_note(const char *cmd, const ecp_mlp *m, const char *out);
+
+/* ------------------------------------------------------------------ shared option parsing
+ * The options most commands share are parsed once, here: a command lists the ones it takes in
+ * its getopt_long table (CLI_OPT_*) and handles only its own in a callback. */
+#include <getopt.h>
+
+enum { CLI_O_DATA = 1000, CLI_O_SPLIT, CLI_O_TARGET_COLS, CLI_O_THREADS, CLI_O_JSON };
+#define CLI_OPT_DATA {"data", required_argument, 0, CLI_O_DATA}
+#define CLI_OPT_SPLIT {"split", required_argument, 0, CLI_O_SPLIT}
+#define CLI_OPT_TARGET_COLS {"target-cols", required_argument, 0, CLI_O_TARGET_COLS}
+#define CLI_OPT_THREADS {"threads", required_argument, 0, CLI_O_THREADS}
+#define CLI_OPT_JSON {"json", no_argument, 0, CLI_O_JSON}
+#define CLI_OPT_OUTPUT {"output", required_argument, 0, 'o'}
+#define CLI_OPT_HELP {"help", no_argument, 0, 'h'}
+/* --threads: as the inference engine's limit (and the online cores counted, ecp_online_cores) */
+#define CLI_MAX_THREADS 256
+
+typedef struct {
+    const char *cmd;
+    const char *model; /* the one positional argument */
+    const char *data, *split, *target_cols, *out;
+    long threads; /* 0: not given */
+    int json;
+} cli_args;
+
+/* A command's own options: code is getopt_long's value (not 'o', which is -o / --output);
+ * returns 0 or an exit status. */
+typedef int (*cli_opt_fn)(void *ctx, int code, char *arg);
+
+/* Parses argv (getopt_long with short options "o:h" when the table has CLI_OPT_OUTPUT, else
+ * "h"): the shared options into a (split defaults to "test"), the others to fn. Then expects
+ * exactly one model file. Returns 0, -1 after printing --help (exit 0), or an exit status. */
+int cli_parse(cli_args *a, const char *cmd, int argc, char **argv, const struct option *opts,
+              cli_opt_fn fn, void *ctx, void (*help)(FILE *));
+/* 2 (after a message) unless --split is test or train; *use_test set. */
+int cli_check_split(const cli_args *a, int *use_test);
+
+/* A model and a dataset opened together, and their release. */
+typedef struct {
+    ecp_mlp *m;
+    ecp_dataset *train, *test;
+} cli_loaded;
+/* cli_open on a's model, data and target columns. */
+int cli_load(const cli_args *a, cli_loaded *l);
+void cli_loaded_free(cli_loaded *l);
+/* For the commands that run a model on one split: --data required, --split checked, the thread
+ * count set, the model and the data loaded, *d the split asked for. 0, or an exit status after
+ * a message (nothing to free then). */
+int cli_load_split(const cli_args *a, cli_loaded *l, const ecp_dataset **d);
+/* The loss and accuracy: the first fields of the JSON object ({"loss":..,"accuracy":..; the
+ * caller closes it) or the start of the text line ("M on D (test, N samples): loss .."). */
+void cli_print_eval(const cli_args *a, const ecp_eval_result *ev);
 
 #endif

@@ -14,7 +14,6 @@
  * best such median over rounds in which every contender runs in turn (a machine shared with
  * other work slows whoever runs during a burst; rounds spread that over all contenders). */
 #include "cli.h"
-#include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -459,126 +458,139 @@ static void report(int json, const char *model, const char *data, const ecp_spar
         printf("torch: %s\n", pt->why);
 }
 
-int cmd_bench_infer(int argc, char **argv)
+/* bench-infer's own options. */
+typedef struct {
+    long batches[MAX_BATCHES], rounds, maxb;
+    int nb, torch, ort;
+    double secs;
+} bench_opts;
+
+static int bench_opt(void *ctx, int c, char *arg)
 {
-    static const struct option opts[] = {
-        {"batch", required_argument, 0, 'b'},  {"threads", required_argument, 0, 't'},
-        {"data", required_argument, 0, 'd'},   {"seconds", required_argument, 0, 's'},
-        {"no-torch", no_argument, 0, 'n'},     {"no-ort", no_argument, 0, 'o'},
-        {"rounds", required_argument, 0, 'r'},
-        {"json", no_argument, 0, 'j'},         {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    long batches[MAX_BATCHES] = {1, 256}, threads = 1, rounds = 3;
-    int nb = 2, json = 0, torch = 1, ort = 1, c, rc;
-    double secs = 0.5;
-    const char *data = NULL;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'b': if ((rc = parse_batches(optarg, batches, &nb))) return rc; break;
-        case 't': if ((rc = cli_parse_int("bench-infer", "--threads", optarg, 1, 256, &threads))) return rc; break;
-        case 's': if ((rc = cli_parse_double("bench-infer", "--seconds", optarg, 0.01, 60, &secs))) return rc; break;
-        case 'r': if ((rc = cli_parse_int("bench-infer", "--rounds", optarg, 1, 100, &rounds))) return rc; break;
-        case 'd': data = optarg; break;
-        case 'n': torch = 0; break;
-        case 'o': ort = 0; break;
-        case 'j': json = 1; break;
-        case 'h': help(stdout); return 0;
-        default: return cli_usage_error("bench-infer", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
+    bench_opts *o = ctx;
+    switch (c) {
+    case 'b': return parse_batches(arg, o->batches, &o->nb);
+    case 's': return cli_parse_double("bench-infer", "--seconds", arg, 0.01, 60, &o->secs);
+    case 'r': return cli_parse_int("bench-infer", "--rounds", arg, 1, 100, &o->rounds);
+    case 'n': o->torch = 0; return 0;
+    default: o->ort = 0; return 0; /* 'O' */
     }
-    if (optind != argc - 1)
-        return cli_usage_error("bench-infer", "expected exactly one model file");
-    cli_set_threads((int)threads);
-    const char *model = argv[optind];
-    ecp_error err = {0};
-    ecp_mlp *m = NULL;
-    ecp_dataset *train = NULL, *test = NULL;
-    ecp_sparse_net *eng[3] = {NULL, NULL, NULL}; /* dense, auto, forced sparse */
-    float *x = NULL, *y = NULL;
-    int status = 1;
-    long maxb = 1;
-    for (int i = 0; i < nb; i++)
-        maxb = batches[i] > maxb ? batches[i] : maxb;
-    if (ecp_onnx_load(&m, model, &err)) {
-        status = cli_die("bench-infer", &err);
-        goto done;
-    }
-    int n_in = ecp_mlp_n_in(m), n_out = ecp_mlp_n_out(m);
-    size_t n_x = (size_t)(N_INPUTS > maxb ? N_INPUTS : maxb);
-    x = malloc(n_x * n_in * sizeof *x);
-    y = malloc((size_t)maxb * n_out * sizeof *y);
-    if (!x || !y) {
-        fprintf(stderr, "ecprune bench-infer: out of memory\n");
-        goto done;
-    }
-    if (data) {
-        ecp_data_opts dopt;
-        ecp_data_opts_default(&dopt);
-        if (ecp_data_open(data, &dopt, &train, &test, &err) ||
-            ecp_check_fit(m, test, model, data, &err)) {
-            status = cli_die("bench-infer", &err);
-            goto done;
-        }
-        for (size_t i = 0; i < n_x; i++)
-            memcpy(x + i * n_in, test->x + (i % (size_t)test->n) * n_in, (size_t)n_in * sizeof *x);
-    } else {
+}
+
+/* n_x input rows for m: the test split of --data in turn, else uniform random. */
+static int make_inputs(const cli_args *a, const ecp_mlp *m, size_t n_x, float *x)
+{
+    int n_in = ecp_mlp_n_in(m);
+    if (!a->data) {
         ecp_rng r;
         ecp_rng_seed(&r, 1);
         for (size_t i = 0; i < n_x * n_in; i++)
             x[i] = (float)ecp_rng_uniform(&r);
+        return 0;
     }
+    ecp_error err = {0};
+    ecp_data_opts dopt;
+    ecp_data_opts_default(&dopt);
+    ecp_dataset *train = NULL, *test = NULL;
+    int rc = 0;
+    if (ecp_data_open(a->data, &dopt, &train, &test, &err) ||
+        ecp_check_fit(m, test, a->model, a->data, &err))
+        rc = cli_die("bench-infer", &err);
+    else
+        for (size_t i = 0; i < n_x; i++)
+            memcpy(x + i * n_in, test->x + (i % (size_t)test->n) * n_in, (size_t)n_in * sizeof *x);
+    ecp_dataset_free(train);
+    ecp_dataset_free(test);
+    return rc;
+}
+
+/* The engines timed: dense, auto, forced sparse. */
+static int make_engines(const ecp_mlp *m, long threads, long maxb, ecp_sparse_net *eng[3])
+{
     static const ecp_engine_mode modes[3] = {ECP_ENGINE_DENSE, ECP_ENGINE_AUTO, ECP_ENGINE_SPARSE};
+    ecp_error err = {0};
     for (int k = 0; k < 3; k++) {
         ecp_sparse_opts so;
         ecp_sparse_opts_default(&so);
         so.mode = modes[k];
         so.threads = (int)threads;
         so.max_batch = (int)maxb;
-        if (ecp_sparse_create(&eng[k], m, &so, &err)) {
-            status = cli_die("bench-infer", &err);
-            goto done;
-        }
+        if (ecp_sparse_create(&eng[k], m, &so, &err))
+            return cli_die("bench-infer", &err);
     }
-    /* Rounds: every contender is timed once per round, in turn, and keeps its best round, so
-     * that a burst of load from elsewhere on a shared machine hits one round of one contender,
-     * not the whole comparison. */
-    /* Forcing the sparse formats on a mostly dense model only measures a mistake, slowly
-     * (1024-4096-4096-1024 dense at batch 1024: seconds per call); reported as null. */
-    const int n_eng = ecp_sparse_density(eng[1]) < 0.5 ? 3 : 2;
+    return 0;
+}
+
+/* Rounds: every contender is timed once per round, in turn, and keeps its best round, so that a
+ * burst of load from elsewhere on a shared machine hits one round of one contender, not the
+ * whole comparison. Forcing the sparse formats on a mostly dense model only measures a mistake,
+ * slowly (1024-4096-4096-1024 dense at batch 1024: seconds per call); reported as null. */
+static int time_rounds(const cli_args *a, const bench_opts *o, const ecp_mlp *m,
+                       ecp_sparse_net *eng[3], const float *x, size_t n_x, float *y)
+{
+    const int n_eng = ecp_sparse_density(eng[1]) < 0.5 ? 3 : 2, n_in = ecp_mlp_n_in(m);
     double t[3][MAX_BATCHES];
-    for (int i = 0; i < nb; i++)
+    for (int i = 0; i < o->nb; i++)
         t[2][i] = -1;
     peer_result pt, po;
-    peer_init(&pt, torch ? "PyTorch unavailable" : "skipped (--no-torch)");
-    peer_init(&po, ort ? "ONNX Runtime unavailable" : "skipped (--no-ort)");
-    for (long round = 0; round < rounds; round++) {
-        for (int i = 0; i < nb; i++)
+    peer_init(&pt, o->torch ? "PyTorch unavailable" : "skipped (--no-torch)");
+    peer_init(&po, o->ort ? "ONNX Runtime unavailable" : "skipped (--no-ort)");
+    ecp_error err = {0};
+    for (long round = 0; round < o->rounds; round++) {
+        for (int i = 0; i < o->nb; i++)
             for (int k = 0; k < n_eng; k++) {
                 double v = 0;
-                if (time_engine(eng[k], x, n_in, (int)batches[i], secs, y, &v, &err)) {
-                    status = cli_die("bench-infer", &err);
-                    goto done;
-                }
+                if (time_engine(eng[k], x, n_in, (int)o->batches[i], o->secs, y, &v, &err))
+                    return cli_die("bench-infer", &err);
                 t[k][i] = round == 0 || v < t[k][i] ? v : t[k][i];
             }
-        run_peers(m, model, x, n_x * (size_t)n_in, batches, nb, threads, secs,
-                  torch ? &pt : NULL, ort ? &po : NULL);
+        run_peers(m, a->model, x, n_x * (size_t)n_in, o->batches, o->nb, a->threads, o->secs,
+                  o->torch ? &pt : NULL, o->ort ? &po : NULL);
     }
-    report(json, model, data, eng[1], threads, rounds, batches, nb, t, &pt, &po);
-    if (pt.why[0] && torch)
+    report(a->json, a->model, a->data, eng[1], a->threads, o->rounds, o->batches, o->nb, t, &pt,
+           &po);
+    if (pt.why[0] && o->torch)
         fprintf(stderr, "ecprune bench-infer: %s\n", pt.why);
-    if (po.why[0] && ort)
+    if (po.why[0] && o->ort)
         fprintf(stderr, "ecprune bench-infer: %s\n", po.why);
-    status = 0;
-done:
+    return 0;
+}
+
+int cmd_bench_infer(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"batch", required_argument, 0, 'b'}, CLI_OPT_THREADS, CLI_OPT_DATA,
+        {"seconds", required_argument, 0, 's'}, {"no-torch", no_argument, 0, 'n'},
+        {"no-ort", no_argument, 0, 'O'}, {"rounds", required_argument, 0, 'r'}, CLI_OPT_JSON,
+        CLI_OPT_HELP, {0, 0, 0, 0}};
+    bench_opts o = {{1, 256}, 3, 1, 2, 1, 1, 0.5};
+    cli_args a;
+    int rc = cli_parse(&a, "bench-infer", argc, argv, opts, bench_opt, &o, help);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if (!a.threads)
+        a.threads = 1;
+    cli_set_threads((int)a.threads);
+    for (int i = 0; i < o.nb; i++)
+        o.maxb = o.batches[i] > o.maxb ? o.batches[i] : o.maxb;
+    ecp_error err = {0};
+    ecp_mlp *m = NULL;
+    if (ecp_onnx_load(&m, a.model, &err))
+        return cli_die("bench-infer", &err);
+    ecp_sparse_net *eng[3] = {NULL, NULL, NULL};
+    size_t n_x = (size_t)(N_INPUTS > o.maxb ? N_INPUTS : o.maxb);
+    float *x = malloc(n_x * ecp_mlp_n_in(m) * sizeof *x);
+    float *y = malloc((size_t)o.maxb * ecp_mlp_n_out(m) * sizeof *y);
+    if (!x || !y) {
+        fprintf(stderr, "ecprune bench-infer: out of memory\n");
+        rc = 1;
+    }
+    if (!rc && !(rc = make_inputs(&a, m, n_x, x)) && !(rc = make_engines(m, a.threads, o.maxb, eng)))
+        rc = time_rounds(&a, &o, m, eng, x, n_x, y);
     for (int k = 0; k < 3; k++)
         ecp_sparse_free(eng[k]);
     free(x);
     free(y);
     ecp_mlp_free(m);
-    ecp_dataset_free(train);
-    ecp_dataset_free(test);
-    return status;
+    return rc;
 }

@@ -1,6 +1,5 @@
 /* ecprune eval: loss (and accuracy) of a model on a dataset split. */
 #include "cli.h"
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +19,12 @@ static void help(FILE *f)
                "  --json                {\"loss\":..., \"accuracy\":..., \"n\":...}\n");
 }
 
+static int eval_opt(void *ctx, int c, char *arg)
+{
+    *(const char **)ctx = arg; /* --predictions, the only option of eval's own */
+    return 0;
+}
+
 static ecp_status write_predictions(const ecp_mlp *m, const ecp_dataset *d, const char *path,
                                     ecp_error *err)
 {
@@ -36,80 +41,32 @@ static ecp_status write_predictions(const ecp_mlp *m, const ecp_dataset *d, cons
 int cmd_eval(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"data", required_argument, 0, 'd'},  {"split", required_argument, 0, 's'},
-        {"predictions", required_argument, 0, 'p'}, {"target-cols", required_argument, 0, 'T'},
-        {"threads", required_argument, 0, 't'}, {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
-    const char *data = NULL, *split = "test", *pred = NULL, *target_cols = NULL;
-    long threads = 0;
-    int json = 0, c, rc;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd': data = optarg; break;
-        case 's': split = optarg; break;
-        case 'p': pred = optarg; break;
-        case 'T': target_cols = optarg; break;
-        case 't': if ((rc = cli_parse_int("eval", "--threads", optarg, 1, 1024, &threads))) return rc; break;
-        case 'j': json = 1; break;
-        case 'h': help(stdout); return 0;
-        default: return cli_usage_error("eval", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind != argc - 1)
-        return cli_usage_error("eval", "expected exactly one model file");
-    if (!data)
-        return cli_usage_error("eval", "--data is required");
+        CLI_OPT_DATA, CLI_OPT_SPLIT, {"predictions", required_argument, 0, 'p'},
+        CLI_OPT_TARGET_COLS, CLI_OPT_THREADS, CLI_OPT_JSON, CLI_OPT_HELP, {0, 0, 0, 0}};
+    cli_args a;
+    const char *pred = NULL;
+    int rc = cli_parse(&a, "eval", argc, argv, opts, eval_opt, &pred, help);
+    if (rc)
+        return rc < 0 ? 0 : rc;
     if (pred && (rc = cli_check_output("eval", "--predictions", pred)))
         return rc;
-    int use_test = !strcmp(split, "test");
-    if (!use_test && strcmp(split, "train"))
-        return cli_usage_error("eval", "--split '%s': choose test or train", split);
-    if (!threads) /* the ranks on one machine share its cores */
-        threads = ecp_dist_default_threads();
-    cli_set_threads((int)threads);
-    const char *model = argv[optind];
-    ecp_error err = {0};
-    ecp_mlp *m = NULL;
-    ecp_dataset *train = NULL, *test = NULL;
-    int status = 1;
-    if (ecp_dist_agree(cli_open_err(model, data, target_cols, &m, &train, &test, &err), &err)) {
-        status = cli_die("eval", &err);
-        goto done;
-    }
-    const ecp_dataset *d = use_test ? test : train;
+    cli_loaded l;
+    const ecp_dataset *d;
+    if ((rc = cli_load_split(&a, &l, &d)))
+        return rc;
     ecp_eval_result ev;
-    if (ecp_evaluate(m, d, &ev, &err)) {
-        status = cli_die("eval", &err);
-        goto done;
-    }
-    /* rank 0 alone writes the predictions; the others learn how it went */
-    if (ecp_dist_agree(pred && ecp_dist_rank() == 0 ? write_predictions(m, d, pred, &err)
-                                                    : ECP_OK, &err)) {
-        status = cli_die("eval", &err);
-        goto done;
-    }
-    if (ecp_dist_rank() != 0) {
-        status = 0;
-        goto done;
-    }
-    if (json) {
-        printf("{\"loss\":%.9g", ev.loss);
-        if (ev.accuracy >= 0)
-            printf(",\"accuracy\":%.6f", ev.accuracy);
-        printf(",\"n\":%lld}\n", (long long)ev.n);
-    } else {
-        printf("%s on %s (%s, %lld samples): loss %.6f", model, data, split, (long long)ev.n,
-               ev.loss);
-        if (ev.accuracy >= 0)
-            printf("  accuracy %.2f%%", 100 * ev.accuracy);
+    ecp_error err = {0};
+    /* rank 0 alone writes the predictions and prints; the others learn how it went */
+    if (ecp_evaluate(l.m, d, &ev, &err) ||
+        ecp_dist_agree(pred && ecp_dist_rank() == 0 ? write_predictions(l.m, d, pred, &err)
+                                                    : ECP_OK, &err))
+        rc = cli_die("eval", &err);
+    else if (ecp_dist_rank() == 0) {
+        cli_print_eval(&a, &ev);
+        if (a.json)
+            printf(",\"n\":%lld}", (long long)ev.n);
         printf("\n");
     }
-    status = 0;
-done:
-    ecp_mlp_free(m);
-    ecp_dataset_free(train);
-    ecp_dataset_free(test);
-    return status;
+    cli_loaded_free(&l);
+    return rc;
 }

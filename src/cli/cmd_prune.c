@@ -277,6 +277,260 @@ static int structure_option(int argc, char **argv)
     return 0;
 }
 
+enum { O_SENS = 256, O_PROBES, O_SCOPE, O_EXCL, O_STEPS, O_FT, O_LR, O_BATCH, O_CALIB, O_SEED,
+       O_DUMP, O_METHOD, O_SPARSITY, O_SEQ, O_ALLOC, O_ALLOC_M, O_WEIGHT, O_DAMP, O_BLOCK,
+       O_REFIT, O_PATTERN };
+
+/* What prune's own options set. */
+typedef struct {
+    ecp_prune_opts po;
+    const char *dump;
+    int calib_given;
+    ecp_onnx_options store;
+} prune_args;
+
+/* The numeric options; -1 when c is not one of them. */
+static int prune_number(prune_args *p, int c, const char *arg)
+{
+    ecp_prune_opts *po = &p->po;
+    long v = 0;
+    double d = 0;
+    int rc;
+#define INT_OPT(flag, lo, hi, field)                                                             \
+    if (!(rc = cli_parse_int("prune", flag, arg, lo, hi, &v)))                                   \
+        field = v;                                                                               \
+    return rc
+#define REAL_OPT(flag, lo, hi, field)                                                            \
+    if (!(rc = cli_parse_double("prune", flag, arg, lo, hi, &d)))                                \
+        field = d;                                                                               \
+    return rc
+    switch (c) {
+    case O_PROBES: INT_OPT("--probes", 1, 100000, po->probes);
+    case O_STEPS: INT_OPT("--steps", 1, 1000, po->steps);
+    case O_FT: INT_OPT("--finetune-epochs", 0, 10000, po->finetune_epochs);
+    case O_LR: REAL_OPT("--lr", 1e-12, 100, po->finetune.optim.lr);
+    case O_BATCH: INT_OPT("--batch", 1, 1 << 20, po->finetune.batch);
+    case O_SEED: INT_OPT("--seed", 0, 0x7fffffffL, po->seed);
+    case O_DAMP: REAL_OPT("--damping", 0, 1e6, po->damping);
+    case O_BLOCK: INT_OPT("--block", 1, 65536, po->block);
+    case O_CALIB:
+        p->calib_given = 1;
+        INT_OPT("--calib", 1, 1L << 40, po->calib);
+    case O_SPARSITY:
+        if ((rc = sparsity_fraction(arg)) || (rc = cli_parse_double("prune", "--sparsity", arg, 0, 1, &d)))
+            return rc;
+        if (d >= 1)
+            return cli_usage_error("prune", "--sparsity %s: must be below 1 (a layer keeps "
+                                   "at least one weight)", arg);
+        po->sparsity = d;
+        return 0;
+    }
+#undef INT_OPT
+#undef REAL_OPT
+    return -1;
+}
+
+/* The options that name a choice. */
+static int prune_choice(prune_args *p, int c, char *arg)
+{
+    ecp_prune_opts *po = &p->po;
+    ecp_error err = {0};
+    switch (c) {
+    case O_METHOD: return method_spec(arg, po); /* NAME or NAME:SENSITIVITY, as sweep spells it */
+    case O_SENS: return ecp_sens_parse(arg, &po->sens, &err) ? cli_die("prune", &err) : 0;
+    case O_SCOPE:
+        if (strcmp(arg, "global") && strcmp(arg, "layer"))
+            return cli_usage_error("prune", "--scope '%s': choose global or layer", arg);
+        po->scope_layer = !strcmp(arg, "layer");
+        return 0;
+    case O_EXCL: return parse_excludes(arg, &po->exclude_mask);
+    case O_SEQ: po->sequential = 1; return 0;
+    case O_ALLOC:
+        if (strcmp(arg, "global") && strcmp(arg, "uniform"))
+            return cli_usage_error("prune", "--allocation '%s': choose global or uniform", arg);
+        po->allocation = !strcmp(arg, "global") ? ECP_ALLOC_GLOBAL : ECP_ALLOC_UNIFORM;
+        return 0;
+    case O_ALLOC_M: po->allocation_method = arg; return check_method_spec(arg);
+    case O_WEIGHT: return parse_weighting(arg, &po->weighting);
+    case O_REFIT:
+        if (strcmp(arg, "auto") && strcmp(arg, "on") && strcmp(arg, "off"))
+            return cli_usage_error("prune", "--refit '%s': choose auto, on or off", arg);
+        po->refit = !strcmp(arg, "on") ? 1 : !strcmp(arg, "off") ? -1 : 0;
+        return 0;
+    case O_DUMP: p->dump = arg; return 0;
+    case O_PATTERN:
+        if (ecp_pattern_parse(arg, &po->nm_n, &po->nm_m, &err))
+            return cli_usage_error("prune", "--pattern %s", err.msg + strlen("pattern "));
+        return 0;
+    }
+    return cli_usage_error("prune", "unknown option");
+}
+
+static int prune_opt(void *ctx, int c, char *arg)
+{
+    int rc = prune_number(ctx, c, arg);
+    return rc >= 0 ? rc : prune_choice(ctx, c, arg);
+}
+
+/* The checks that need no file, and the thread count. */
+static int prune_check_args(cli_args *a, prune_args *p)
+{
+    ecp_prune_opts *po = &p->po;
+    int rc;
+    if (po->nm_m) /* the pattern sets the sparsity; the reports show it as the target */
+        po->sparsity = 1.0 - (double)po->nm_n / po->nm_m;
+    if (!a->data || (!a->out && !p->dump))
+        return cli_usage_error("prune", "--data and -o are required");
+    if (a->out && ecp_dist_size() == 1 && (rc = cli_check_model_output("prune", a->out, &p->store)))
+        return rc;
+    if (!a->threads && ecp_dist_size() > 1) { /* the processes on a machine share its cores */
+        long per = sysconf(_SC_NPROCESSORS_ONLN) / ecp_dist_local_size();
+        a->threads = per > 1 ? per : 1;
+    }
+    cli_set_threads((int)a->threads);
+    po->finetune.threads = (int)a->threads;
+    po->threads = (int)a->threads;
+    return 0;
+}
+
+/* Opens the model and the data. Under mpirun a file one rank cannot read stops every rank with
+ * that rank's message. */
+static int prune_open(const cli_args *a, cli_loaded *l)
+{
+    ecp_error err = {0};
+    ecp_status s = ECP_OK;
+    memset(l, 0, sizeof *l);
+    if (a->out && ecp_dist_size() > 1 && ecp_dist_rank() == 0 && ecp_output_check(a->out, &err))
+        s = ecp_fail(&err, err.code, "-o %.1000s", err.msg);
+    if (!s)
+        s = cli_open_err(a->model, a->data, a->target_cols, &l->m, &l->train, &l->test, &err);
+    return ecp_dist_agree(s, &err) ? cli_die("prune", &err) : 0;
+}
+
+/* The checks against the model and the data. */
+static int prune_check_fit(const cli_args *a, prune_args *p, const cli_loaded *l)
+{
+    ecp_prune_opts *po = &p->po;
+    int L = ecp_mlp_n_layers(l->m);
+    if (!p->calib_given && po->calib > l->train->n)
+        po->calib = l->train->n;
+    if (po->calib > l->train->n)
+        return cli_usage_error("prune", "--calib %lld: the training set has only %lld samples",
+                               (long long)po->calib, (long long)l->train->n);
+    if (L < 64 && po->exclude_mask >> L)
+        return cli_usage_error("prune", "--exclude-layer: %s has layers 0 to %d only", a->model,
+                               L - 1);
+    return 0;
+}
+
+typedef struct {
+    ecp_eval_result before, after;
+    ecp_prune_report rep;
+} prune_result;
+
+static void print_prune_json(const ecp_prune_opts *po, const ecp_mlp *m, const prune_result *r)
+{
+    const ecp_prune_report *rep = &r->rep;
+    printf("{\"method\":\"%s\",\"sensitivity\":\"%s\",\"target\":%.6f,\"sparsity\":%.6f,",
+           po->method, ecp_sens_name(po->sens), po->sparsity,
+           (double)rep->pruned / (double)rep->weights);
+    if (ecp_prune_method_reconstructs(po->method))
+        print_reconstruction_json(po);
+    printf("\"before\":{\"loss\":%.9g", r->before.loss);
+    if (r->before.accuracy >= 0) printf(",\"accuracy\":%.6f", r->before.accuracy);
+    printf("},\"after\":{\"loss\":%.9g", r->after.loss);
+    if (r->after.accuracy >= 0) printf(",\"accuracy\":%.6f", r->after.accuracy);
+    printf("},\"layers\":[");
+    for (int l = 0; l < ecp_mlp_n_layers(m); l++) {
+        double nw = (double)ecp_mlp_layer_in(m, l) * ecp_mlp_layer_out(m, l);
+        printf("%s{\"sparsity\":%.6f,\"pruned\":%lld,\"dead_neurons\":%d}", l ? "," : "",
+               rep->layer_pruned[l] / nw, (long long)rep->layer_pruned[l], rep->dead_inputs[l]);
+    }
+    printf("],\"pruned\":%lld,\"weights\":%lld,\"steps\":%d,\"finetune_epochs\":%d,"
+           "\"calib\":%lld,\"stats_seconds\":%.4f,\"seconds\":%.4f}\n",
+           (long long)rep->pruned, (long long)rep->weights, po->steps, po->finetune_epochs,
+           (long long)po->calib, rep->stats_seconds, rep->seconds);
+}
+
+static void print_layers(const ecp_mlp *m, const ecp_prune_report *rep)
+{
+    for (int l = 0; l < ecp_mlp_n_layers(m); l++) {
+        double nw = (double)ecp_mlp_layer_in(m, l) * ecp_mlp_layer_out(m, l);
+        printf("    layer %d  %5d x %-5d  sparsity %.4f", l, ecp_mlp_layer_out(m, l),
+               ecp_mlp_layer_in(m, l), rep->layer_pruned[l] / nw);
+        if (rep->dead_inputs[l])
+            printf("  (%d neuron%s left with no input)", rep->dead_inputs[l],
+                   rep->dead_inputs[l] == 1 ? "" : "s");
+        printf("\n");
+    }
+}
+
+static void print_prune_text(const cli_args *a, const ecp_prune_opts *po, const ecp_mlp *m,
+                             const prune_result *r)
+{
+    const ecp_prune_report *rep = &r->rep;
+    char scope[128];
+    printf("%s: method %s", a->model, po->method);
+    if (!strcmp(po->method, "ec") || !strcmp(po->method, "ec-exact") ||
+        !strcmp(po->method, "ec-obs"))
+        printf(" (sensitivity %s)", ecp_sens_name(po->sens));
+    printf(", %s, %d step%s, %d fine-tuning epoch%s, %lld calibration samples\n",
+           scope_text(po, scope, sizeof scope), po->steps, po->steps > 1 ? "s" : "",
+           po->finetune_epochs, po->finetune_epochs == 1 ? "" : "s", (long long)po->calib);
+    printf("  %-8s %12s %10s\n", "", "test loss", "accuracy");
+    printf("  %-8s %12.6f", "before", r->before.loss);
+    if (r->before.accuracy >= 0) printf(" %9.2f%%", 100 * r->before.accuracy);
+    printf("\n  %-8s %12.6f", "after", r->after.loss);
+    if (r->after.accuracy >= 0) printf(" %9.2f%%", 100 * r->after.accuracy);
+    printf("\n  sparsity %.4f (%lld of %lld weights)\n",
+           (double)rep->pruned / (double)rep->weights, (long long)rep->pruned,
+           (long long)rep->weights);
+    print_layers(m, rep);
+    if (po->nm_m)
+        printf("  pattern %d:%d: in every %d consecutive inputs of a row, at most %d weights "
+               "kept (recorded in the file)\n", po->nm_n, po->nm_m, po->nm_m, po->nm_n);
+    printf("  statistics and scores: %.3f s; total %.3f s\n  wrote %s\n", rep->stats_seconds,
+           rep->seconds, a->out);
+}
+
+/* Scores (--dump-scores), then prune, evaluate before and after, save, report. */
+static int prune_run(const cli_args *a, prune_args *p, cli_loaded *l)
+{
+    ecp_prune_opts *po = &p->po;
+    ecp_error err = {0};
+    int rc;
+    if ((rc = prune_check_fit(a, p, l)))
+        return rc;
+    if (p->dump && dump_scores(l->m, l->train, po, p->dump, &err))
+        return cli_die("prune", &err);
+    if (!a->out)
+        return 0;
+    already_sparse_note(l->m, po);
+    prune_result r;
+    po->progress = ecp_dist_rank() == 0;
+    ecp_status s;
+    if ((s = ecp_evaluate(l->m, l->test, &r.before, &err)) ||
+        (s = ecp_prune(l->m, l->train, po, &r.rep, &err)) ||
+        (s = ecp_evaluate(l->m, l->test, &r.after, &err)) ||
+        (s = cli_record_prune(l->m, po->method, ecp_sens_name(po->sens),
+                              r.rep.weights ? (double)r.rep.pruned / (double)r.rep.weights : 0,
+                              po->calib, &err)))
+        ;
+    else if (ecp_dist_rank() == 0) { /* one writer; the others learn how it went */
+        cli_opset_note("prune", l->m, a->out);
+        s = ecp_onnx_save_with(l->m, a->out, &p->store, &err);
+    }
+    if (ecp_dist_agree(s, &err))
+        return cli_die("prune", &err);
+    if (ecp_dist_rank() != 0)
+        return 0;
+    if (a->json)
+        print_prune_json(po, l->m, &r);
+    else
+        print_prune_text(a, po, l->m, &r);
+    return 0;
+}
+
 int cmd_prune(int argc, char **argv)
 {
     int st = structure_option(argc, argv);
@@ -292,261 +546,31 @@ int cmd_prune(int argc, char **argv)
     ecp_onnx_options store;
     if ((argc = cli_take_storage("prune", argc, argv, &store)) < 0)
         return 2;
-    enum { O_SENS = 256, O_PROBES, O_SCOPE, O_EXCL, O_STEPS, O_FT, O_LR, O_BATCH, O_CALIB, O_SEED,
-           O_DUMP, O_THREADS, O_TC, O_JSON, O_METHOD, O_SPARSITY, O_DATA, O_SEQ, O_ALLOC,
-           O_ALLOC_M, O_WEIGHT, O_DAMP, O_BLOCK, O_REFIT };
-    enum { O_PATTERN = 400 };
     static const struct option opts[] = {
-        {"data", required_argument, 0, O_DATA},       {"method", required_argument, 0, O_METHOD},
+        CLI_OPT_DATA, {"method", required_argument, 0, O_METHOD},
         {"sensitivity", required_argument, 0, O_SENS}, {"probes", required_argument, 0, O_PROBES},
         {"sparsity", required_argument, 0, O_SPARSITY}, {"scope", required_argument, 0, O_SCOPE},
         {"exclude-layer", required_argument, 0, O_EXCL}, {"steps", required_argument, 0, O_STEPS},
         {"finetune-epochs", required_argument, 0, O_FT}, {"lr", required_argument, 0, O_LR},
         {"batch", required_argument, 0, O_BATCH},     {"calib", required_argument, 0, O_CALIB},
         {"seed", required_argument, 0, O_SEED},       {"dump-scores", required_argument, 0, O_DUMP},
-        {"threads", required_argument, 0, O_THREADS}, {"target-cols", required_argument, 0, O_TC},
-        {"output", required_argument, 0, 'o'},        {"json", no_argument, 0, O_JSON},
-        {"help", no_argument, 0, 'h'},                {"sequential", no_argument, 0, O_SEQ},
-        {"allocation", required_argument, 0, O_ALLOC},
+        CLI_OPT_THREADS, CLI_OPT_TARGET_COLS, CLI_OPT_OUTPUT, CLI_OPT_JSON, CLI_OPT_HELP,
+        {"sequential", no_argument, 0, O_SEQ},        {"allocation", required_argument, 0, O_ALLOC},
         {"allocation-method", required_argument, 0, O_ALLOC_M},
         {"weighting", required_argument, 0, O_WEIGHT}, {"damping", required_argument, 0, O_DAMP},
-        {"block", required_argument, 0, O_BLOCK},
-        {"refit", required_argument, 0, O_REFIT},
-        {"pattern", required_argument, 0, O_PATTERN},
-        {0, 0, 0, 0}};
-    ecp_prune_opts po;
-    ecp_prune_opts_default(&po);
-    const char *data = NULL, *out = NULL, *dump = NULL, *target_cols = NULL;
-    long v, threads = 0;
-    double d;
-    int json = 0, c, rc, calib_given = 0;
-    ecp_error err = {0};
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
-        switch (c) {
-        case O_DATA: data = optarg; break;
-        case O_METHOD: /* NAME or NAME:SENSITIVITY, as sweep --methods spells it */
-            if ((rc = method_spec(optarg, &po)))
-                return rc;
-            break;
-        case O_SENS:
-            if (ecp_sens_parse(optarg, &po.sens, &err))
-                return cli_die("prune", &err);
-            break;
-        case O_PROBES:
-            if ((rc = cli_parse_int("prune", "--probes", optarg, 1, 100000, &v))) return rc;
-            po.probes = (int)v;
-            break;
-        case O_SPARSITY:
-            if ((rc = sparsity_fraction(optarg))) return rc;
-            if ((rc = cli_parse_double("prune", "--sparsity", optarg, 0, 1, &d))) return rc;
-            if (d >= 1)
-                return cli_usage_error("prune", "--sparsity %s: must be below 1 (a layer keeps "
-                                       "at least one weight)", optarg);
-            po.sparsity = d;
-            break;
-        case O_SCOPE:
-            if (!strcmp(optarg, "global")) po.scope_layer = 0;
-            else if (!strcmp(optarg, "layer")) po.scope_layer = 1;
-            else return cli_usage_error("prune", "--scope '%s': choose global or layer", optarg);
-            break;
-        case O_EXCL: if ((rc = parse_excludes(optarg, &po.exclude_mask))) return rc; break;
-        case O_STEPS:
-            if ((rc = cli_parse_int("prune", "--steps", optarg, 1, 1000, &v))) return rc;
-            po.steps = (int)v;
-            break;
-        case O_FT:
-            if ((rc = cli_parse_int("prune", "--finetune-epochs", optarg, 0, 10000, &v))) return rc;
-            po.finetune_epochs = (int)v;
-            break;
-        case O_LR:
-            if ((rc = cli_parse_double("prune", "--lr", optarg, 1e-12, 100, &d))) return rc;
-            po.finetune.optim.lr = d;
-            break;
-        case O_BATCH:
-            if ((rc = cli_parse_int("prune", "--batch", optarg, 1, 1 << 20, &v))) return rc;
-            po.finetune.batch = (int)v;
-            break;
-        case O_CALIB:
-            if ((rc = cli_parse_int("prune", "--calib", optarg, 1, 1L << 40, &v))) return rc;
-            po.calib = v;
-            calib_given = 1;
-            break;
-        case O_SEED:
-            if ((rc = cli_parse_int("prune", "--seed", optarg, 0, 0x7fffffffL, &v))) return rc;
-            po.seed = (uint64_t)v;
-            break;
-        case O_SEQ: po.sequential = 1; break;
-        case O_ALLOC:
-            if (!strcmp(optarg, "global")) po.allocation = ECP_ALLOC_GLOBAL;
-            else if (!strcmp(optarg, "uniform")) po.allocation = ECP_ALLOC_UNIFORM;
-            else return cli_usage_error("prune", "--allocation '%s': choose global or uniform",
-                                        optarg);
-            break;
-        case O_ALLOC_M:
-            if ((rc = check_method_spec(optarg))) return rc;
-            po.allocation_method = optarg;
-            break;
-        case O_WEIGHT:
-            if ((rc = parse_weighting(optarg, &po.weighting))) return rc;
-            break;
-        case O_DAMP:
-            if ((rc = cli_parse_double("prune", "--damping", optarg, 0, 1e6, &d))) return rc;
-            po.damping = d;
-            break;
-        case O_BLOCK:
-            if ((rc = cli_parse_int("prune", "--block", optarg, 1, 65536, &v))) return rc;
-            po.block = (int)v;
-            break;
-        case O_REFIT:
-            if (!strcmp(optarg, "auto")) po.refit = 0;
-            else if (!strcmp(optarg, "on")) po.refit = 1;
-            else if (!strcmp(optarg, "off")) po.refit = -1;
-            else return cli_usage_error("prune", "--refit '%s': choose auto, on or off", optarg);
-            break;
-        case O_DUMP: dump = optarg; break;
-        case O_THREADS:
-            if ((rc = cli_parse_int("prune", "--threads", optarg, 1, 1024, &threads))) return rc;
-            break;
-        case O_TC: target_cols = optarg; break;
-        case 'o': out = optarg; break;
-        case O_JSON: json = 1; break;
-        case O_PATTERN:
-            if (ecp_pattern_parse(optarg, &po.nm_n, &po.nm_m, &err))
-                return cli_usage_error("prune", "--pattern %s", err.msg + strlen("pattern "));
-            break;
-        case 'h': help(stdout); return 0;
-        default: return cli_usage_error("prune", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
-    }
-    if (po.nm_m) /* the pattern sets the sparsity; the reports show it as the target */
-        po.sparsity = 1.0 - (double)po.nm_n / po.nm_m;
-    if (optind != argc - 1)
-        return cli_usage_error("prune", "expected exactly one model file");
-    if (!data || (!out && !dump))
-        return cli_usage_error("prune", "--data and -o are required");
-    if (out && ecp_dist_size() == 1 && (rc = cli_check_model_output("prune", out, &store)))
+        {"block", required_argument, 0, O_BLOCK},     {"refit", required_argument, 0, O_REFIT},
+        {"pattern", required_argument, 0, O_PATTERN}, {0, 0, 0, 0}};
+    prune_args p = {.dump = NULL, .store = store};
+    ecp_prune_opts_default(&p.po);
+    cli_args a;
+    int rc = cli_parse(&a, "prune", argc, argv, opts, prune_opt, &p, help);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if ((rc = prune_check_args(&a, &p)))
         return rc;
-    if (!threads && ecp_dist_size() > 1) /* the processes on a machine share its cores */
-        threads = sysconf(_SC_NPROCESSORS_ONLN) / ecp_dist_local_size() > 1
-                      ? sysconf(_SC_NPROCESSORS_ONLN) / ecp_dist_local_size() : 1;
-    cli_set_threads((int)threads);
-    po.finetune.threads = (int)threads;
-    po.threads = (int)threads;
-    const char *model = argv[optind];
-    ecp_mlp *m = NULL;
-    ecp_dataset *train = NULL, *test = NULL;
-    int status = 1;
-    /* Under mpirun a file one rank cannot read stops every rank with that rank's message. */
-    ecp_status s = ECP_OK;
-    if (out && ecp_dist_size() > 1 && ecp_dist_rank() == 0 && ecp_output_check(out, &err))
-        s = ecp_fail(&err, err.code, "-o %.1000s", err.msg);
-    if (!s)
-        s = cli_open_err(model, data, target_cols, &m, &train, &test, &err);
-    if (ecp_dist_agree(s, &err)) {
-        status = cli_die("prune", &err);
-        goto done;
-    }
-    status = 1;
-    if (!calib_given && po.calib > train->n)
-        po.calib = train->n;
-    if (po.calib > train->n) {
-        status = cli_usage_error("prune", "--calib %lld: the training set has only %lld samples",
-                                 (long long)po.calib, (long long)train->n);
-        goto done;
-    }
-    if (ecp_mlp_n_layers(m) < 64 && po.exclude_mask >> ecp_mlp_n_layers(m)) {
-        status = cli_usage_error("prune", "--exclude-layer: %s has layers 0 to %d only", model,
-                                 ecp_mlp_n_layers(m) - 1);
-        goto done;
-    }
-    if (dump && dump_scores(m, train, &po, dump, &err)) {
-        status = cli_die("prune", &err);
-        goto done;
-    }
-    if (!out) {
-        status = 0;
-        goto done;
-    }
-    already_sparse_note(m, &po);
-    ecp_eval_result before, after;
-    ecp_prune_report rep;
-    po.progress = ecp_dist_rank() == 0;
-    if ((s = ecp_evaluate(m, test, &before, &err)) || (s = ecp_prune(m, train, &po, &rep, &err)) ||
-        (s = ecp_evaluate(m, test, &after, &err)) ||
-        (s = cli_record_prune(m, po.method, ecp_sens_name(po.sens),
-                              rep.weights ? (double)rep.pruned / (double)rep.weights : 0,
-                              po.calib, &err)))
-        ;
-    else if (ecp_dist_rank() == 0) { /* one writer; the others learn how it went */
-        cli_opset_note("prune", m, out);
-        s = ecp_onnx_save_with(m, out, &store, &err);
-    }
-    if (ecp_dist_agree(s, &err)) {
-        status = cli_die("prune", &err);
-        goto done;
-    }
-    if (ecp_dist_rank() != 0) {
-        status = 0;
-        goto done;
-    }
-    int L = ecp_mlp_n_layers(m);
-    double achieved = (double)rep.pruned / (double)rep.weights;
-    if (json) {
-        printf("{\"method\":\"%s\",\"sensitivity\":\"%s\",\"target\":%.6f,\"sparsity\":%.6f,",
-               po.method, ecp_sens_name(po.sens), po.sparsity, achieved);
-        if (ecp_prune_method_reconstructs(po.method))
-            print_reconstruction_json(&po);
-        printf("\"before\":{\"loss\":%.9g", before.loss);
-        if (before.accuracy >= 0) printf(",\"accuracy\":%.6f", before.accuracy);
-        printf("},\"after\":{\"loss\":%.9g", after.loss);
-        if (after.accuracy >= 0) printf(",\"accuracy\":%.6f", after.accuracy);
-        printf("},\"layers\":[");
-        for (int l = 0; l < L; l++) {
-            double nw = (double)ecp_mlp_layer_in(m, l) * ecp_mlp_layer_out(m, l);
-            printf("%s{\"sparsity\":%.6f,\"pruned\":%lld,\"dead_neurons\":%d}", l ? "," : "",
-                   rep.layer_pruned[l] / nw, (long long)rep.layer_pruned[l], rep.dead_inputs[l]);
-        }
-        printf("],\"pruned\":%lld,\"weights\":%lld,\"steps\":%d,\"finetune_epochs\":%d,"
-               "\"calib\":%lld,\"stats_seconds\":%.4f,\"seconds\":%.4f}\n",
-               (long long)rep.pruned, (long long)rep.weights, po.steps, po.finetune_epochs,
-               (long long)po.calib, rep.stats_seconds, rep.seconds);
-    } else {
-        char scope[128];
-        printf("%s: method %s", model, po.method);
-        if (!strcmp(po.method, "ec") || !strcmp(po.method, "ec-exact") ||
-            !strcmp(po.method, "ec-obs"))
-            printf(" (sensitivity %s)", ecp_sens_name(po.sens));
-        printf(", %s, %d step%s, %d fine-tuning epoch%s, %lld calibration samples\n",
-               scope_text(&po, scope, sizeof scope), po.steps, po.steps > 1 ? "s" : "",
-               po.finetune_epochs, po.finetune_epochs == 1 ? "" : "s", (long long)po.calib);
-        printf("  %-8s %12s %10s\n", "", "test loss", "accuracy");
-        printf("  %-8s %12.6f", "before", before.loss);
-        if (before.accuracy >= 0) printf(" %9.2f%%", 100 * before.accuracy);
-        printf("\n  %-8s %12.6f", "after", after.loss);
-        if (after.accuracy >= 0) printf(" %9.2f%%", 100 * after.accuracy);
-        printf("\n  sparsity %.4f (%lld of %lld weights)\n", achieved, (long long)rep.pruned,
-               (long long)rep.weights);
-        for (int l = 0; l < L; l++) {
-            double nw = (double)ecp_mlp_layer_in(m, l) * ecp_mlp_layer_out(m, l);
-            printf("    layer %d  %5d x %-5d  sparsity %.4f", l, ecp_mlp_layer_out(m, l),
-                   ecp_mlp_layer_in(m, l), rep.layer_pruned[l] / nw);
-            if (rep.dead_inputs[l])
-                printf("  (%d neuron%s left with no input)", rep.dead_inputs[l],
-                       rep.dead_inputs[l] == 1 ? "" : "s");
-            printf("\n");
-        }
-        if (po.nm_m)
-            printf("  pattern %d:%d: in every %d consecutive inputs of a row, at most %d weights "
-                   "kept (recorded in the file)\n", po.nm_n, po.nm_m, po.nm_m, po.nm_n);
-        printf("  statistics and scores: %.3f s; total %.3f s\n  wrote %s\n", rep.stats_seconds,
-               rep.seconds, out);
-    }
-    status = 0;
-done:
-    ecp_mlp_free(m);
-    ecp_dataset_free(train);
-    ecp_dataset_free(test);
-    return status;
+    cli_loaded l;
+    if (!(rc = prune_open(&a, &l))) /* l may hold the data even when it fails */
+        rc = prune_run(&a, &p, &l);
+    cli_loaded_free(&l);
+    return rc;
 }

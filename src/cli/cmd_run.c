@@ -2,7 +2,6 @@
  * loss and accuracy are computed exactly as `ecprune eval` does (same loss function, same
  * arg-max with ties to the lowest class), so the two agree to float rounding. */
 #include "cli.h"
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,7 +9,8 @@ static void help(FILE *f)
 {
     fprintf(f,
             "usage: ecprune run MODEL.onnx --data D [--split test|train]\n"
-            "                   [--engine dense|sparse|auto] [--batch B] [--threads T] [--json]\n\n"
+            "                   [--engine dense|sparse|auto] [--batch B] [--threads T] [--json]\n"
+            "                   [--predictions OUT.npy]\n\n"
             "Runs the model over a dataset split with the inference engine and prints the loss,\n"
             "the accuracy (classification), the sample count and the time taken. The result is\n"
             "the same as 'ecprune eval' (to float rounding); only the speed differs.\n\n"
@@ -73,125 +73,92 @@ static ecp_status run_all(ecp_sparse_net *s, const ecp_dataset *d, long batch,
     return st;
 }
 
-typedef struct {
-    const char *model, *data, *split, *engine;
-    long batch;
-    int json;
-} run_desc;
+/* The outputs after the model's output transform, to path (.npy). */
+static ecp_status write_predictions(const ecp_mlp *m, float *pred, const ecp_dataset *d,
+                                    const char *path, ecp_error *err)
+{
+    ecp_out_transform_apply(ecp_mlp_output_transform(m), pred, d->n, d->n_out);
+    return ecp_npy_write_f32(path, pred, d->n, d->n_out, err);
+}
 
-static void print_result(const run_desc *r, const ecp_eval_result *ev, double secs,
-                         double density)
+/* run's own options: the engine, the batch and where the predictions go. */
+typedef struct {
+    const char *engine;
+    ecp_engine_mode mode;
+    long batch;
+    const char *pred;
+} run_opts;
+
+static int run_opt(void *ctx, int c, char *arg)
+{
+    run_opts *r = ctx;
+    if (c == 'e') {
+        r->engine = arg;
+        return parse_engine(arg, &r->mode);
+    }
+    if (c == 'p') {
+        r->pred = arg;
+        return 0;
+    }
+    return cli_parse_int("run", "--batch", arg, 1, 65536, &r->batch); /* 'b' */
+}
+
+static void print_result(const cli_args *a, const run_opts *r, const ecp_eval_result *ev,
+                         double secs, double density)
 {
     double sps = secs > 0 ? (double)ev->n / secs : 0;
-    if (r->json) {
-        printf("{\"loss\":%.9g", ev->loss);
-        if (ev->accuracy >= 0)
-            printf(",\"accuracy\":%.6f", ev->accuracy);
+    cli_print_eval(a, ev);
+    if (a->json)
         printf(",\"n\":%lld,\"seconds\":%.6f,\"samples_per_s\":%.1f,\"engine\":\"%s\","
                "\"batch\":%ld,\"density\":%.6f}\n",
                (long long)ev->n, secs, sps, r->engine, r->batch, density);
-        return;
-    }
-    printf("%s on %s (%s, %lld samples): loss %.6f", r->model, r->data, r->split,
-           (long long)ev->n, ev->loss);
-    if (ev->accuracy >= 0)
-        printf("  accuracy %.2f%%", 100 * ev->accuracy);
-    printf("\nengine %s, batch %ld, weight density %.2f%%: %.3f s (%.0f samples/s)\n", r->engine,
-           r->batch, 100 * density, secs, sps);
+    else
+        printf("\nengine %s, batch %ld, weight density %.2f%%: %.3f s (%.0f samples/s)\n",
+               r->engine, r->batch, 100 * density, secs, sps);
 }
 
 int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"data", required_argument, 0, 'd'},   {"split", required_argument, 0, 's'},
-        {"engine", required_argument, 0, 'e'}, {"batch", required_argument, 0, 'b'},
-        {"threads", required_argument, 0, 't'}, {"target-cols", required_argument, 0, 'T'},
-        {"json", no_argument, 0, 'j'},         {"help", no_argument, 0, 'h'},
-        {"predictions", required_argument, 0, 'p'},
-        {0, 0, 0, 0}};
-    const char *data = NULL, *split = "test", *target_cols = NULL, *engine = "auto";
-    const char *pred_path = NULL;
-    float *pred = NULL;
-    long threads = 0, batch = 256;
-    int json = 0, c, rc;
-    ecp_engine_mode mode = ECP_ENGINE_AUTO;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd': data = optarg; break;
-        case 's': split = optarg; break;
-        case 'e': engine = optarg; break;
-        case 'T': target_cols = optarg; break;
-        case 'p': pred_path = optarg; break;
-        case 'b': if ((rc = cli_parse_int("run", "--batch", optarg, 1, 65536, &batch))) return rc; break;
-        case 't': if ((rc = cli_parse_int("run", "--threads", optarg, 1, 256, &threads))) return rc; break;
-        case 'j': json = 1; break;
-        case 'h': help(stdout); return 0;
-        default: return cli_usage_error("run", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind != argc - 1)
-        return cli_usage_error("run", "expected exactly one model file");
-    if (!data)
-        return cli_usage_error("run", "--data is required");
-    if ((rc = parse_engine(engine, &mode)))
-        return rc;
-    if (pred_path && ecp_dist_size() > 1) /* each rank holds only its share of the outputs */
+        CLI_OPT_DATA, CLI_OPT_SPLIT, {"engine", required_argument, 0, 'e'},
+        {"batch", required_argument, 0, 'b'}, {"predictions", required_argument, 0, 'p'},
+        CLI_OPT_THREADS, CLI_OPT_TARGET_COLS, CLI_OPT_JSON,
+        CLI_OPT_HELP, {0, 0, 0, 0}};
+    cli_args a;
+    run_opts r = {"auto", ECP_ENGINE_AUTO, 256, NULL};
+    int rc = cli_parse(&a, "run", argc, argv, opts, run_opt, &r, help);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if (r.pred && ecp_dist_size() > 1) /* each rank holds only its share of the outputs */
         return cli_usage_error("run", "--predictions is not available under mpirun; run it "
                                       "in one process");
-    if (pred_path && (rc = cli_check_output("run", "--predictions", pred_path)))
+    if (r.pred && (rc = cli_check_output("run", "--predictions", r.pred)))
         return rc;
-    int use_test = !strcmp(split, "test");
-    if (!use_test && strcmp(split, "train"))
-        return cli_usage_error("run", "--split '%s': choose test or train", split);
-    if (!threads) /* the ranks on one machine share its cores */
-        threads = ecp_dist_default_threads();
-    cli_set_threads((int)threads);
-    const char *model = argv[optind];
-    ecp_error err = {0};
-    ecp_mlp *m = NULL;
-    ecp_dataset *train = NULL, *test = NULL;
-    ecp_sparse_net *s = NULL;
-    int status = 1;
-    if (ecp_dist_agree(cli_open_err(model, data, target_cols, &m, &train, &test, &err), &err)) {
-        status = cli_die("run", &err);
-        goto done;
-    }
-    const ecp_dataset *d = use_test ? test : train;
+    cli_loaded l;
+    const ecp_dataset *d;
+    if ((rc = cli_load_split(&a, &l, &d)))
+        return rc;
     ecp_sparse_opts so;
     ecp_sparse_opts_default(&so);
-    so.mode = mode;
-    so.threads = (int)threads;
-    so.max_batch = batch < 256 ? (int)batch : 256;
+    so.mode = r.mode;
+    so.threads = a.threads ? (int)a.threads : ecp_dist_default_threads();
+    so.max_batch = r.batch < 256 ? (int)r.batch : 256;
+    ecp_sparse_net *s = NULL;
     ecp_eval_result ev;
     double secs = 0;
+    ecp_error err = {0};
     /* The dataset holds n x n_out values already: the size does not overflow. */
-    if (pred_path && !(pred = malloc((size_t)d->n * d->n_out * sizeof *pred))) {
-        fprintf(stderr, "ecprune run: out of memory for --predictions\n");
-        goto done;
-    }
-    if (ecp_dist_agree(ecp_sparse_create(&s, m, &so, &err), &err) ||
-        run_all(s, d, batch, &ev, &secs, pred, &err)) {
-        status = cli_die("run", &err);
-        goto done;
-    }
-    if (pred && ecp_dist_rank() == 0) {
-        ecp_out_transform_apply(ecp_mlp_output_transform(m), pred, d->n, d->n_out);
-        if (ecp_npy_write_f32(pred_path, pred, d->n, d->n_out, &err)) {
-            status = cli_die("run", &err);
-            goto done;
-        }
-    }
-    run_desc rd = {model, data, split, engine, batch, json};
-    if (ecp_dist_rank() == 0)
-        print_result(&rd, &ev, secs, ecp_sparse_density(s));
-    status = 0;
-done:
+    float *pred = r.pred ? malloc((size_t)d->n * d->n_out * sizeof *pred) : NULL;
+    if (r.pred && !pred)
+        rc = cli_die("run", (ecp_fail(&err, ECP_ERR_MEMORY, "--predictions: out of memory"), &err));
+    else if (ecp_dist_agree(ecp_sparse_create(&s, l.m, &so, &err), &err) ||
+             run_all(s, d, r.batch, &ev, &secs, pred, &err) ||
+             (pred && write_predictions(l.m, pred, d, r.pred, &err)))
+        rc = cli_die("run", &err);
+    else if (ecp_dist_rank() == 0)
+        print_result(&a, &r, &ev, secs, ecp_sparse_density(s));
     free(pred);
     ecp_sparse_free(s);
-    ecp_mlp_free(m);
-    ecp_dataset_free(train);
-    ecp_dataset_free(test);
-    return status;
+    cli_loaded_free(&l);
+    return rc;
 }

@@ -322,7 +322,7 @@ int cli_open(const char *cmd, const char *model, const char *data, const char *t
 ecp_status cli_arch_like(const ecp_mlp *m, int64_t budget, int *sizes, int64_t *params,
                          char *arch, size_t arch_len, ecp_error *err)
 {
-    int L = ecp_mlp_n_layers(m), orig[1001];
+    int L = ecp_mlp_n_layers(m), orig[ECP_MAX_LAYERS + 1];
     for (int l = 0; l < L; l++)
         orig[l] = ecp_mlp_layer_in(m, l);
     orig[L] = ecp_mlp_n_out(m);
@@ -359,4 +359,114 @@ void cli_opset_note(const char *cmd, const ecp_mlp *m, const char *out)
     if (why && ecp_dist_rank() == 0)
         fprintf(stderr, "ecprune %s: note: %s is written at opset %lld (the input file has "
                 "opset %lld): %s\n", cmd, out, (long long)opset, (long long)io.opset, why);
+}
+
+/* ------------------------------------------------------------------ shared option parsing */
+
+static int common_opt(cli_args *a, int c, char *arg)
+{
+    switch (c) {
+    case CLI_O_DATA: a->data = arg; return 0;
+    case CLI_O_SPLIT: a->split = arg; return 0;
+    case CLI_O_TARGET_COLS: a->target_cols = arg; return 0;
+    case CLI_O_THREADS:
+        return cli_parse_int(a->cmd, "--threads", arg, 1, CLI_MAX_THREADS, &a->threads);
+    case CLI_O_JSON: a->json = 1; return 0;
+    case 'o': a->out = arg; return 0;
+    }
+    return -1;
+}
+
+static int has_output(const struct option *opts)
+{
+    for (; opts->name; opts++)
+        if (!strcmp(opts->name, "output"))
+            return 1;
+    return 0;
+}
+
+int cli_parse(cli_args *a, const char *cmd, int argc, char **argv, const struct option *opts,
+              cli_opt_fn fn, void *ctx, void (*help)(FILE *))
+{
+    memset(a, 0, sizeof *a);
+    a->cmd = cmd;
+    a->split = "test";
+    optind = 1;
+    opterr = 0;
+    int c, rc;
+    while ((c = getopt_long(argc, argv, has_output(opts) ? "o:h" : "h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            help(stdout);
+            return -1;
+        }
+        if (c == '?' || c == ':')
+            return cli_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+        rc = common_opt(a, c, optarg);
+        if (rc < 0)
+            rc = fn ? fn(ctx, c, optarg) : cli_usage_error(cmd, "unknown option '%s'",
+                                                           argv[optind - 1]);
+        if (rc)
+            return rc;
+    }
+    if (optind != argc - 1)
+        return cli_usage_error(cmd, "expected exactly one model file");
+    a->model = argv[optind];
+    return 0;
+}
+
+int cli_check_split(const cli_args *a, int *use_test)
+{
+    *use_test = !strcmp(a->split, "test");
+    if (!*use_test && strcmp(a->split, "train"))
+        return cli_usage_error(a->cmd, "--split '%s': choose test or train", a->split);
+    return 0;
+}
+
+int cli_load(const cli_args *a, cli_loaded *l)
+{
+    memset(l, 0, sizeof *l);
+    ecp_error err = {0};
+    /* Under mpirun a file one rank cannot read stops every rank with that rank's message. */
+    if (!ecp_dist_agree(cli_open_err(a->model, a->data, a->target_cols, &l->m, &l->train,
+                                     &l->test, &err), &err))
+        return 0;
+    cli_loaded_free(l); /* the data may be open when the model does not fit it */
+    return cli_die(a->cmd, &err);
+}
+
+void cli_loaded_free(cli_loaded *l)
+{
+    ecp_mlp_free(l->m);
+    ecp_dataset_free(l->train);
+    ecp_dataset_free(l->test);
+    memset(l, 0, sizeof *l);
+}
+
+int cli_load_split(const cli_args *a, cli_loaded *l, const ecp_dataset **d)
+{
+    int use_test, rc;
+    if (!a->data)
+        return cli_usage_error(a->cmd, "--data is required");
+    if ((rc = cli_check_split(a, &use_test)))
+        return rc;
+    /* the ranks on one machine share its cores */
+    cli_set_threads(a->threads ? (int)a->threads : ecp_dist_default_threads());
+    if ((rc = cli_load(a, l)))
+        return rc;
+    *d = use_test ? l->test : l->train;
+    return 0;
+}
+
+void cli_print_eval(const cli_args *a, const ecp_eval_result *ev)
+{
+    if (a->json) {
+        printf("{\"loss\":%.9g", ev->loss);
+        if (ev->accuracy >= 0)
+            printf(",\"accuracy\":%.6f", ev->accuracy);
+        return;
+    }
+    printf("%s on %s (%s, %lld samples): loss %.6f", a->model, a->data, a->split,
+           (long long)ev->n, ev->loss);
+    if (ev->accuracy >= 0)
+        printf("  accuracy %.2f%%", 100 * ev->accuracy);
 }

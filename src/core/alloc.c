@@ -30,3 +30,35 @@ void *ecp_zalloc(size_t count, size_t size, const char *what, ecp_error *err)
         ecp_fail(err, ECP_ERR_MEMORY, "%s: cannot allocate %zu bytes", what, count * size);
     return p;
 }
+
+/* Kernels read whole vectors and pad rows to 64-byte lines: a vector tile that straddles lines
+ * nearly halves SpMM's speed (docs/PERF.md), and aligned_alloc wants a size that is a multiple
+ * of the alignment. */
+static void *aligned(size_t count, size_t size, int zero, const char *what, ecp_error *err)
+{
+    if (size && count > (SIZE_MAX - 64) / size) {
+        ecp_fail(err, ECP_ERR_MEMORY, "%s: size overflows (%zu x %zu bytes)", what, count, size);
+        return NULL;
+    }
+    size_t n = (count * size + 63) / 64 * 64;
+    if (!n)
+        n = 64;
+    if (ecp_budget_check(n, what, err))
+        return NULL;
+    void *p = aligned_alloc(64, n);
+    if (!p)
+        ecp_fail(err, ECP_ERR_MEMORY, "%s: cannot allocate %zu bytes", what, n);
+    else if (zero)
+        memset(p, 0, n);
+    return p;
+}
+
+void *ecp_aligned_alloc(size_t count, size_t size, const char *what, ecp_error *err)
+{
+    return aligned(count, size, 0, what, err);
+}
+
+void *ecp_aligned_zalloc(size_t count, size_t size, const char *what, ecp_error *err)
+{
+    return aligned(count, size, 1, what, err);
+}

@@ -37,13 +37,14 @@ ecp_status ecp_arch_fit_params(int n_layers, const int *sizes, int64_t budget, i
     if (n_layers < 2)
         return ecp_fail(err, ECP_ERR_ARG, "architecture: %d layer(s), no hidden layer whose "
                                           "width could be scaled", n_layers);
-    if (n_layers > 1000)
-        return ecp_fail(err, ECP_ERR_ARG, "architecture: %d layers, at most 1000", n_layers);
+    if (n_layers > ECP_MAX_LAYERS)
+        return ecp_fail(err, ECP_ERR_ARG, "architecture: %d layers, at most %d", n_layers,
+                        ECP_MAX_LAYERS);
     for (int i = 0; i <= n_layers; i++)
         if (sizes[i] < 1 || sizes[i] > ARCH_MAX_WIDTH)
             return ecp_fail(err, ECP_ERR_ARG, "architecture: width %d out of range [1, 2^24]",
                             sizes[i]);
-    int w[1001];
+    int w[ECP_MAX_LAYERS + 1];
     if (fits_at(n_layers, sizes, 1, 0, budget, w) != 1)
         return ecp_fail(err, ECP_ERR_ARG, "parameter budget %lld: even one unit per hidden "
                         "layer needs %lld weights + biases", (long long)budget,
@@ -92,7 +93,7 @@ int64_t ecp_mlp_params_at_sparsity(const ecp_mlp *m, double sparsity)
 ecp_status ecp_mlp_create_like(const ecp_mlp *m, const int *sizes, ecp_mlp **out,
                                ecp_error *err)
 {
-    ecp_act acts[1000];
+    ecp_act acts[ECP_MAX_LAYERS];
     for (int l = 0; l < m->n_layers; l++)
         acts[l] = m->layer[l].act;
     ecp_status s = ecp_mlp_create(out, m->n_layers, sizes, acts, err);

@@ -498,7 +498,7 @@ void ecp_ws_free(ecp_ws *ws)
     free(ws->input.wt);
     free(ws->input.dwt);
     free(ws->input.dz);
-    ecp_sparse_input_pool_free(ws->input.pool);
+    ecp_pool_free(ws->input.pool);
     free(ws);
 }
 

@@ -11,58 +11,7 @@
  * Both products are bound by streaming rows from L2, not by the FMAs; the timings against the
  * dense sgemm pair they replace are in docs/PERF.md ("Training"). */
 #include "sparse_input.h"
-#include <math.h>
-#include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
-
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#define VW 16
-typedef __m512 vf;
-#define VLOAD(p) _mm512_loadu_ps(p)
-#define VSTORE(p, v) _mm512_storeu_ps(p, v)
-#define VSET1(x) _mm512_set1_ps(x)
-#define VZERO() _mm512_setzero_ps()
-#define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
-#define VADD(a, b) _mm512_add_ps(a, b)
-typedef __mmask16 vmask;
-#define VMASK(t) ((__mmask16)((1u << (t)) - 1u))
-#define VLOADM(p, m) _mm512_maskz_loadu_ps(m, p)
-#define VSTOREM(p, v, m) _mm512_mask_storeu_ps(p, m, v)
-#elif defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define VW 8
-typedef __m256 vf;
-#define VLOAD(p) _mm256_loadu_ps(p)
-#define VSTORE(p, v) _mm256_storeu_ps(p, v)
-#define VSET1(x) _mm256_set1_ps(x)
-#define VZERO() _mm256_setzero_ps()
-#define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
-#define VADD(a, b) _mm256_add_ps(a, b)
-typedef __m256i vmask;
-static inline __m256i vmask_make(int t)
-{
-    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(t), iota);
-}
-#define VMASK(t) vmask_make(t)
-#define VLOADM(p, m) _mm256_maskload_ps(p, m)
-#define VSTOREM(p, v, m) _mm256_maskstore_ps(p, m, v)
-#else
-#define VW 1
-typedef float vf;
-#define VLOAD(p) (*(p))
-#define VSTORE(p, v) (*(p) = (v))
-#define VSET1(x) (x)
-#define VZERO() 0.0f
-#define VFMA(a, b, c) fmaf(a, b, c)
-#define VADD(a, b) ((a) + (b))
-typedef int vmask;
-#define VMASK(t) (t)
-#define VLOADM(p, m) (*(p))
-#define VSTOREM(p, v, m) (*(p) = (v))
-#endif
+#include "../core/simd.h"
 
 /* Vectors per register tile. AVX-512 has 32 registers: 12 accumulators + broadcast + loads. */
 #ifndef TILE_V
@@ -177,27 +126,25 @@ tile_row(int NV, int TAIL, int tail, int32_t j0, int32_t j1, const int32_t *idx,
          const float *M, size_t ldm, int c0, const float *init, float *o)
 {
     vf acc[TILE_V + 1];
-    vmask tm = VMASK(TAIL ? tail : 0);
-    (void)tm; /* unused by the scalar build */
 #pragma GCC unroll 16
     for (int v = 0; v < NV; v++)
-        acc[v] = init ? VLOAD(init + c0 + v * VW) : VZERO();
+        acc[v] = init ? vload(init + c0 + v * VW) : vsplat(0.0f);
     if (TAIL)
-        acc[NV] = init ? VLOADM(init + c0 + NV * VW, tm) : VZERO();
+        acc[NV] = init ? vload_part(init + c0 + NV * VW, tail) : vsplat(0.0f);
     for (int32_t j = j0; j < j1; j++) {
         const float *mr = M + (size_t)idx[j] * ldm + c0;
-        vf x = VSET1(val[j]);
+        vf x = vsplat(val[j]);
 #pragma GCC unroll 16
         for (int v = 0; v < NV; v++)
-            acc[v] = VFMA(x, VLOAD(mr + v * VW), acc[v]);
+            acc[v] = vfma(x, vload(mr + v * VW), acc[v]);
         if (TAIL)
-            acc[NV] = VFMA(x, VLOADM(mr + NV * VW, tm), acc[NV]);
+            acc[NV] = vfma(x, vload_part(mr + NV * VW, tail), acc[NV]);
     }
 #pragma GCC unroll 16
     for (int v = 0; v < NV; v++)
-        VSTORE(o + c0 + v * VW, acc[v]);
+        vstore(o + c0 + v * VW, acc[v]);
     if (TAIL)
-        VSTOREM(o + c0 + NV * VW, acc[NV], tm);
+        vstore_part(o + c0 + NV * VW, acc[NV], tail);
 }
 
 #define TILE_CASE(nv)                                                                            \
@@ -309,121 +256,23 @@ void ecp_spmm_cols(int nrows, const int32_t *ptr, const int32_t *idx, const floa
 
 /* ------------------------------------------------------------------ threads
  *
- * A fork-join pool for the two sparse products (OpenBLAS's pool cannot run our kernels). The
- * workers sleep on a condition variable between jobs (spinning would take the core from
- * OpenBLAS's own threads during the sgemm phases of the step). A job is n chunks of output rows;
- * every thread, the caller included, claims chunks with a compare-and-swap on (job, next chunk),
- * so a worker that wakes late takes fewer chunks, and one that wakes after the job is over
- * takes none (its job number is stale): OpenBLAS's own worker spins for a while after each
- * sgemm and may hold a core when a job starts. Speed-ups in docs/PERF.md. */
-typedef struct {
-    void (*fn)(void *arg, int chunk);
-    void *arg;
-    int n;
-} worker_job;
+ * The two sparse products run on the pool of ws (OpenBLAS's pool cannot run our kernels), in
+ * chunks of output rows claimed by whichever thread is free. Speed-ups in docs/PERF.md. */
 
-typedef struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int nthreads; /* workers = nthreads - 1 */
-    pthread_t th[15];
-    int started, quit;
-    uint32_t gen;            /* job number, under mu */
-    worker_job job;            /* under mu */
-    _Atomic uint64_t next;   /* gen << 32 | next chunk */
-    _Atomic int done;        /* chunks completed in the current job */
-} worker_pool;
-
-static void pool_run(worker_pool *p, uint32_t gen, worker_job job)
+/* The pool of ws, started on first use (NULL: run on the calling thread only). */
+static ecp_pool *pool_get(ecp_ws *ws)
 {
-    for (;;) {
-        uint64_t v = atomic_load(&p->next);
-        if ((uint32_t)(v >> 32) != gen || (int)(uint32_t)v >= job.n)
-            return;
-        if (!atomic_compare_exchange_weak(&p->next, &v, v + 1))
-            continue;
-        job.fn(job.arg, (int)(uint32_t)v);
-        atomic_fetch_add(&p->done, 1);
-    }
-}
-
-static void *pool_worker(void *arg)
-{
-    worker_pool *p = arg;
-    uint32_t seen = 0;
-    for (;;) {
-        pthread_mutex_lock(&p->mu);
-        while (p->gen == seen && !p->quit)
-            pthread_cond_wait(&p->cv, &p->mu);
-        if (p->quit) {
-            pthread_mutex_unlock(&p->mu);
-            return NULL;
-        }
-        seen = p->gen;
-        worker_job job = p->job;
-        pthread_mutex_unlock(&p->mu);
-        pool_run(p, seen, job);
-    }
-}
-
-void ecp_sparse_input_pool_free(void *pool)
-{
-    worker_pool *p = pool;
-    if (!p)
-        return;
-    pthread_mutex_lock(&p->mu);
-    p->quit = 1;
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    for (int i = 0; i < p->started; i++)
-        pthread_join(p->th[i], NULL);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
-    free(p);
-}
-
-/* The pool of ws (NULL: run on the calling thread only). */
-static worker_pool *pool_get(ecp_ws *ws)
-{
-    int nt = ws->input.threads < 16 ? ws->input.threads : 16;
+    int nt = ws->input.threads < ECP_POOL_MAX_THREADS ? ws->input.threads : ECP_POOL_MAX_THREADS;
     if (nt < 2)
         return NULL;
-    if (ws->input.pool)
-        return ws->input.pool;
-    worker_pool *p = calloc(1, sizeof *p);
-    if (!p)
-        return NULL;
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
-    p->nthreads = nt;
-    for (int i = 0; i < nt - 1; i++) {
-        if (pthread_create(&p->th[i], NULL, pool_worker, p))
-            break;
-        p->started++;
-    }
-    ws->input.pool = p;
-    return p;
+    if (!ws->input.pool && ecp_pool_create(nt, &ws->input.pool, NULL))
+        ws->input.pool = NULL; /* no pool: the same results on the calling thread */
+    return ws->input.pool;
 }
 
 void ecp_sparse_input_parallel(ecp_ws *ws, void (*fn)(void *, int), void *arg, int n)
 {
-    worker_pool *p = pool_get(ws);
-    if (!p || !p->started) {
-        for (int c = 0; c < n; c++)
-            fn(arg, c);
-        return;
-    }
-    worker_job job = {fn, arg, n};
-    pthread_mutex_lock(&p->mu);
-    uint32_t gen = ++p->gen;
-    p->job = job;
-    atomic_store(&p->done, 0);
-    atomic_store(&p->next, (uint64_t)gen << 32);
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    pool_run(p, gen, job);
-    while (atomic_load(&p->done) < n)
-        sched_yield();
+    ecp_pool_run(pool_get(ws), fn, arg, n);
 }
 
 typedef struct {

@@ -48,9 +48,9 @@ void ecp_sparse_input_forward(ecp_ws *ws, int batch, const float *wt, size_t ldw
                       const float *bias, float *z);
 void ecp_sparse_input_dw(ecp_ws *ws, int n_in, const float *dz, size_t lddz, int n, int accumulate,
                  float *dwt, size_t lddw);
-void ecp_sparse_input_pool_free(void *pool);
 
-/* Runs fn(arg, c) for c in [0, n) on the threads of ws (in any order and thread). */
+/* Runs fn(arg, c) for c in [0, n) on the pool of ws (in any order and thread), started on first
+ * use with ws->input.threads threads. */
 void ecp_sparse_input_parallel(ecp_ws *ws, void (*fn)(void *arg, int c), void *arg, int n);
 
 /* The optimiser's update runs on the threads of ws (borrowed; NULL: the calling thread). */

@@ -19,7 +19,7 @@
 #include <cblas.h>
 #include <math.h>
 
-#define OBS_BATCH 256
+#define OBS_BATCH ECP_STATS_BATCH
 
 /* What the method name and options ask of the sweep. */
 typedef struct {

@@ -90,12 +90,9 @@ ecp_status ecp_prune(ecp_mlp *m, const ecp_dataset *train, const ecp_prune_opts 
         return ecp_fail(err, ECP_ERR_ARG, "steps %d: must be in [1, 1000]", o->steps);
     if (o->finetune_epochs < 0)
         return ecp_fail(err, ECP_ERR_ARG, "finetune_epochs %d: must be >= 0", o->finetune_epochs);
-    if (m->n_layers > ECP_PRUNE_MAX_LAYERS)
-        return ecp_fail(err, ECP_ERR_UNSUPPORTED, "pruning handles at most %d layers",
-                        ECP_PRUNE_MAX_LAYERS);
     int any = 0;
     for (int l = 0; l < m->n_layers; l++)
-        any |= !((o->exclude_mask >> l) & 1);
+        any |= l >= 64 || !((o->exclude_mask >> l) & 1); /* the mask names layers 0..63 */
     if (!any)
         return ecp_fail(err, ECP_ERR_ARG, "the model has no prunable layer (all excluded)");
     ecp_status s = ecp_check_fit(m, train, "model", "data", err);

@@ -1,6 +1,6 @@
 /* The calibration pass: one stream over the calibration set, batch by batch, with memory that
  * depends on the model only. Per batch the moments are two GEMMs per layer in float (a batch
- * sums at most STATS_BATCH terms) and are then added into double accumulators, so long
+ * sums at most ECP_STATS_BATCH terms) and are then added into double accumulators, so long
  * calibration sets do not lose digits.
  *
  * Under MPI each process takes a contiguous share of the batches (the same batches as one
@@ -11,11 +11,6 @@
 #include <cblas.h>
 #include <math.h>
 
-#define STATS_BATCH 256
-
-/* stats_sparse.c: the same pass for the output sensitivity, skipping the exact zeros. */
-ecp_status ecp_stats_output_sparse(const ecp_mlp *m, const ecp_dataset *calib, ecp_stats *st,
-                                   ecp_error *err);
 
 void ecp_stats_free(ecp_stats *st)
 {
@@ -297,7 +292,7 @@ ecp_status ecp_stats_compute(const ecp_mlp *m, const ecp_dataset *calib, int nee
         return ECP_OK;
     }
     int L = m->n_layers, K = m->sizes[L];
-    int B = calib->n < STATS_BATCH ? (int)calib->n : STATS_BATCH;
+    int B = calib->n < ECP_STATS_BATCH ? (int)calib->n : ECP_STATS_BATCH;
     ecp_loss lk = ecp_dataset_loss(calib);
     ecp_ws *ws = NULL;
     scratch sc;

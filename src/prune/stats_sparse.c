@@ -22,45 +22,33 @@
  * q = 1/2), not the mean^2/var of an offset column. Columns with a common offset (no zeros,
  * e.g. inputs + 3) keep the first-batch mean as before.
  *
- * Per batch the products accumulate in float (<= STATS_BATCH terms) and are added into double,
- * as the dense pass. Batches are split over the BLAS thread count (pthreads), each thread with
- * its own double accumulators, summed at the end. Under MPI the threads share this process's
+ * Per batch the products accumulate in float (<= ECP_STATS_BATCH terms) and are added into double,
+ * as the dense pass. Batches are split over the BLAS thread count (a thread pool started for
+ * the pass: its jobs are whole batches, so the start-up is noise), each share with its own
+ * double accumulators, summed at the end in a fixed order. Under MPI the threads share this process's
  * contiguous block of batches (stats.c sums the processes). */
 #include "prune.h"
 #include <cblas.h>
 /* -std=c11 turns off the contraction of a*b+c into FMA in GCC; these kernels want it (the
  * BLAS products they replace use FMA too). */
 #pragma GCC optimize("fp-contract=fast")
-#include <pthread.h>
+#include "../core/simd.h"
 
-#define SB 256      /* batch (as STATS_BATCH in stats.c) */
-#define RG 5        /* rows of J (outputs k) per register block */
-#define VW 16       /* floats per vector */
-#define MAXT 64
+#define RG 5 /* rows of J (outputs k) per register block */
 
-typedef float v16 __attribute__((vector_size(VW * sizeof(float))));
-
-static inline v16 vload(const float *p)
-{
-    v16 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline void vstore(float *p, v16 v) { memcpy(p, &v, sizeof v); }
-static inline v16 vbcast(float x) { return (v16){0} + x; }
-
-static int pad16(int n) { return (n + VW - 1) / VW * VW; }
+/* Rows padded to 16 floats (64-byte lines, whole vectors at any VW). */
+static int pad16(int n) { return (n + 15) / 16 * 16; }
 
 /* Model-wide, read-only: padded weight copies. */
 typedef struct {
     int L, K, Kp;
     const int *n;     /* sizes[0..L] */
-    int np[1025];     /* padded widths */
+    int *np;          /* padded widths, L + 1 */
     float **WT;       /* WT[l]: n[l] x np[l+1], WT[j*np + i] = W_l[i, j] (forward) */
     float **Wr;       /* Wr[l]: n[l+1] x np[l], W_l rows (backward) */
     float **bias;     /* np[l+1] */
     const ecp_layer *layer; /* activations and their parameters */
-    float *shift[1024];
+    float **shift;    /* the reference values c (st->shift) */
 } model_t;
 
 typedef struct {
@@ -82,7 +70,6 @@ typedef struct {
     float *cval;
     /* accumulators */
     double **m0, **mT1, **mT2, **sa, **sa2; /* mT*[l]: n[l] x np[l+1] */
-    int fail;
 } worker_t;
 
 /* ------------------------------------------------------------------ kernels */
@@ -93,11 +80,11 @@ static inline __attribute__((always_inline)) void fwd_chunk(int NV, const int *i
                                                             const float *WT, int ldw,
                                                             const float *bias, float *z)
 {
-    v16 acc[4];
+    vf acc[4];
     for (int v = 0; v < NV; v++)
         acc[v] = vload(bias + v * VW);
     for (int t = 0; t < nnz; t++) {
-        v16 x = vbcast(val[t]);
+        vf x = vsplat(val[t]);
         const float *w = WT + (size_t)idx[t] * ldw;
         for (int v = 0; v < NV; v++)
             acc[v] += x * vload(w + v * VW);
@@ -128,26 +115,26 @@ static inline __attribute__((always_inline)) void bwd_chunk(int NV, const int *a
                                                             const float *d, float *Jout,
                                                             float *S)
 {
-    v16 acc[RG][4];
+    vf acc[RG][4];
     for (int r = 0; r < RG; r++)
         for (int v = 0; v < NV; v++)
-            acc[r][v] = (v16){0};
+            acc[r][v] = vsplat(0.0f);
     for (int t = 0; t < na; t++) {
         int i = act[t];
         const float *w = W + (size_t)i * ldw;
-        v16 wv[4];
+        vf wv[4];
         for (int v = 0; v < NV; v++)
             wv[v] = vload(w + v * VW);
         for (int r = 0; r < RG; r++) {
-            v16 x = vbcast(Jin[(size_t)r * ldj + i]);
+            vf x = vsplat(Jin[(size_t)r * ldj + i]);
             for (int v = 0; v < NV; v++)
                 acc[r][v] += x * wv[v];
         }
     }
     for (int v = 0; v < NV; v++) {
-        v16 dv = vload(d + v * VW), s = vload(S + v * VW);
+        vf dv = vload(d + v * VW), s = vload(S + v * VW);
         for (int r = 0; r < RG; r++) {
-            v16 j = acc[r][v] * dv;
+            vf j = acc[r][v] * dv;
             vstore(Jout + (size_t)r * ldj + v * VW, j);
             s += j * j;
         }
@@ -176,14 +163,14 @@ static inline __attribute__((always_inline)) void mom_chunk(int NV, const int *r
                                                             const float *S, int lds, double *m1,
                                                             double *m2)
 {
-    v16 a1[4], a2[4];
+    vf a1[4], a2[4];
     for (int v = 0; v < NV; v++)
-        a1[v] = a2[v] = (v16){0};
+        a1[v] = a2[v] = vsplat(0.0f);
     for (int e = 0; e < ne; e++) {
         const float *s = S + (size_t)row[e] * lds;
-        v16 x = vbcast(val[e]), x2 = x * x;
+        vf x = vsplat(val[e]), x2 = x * x;
         for (int v = 0; v < NV; v++) {
-            v16 sv = vload(s + v * VW);
+            vf sv = vload(s + v * VW);
             a1[v] += x * sv;
             a2[v] += x2 * sv;
         }
@@ -363,29 +350,22 @@ static void batch(worker_t *w, int64_t at, int b)
     }
 }
 
-static void *worker_run(void *p)
+/* Share t of the pool's job: batches t, t + T, ... of this process's block. */
+static void worker_run(void *arg, int t)
 {
-    worker_t *w = p;
+    worker_t *w = (worker_t *)arg + t;
     for (int64_t bi = w->b0 + w->t; bi < w->b1; bi += w->T) {
         int64_t at = bi * w->B;
         int b = (int)(w->calib->n - at < w->B ? w->calib->n - at : w->B);
         batch(w, at, b);
     }
-    return NULL;
 }
 
 /* ------------------------------------------------------------------ setup */
 
 static void *zal(size_t count, size_t size)
 {
-    size_t bytes = count * size;
-    if (size && bytes / size != count)
-        return NULL;
-    bytes = (bytes + 63) / 64 * 64;
-    void *p = aligned_alloc(64, bytes ? bytes : 64);
-    if (p)
-        memset(p, 0, bytes ? bytes : 64);
-    return p;
+    return ecp_aligned_zalloc(count, size, "statistics", NULL);
 }
 
 static void worker_free(worker_t *w, int L)
@@ -449,100 +429,84 @@ static int worker_alloc(worker_t *w, const model_t *M, int B)
     return 1;
 }
 
-/* Fills st->shift, m0, m1, m2, sa, sa2 (allocated and zeroed by the caller) for the output
- * sensitivity. */
-ecp_status ecp_stats_output_sparse(const ecp_mlp *m, const ecp_dataset *calib, ecp_stats *st,
-                                   ecp_error *err);
-ecp_status ecp_stats_output_sparse(const ecp_mlp *m, const ecp_dataset *calib, ecp_stats *st,
-                                   ecp_error *err)
+static void model_free(model_t *M)
+{
+    for (int l = 0; l < M->L; l++) {
+        if (M->WT) free(M->WT[l]);
+        if (M->Wr) free(M->Wr[l]);
+        if (M->bias) free(M->bias[l]);
+    }
+    free(M->WT);
+    free(M->Wr);
+    free(M->bias);
+    free(M->np);
+}
+
+/* The padded weight copies of every layer (0 when out of memory). */
+static int model_build(model_t *M, const ecp_mlp *m, ecp_stats *st)
 {
     int L = m->n_layers;
-    if (L > 1024)
-        return ecp_fail(err, ECP_ERR_UNSUPPORTED, "statistics: at most 1024 layers");
-    model_t M;
-    memset(&M, 0, sizeof M);
-    M.L = L;
-    M.K = m->sizes[L];
-    M.Kp = (M.K + RG - 1) / RG * RG;
-    M.n = m->sizes;
-    M.layer = m->layer;
+    memset(M, 0, sizeof *M);
+    M->L = L;
+    M->K = m->sizes[L];
+    M->Kp = (M->K + RG - 1) / RG * RG;
+    M->n = m->sizes;
+    M->shift = st->shift;
+    M->layer = m->layer;
+    M->np = calloc((size_t)L + 1, sizeof *M->np);
+    M->WT = calloc((size_t)L, sizeof *M->WT);
+    M->Wr = calloc((size_t)L, sizeof *M->Wr);
+    M->bias = calloc((size_t)L, sizeof *M->bias);
+    if (!M->np || !M->WT || !M->Wr || !M->bias)
+        return 0;
     for (int l = 0; l <= L; l++)
-        M.np[l] = pad16(m->sizes[l]);
-    int B = calib->n < SB ? (int)calib->n : SB;
-    int64_t b0, b1;
-    ecp_dist_shard((calib->n + B - 1) / B, &b0, &b1);
-    int T = openblas_get_num_threads();
-    T = T < 1 ? 1 : T > MAXT ? MAXT : T;
-    if (T > b1 - b0)
-        T = b1 > b0 ? (int)(b1 - b0) : 1;
-    worker_t wk[MAXT];
-    memset(wk, 0, sizeof wk);
-    ecp_status s = ECP_OK;
-    M.WT = calloc((size_t)L, sizeof *M.WT);
-    M.Wr = calloc((size_t)L, sizeof *M.Wr);
-    M.bias = calloc((size_t)L, sizeof *M.bias);
-    if (!M.WT || !M.Wr || !M.bias)
-        goto oom;
+        M->np[l] = pad16(m->sizes[l]);
     for (int l = 0; l < L; l++) {
         int ni = m->sizes[l], no = m->sizes[l + 1];
         const float *W = m->layer[l].W;
-        if (!(M.WT[l] = zal((size_t)ni * M.np[l + 1], sizeof(float))) ||
-            !(M.Wr[l] = zal((size_t)no * M.np[l], sizeof(float))) ||
-            !(M.bias[l] = zal((size_t)M.np[l + 1], sizeof(float))))
-            goto oom;
+        if (!(M->WT[l] = zal((size_t)ni * M->np[l + 1], sizeof(float))) ||
+            !(M->Wr[l] = zal((size_t)no * M->np[l], sizeof(float))) ||
+            !(M->bias[l] = zal((size_t)M->np[l + 1], sizeof(float))))
+            return 0;
         for (int i = 0; i < no; i++)
             for (int j = 0; j < ni; j++) {
                 float v = W[(size_t)i * ni + j];
-                M.WT[l][(size_t)j * M.np[l + 1] + i] = v;
-                M.Wr[l][(size_t)i * M.np[l] + j] = v;
+                M->WT[l][(size_t)j * M->np[l + 1] + i] = v;
+                M->Wr[l][(size_t)i * M->np[l] + j] = v;
             }
-        memcpy(M.bias[l], m->layer[l].b, (size_t)no * sizeof(float));
-        M.shift[l] = st->shift[l];
+        memcpy(M->bias[l], m->layer[l].b, (size_t)no * sizeof(float));
     }
-    for (int t = 0; t < T; t++) {
-        wk[t].M = &M;
-        wk[t].calib = calib;
-        wk[t].t = t;
-        wk[t].T = T;
-        wk[t].b0 = b0;
-        wk[t].b1 = b1;
-        if (!worker_alloc(&wk[t], &M, B))
-            goto oom;
-    }
-    /* The reference values from the first batch (see the top of the file). */
-    {
-        worker_t *w = &wk[0];
-        const float *x = calib->x;
-        forward(w, x, B);
-        for (int l = 0; l < L; l++) {
-            int ld, ni = m->sizes[l];
-            const float *a = layer_in(w, l, x, &ld);
-            for (int j = 0; j < ni; j++) {
-                double sum = 0;
-                int zeros = 0;
-                for (int r = 0; r < B; r++) {
-                    float v = a[(size_t)r * ld + j];
-                    sum += v;
-                    zeros += v == 0.0f;
-                }
-                st->shift[l][j] = 2 * zeros >= B ? 0.0f : (float)(sum / B);
+    return 1;
+}
+
+/* The reference values from the first batch (see the top of the file), on worker w. */
+static void first_batch_shift(worker_t *w, const ecp_mlp *m, const ecp_dataset *calib,
+                              ecp_stats *st)
+{
+    const float *x = calib->x;
+    int B = w->B;
+    forward(w, x, B);
+    for (int l = 0; l < m->n_layers; l++) {
+        int ld, ni = m->sizes[l];
+        const float *a = layer_in(w, l, x, &ld);
+        for (int j = 0; j < ni; j++) {
+            double sum = 0;
+            int zeros = 0;
+            for (int r = 0; r < B; r++) {
+                float v = a[(size_t)r * ld + j];
+                sum += v;
+                zeros += v == 0.0f;
             }
+            st->shift[l][j] = 2 * zeros >= B ? 0.0f : (float)(sum / B);
         }
     }
-    pthread_t tid[MAXT];
-    int live[MAXT] = {0};
-    for (int t = 1; t < T; t++)
-        live[t] = pthread_create(&tid[t], NULL, worker_run, &wk[t]) == 0;
-    worker_run(&wk[0]);
-    for (int t = 1; t < T; t++) {
-        if (live[t])
-            pthread_join(tid[t], NULL);
-        else
-            worker_run(&wk[t]);
-    }
-    /* Sum the threads' accumulators; M1, M2 back to n_out x n_in. */
-    for (int l = 0; l < L; l++) {
-        int ni = m->sizes[l], no = m->sizes[l + 1], np = M.np[l + 1];
+}
+
+/* Adds the T workers' accumulators into st, in worker order; M1, M2 back to n_out x n_in. */
+static void sum_workers(const model_t *M, const worker_t *wk, int T, ecp_stats *st)
+{
+    for (int l = 0; l < M->L; l++) {
+        int ni = M->n[l], no = M->n[l + 1], np = M->np[l + 1];
         for (int t = 0; t < T; t++) {
             for (int i = 0; i < no; i++)
                 st->m0[l][i] += wk[t].m0[l][i];
@@ -561,19 +525,45 @@ ecp_status ecp_stats_output_sparse(const ecp_mlp *m, const ecp_dataset *calib, e
             }
         }
     }
+}
+
+/* Fills st->shift, m0, m1, m2, sa, sa2 (allocated and zeroed by the caller) for the output
+ * sensitivity. */
+ecp_status ecp_stats_output_sparse(const ecp_mlp *m, const ecp_dataset *calib, ecp_stats *st,
+                                   ecp_error *err)
+{
+    int L = m->n_layers;
+    int B = calib->n < ECP_STATS_BATCH ? (int)calib->n : ECP_STATS_BATCH;
+    int64_t b0, b1;
+    ecp_dist_shard((calib->n + B - 1) / B, &b0, &b1);
+    int T = openblas_get_num_threads();
+    T = T < 1 ? 1 : T > ECP_POOL_MAX_THREADS ? ECP_POOL_MAX_THREADS : T;
+    if (T > b1 - b0)
+        T = b1 > b0 ? (int)(b1 - b0) : 1;
+    model_t M = {0};
+    ecp_pool *pool = NULL;
+    worker_t *wk = calloc((size_t)T, sizeof *wk);
+    ecp_status s = ECP_OK;
+    if (!wk || !model_build(&M, m, st))
+        goto oom;
+    for (int t = 0; t < T; t++) {
+        wk[t] = (worker_t){.M = &M, .calib = calib, .t = t, .T = T, .b0 = b0, .b1 = b1};
+        if (!worker_alloc(&wk[t], &M, B))
+            goto oom;
+    }
+    if ((s = ecp_pool_create(T, &pool, err)))
+        goto done;
+    first_batch_shift(&wk[0], m, calib, st);
+    ecp_pool_run(pool, worker_run, wk, T);
+    sum_workers(&M, wk, T, st);
     goto done;
 oom:
     s = ecp_fail(err, ECP_ERR_MEMORY, "statistics: out of memory");
 done:
-    for (int t = 0; t < T; t++)
+    ecp_pool_free(pool);
+    for (int t = 0; wk && t < T; t++)
         worker_free(&wk[t], L);
-    for (int l = 0; l < L; l++) {
-        if (M.WT) free(M.WT[l]);
-        if (M.Wr) free(M.Wr[l]);
-        if (M.bias) free(M.bias[l]);
-    }
-    free(M.WT);
-    free(M.Wr);
-    free(M.bias);
+    free(wk);
+    model_free(&M);
     return s;
 }

@@ -213,9 +213,6 @@ ecp_status ecp_prune_neurons_apply_calib(ecp_mlp *m, const ecp_neuron_scores *sc
     if (H < 1)
         return ecp_fail(err, ECP_ERR_ARG, "neuron pruning: the model (%d-%d) has no hidden layer",
                         m->sizes[0], m->sizes[1]);
-    if (H > ECP_PRUNE_MAX_LAYERS)
-        return ecp_fail(err, ECP_ERR_UNSUPPORTED, "neuron pruning handles at most %d layers",
-                        ECP_PRUNE_MAX_LAYERS);
     if (!(fraction >= 0 && fraction < 1))
         return ecp_fail(err, ECP_ERR_ARG, "sparsity %g: the fraction of hidden neurons removed "
                         "must be in [0, 1)", fraction);
@@ -307,9 +304,6 @@ static ecp_status check_neuron_opts(const ecp_mlp *m, const ecp_prune_opts *o, e
     if (m->n_layers < 2)
         return ecp_fail(err, ECP_ERR_ARG, "neuron pruning: the model (%d-%d) has no hidden layer",
                         m->sizes[0], m->sizes[1]);
-    if (m->n_layers - 1 > ECP_PRUNE_MAX_LAYERS)
-        return ecp_fail(err, ECP_ERR_UNSUPPORTED, "neuron pruning handles at most %d layers",
-                        ECP_PRUNE_MAX_LAYERS);
     return ECP_OK;
 }
 
@@ -323,7 +317,7 @@ ecp_status ecp_prune_neurons(ecp_mlp *m, const ecp_dataset *train, const ecp_pru
     ecp_status s;
     if ((s = check_neuron_opts(m, o, err)) || (s = ecp_check_fit(m, train, "model", "data", err)))
         return s;
-    int H = m->n_layers - 1, orig[ECP_PRUNE_MAX_LAYERS];
+    int H = m->n_layers - 1, orig[ECP_MAX_LAYERS];
     for (int h = 0; h < H; h++)
         orig[h] = m->sizes[h + 1];
     ecp_dataset *calib = NULL;

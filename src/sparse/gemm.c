@@ -9,7 +9,7 @@
  * and step), XT packed per call into panels of NR batch columns and KC steps that stay in L2,
  * an MR x NR tile of accumulators in registers. Measured figures are in docs/PERF.md.
  * Exact zeros are not skipped: this is the reference-speed dense path. */
-#include "simd.h"
+#include "sparse.h"
 
 /* Tile: MR rows of W x NV vectors of batch columns. AVX-512: 12 x 2 zmm accumulators of its
  * 32 registers; AVX2 has 16 registers, so 6 x 2. */

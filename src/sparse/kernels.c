@@ -16,9 +16,6 @@
  *    of WT, whole output vectors in registers); the engine chooses (engine.c).
  */
 #include "sparse.h"
-#include <pthread.h>
-
-#include "simd.h"
 
 /* SpMM tile: TNV vectors of batch columns per output row (32 columns with AVX-512), TS
  * accumulator sets, the fastest of the tiles tried (docs/PERF.md). XT must be 64-byte aligned
@@ -330,30 +327,19 @@ void ecp_dcol_list(const float *WT, int ld, const float *x, const int32_t *nz,
 
 /* ------------------------------------------------------------------ threads */
 
-/* Below this many multiply-adds a product runs on the calling thread: starting and joining a
- * pthread costs about as much as ~1M FMAs of these kernels (docs/PERF.md). */
+/* Below this many multiply-adds a product runs on the calling thread: waking the pool's
+ * sleeping workers costs about as much as ~MT_MIN_WORK FMAs of these kernels (docs/PERF.md). */
 #define MT_MIN_WORK (1 << 20)
-#define MT_MAX 256
 
 typedef struct {
     const ecp_spmat *A;
     const float *x, *b;
     float *y;
     int B; /* 0: SpMV */
-    int r0, r1;
+    int blocks;
 } mt_job;
 
-static void *mt_run(void *p)
-{
-    mt_job *j = p;
-    if (j->B == 0)
-        ecp_spmv_csr(j->A, j->x, j->b, j->y, j->r0, j->r1);
-    else
-        ecp_spmm_csr(j->A, j->x, j->B, j->b, j->y, j->r0, j->r1);
-    return NULL;
-}
-
-/* First row r with ptr[r] >= target (rows split so that every thread gets the same number of
+/* First row r with ptr[r] >= target (rows split so that every block gets the same number of
  * non-zeros, not of rows: pruning leaves rows of very different lengths). */
 static int row_at(const ecp_spmat *A, int64_t target)
 {
@@ -368,51 +354,41 @@ static int row_at(const ecp_spmat *A, int64_t target)
     return lo;
 }
 
-static ecp_status mt_product(const ecp_spmat *A, const float *x, int B, const float *b, float *y,
-                             int threads, ecp_error *err)
+static void mt_block(void *arg, int t)
+{
+    const mt_job *j = arg;
+    const ecp_spmat *A = j->A;
+    int r0 = t == 0 ? 0 : row_at(A, A->nnz * t / j->blocks);
+    int r1 = t == j->blocks - 1 ? A->n_major : row_at(A, A->nnz * (t + 1) / j->blocks);
+    if (r1 <= r0)
+        return;
+    if (j->B == 0)
+        ecp_spmv_csr(A, j->x, j->b, j->y, r0, r1);
+    else
+        ecp_spmm_csr(A, j->x, j->B, j->b, j->y, r0, r1);
+}
+
+static void mt_product(const ecp_spmat *A, const float *x, int B, const float *b, float *y,
+                       ecp_pool *pool)
 {
     int64_t work = A->nnz * (int64_t)(B ? B : 1);
-    if (threads > MT_MAX)
-        threads = MT_MAX;
-    if (threads > A->n_major)
-        threads = A->n_major;
-    if (threads <= 1 || work < MT_MIN_WORK) {
-        mt_job j = {A, x, b, y, B, 0, A->n_major};
-        mt_run(&j);
-        return ECP_OK;
-    }
-    mt_job jobs[MT_MAX];
-    pthread_t tid[MT_MAX];
-    unsigned char live[MT_MAX] = {0};
-    for (int t = 0; t < threads; t++) {
-        int r0 = t == 0 ? 0 : row_at(A, A->nnz * t / threads);
-        int r1 = t == threads - 1 ? A->n_major : row_at(A, A->nnz * (t + 1) / threads);
-        jobs[t] = (mt_job){A, x, b, y, B, r0, r1 < r0 ? r0 : r1};
-    }
-    /* Blocks 1..T-1 run on new pthreads, block 0 on the caller. If a pthread cannot be started
-     * its block runs on the caller too, so the product is always complete. */
-    for (int t = 1; t < threads; t++) {
-        if (pthread_create(&tid[t], NULL, mt_run, &jobs[t]) == 0)
-            live[t] = 1;
-        else
-            mt_run(&jobs[t]);
-    }
-    mt_run(&jobs[0]);
-    ecp_status st = ECP_OK;
-    for (int t = 1; t < threads; t++)
-        if (live[t] && pthread_join(tid[t], NULL) != 0 && st == ECP_OK)
-            st = ecp_fail(err, ECP_ERR_MEMORY, "sparse kernel: cannot join a worker thread");
-    return st;
+    int blocks = ecp_pool_threads(pool);
+    if (blocks > A->n_major)
+        blocks = A->n_major;
+    if (work < MT_MIN_WORK || blocks < 1)
+        blocks = 1;
+    mt_job j = {A, x, b, y, B, blocks};
+    ecp_pool_run(pool, mt_block, &j, blocks);
 }
 
-ecp_status ecp_spmv_csr_mt(const ecp_spmat *A, const float *x, const float *b, float *y,
-                           int threads, ecp_error *err)
+void ecp_spmv_csr_mt(const ecp_spmat *A, const float *x, const float *b, float *y,
+                     ecp_pool *pool)
 {
-    return mt_product(A, x, 0, b, y, threads, err);
+    mt_product(A, x, 0, b, y, pool);
 }
 
-ecp_status ecp_spmm_csr_mt(const ecp_spmat *A, const float *XT, int B, const float *b, float *YT,
-                           int threads, ecp_error *err)
+void ecp_spmm_csr_mt(const ecp_spmat *A, const float *XT, int B, const float *b, float *YT,
+                     ecp_pool *pool)
 {
-    return mt_product(A, XT, B, b, YT, threads, err);
+    mt_product(A, XT, B, b, YT, pool);
 }

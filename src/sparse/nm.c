@@ -3,16 +3,7 @@
  * would be a serial add chain); a batch keeps a tile of TB batch columns of one output row in
  * registers, as the CSR SpMM does, and reads one value and one byte per kept weight. */
 #include "nm.h"
-#include <math.h>
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
-#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
-#define MADD(a, b, c) fmaf((a), (b), (c))
-#else
-#define MADD(a, b, c) ((a) * (b) + (c))
-#endif
+#include "../core/simd.h"
 
 #define TB 32    /* batch columns per register tile */
 #define LANES 16 /* batch 1: independent partial sums per row (a vector of gathers) */

@@ -5,6 +5,7 @@
 #define ECP_SPARSE_H
 
 #include "../internal.h"
+#include "../core/simd.h" /* ECP_VW: the engine pads its layouts to whole vectors */
 
 /* A compressed sparse matrix of one layer, n_out x n_in, by rows (CSR, major = outputs) or by
  * columns (CSC, major = inputs). Minor indices are uint16 when the minor dimension is at most
@@ -38,22 +39,15 @@ void ecp_spmv_csc(const ecp_spmat *A, const float *x, const float *b, float *y);
  * the batch is the inner, contiguous dimension. Rows [r0, r1) only. */
 void ecp_spmm_csr(const ecp_spmat *A, const float *XT, int B, const float *b, float *YT, int r0,
                   int r1);
-/* The same two products split over `threads` pthreads by row blocks of equal non-zero count
- * (single-threaded when the work is too small to pay for thread start-up). */
-ecp_status ecp_spmv_csr_mt(const ecp_spmat *A, const float *x, const float *b, float *y,
-                           int threads, ecp_error *err);
-ecp_status ecp_spmm_csr_mt(const ecp_spmat *A, const float *XT, int B, const float *b, float *YT,
-                           int threads, ecp_error *err);
+/* The same two products split over the threads of pool (NULL: the calling thread) by row
+ * blocks of equal non-zero count (on the calling thread alone when the work is too small to pay
+ * for waking the workers). Every row is computed whole by one thread: the results do not depend
+ * on the thread count. */
+void ecp_spmv_csr_mt(const ecp_spmat *A, const float *x, const float *b, float *y,
+                     ecp_pool *pool);
+void ecp_spmm_csr_mt(const ecp_spmat *A, const float *XT, int B, const float *b, float *YT,
+                     ecp_pool *pool);
 
-/* Floats per SIMD vector of the kernels (16 with AVX-512, 8 with AVX, else 4); the engine pads
- * the dense-column layout and its batch-1 buffers to a multiple of it. */
-#if defined(__AVX512F__)
-#define ECP_VW 16
-#elif defined(__AVX__)
-#define ECP_VW 8
-#else
-#define ECP_VW 4
-#endif
 
 /* Batch-1 helpers over the list of non-zero inputs (the engine builds it once per layer while
  * applying the activation, then every column kernel walks only those inputs).
@@ -74,8 +68,11 @@ void ecp_spmv_csc_list(const ecp_spmat *A, const float *x, const int32_t *nz, in
 void ecp_dcol_list(const float *WT, int ld, const float *x, const int32_t *nz,
                    const int32_t *rows, int nx, const float *b, float *y);
 
-/* 64-byte aligned float buffer of n entries (free with free()); NULL with a message on failure. */
-float *ecp_alloc_aligned(size_t n, ecp_error *err);
+/* 64-byte aligned float buffer of n entries (ecp_aligned_alloc; free with free()). */
+static inline float *ecp_alloc_aligned(size_t n, ecp_error *err)
+{
+    return ecp_aligned_alloc(n, sizeof(float), "sparse engine buffer", err);
+}
 
 /* Dense layer weights packed once for ecp_gemm_packed (gemm.c): row blocks of the kernel's tile
  * height, k-major, zero-padded. */

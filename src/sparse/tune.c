@@ -106,7 +106,7 @@ static ecp_status time_dense(const bench_layer *L, int threads, double *out, ecp
     return ECP_OK;
 }
 
-static ecp_status time_sparse(const bench_layer *L, double d, int threads, ecp_rng *r,
+static ecp_status time_sparse(const bench_layer *L, double d, ecp_pool *pool, ecp_rng *r,
                               double *out, ecp_error *err)
 {
     size_t nw = (size_t)L->n_out * L->n_in;
@@ -122,11 +122,13 @@ static ecp_status time_sparse(const bench_layer *L, double d, int threads, ecp_r
         return st;
     double best = 1e30;
     int reps = 1;
-    for (int rep = 0; rep < 6 && !st; rep++) {
+    for (int rep = 0; rep < 6; rep++) {
         double t0 = ecp_now();
-        for (int i = 0; i < reps && !st; i++)
-            st = L->B == 1 ? ecp_spmv_csr_mt(&A, L->x, L->b, L->y, threads, err)
-                           : ecp_spmm_csr_mt(&A, L->x, L->B, L->b, L->y, threads, err);
+        for (int i = 0; i < reps; i++)
+            if (L->B == 1)
+                ecp_spmv_csr_mt(&A, L->x, L->b, L->y, pool);
+            else
+                ecp_spmm_csr_mt(&A, L->x, L->B, L->b, L->y, pool);
         double t = (ecp_now() - t0) / reps;
         if (rep > 0 && t < best)
             best = t;
@@ -135,11 +137,11 @@ static ecp_status time_sparse(const bench_layer *L, double d, int threads, ecp_r
     }
     ecp_spmat_release(&A);
     *out = best;
-    return st;
+    return ECP_OK;
 }
 
-static ecp_status break_even(int n_out, int n_in, int B, int threads, ecp_rng *r, double *out,
-                             ecp_error *err)
+static ecp_status break_even(int n_out, int n_in, int B, int threads, ecp_pool *pool, ecp_rng *r,
+                             double *out, ecp_error *err)
 {
     bench_layer L;
     ecp_status st = layer_make(&L, n_out, n_in, B, r, err);
@@ -149,9 +151,9 @@ static ecp_status break_even(int n_out, int n_in, int B, int threads, ecp_rng *r
     const double d1 = 0.05, d2 = 0.40;
     st = time_dense(&L, threads, &td, err);
     if (!st)
-        st = time_sparse(&L, d1, threads, r, &t1, err);
+        st = time_sparse(&L, d1, pool, r, &t1, err);
     if (!st)
-        st = time_sparse(&L, d2, threads, r, &t2, err);
+        st = time_sparse(&L, d2, pool, r, &t2, err);
     layer_free(&L);
     if (st)
         return st;
@@ -168,11 +170,15 @@ ecp_status ecp_sparse_tune(int threads, ecp_sparse_tune_result *out, ecp_error *
     ecp_rng r;
     ecp_rng_seed(&r, 12345);
     ecp_sparse_tune_default(out);
-    ecp_status st = break_even(300, 784, 1, threads, &r, &out->b1_small, err);
+    ecp_pool *pool = NULL;
+    ecp_status st = threads > 1 ? ecp_pool_create(threads, &pool, err) : ECP_OK;
     if (!st)
-        st = break_even(4096, 4096, 1, threads, &r, &out->b1_large, err);
+        st = break_even(300, 784, 1, threads, pool, &r, &out->b1_small, err);
     if (!st)
-        st = break_even(300, 784, 256, threads, &r, &out->bn, err);
+        st = break_even(4096, 4096, 1, threads, pool, &r, &out->b1_large, err);
+    if (!st)
+        st = break_even(300, 784, 256, threads, pool, &r, &out->bn, err);
+    ecp_pool_free(pool);
     out->threads = threads;
     return st;
 }
