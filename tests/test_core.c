@@ -297,6 +297,45 @@ static void test_pool(void **state)
 
 /* Without mpirun the process is rank 0 of 1 and every collective passes its input through:
  * plain ecprune and embedders see no MPI at all. */
+/* The k smallest by a total order: the same set as a sort's first k, on arrays with many ties
+ * (scores drawn from 7 values, ties broken by index), every k from 0 to n, sizes 1 to 40. */
+typedef struct {
+    double score;
+    int64_t idx;
+} nth_item;
+
+static int nth_cmp(const void *pa, const void *pb)
+{
+    const nth_item *a = pa, *b = pb;
+    if (a->score != b->score)
+        return a->score < b->score ? -1 : 1;
+    return (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+static void test_nth_smallest(void **state)
+{
+    ecp_rng r;
+    ecp_rng_seed(&r, 5);
+    nth_item a[40], sorted[40];
+    for (int n = 1; n <= 40; n++)
+        for (int k = 0; k <= n; k++) {
+            for (int i = 0; i < n; i++) {
+                a[i].score = (double)(ecp_rng_u64(&r) % 7);
+                a[i].idx = (int64_t)(ecp_rng_u64(&r) % 1000) * 64 + i; /* distinct, unordered */
+            }
+            memcpy(sorted, a, sizeof a);
+            qsort(sorted, (size_t)n, sizeof *sorted, nth_cmp);
+            ecp_nth_smallest(a, (size_t)n, sizeof *a, (size_t)k, nth_cmp);
+            /* the front holds exactly sorted[0..k), the back the rest */
+            qsort(a, (size_t)k, sizeof *a, nth_cmp);
+            qsort(a + k, (size_t)(n - k), sizeof *a, nth_cmp);
+            for (int i = 0; i < n; i++) {
+                assert_true(a[i].score == sorted[i].score);
+                assert_int_equal(a[i].idx, sorted[i].idx);
+            }
+        }
+}
+
 static void test_dist_singleton(void **state)
 {
     (void)state;
@@ -335,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_pool),
         cmocka_unit_test(test_closest_name),
         cmocka_unit_test(test_blas_threads_push_pop),
+        cmocka_unit_test(test_nth_smallest),
         cmocka_unit_test(test_dist_singleton),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
