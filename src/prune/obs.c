@@ -211,6 +211,28 @@ static void obs_cache_next(obs_cache *c, const ecp_mlp *m, const ecp_mlp *orig, 
     c->turn ^= 1;
 }
 
+/* For the b samples of a batch with sensitivities S (NULL: unweighted): r_n = mean_i s_in
+ * added to *rsum, q_n = sqrt(r_n) when samples are weighted (else 1), sum_n s_in added to
+ * L->rscale. */
+static void obs_batch_weights(obs_layer *L, const float *S, int b, int sample_w, double *q,
+                              double *rsum)
+{
+    int no = L->rows;
+    for (int n = 0; n < b; n++) {
+        double r = 1;
+        if (S) {
+            double t = 0;
+            for (int i = 0; i < no; i++) {
+                t += S[(size_t)n * no + i];
+                L->rscale[i] += S[(size_t)n * no + i];
+            }
+            r = t / no;
+        }
+        *rsum += r;
+        q[n] = sample_w ? sqrt(r) : 1.0;
+    }
+}
+
 /* H = sum_n r_n a~ a~^T over the calibration set on the current network, the row weights c_i,
  * with r_n = mean_i s_in and c_i = sum_n s_in / sum_n r_n (both 1 without weighting), and,
  * when orig is given, C = sum_n r_n a~ a~0^T against the inputs a~0 that the original network
@@ -255,19 +277,7 @@ static ecp_status obs_hessian(obs_layer *L, const ecp_mlp *m, const ecp_mlp *ori
             ecp_calib_pass_run(p, x, b);
             S = ecp_calib_pass_sens(p, L->l);
         }
-        for (int n = 0; n < b; n++) {
-            double r = 1;
-            if (S) {
-                double t = 0;
-                for (int i = 0; i < no; i++) {
-                    t += S[(size_t)n * no + i];
-                    L->rscale[i] += S[(size_t)n * no + i];
-                }
-                r = t / no;
-            }
-            rsum += r;
-            q[n] = sample_w ? sqrt(r) : 1.0;
-        }
+        obs_batch_weights(L, S, b, sample_w, q, &rsum);
         obs_rows(L->X, ca ? ca + (size_t)(at - c->at) * ni : ecp_calib_pass_act(p, L->l), q, b,
                  ni);
         cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, cols, b, 1.0, L->X, cols, 1.0, L->H,
