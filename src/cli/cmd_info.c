@@ -1,6 +1,7 @@
 /* ecprune info: what a model file holds. */
 #include "cli.h"
 #include <getopt.h>
+#include <string.h>
 
 static void help(FILE *f)
 {
@@ -143,13 +144,18 @@ int cmd_info(int argc, char **argv)
         printf("%s: %d layers, %lld parameters (%lld weights, %lld pruned: sparsity %.2f%%)\n",
                argv[optind], L, (long long)ecp_mlp_n_params(m), (long long)nw, (long long)np,
                100.0 * (double)np / (double)nw);
-        printf("  %-5s %8s %8s  %-10s %10s %10s %9s\n", "layer", "in", "out", "activation",
+        int aw = 10; /* the activation column fits the longest spelling ("hardswish:a:b") */
+        for (int l = 0; l < L; l++) {
+            int n = (int)strlen(act_text(m, l, an, sizeof an));
+            aw = n > aw ? n : aw;
+        }
+        printf("  %-5s %8s %8s  %-*s %10s %10s %9s\n", "layer", "in", "out", aw, "activation",
                "weights", "pruned", "sparsity");
         for (int l = 0; l < L; l++) {
             int64_t w = (int64_t)ecp_mlp_layer_in(m, l) * ecp_mlp_layer_out(m, l);
             int64_t p = ecp_mlp_layer_n_pruned(m, l);
-            printf("  %-5d %8d %8d  %-10s %10lld %10lld %8.2f%%\n", l, ecp_mlp_layer_in(m, l),
-                   ecp_mlp_layer_out(m, l), act_text(m, l, an, sizeof an), (long long)w,
+            printf("  %-5d %8d %8d  %-*s %10lld %10lld %8.2f%%\n", l, ecp_mlp_layer_in(m, l),
+                   ecp_mlp_layer_out(m, l), aw, act_text(m, l, an, sizeof an), (long long)w,
                    (long long)p, 100.0 * (double)p / (double)w);
         }
         print_iface(m, 0);
