@@ -66,8 +66,8 @@ typedef struct {
     int *idx;      /* npmax */
     float *val;
     int *cptr;     /* nmax + 1 */
-    int *crow;     /* B x nmax */
-    float *cval;
+    int *crow;     /* B x nmax, not zeroed: build_csc writes every slot it reads, and the */
+    float *cval;   /* pages of the worst case that this data does not reach are never touched */
     /* accumulators; m1, m2 as the statistics (n[l+1] x n[l]): worker 0's are st's own, so
      * that the largest arrays of the pass are not allocated, touched and copied twice */
     double **m0, **m1, **m2, **sa, **sa2;
@@ -431,8 +431,8 @@ static int worker_alloc(worker_t *w, const model_t *M, int B, ecp_stats *st)
         !(w->ones = zal((size_t)npmax, sizeof(float))) || !(w->idx = zal((size_t)npmax + 1, sizeof(int))) ||
         !(w->val = zal((size_t)npmax + 1, sizeof(float))) ||
         !(w->cptr = zal((size_t)nmax + 1, sizeof(int))) ||
-        !(w->crow = zal((size_t)B * nmax + 1, sizeof(int))) ||
-        !(w->cval = zal((size_t)B * nmax + 1, sizeof(float))))
+        !(w->crow = ecp_aligned_alloc((size_t)B * nmax + 1, sizeof(int), "statistics", NULL)) ||
+        !(w->cval = ecp_aligned_alloc((size_t)B * nmax + 1, sizeof(float), "statistics", NULL)))
         return 0;
     for (int i = 0; i < npmax; i++)
         w->ones[i] = 1.0f;
