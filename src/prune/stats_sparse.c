@@ -45,7 +45,8 @@ typedef struct {
     const int *n;     /* sizes[0..L] */
     int *np;          /* padded widths, L + 1 */
     float **WT;       /* WT[l]: n[l] x np[l+1], WT[j*np + i] = W_l[i, j] (forward) */
-    float **Wr;       /* Wr[l]: n[l+1] x np[l], W_l rows (backward) */
+    float **Wr;       /* Wr[l]: n[l+1] x np[l], W_l rows (backward; l >= 1, as nothing is
+                       * carried below layer 0's outputs) */
     float **bias;     /* np[l+1] */
     const ecp_layer *layer; /* activations and their parameters */
     float **shift;    /* the reference values c (st->shift) */
@@ -475,14 +476,15 @@ static int model_build(model_t *M, const ecp_mlp *m, ecp_stats *st)
         int ni = m->sizes[l], no = m->sizes[l + 1];
         const float *W = m->layer[l].W;
         if (!(M->WT[l] = zal((size_t)ni * M->np[l + 1], sizeof(float))) ||
-            !(M->Wr[l] = zal((size_t)no * M->np[l], sizeof(float))) ||
+            (l && !(M->Wr[l] = zal((size_t)no * M->np[l], sizeof(float)))) ||
             !(M->bias[l] = zal((size_t)M->np[l + 1], sizeof(float))))
             return 0;
         for (int i = 0; i < no; i++)
             for (int j = 0; j < ni; j++) {
                 float v = W[(size_t)i * ni + j];
                 M->WT[l][(size_t)j * M->np[l + 1] + i] = v;
-                M->Wr[l][(size_t)i * M->np[l] + j] = v;
+                if (l)
+                    M->Wr[l][(size_t)i * M->np[l] + j] = v;
             }
         memcpy(M->bias[l], m->layer[l].b, (size_t)no * sizeof(float));
     }
