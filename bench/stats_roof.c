@@ -13,8 +13,11 @@
  *             moments 4 nnz(a_l - c_l) np_{l+1}.
  * The rate: the dense pass's own sgemm calls (same shapes and transposes, every batch size of
  * the pass) timed on random data, best of REPS per batch size; roof = flops / that rate.
+ * And the pass itself (ecp_stats_compute, as `ecprune prune --method ec` calls it, without the
+ * scores and the selection that the CLI's stats_seconds also holds): its first call in the
+ * process (cold: fresh memory is faulted in) and the best of REPS more.
  * usage: stats_roof MODEL DATA CALIB THREADS [REPS]   prints one line of JSON */
-#include "internal.h"
+#include "prune/prune.h"
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,11 +161,26 @@ int main(int argc, char **argv)
     dense_batch(m, B, buf); /* warm-up */
     double roof = (double)full * time_dense(m, B, reps, buf) +
                   (rest ? time_dense(m, (int)rest, reps, buf) : 0);
-    double exec = ex[0] + ex[1] + ex[2];
+    double exec = ex[0] + ex[1] + ex[2], cold = 0, warm = 1e30;
+    for (int r = 0; r <= reps; r++) {
+        ecp_stats *st = NULL;
+        double t0 = ecp_now();
+        if (ecp_stats_compute(m, cal, ECP_NEED_MOMENTS, ECP_SENS_OUTPUT, 16, 2, &st, &err)) {
+            fprintf(stderr, "stats_roof: %s\n", err.msg);
+            return 1;
+        }
+        double t = ecp_now() - t0;
+        ecp_stats_free(st);
+        if (!r)
+            cold = t;
+        else
+            warm = t < warm ? t : warm;
+    }
     printf("{\"threads\":%d,\"n\":%lld,\"dense_flops\":%.6g,\"dense_fwd_bwd_mom\":[%.6g,%.6g,%.6g],"
            "\"executed_flops\":%.6g,\"executed_fwd_bwd_mom\":[%.6g,%.6g,%.6g],"
-           "\"sgemm_gflops\":%.2f,\"dense_roof_s\":%.6f,\"executed_roof_s\":%.6f}\n",
+           "\"sgemm_gflops\":%.2f,\"dense_roof_s\":%.6f,\"executed_roof_s\":%.6f,"
+           "\"pass_cold_s\":%.6f,\"pass_warm_s\":%.6f}\n",
            T, (long long)N, dense, N * 2 * sum, N * 2.0 * K * sum1, N * 4 * sum, exec, ex[0],
-           ex[1], ex[2], dense / roof * 1e-9, roof, exec / dense * roof);
+           ex[1], ex[2], dense / roof * 1e-9, roof, exec / dense * roof, cold, warm);
     return 0;
 }
