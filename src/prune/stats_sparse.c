@@ -178,11 +178,16 @@ static inline __attribute__((always_inline)) void mom_chunk(int NV, const int *r
             a2[v] += x2 * sv;
         }
     }
-    for (int v = 0; v < NV; v++)
-        for (int q = 0; q < VW && v * VW + q < nout; q++) {
-            m1[(size_t)(v * VW + q) * si] += a1[v][q];
-            m2[(size_t)(v * VW + q) * si] += a2[v][q];
-        }
+    float t1[4 * VW] __attribute__((aligned(64))), t2[4 * VW] __attribute__((aligned(64)));
+    for (int v = 0; v < NV; v++) {
+        vstore(t1 + v * VW, a1[v]);
+        vstore(t2 + v * VW, a2[v]);
+    }
+    int n = nout < NV * VW ? nout : NV * VW;
+    for (int i = 0; i < n; i++) {
+        m1[(size_t)i * si] += t1[i];
+        m2[(size_t)i * si] += t2[i];
+    }
 }
 
 /* m1, m2: n_out x ni (the padding columns of S, past n_out, are 0 and not accumulated). */
