@@ -3,6 +3,10 @@
 # --method ec --json`: forward, K backward passes, the moment GEMMs and the scores) on mnist,
 # 784-300-100-10, 2000 calibration samples, against the same computation in PyTorch CPU
 # (bench/torch_stats.py) with the same number of threads. Goal: ecprune >= 3x faster.
+# And against its roof (bench/stats_roof.c, same run, same threads): the pass's GEMM work, dense
+# (as a dense implementation does it) and as the zero-skipping pass executes it on this data,
+# divided by the rate OpenBLAS sgemm reaches on the dense pass's own shapes; stats_seconds also
+# holds the scores and the selection, so the pass alone is timed there too (first call and warm).
 # usage: bench/bench_stats.sh BUILD_DIR      (run by `make bench` through bench/run.sh)
 set -euo pipefail
 build=${1:-build}
@@ -16,6 +20,10 @@ mkdir -p "$work"
 model="$work/stats_mnist_784-300-100-10.onnx"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+roof="$tmp/stats_roof"
+cc -std=c11 -D_GNU_SOURCE -O2 -I"$here/../include" -I"$here/../src" -I/usr/include/x86_64-linux-gnu/openblas-pthread \
+    "$here/stats_roof.c" "$build/libecprune.a" -lopenblas -lprotobuf-c -lz -lm -lpthread \
+    $(pkg-config --libs ompi-c) -o "$roof"
 
 if [[ ! -x $bin ]]; then echo "bench_stats: $bin not found" >&2; exit 1; fi
 if ! $py -c 'import torch, onnx' 2>/dev/null; then
@@ -44,7 +52,8 @@ for t in 1 2; do
             --threads "$t" -o "$tmp/p.onnx" --json 2>/dev/null | tail -1 >>"$tmp/ec_$t.json"
     done
     pin "$t" "$py" "$here/torch_stats.py" "$model" "$t" "$calib" 7 >"$tmp/torch_$t.json"
-    "$py" - "$tmp/ec_$t.json" "$tmp/torch_$t.json" "$t" <<'PY'
+    pin "$t" "$roof" "$model" mnist "$calib" "$t" 7 >"$tmp/roof_$t.json"
+    "$py" - "$tmp/ec_$t.json" "$tmp/torch_$t.json" "$t" "$tmp/roof_$t.json" <<'PY'
 import json, sys, statistics
 ec = [json.loads(l)["stats_seconds"] for l in open(sys.argv[1]) if l.strip()]
 pt = json.loads(open(sys.argv[2]).read())
@@ -55,5 +64,17 @@ print("  %-7s %7.4f (%6.4f) %7.4f (%6.4f) %8.2fx  %s" % (
     "ok" if ratio >= 3 else "below the 3x goal"))
 print("          pytorch: manual stacked backward %.4f s, autograd %.4f s" %
       (pt["manual"], pt["autograd"]))
+rf = json.loads(open(sys.argv[4]).read())
+print("          roof: dense %.3f GFLOP -> %.4f s, as executed %.3f GFLOP -> %.4f s "
+      "(sgemm %.1f GFLOP/s)" % (rf["dense_flops"] * 1e-9, rf["dense_roof_s"],
+                                rf["executed_flops"] * 1e-9, rf["executed_roof_s"],
+                                rf["sgemm_gflops"]))
+print("          the pass alone (ecp_stats_compute): first call %.4f s, best of the next %.4f s"
+      % (rf["pass_cold_s"], rf["pass_warm_s"]))
+print("          fraction of the roof reached (roof / time), dense | as executed roof:")
+for name, t in (("stats_seconds min", e_min), ("pass, first call", rf["pass_cold_s"]),
+                ("pass, warm", rf["pass_warm_s"])):
+    print("            %-18s %.2f | %.2f" % (name, rf["dense_roof_s"] / t,
+                                             rf["executed_roof_s"] / t))
 PY
 done

@@ -45,7 +45,8 @@ typedef struct {
     const int *n;     /* sizes[0..L] */
     int *np;          /* padded widths, L + 1 */
     float **WT;       /* WT[l]: n[l] x np[l+1], WT[j*np + i] = W_l[i, j] (forward) */
-    float **Wr;       /* Wr[l]: n[l+1] x np[l], W_l rows (backward) */
+    float **Wr;       /* Wr[l]: n[l+1] x np[l], W_l rows (backward; l >= 1, as nothing is
+                       * carried below layer 0's outputs) */
     float **bias;     /* np[l+1] */
     const ecp_layer *layer; /* activations and their parameters */
     float **shift;    /* the reference values c (st->shift) */
@@ -58,7 +59,7 @@ typedef struct {
     int64_t b0, b1; /* this process's batches (all of them without MPI) */
     /* scratch */
     float **a;     /* a[l], l = 1..L: B x np[l] */
-    float **z;     /* z[l]: B x np[l+1] */
+    float *z;      /* one sample's pre-activations: npmax */
     float **D;     /* act'(z[l]): B x np[l+1] */
     float **S;     /* S[l]: B x np[l+1] */
     float *J0, *J1;/* Kp x npmax */
@@ -66,10 +67,11 @@ typedef struct {
     int *idx;      /* npmax */
     float *val;
     int *cptr;     /* nmax + 1 */
-    int *crow;     /* B x nmax */
-    float *cval;
-    /* accumulators */
-    double **m0, **mT1, **mT2, **sa, **sa2; /* mT*[l]: n[l] x np[l+1] */
+    int *crow;     /* B x nmax, not zeroed: build_csc writes every slot it reads, and the */
+    float *cval;   /* pages of the worst case that this data does not reach are never touched */
+    /* accumulators; m1, m2 as the statistics (n[l+1] x n[l]): worker 0's are st's own, so
+     * that the largest arrays of the pass are not allocated, touched and copied twice */
+    double **m0, **m1, **m2, **sa, **sa2;
 } worker_t;
 
 /* ------------------------------------------------------------------ kernels */
@@ -157,11 +159,12 @@ static void bwd_group(const int *act, int na, const float *Jin, int ldj, const f
 }
 
 /* For one input column: m1[chunk] += sum_e v_e S[row_e, chunk], m2[chunk] += sum_e v_e^2 S[..]
- * (float over the batch, then into double). */
+ * (float over the batch, then into double) for the chunk's first nout outputs, whose
+ * accumulators are si doubles apart. */
 static inline __attribute__((always_inline)) void mom_chunk(int NV, const int *row,
                                                             const float *val, int ne,
-                                                            const float *S, int lds, double *m1,
-                                                            double *m2)
+                                                            const float *S, int lds, int nout,
+                                                            size_t si, double *m1, double *m2)
 {
     vf a1[4], a2[4];
     for (int v = 0; v < NV; v++)
@@ -175,15 +178,21 @@ static inline __attribute__((always_inline)) void mom_chunk(int NV, const int *r
             a2[v] += x2 * sv;
         }
     }
-    for (int v = 0; v < NV; v++)
-        for (int q = 0; q < VW; q++) {
-            m1[v * VW + q] += a1[v][q];
-            m2[v * VW + q] += a2[v][q];
-        }
+    float t1[4 * VW] __attribute__((aligned(64))), t2[4 * VW] __attribute__((aligned(64)));
+    for (int v = 0; v < NV; v++) {
+        vstore(t1 + v * VW, a1[v]);
+        vstore(t2 + v * VW, a2[v]);
+    }
+    int n = nout < NV * VW ? nout : NV * VW;
+    for (int i = 0; i < n; i++) {
+        m1[(size_t)i * si] += t1[i];
+        m2[(size_t)i * si] += t2[i];
+    }
 }
 
-static void mom_layer(const int *cptr, const int *crow, const float *cval, int ni, const float *S,
-                      int np, double *mT1, double *mT2)
+/* m1, m2: n_out x ni (the padding columns of S, past n_out, are 0 and not accumulated). */
+static void mom_layer(const int *cptr, const int *crow, const float *cval, int ni, int no,
+                      const float *S, int np, double *m1, double *m2)
 {
     int c = 0;
     for (; c < np; c += 4 * VW) {
@@ -192,12 +201,14 @@ static void mom_layer(const int *cptr, const int *crow, const float *cval, int n
             int e0 = cptr[j], ne = cptr[j + 1] - e0;
             if (!ne)
                 continue;
-            double *p1 = mT1 + (size_t)j * np + c, *p2 = mT2 + (size_t)j * np + c;
+            double *p1 = m1 + (size_t)c * ni + j, *p2 = m2 + (size_t)c * ni + j;
+            int nout = no - c;
+            size_t si = (size_t)ni;
             switch (nv) {
-            case 4: mom_chunk(4, crow + e0, cval + e0, ne, S + c, np, p1, p2); break;
-            case 3: mom_chunk(3, crow + e0, cval + e0, ne, S + c, np, p1, p2); break;
-            case 2: mom_chunk(2, crow + e0, cval + e0, ne, S + c, np, p1, p2); break;
-            default: mom_chunk(1, crow + e0, cval + e0, ne, S + c, np, p1, p2); break;
+            case 4: mom_chunk(4, crow + e0, cval + e0, ne, S + c, np, nout, si, p1, p2); break;
+            case 3: mom_chunk(3, crow + e0, cval + e0, ne, S + c, np, nout, si, p1, p2); break;
+            case 2: mom_chunk(2, crow + e0, cval + e0, ne, S + c, np, nout, si, p1, p2); break;
+            default: mom_chunk(1, crow + e0, cval + e0, ne, S + c, np, nout, si, p1, p2); break;
             }
         }
     }
@@ -226,7 +237,7 @@ static void forward(worker_t *w, const float *x, int b)
                 w->val[nnz] = v;
                 nnz += v != 0.0f;
             }
-            float *z = w->z[l] + (size_t)r * np;
+            float *z = w->z;
             fwd_row(w->idx, w->val, nnz, M->WT[l], np, M->bias[l], z);
             float *y = w->a[l + 1] + (size_t)r * np;
             const ecp_layer *Ly = &M->layer[l];
@@ -346,7 +357,7 @@ static void batch(worker_t *w, int64_t at, int b)
                 m0[i] += S[i];
         }
         build_csc(w, l, x, b);
-        mom_layer(w->cptr, w->crow, w->cval, M->n[l], w->S[l], np, w->mT1[l], w->mT2[l]);
+        mom_layer(w->cptr, w->crow, w->cval, M->n[l], no, w->S[l], np, w->m1[l], w->m2[l]);
     }
 }
 
@@ -373,23 +384,23 @@ static void worker_free(worker_t *w, int L)
     for (int l = 0; l <= L; l++) {
         if (w->a) free(w->a[l]);
         if (l < L) {
-            if (w->z) free(w->z[l]);
             if (w->D) free(w->D[l]);
             if (w->S) free(w->S[l]);
             if (w->m0) free(w->m0[l]);
-            if (w->mT1) free(w->mT1[l]);
-            if (w->mT2) free(w->mT2[l]);
+            if (w->m1 && w->t) free(w->m1[l]);
+            if (w->m2 && w->t) free(w->m2[l]);
             if (w->sa) free(w->sa[l]);
             if (w->sa2) free(w->sa2[l]);
         }
     }
     free(w->a); free(w->z); free(w->D); free(w->S);
-    free(w->m0); free(w->mT1); free(w->mT2); free(w->sa); free(w->sa2);
+    free(w->m0); free(w->m1); free(w->m2); free(w->sa); free(w->sa2);
     free(w->J0); free(w->J1); free(w->ones); free(w->idx); free(w->val);
     free(w->cptr); free(w->crow); free(w->cval);
 }
 
-static int worker_alloc(worker_t *w, const model_t *M, int B)
+/* Worker 0 accumulates M1, M2 into st itself. */
+static int worker_alloc(worker_t *w, const model_t *M, int B, ecp_stats *st)
 {
     int L = M->L, nmax = 0, npmax = 0;
     for (int l = 0; l <= L; l++) {
@@ -397,22 +408,27 @@ static int worker_alloc(worker_t *w, const model_t *M, int B)
         npmax = M->np[l] > npmax ? M->np[l] : npmax;
     }
     w->B = B;
-    if (!(w->a = calloc((size_t)L + 1, sizeof *w->a)) || !(w->z = calloc((size_t)L, sizeof *w->z)) ||
+    if (!(w->a = calloc((size_t)L + 1, sizeof *w->a)) || !(w->z = zal((size_t)npmax, sizeof(float))) ||
         !(w->D = calloc((size_t)L, sizeof *w->D)) || !(w->S = calloc((size_t)L, sizeof *w->S)) ||
         !(w->m0 = calloc((size_t)L, sizeof *w->m0)) ||
-        !(w->mT1 = calloc((size_t)L, sizeof *w->mT1)) ||
-        !(w->mT2 = calloc((size_t)L, sizeof *w->mT2)) ||
+        !(w->m1 = calloc((size_t)L, sizeof *w->m1)) ||
+        !(w->m2 = calloc((size_t)L, sizeof *w->m2)) ||
         !(w->sa = calloc((size_t)L, sizeof *w->sa)) || !(w->sa2 = calloc((size_t)L, sizeof *w->sa2)))
         return 0;
     for (int l = 0; l < L; l++) {
-        size_t np = (size_t)M->np[l + 1], ni = (size_t)M->n[l];
+        size_t np = (size_t)M->np[l + 1], ni = (size_t)M->n[l], no = (size_t)M->n[l + 1];
         if (!(w->a[l + 1] = zal((size_t)B * np, sizeof(float))))
             return 0;
-        if (!(w->z[l] = zal((size_t)B * np, sizeof(float))) ||
-            !(w->D[l] = zal((size_t)B * np, sizeof(float))) ||
+        if (w->t == 0) {
+            w->m1[l] = st->m1[l];
+            w->m2[l] = st->m2[l];
+        } else if (!(w->m1[l] = zal(no * ni, sizeof(double))) ||
+                   !(w->m2[l] = zal(no * ni, sizeof(double)))) {
+            return 0;
+        }
+        if (!(w->D[l] = zal((size_t)B * np, sizeof(float))) ||
             !(w->S[l] = zal((size_t)B * np, sizeof(float))) ||
-            !(w->m0[l] = zal(np, sizeof(double))) || !(w->mT1[l] = zal(ni * np, sizeof(double))) ||
-            !(w->mT2[l] = zal(ni * np, sizeof(double))) || !(w->sa[l] = zal(ni, sizeof(double))) ||
+            !(w->m0[l] = zal(np, sizeof(double))) || !(w->sa[l] = zal(ni, sizeof(double))) ||
             !(w->sa2[l] = zal(ni, sizeof(double))))
             return 0;
     }
@@ -421,8 +437,8 @@ static int worker_alloc(worker_t *w, const model_t *M, int B)
         !(w->ones = zal((size_t)npmax, sizeof(float))) || !(w->idx = zal((size_t)npmax + 1, sizeof(int))) ||
         !(w->val = zal((size_t)npmax + 1, sizeof(float))) ||
         !(w->cptr = zal((size_t)nmax + 1, sizeof(int))) ||
-        !(w->crow = zal((size_t)B * nmax + 1, sizeof(int))) ||
-        !(w->cval = zal((size_t)B * nmax + 1, sizeof(float))))
+        !(w->crow = ecp_aligned_alloc((size_t)B * nmax + 1, sizeof(int), "statistics", NULL)) ||
+        !(w->cval = ecp_aligned_alloc((size_t)B * nmax + 1, sizeof(float), "statistics", NULL)))
         return 0;
     for (int i = 0; i < npmax; i++)
         w->ones[i] = 1.0f;
@@ -465,14 +481,15 @@ static int model_build(model_t *M, const ecp_mlp *m, ecp_stats *st)
         int ni = m->sizes[l], no = m->sizes[l + 1];
         const float *W = m->layer[l].W;
         if (!(M->WT[l] = zal((size_t)ni * M->np[l + 1], sizeof(float))) ||
-            !(M->Wr[l] = zal((size_t)no * M->np[l], sizeof(float))) ||
+            (l && !(M->Wr[l] = zal((size_t)no * M->np[l], sizeof(float)))) ||
             !(M->bias[l] = zal((size_t)M->np[l + 1], sizeof(float))))
             return 0;
         for (int i = 0; i < no; i++)
             for (int j = 0; j < ni; j++) {
                 float v = W[(size_t)i * ni + j];
                 M->WT[l][(size_t)j * M->np[l + 1] + i] = v;
-                M->Wr[l][(size_t)i * M->np[l] + j] = v;
+                if (l)
+                    M->Wr[l][(size_t)i * M->np[l] + j] = v;
             }
         memcpy(M->bias[l], m->layer[l].b, (size_t)no * sizeof(float));
     }
@@ -502,11 +519,12 @@ static void first_batch_shift(worker_t *w, const ecp_mlp *m, const ecp_dataset *
     }
 }
 
-/* Adds the T workers' accumulators into st, in worker order; M1, M2 back to n_out x n_in. */
+/* Adds the T workers' accumulators into st, in worker order (worker 0's M1, M2 are there
+ * already, as if added to zeros). */
 static void sum_workers(const model_t *M, const worker_t *wk, int T, ecp_stats *st)
 {
     for (int l = 0; l < M->L; l++) {
-        int ni = M->n[l], no = M->n[l + 1], np = M->np[l + 1];
+        int ni = M->n[l], no = M->n[l + 1];
         for (int t = 0; t < T; t++) {
             for (int i = 0; i < no; i++)
                 st->m0[l][i] += wk[t].m0[l][i];
@@ -514,14 +532,12 @@ static void sum_workers(const model_t *M, const worker_t *wk, int T, ecp_stats *
                 st->sa[l][j] += wk[t].sa[l][j];
                 st->sa2[l][j] += wk[t].sa2[l][j];
             }
-            const double *p1 = wk[t].mT1[l], *p2 = wk[t].mT2[l];
-            for (int j0 = 0; j0 < ni; j0 += 16) {
-                int j1 = j0 + 16 < ni ? j0 + 16 : ni;
-                for (int i = 0; i < no; i++)
-                    for (int j = j0; j < j1; j++) {
-                        st->m1[l][(size_t)i * ni + j] += p1[(size_t)j * np + i];
-                        st->m2[l][(size_t)i * ni + j] += p2[(size_t)j * np + i];
-                    }
+            if (!t)
+                continue;
+            const double *p1 = wk[t].m1[l], *p2 = wk[t].m2[l];
+            for (size_t e = 0; e < (size_t)no * ni; e++) {
+                st->m1[l][e] += p1[e];
+                st->m2[l][e] += p2[e];
             }
         }
     }
@@ -548,7 +564,7 @@ ecp_status ecp_stats_output_sparse(const ecp_mlp *m, const ecp_dataset *calib, e
         goto oom;
     for (int t = 0; t < T; t++) {
         wk[t] = (worker_t){.M = &M, .calib = calib, .t = t, .T = T, .b0 = b0, .b1 = b1};
-        if (!worker_alloc(&wk[t], &M, B))
+        if (!worker_alloc(&wk[t], &M, B, st))
             goto oom;
     }
     if ((s = ecp_pool_create(T, &pool, err)))
