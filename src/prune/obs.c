@@ -189,7 +189,8 @@ static void obs_cache_init(obs_cache *c, const ecp_mlp *m, const ecp_dataset *ca
         if (s == 0 ? cfg->wt != ECP_OBSW_NONE : !cfg->correct)
             continue;
         for (int t = 0; t < 2 && m->n_layers > 1; t++)
-            if (!(c->buf[s][t] = malloc((size_t)c->n * (size_t)width * sizeof(float)))) {
+            if (!(c->buf[s][t] = ecp_alloc((size_t)c->n * (size_t)width, sizeof(float),
+                                           "reconstruction", NULL))) {
                 obs_cache_free(c);
                 return;
             }
