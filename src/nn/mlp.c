@@ -489,15 +489,9 @@ void ecp_ws_free(ecp_ws *ws)
     free(ws->z);
     free(ws->dz);
     free(ws->da);
-    free(ws->input.rowptr);
-    free(ws->input.idx);
-    free(ws->input.val);
-    free(ws->input.colptr);
-    free(ws->input.cidx);
-    free(ws->input.cval);
+    ecp_sparse_input_release(&ws->input);
     free(ws->input.wt);
     free(ws->input.dwt);
-    free(ws->input.dz);
     ecp_pool_free(ws->input.pool);
     free(ws);
 }

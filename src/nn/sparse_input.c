@@ -40,18 +40,23 @@ int ecp_sparse_input_ensure(ecp_ws *ws, int n_in, int n_out)
     ws->input.dz = malloc(cap * (size_t)ecp_sparse_input_ld(n_out) * sizeof(float));
     if (nz > INT32_MAX || !ws->input.rowptr || !ws->input.colptr || !ws->input.idx || !ws->input.val ||
         !ws->input.cidx || !ws->input.cval || !ws->input.dz) {
-        free(ws->input.rowptr);
-        free(ws->input.colptr);
-        free(ws->input.idx);
-        free(ws->input.val);
-        free(ws->input.cidx);
-        free(ws->input.cval);
-        free(ws->input.dz);
-        ws->input.rowptr = ws->input.colptr = ws->input.idx = ws->input.cidx = NULL;
-        ws->input.val = ws->input.cval = ws->input.dz = NULL;
+        ecp_sparse_input_release(&ws->input);
         return 0;
     }
     return 1;
+}
+
+void ecp_sparse_input_release(ecp_sparse_input *in)
+{
+    free(in->rowptr);
+    free(in->colptr);
+    free(in->idx);
+    free(in->val);
+    free(in->cidx);
+    free(in->cval);
+    free(in->dz);
+    in->rowptr = in->colptr = in->idx = in->cidx = NULL;
+    in->val = in->cval = in->dz = NULL;
 }
 
 int64_t ecp_sparse_input_build_csr(ecp_ws *ws, const float *x, int batch, int n_in, int64_t max_nnz)

@@ -20,6 +20,9 @@ enum { ECP_SPARSE_INPUT_AUTO = 0, ECP_SPARSE_INPUT_DENSE = 1, ECP_SPARSE_INPUT_S
 
 /* Lazily allocates the CSR/CSC buffers of ws (0 on allocation failure: the caller stays dense). */
 int ecp_sparse_input_ensure(ecp_ws *ws, int n_in, int n_out);
+/* Frees the batch's CSR/CSC buffers and dz that ecp_sparse_input_ensure allocates (the weight
+ * scratch wt, dwt and the pool stay), leaving them NULL. */
+void ecp_sparse_input_release(ecp_sparse_input *in);
 
 /* CSR of the batch x (batch x n_in, row-major) into ws->input.rowptr/sp_idx/sp_val. Stops and
  * returns -1 as soon as the non-zeros exceed max_nnz; else returns the number of non-zeros. */
