@@ -8,13 +8,10 @@
 #include <cblas.h>
 #include <math.h>
 
-ecp_status ecp_mlp_create(ecp_mlp **out, int n_layers, const int *sizes, const ecp_act *acts,
-                          ecp_error *err)
+/* The model with zero weights: ecp_mlp_create initialises them, a clone copies over them. */
+static ecp_status mlp_alloc(ecp_mlp **out, int n_layers, const int *sizes, const ecp_act *acts,
+                            ecp_error *err)
 {
-    ECP_REQUIRE(out, err);
-    *out = NULL;
-    ECP_REQUIRE(sizes, err);
-    ECP_REQUIRE(acts, err);
     *out = NULL;
     if (n_layers < 1 || n_layers > ECP_MAX_LAYERS)
         return ecp_fail(err, ECP_ERR_ARG, "an MLP needs 1 to %d layers, not %d", ECP_MAX_LAYERS,
@@ -57,10 +54,22 @@ ecp_status ecp_mlp_create(ecp_mlp **out, int n_layers, const int *sizes, const e
             return ECP_ERR_MEMORY;
         }
     }
-    /* A fresh model is never all zeros (which trains to chance without an error). */
-    ecp_mlp_init(m, ECP_INIT_SEED);
     *out = m;
     return ECP_OK;
+}
+
+ecp_status ecp_mlp_create(ecp_mlp **out, int n_layers, const int *sizes, const ecp_act *acts,
+                          ecp_error *err)
+{
+    ECP_REQUIRE(out, err);
+    *out = NULL;
+    ECP_REQUIRE(sizes, err);
+    ECP_REQUIRE(acts, err);
+    ecp_status s = mlp_alloc(out, n_layers, sizes, acts, err);
+    /* A fresh model is never all zeros (which trains to chance without an error). */
+    if (!s)
+        ecp_mlp_init(*out, ECP_INIT_SEED);
+    return s;
 }
 
 void ecp_mlp_free(ecp_mlp *m)
@@ -153,7 +162,7 @@ ecp_status ecp_mlp_clone(const ecp_mlp *m, ecp_mlp **out, ecp_error *err)
     ecp_act acts[ECP_MAX_LAYERS];
     for (int l = 0; l < m->n_layers; l++)
         acts[l] = m->layer[l].act;
-    ecp_status s = ecp_mlp_create(out, m->n_layers, m->sizes, acts, err);
+    ecp_status s = mlp_alloc(out, m->n_layers, m->sizes, acts, err);
     if (!s)
         s = ecp_mlp_copy(*out, m, err);
     if (!s) {
