@@ -21,11 +21,16 @@ Prints one line of JSON: {"threads":T,"method":M,"n":N,"best":s,"median":s,"runs
 (times over REPEATS (5) timed calls after one warm-up; OUT.npz: the pruned weights).
 """
 import json
+import os
 import sys
 import time
 
 import numpy as np
 import torch
+
+# The ONNX reader is torch_stats.py's, beside this file (also when loaded by path from tests/py).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_stats import load_model  # noqa: E402
 
 F64 = torch.float64
 ACT = {"tanh": torch.tanh, "relu": torch.relu, "identity": lambda z: z}
@@ -172,24 +177,6 @@ def prune(W, b, act, x, method, counts, block=None, damping=0.01, refit="auto",
         prune_layer(W, b, act, acts, acts0 if l else None, l, method, counts[l], block, damping,
                     refit, weighting, lazy)
     return W, b
-
-
-def load_model(path):
-    import onnx
-    from onnx import numpy_helper
-    g = onnx.load(path).graph
-    init = {t.name: numpy_helper.to_array(t) for t in g.initializer}
-    W, b, act = [], [], []
-    for n in g.node:
-        if n.op_type == "Gemm":
-            W.append(torch.tensor(init[n.input[1]], dtype=torch.float32))
-            b.append(torch.tensor(init[n.input[2]], dtype=torch.float32))
-            act.append("identity")
-        elif n.op_type in ("Relu", "Tanh"):
-            act[-1] = n.op_type.lower()
-        else:
-            raise RuntimeError("unsupported node " + n.op_type)
-    return W, b, act
 
 
 def main():
