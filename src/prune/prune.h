@@ -35,10 +35,10 @@ void ecp_stats_free(ecp_stats *st);
 /* Samples per batch of the calibration passes: a float product sums at most this many terms
  * before it is added into a double accumulator. */
 #define ECP_STATS_BATCH 256
-/* stats_sparse.c: ecp_stats_compute's pass for the output sensitivity, skipping the exact zeros.
- * Fills st->shift, m0, m1, m2, sa, sa2 (allocated and zeroed by the caller). */
-ecp_status ecp_stats_output_sparse(const ecp_mlp *m, const ecp_dataset *calib, ecp_stats *st,
-                                   ecp_error *err);
+/* stats_sparse.c: ecp_stats_compute's pass for the output and loss sensitivities, skipping the
+ * exact zeros. Fills st->shift, m0, m1, m2, sa, sa2 (allocated and zeroed by the caller). */
+ecp_status ecp_stats_sparse(const ecp_mlp *m, const ecp_dataset *calib, ecp_sens sens,
+                            ecp_stats *st, ecp_error *err);
 
 /* One criterion: fills score (and comp, when not NULL) of layer l from the statistics. */
 typedef void (*ecp_criterion_fn)(const ecp_mlp *m, const ecp_stats *st, int l, ecp_rng *rng,

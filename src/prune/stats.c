@@ -283,8 +283,9 @@ ecp_status ecp_stats_compute(const ecp_mlp *m, const ecp_dataset *calib, int nee
         return ecp_dist_agree(s, err);
     st->sens = sens;
     st->n = calib->n;
-    if (sens == ECP_SENS_OUTPUT && (need & ECP_NEED_MOMENTS) && !(need & ECP_NEED_GRAD)) {
-        if ((s = stats_sum(st, ecp_stats_output_sparse(m, calib, st, err), err))) {
+    if ((sens == ECP_SENS_OUTPUT || sens == ECP_SENS_LOSS) && (need & ECP_NEED_MOMENTS) &&
+        !(need & ECP_NEED_GRAD)) {
+        if ((s = stats_sum(st, ecp_stats_sparse(m, calib, sens, st, err), err))) {
             ecp_stats_free(st);
             return s;
         }

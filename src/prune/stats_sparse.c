@@ -1,5 +1,6 @@
-/* The calibration pass for the `output` sensitivity, done without the work that is known to be
- * zero (stats.c calls it; the result is the same statistics as the dense pass, to rounding).
+/* The calibration pass for the `output` and `loss` sensitivities, done without the work that is
+ * known to be zero (stats.c calls it; the result is the same statistics as the dense pass, to
+ * rounding).
  *
  * Where the dense pass multiplies zeros:
  *  - forward: z = b + sum over the NON-ZERO inputs a_j of a_j W[:,j] (mnist: 81 % of the pixels
@@ -10,6 +11,11 @@
  *    diagonal (J = diag(act'(z_L))), so the layer below it is a row scaling of W, no product;
  *  - moments: M1^T[j,:] = sum_n (a_nj - c_j) S[n,:], M2^T[j,:] = sum_n (a_nj - c_j)^2 S[n,:]
  *    (both from one pass over the same entries) over the entries with a_nj != c_j only.
+ *
+ * The loss sensitivity is the output one with the rows of J weighted: s = sum_k w_k J_k^2, with
+ * w_k = 2/K for the mean squared error (its Hessian in y is (2/K) I), and for cross-entropy
+ * s = sum_k p_k J_k^2 - (sum_k p_k J_k)^2 (Hessian diag(p) - p p^T, p the softmax of y), which
+ * needs the second sum carried beside the first.
  *
  * The reference value c_j (METHOD.md: the moments are taken around a per-column reference
  * because m2 - m1^2/m0 cancels when the variance is small against the mean squared):
@@ -42,6 +48,8 @@ static int pad16(int n) { return (n + 15) / 16 * 16; }
 /* Model-wide, read-only: padded weight copies. */
 typedef struct {
     int L, K, Kp;
+    int xent;         /* loss sensitivity, cross-entropy: rows weighted by p, S1 carried */
+    float wk;         /* the rows' weight when it is the same for every row (1 or 2/K) */
     const int *n;     /* sizes[0..L] */
     int *np;          /* padded widths, L + 1 */
     float **WT;       /* WT[l]: n[l] x np[l+1], WT[j*np + i] = W_l[i, j] (forward) */
@@ -63,6 +71,8 @@ typedef struct {
     float **D;     /* act'(z[l]): B x np[l+1] */
     float **S;     /* S[l]: B x np[l+1] */
     float *J0, *J1;/* Kp x npmax */
+    float *pw;     /* Kp: the weights of the rows of J for the current sample (0 past K) */
+    float *S1;     /* npmax: cross-entropy's sum_k p_k J_k for the current layer and sample */
     float *ones;
     int *idx;      /* npmax */
     float *val;
@@ -110,12 +120,13 @@ static void fwd_row(const int *idx, const float *val, int nnz, const float *WT, 
 }
 
 /* Jout[r, chunk] = (sum over the active units i of Jin[r, i] W[i, chunk]) o d[chunk] for the RG
- * rows of one group; S[chunk] += sum_r Jout[r, chunk]^2. */
+ * rows of one group; S[chunk] += sum_r pw[r] Jout[r, chunk]^2 and, with S1,
+ * S1[chunk] += sum_r pw[r] Jout[r, chunk]. */
 static inline __attribute__((always_inline)) void bwd_chunk(int NV, const int *act, int na,
                                                             const float *Jin, int ldj,
                                                             const float *W, int ldw,
-                                                            const float *d, float *Jout,
-                                                            float *S)
+                                                            const float *d, const float *pw,
+                                                            float *Jout, float *S, float *S1)
 {
     vf acc[RG][4];
     for (int r = 0; r < RG; r++)
@@ -135,27 +146,34 @@ static inline __attribute__((always_inline)) void bwd_chunk(int NV, const int *a
     }
     for (int v = 0; v < NV; v++) {
         vf dv = vload(d + v * VW), s = vload(S + v * VW);
+        vf s1 = S1 ? vload(S1 + v * VW) : vsplat(0.0f);
         for (int r = 0; r < RG; r++) {
-            vf j = acc[r][v] * dv;
+            vf j = acc[r][v] * dv, pj = vsplat(pw[r]) * j;
             vstore(Jout + (size_t)r * ldj + v * VW, j);
-            s += j * j;
+            s += pj * j;
+            s1 += pj;
         }
         vstore(S + v * VW, s);
+        if (S1)
+            vstore(S1 + v * VW, s1);
     }
 }
 
 static void bwd_group(const int *act, int na, const float *Jin, int ldj, const float *W, int np,
-                      const float *d, float *Jout, float *S)
+                      const float *d, const float *pw, float *Jout, float *S, float *S1)
 {
     int c = 0;
+#define BWD(NV) bwd_chunk(NV, act, na, Jin, ldj, W + c, np, d + c, pw, Jout + c, S + c, \
+                          S1 ? S1 + c : NULL)
     for (; c + 4 * VW <= np; c += 4 * VW)
-        bwd_chunk(4, act, na, Jin, ldj, W + c, np, d + c, Jout + c, S + c);
+        BWD(4);
     switch ((np - c) / VW) {
-    case 3: bwd_chunk(3, act, na, Jin, ldj, W + c, np, d + c, Jout + c, S + c); break;
-    case 2: bwd_chunk(2, act, na, Jin, ldj, W + c, np, d + c, Jout + c, S + c); break;
-    case 1: bwd_chunk(1, act, na, Jin, ldj, W + c, np, d + c, Jout + c, S + c); break;
+    case 3: BWD(3); break;
+    case 2: BWD(2); break;
+    case 1: BWD(1); break;
     default: break;
     }
+#undef BWD
 }
 
 /* For one input column: m1[chunk] += sum_e v_e S[row_e, chunk], m2[chunk] += sum_e v_e^2 S[..]
@@ -248,18 +266,50 @@ static void forward(worker_t *w, const float *x, int b)
     }
 }
 
+/* The weights of the rows of J for sample r: the softmax of its output for cross-entropy. */
+static void row_weights(worker_t *w, int r)
+{
+    const model_t *M = w->M;
+    if (!M->xent) {
+        for (int k = 0; k < M->K; k++)
+            w->pw[k] = M->wk;
+        return;
+    }
+    const float *y = w->a[M->L] + (size_t)r * M->np[M->L];
+    double lse = ecp_log_sum_exp(y, M->K);
+    for (int k = 0; k < M->K; k++)
+        w->pw[k] = (float)exp((double)y[k] - lse);
+}
+
+/* Cross-entropy: S = sum_k p_k J_k^2 - (sum_k p_k J_k)^2, which is >= 0 but for rounding. */
+static void fold_s1(const worker_t *w, float *S, int n)
+{
+    if (!w->M->xent)
+        return;
+    for (int i = 0; i < n; i++) {
+        float v = S[i] - w->S1[i] * w->S1[i];
+        S[i] = v > 0 ? v : 0.0f;
+    }
+}
+
 static void sensitivities(worker_t *w, int b)
 {
     const model_t *M = w->M;
     int L = M->L, K = M->K, Kp = M->Kp, ldj = M->np[0];
     for (int l = 1; l <= L; l++)
         ldj = M->np[l] > ldj ? M->np[l] : ldj;
+    float *S1 = M->xent ? w->S1 : NULL;
     for (int r = 0; r < b; r++) {
+        row_weights(w, r);
         /* top layer: J = diag(d) */
         const float *dt = w->D[L - 1] + (size_t)r * M->np[L];
         float *St = w->S[L - 1] + (size_t)r * M->np[L];
-        for (int k = 0; k < K; k++)
-            St[k] = dt[k] * dt[k];
+        for (int k = 0; k < K; k++) {
+            St[k] = w->pw[k] * dt[k] * dt[k];
+            if (S1)
+                S1[k] = w->pw[k] * dt[k];
+        }
+        fold_s1(w, St, K);
         if (L < 2)
             continue;
         /* layer L-2: J[k,:] = d_k W_{L-1}[k,:] o act' */
@@ -268,16 +318,21 @@ static void sensitivities(worker_t *w, int b)
             const float *d = w->D[l] + (size_t)r * np;
             float *S = w->S[l] + (size_t)r * np;
             memset(S, 0, (size_t)np * sizeof *S);
+            if (S1)
+                memset(S1, 0, (size_t)np * sizeof *S1);
             for (int k = 0; k < K; k++) {
                 const float *Wk = M->Wr[L - 1] + (size_t)k * np;
                 float *J = w->J0 + (size_t)k * ldj;
-                float dk = dt[k];
+                float dk = dt[k], pk = w->pw[k];
                 for (int i = 0; i < np; i++) {
                     float v = dk * Wk[i] * d[i];
                     J[i] = v;
-                    S[i] += v * v;
+                    S[i] += pk * v * v;
+                    if (S1)
+                        S1[i] += pk * v;
                 }
             }
+            fold_s1(w, S, np);
         }
         float *Jin = w->J0, *Jout = w->J1;
         for (int l = L - 3; l >= 0; l--) {
@@ -291,9 +346,12 @@ static void sensitivities(worker_t *w, int b)
             const float *d = w->D[l] + (size_t)r * np;
             float *S = w->S[l] + (size_t)r * np;
             memset(S, 0, (size_t)np * sizeof *S);
+            if (S1)
+                memset(S1, 0, (size_t)np * sizeof *S1);
             for (int g = 0; g < Kp; g += RG)
                 bwd_group(w->idx, na, Jin + (size_t)g * ldj, ldj, M->Wr[l + 1], np, d,
-                          Jout + (size_t)g * ldj, S);
+                          w->pw + g, Jout + (size_t)g * ldj, S, S1);
+            fold_s1(w, S, np);
             float *t = Jin;
             Jin = Jout;
             Jout = t;
@@ -395,7 +453,7 @@ static void worker_free(worker_t *w, int L)
     }
     free(w->a); free(w->z); free(w->D); free(w->S);
     free(w->m0); free(w->m1); free(w->m2); free(w->sa); free(w->sa2);
-    free(w->J0); free(w->J1); free(w->ones); free(w->idx); free(w->val);
+    free(w->J0); free(w->J1); free(w->pw); free(w->S1); free(w->ones); free(w->idx); free(w->val);
     free(w->cptr); free(w->crow); free(w->cval);
 }
 
@@ -434,6 +492,8 @@ static int worker_alloc(worker_t *w, const model_t *M, int B, ecp_stats *st)
     }
     if (!(w->J0 = zal((size_t)M->Kp * npmax, sizeof(float))) ||
         !(w->J1 = zal((size_t)M->Kp * npmax, sizeof(float))) ||
+        !(w->pw = zal((size_t)M->Kp, sizeof(float))) ||
+        !(w->S1 = zal((size_t)npmax, sizeof(float))) ||
         !(w->ones = zal((size_t)npmax, sizeof(float))) || !(w->idx = zal((size_t)npmax + 1, sizeof(int))) ||
         !(w->val = zal((size_t)npmax + 1, sizeof(float))) ||
         !(w->cptr = zal((size_t)nmax + 1, sizeof(int))) ||
@@ -459,12 +519,14 @@ static void model_free(model_t *M)
 }
 
 /* The padded weight copies of every layer (0 when out of memory). */
-static int model_build(model_t *M, const ecp_mlp *m, ecp_stats *st)
+static int model_build(model_t *M, const ecp_mlp *m, ecp_stats *st, int xent)
 {
     int L = m->n_layers;
     memset(M, 0, sizeof *M);
     M->L = L;
     M->K = m->sizes[L];
+    M->xent = xent == 1;
+    M->wk = xent < 0 ? 1.0f : 2.0f / (float)M->K;
     M->Kp = (M->K + RG - 1) / RG * RG;
     M->n = m->sizes;
     M->shift = st->shift;
@@ -543,10 +605,10 @@ static void sum_workers(const model_t *M, const worker_t *wk, int T, ecp_stats *
     }
 }
 
-/* Fills st->shift, m0, m1, m2, sa, sa2 (allocated and zeroed by the caller) for the output
- * sensitivity. */
-ecp_status ecp_stats_output_sparse(const ecp_mlp *m, const ecp_dataset *calib, ecp_stats *st,
-                                   ecp_error *err)
+/* Fills st->shift, m0, m1, m2, sa, sa2 (allocated and zeroed by the caller) for the output or
+ * the loss sensitivity. */
+ecp_status ecp_stats_sparse(const ecp_mlp *m, const ecp_dataset *calib, ecp_sens sens,
+                            ecp_stats *st, ecp_error *err)
 {
     int L = m->n_layers;
     int B = calib->n < ECP_STATS_BATCH ? (int)calib->n : ECP_STATS_BATCH;
@@ -560,7 +622,9 @@ ecp_status ecp_stats_output_sparse(const ecp_mlp *m, const ecp_dataset *calib, e
     ecp_pool *pool = NULL;
     worker_t *wk = calloc((size_t)T, sizeof *wk);
     ecp_status s = ECP_OK;
-    if (!wk || !model_build(&M, m, st))
+    /* -1: output sensitivity; 0: loss, mean squared error; 1: loss, cross-entropy */
+    int xent = sens != ECP_SENS_LOSS ? -1 : ecp_dataset_loss(calib) == ECP_LOSS_XENT;
+    if (!wk || !model_build(&M, m, st, xent))
         goto oom;
     for (int t = 0; t < T; t++) {
         wk[t] = (worker_t){.M = &M, .calib = calib, .t = t, .T = T, .b0 = b0, .b1 = b1};
