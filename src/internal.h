@@ -119,6 +119,10 @@ void *ecp_zalloc(size_t count, size_t size, const char *what, ecp_error *err);
 /* out = act(a W^T + b) for one layer of the model as it is (not in the training layout). */
 void ecp_layer_forward(const ecp_layer *L, const float *a, float *out, int batch);
 
+/* ecp_mlp_forward from layer l's inputs a (batch x sizes[l]) up: the layers below are not run
+ * (their activations in ws are left as they were). */
+void ecp_mlp_forward_from(const ecp_mlp *m, ecp_ws *ws, int l, const float *a, int batch);
+
 /* ecp_mlp_backward without gradients, stopped at layer lo's dz: the sensitivities of layers
  * >= lo need nothing below it. */
 void ecp_mlp_backward_to(const ecp_mlp *m, ecp_ws *ws, const float *dy, int batch, int lo);

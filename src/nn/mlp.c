@@ -662,6 +662,17 @@ void ecp_mlp_forward(const ecp_mlp *m, ecp_ws *ws, const float *x, int batch)
         layer_forward(&m->layer[l], ws->a[l], ws->z[l], ws->a[l + 1], batch);
 }
 
+void ecp_mlp_forward_from(const ecp_mlp *m, ecp_ws *ws, int l, const float *a, int batch)
+{
+    if (l <= 0) {
+        ecp_mlp_forward(m, ws, a, batch);
+        return;
+    }
+    memcpy(ws->a[l], a, (size_t)batch * m->sizes[l] * sizeof(float));
+    for (; l < m->n_layers; l++)
+        layer_forward(&m->layer[l], ws->a[l], ws->z[l], ws->a[l + 1], batch);
+}
+
 /* Down to layer lo's dz (lo > 0 only without gradients: the layers below are not needed). */
 static void backward(const ecp_mlp *m, ecp_ws *ws, const float *dy, int batch, ecp_grads *g,
                      int lo)

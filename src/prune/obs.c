@@ -151,9 +151,9 @@ static void obs_rows(double *X, const float *a, const double *q, int b, int ni)
 /* The inputs of the layer being pruned for the calibration samples this process sums, of the
  * network as pruned so far (a) and of the original network (a0), carried from layer to layer:
  * each layer then costs one layer's forward instead of a pass through the whole network (two,
- * with the original's). NULL where they are streamed instead: a when the samples are weighted
- * (the weights need a backward pass through the current network anyway), both when they would
- * not fit in OBS_CACHE_MAX or a quarter of the memory budget. */
+ * with the original's). When the samples are weighted, the sensitivities still need the layers
+ * above, but the forward starts from a instead of the samples. NULL where they are streamed
+ * instead: when they would not fit in OBS_CACHE_MAX or a quarter of the memory budget. */
 #define OBS_CACHE_MAX ((int64_t)256 << 20)
 typedef struct {
     int64_t at, n;    /* the samples [at, at + n) */
@@ -180,13 +180,13 @@ static void obs_cache_init(obs_cache *c, const ecp_mlp *m, const ecp_dataset *ca
     c->n = (b1 * OBS_BATCH < calib->n ? b1 * OBS_BATCH : calib->n) - c->at;
     for (int l = 1; l < m->n_layers; l++)
         width = m->layer[l].n_in > width ? m->layer[l].n_in : width;
-    int streams = (cfg->wt == ECP_OBSW_NONE) + cfg->correct;
+    int streams = 1 + cfg->correct;
     uint64_t budget = o->max_memory > 0 ? (uint64_t)o->max_memory : ecp_max_memory();
     double need = 8.0 * streams * (double)(c->n > 0 ? c->n : 0) * (double)width;
     if (streams == 0 || c->n <= 0 || need > (double)OBS_CACHE_MAX || need > budget / 4.0)
         return;
     for (int s = 0; s < 2; s++) {
-        if (s == 0 ? cfg->wt != ECP_OBSW_NONE : !cfg->correct)
+        if (s == 1 && !cfg->correct)
             continue;
         for (int t = 0; t < 2 && m->n_layers > 1; t++)
             if (!(c->buf[s][t] = ecp_alloc((size_t)c->n * (size_t)width, sizeof(float),
@@ -246,11 +246,11 @@ static ecp_status obs_hessian(obs_layer *L, const ecp_mlp *m, const ecp_mlp *ori
     int ni = L->cols - 1, no = L->rows, cols = L->cols;
     int sample_w = wt == ECP_OBSW_SAMPLE || wt == ECP_OBSW_RANK1;
     int row_w = wt == ECP_OBSW_ROW || wt == ECP_OBSW_RANK1;
-    const float *ca = c && wt == ECP_OBSW_NONE ? c->a : NULL, *ca0 = c ? c->a0 : NULL;
+    const float *ca = c ? c->a : NULL, *ca0 = c ? c->a0 : NULL;
     ecp_calib_pass *p = NULL, *p0 = NULL;
     double q[OBS_BATCH], rsum = 0;
     ecp_status s = ECP_OK;
-    if (!ca)
+    if (!ca || wt != ECP_OBSW_NONE)
         s = ecp_calib_pass_create(m, OBS_BATCH, wt != ECP_OBSW_NONE, o->sens, o->probes,
                                   ecp_dataset_loss(calib), seed, &p, err);
     if (!s && orig && !ca0)
@@ -274,13 +274,16 @@ static ecp_status obs_hessian(obs_layer *L, const ecp_mlp *m, const ecp_mlp *ori
     for (int64_t at = b0 * OBS_BATCH; at < calib->n && at < b1 * OBS_BATCH; at += OBS_BATCH) {
         int b = (int)(calib->n - at < OBS_BATCH ? calib->n - at : OBS_BATCH);
         const float *x = calib->x + (size_t)at * calib->n_in, *S = NULL;
+        const float *a = ca ? ca + (size_t)(at - c->at) * ni : NULL;
         if (p) {
-            ecp_calib_pass_run(p, x, b);
+            if (a)
+                ecp_calib_pass_run_from(p, L->l, a, b);
+            else
+                ecp_calib_pass_run(p, x, b);
             S = ecp_calib_pass_sens(p, L->l);
         }
         obs_batch_weights(L, S, b, sample_w, q, &rsum);
-        obs_rows(L->X, ca ? ca + (size_t)(at - c->at) * ni : ecp_calib_pass_act(p, L->l), q, b,
-                 ni);
+        obs_rows(L->X, a ? a : ecp_calib_pass_act(p, L->l), q, b, ni);
         cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, cols, b, 1.0, L->X, cols, 1.0, L->H,
                     cols);
         if (orig) {

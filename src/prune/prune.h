@@ -113,6 +113,9 @@ ecp_status ecp_calib_pass_create(const ecp_mlp *m, int max_batch, int with_sens,
                                  int probes, ecp_loss lk, uint64_t seed, ecp_calib_pass **out,
                                  ecp_error *err);
 void ecp_calib_pass_run(ecp_calib_pass *p, const float *x, int b);
+/* The same from layer l's inputs a (b x sizes[l]): only layers >= l are run, and only their
+ * activations and sensitivities are then valid. */
+void ecp_calib_pass_run_from(ecp_calib_pass *p, int l, const float *a, int b);
 /* Advances the probe generator past n samples, as running them would (the samples of the
  * processes before this one). */
 void ecp_calib_pass_skip(ecp_calib_pass *p, int64_t n);

@@ -408,9 +408,15 @@ ecp_status ecp_calib_pass_create(const ecp_mlp *m, int max_batch, int with_sens,
 
 void ecp_calib_pass_run(ecp_calib_pass *p, const float *x, int b)
 {
-    ecp_mlp_forward(p->m, p->ws, x, b);
+    ecp_calib_pass_run_from(p, 0, x, b);
+}
+
+void ecp_calib_pass_run_from(ecp_calib_pass *p, int l, const float *a, int b)
+{
+    ecp_mlp_forward_from(p->m, p->ws, l, a, b);
     if (p->with_sens)
-        batch_sensitivities(p->m, p->ws, b, p->sens, p->probes, p->lk, &p->rng, &p->sc, p->lo);
+        batch_sensitivities(p->m, p->ws, b, p->sens, p->probes, p->lk, &p->rng, &p->sc,
+                            p->lo > l ? p->lo : l);
 }
 
 void ecp_calib_pass_skip(ecp_calib_pass *p, int64_t n)
