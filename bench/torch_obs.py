@@ -3,9 +3,11 @@
 
 usage: torch_obs.py MODEL.onnx DATA_DIR METHOD COUNTS THREADS [REPEATS] [OUT.npz]
 
-  DATA_DIR  train_x.npy: the calibration inputs (all of them are used)
+  DATA_DIR  train_x.npy (and train_y.npy): the calibration inputs (all of them are used)
   COUNTS    comma-separated weights to remove per layer (from ecprune's --json "layers"[].pruned,
-            so no allocation is computed here)
+            so no allocation is computed here), or `global:S`: the allocation is computed here
+            and timed with the rest, as ecprune's --allocation global does it at sparsity S
+            (EC with the loss sensitivity of softmax cross-entropy, one global selection)
 
 The same computation as the C code, in the style of SparseGPT's reference implementation:
 layer by layer on the network as pruned so far, a float32 forward (and for ec-obs the K
@@ -17,7 +19,8 @@ with the mask chosen per block of `block` columns and the updates past each lazy
 columns deferred to one matmul, then the exact re-fit of every row when it is cheap.
 tests/py/test_obs_torch.py checks it against a column-by-column reference.
 
-Prints one line of JSON: {"threads":T,"method":M,"n":N,"best":s,"median":s,"runs":[...]}
+Prints one line of JSON: {"threads":T,"method":M,"n":N,"best":s,"median":s,"runs":[...],
+"counts":[...]}
 (times over REPEATS (5) timed calls after one warm-up; OUT.npz: the pruned weights).
 """
 import json
@@ -59,6 +62,34 @@ def sensitivity(W, act, acts, l):
     for m in range(len(W) - 1, l, -1):
         dz = (dz @ W[m]) * dact(act[m - 1], acts[m]).repeat(K, 1)
     return (dz * dz).view(K, N, -1).sum(0)
+
+
+def ec_allocation(W, b, act, x, sparsity, B0=256):
+    """Weights to remove per layer: the global selection of EC's importance with the loss
+    sensitivity of softmax cross-entropy, s = sum_k p_k J_k^2 - (sum_k p_k J_k)^2 (float32
+    passes, moments summed in float64; importance w^2 (m2 - m1^2 / m0) / N around the first
+    batch's column means, as docs/METHOD.md), the round(S x total) least important."""
+    with torch.no_grad():
+        acts = forward(W, b, act, x)
+        N, K, L = x.shape[0], W[-1].shape[0], len(W)
+        p = torch.softmax(acts[-1], 1).t().unsqueeze(2)  # K x N x 1
+        dz = torch.eye(K).repeat_interleave(N, 0) * dact(act[-1], acts[-1]).repeat(K, 1)
+        scores = [None] * L
+        for l in range(L - 1, -1, -1):
+            J = dz.view(K, N, -1)
+            S = ((p * J * J).sum(0) - (p * J).sum(0) ** 2).clamp_min(0)
+            A = acts[l] - acts[l][:B0].mean(0)
+            m0 = S.sum(0, dtype=F64)[:, None]
+            m1 = (S.t() @ A).double()
+            m2 = (S.t() @ (A * A)).double()
+            var = (m2 - m1 * m1 / torch.where(m0 > 0, m0, torch.ones_like(m0))).clamp_min(0)
+            scores[l] = torch.where(m0 > 0, W[l].double() ** 2 * var / N, torch.zeros_like(var))
+            if l:
+                dz = (dz @ W[l]) * dact(act[l - 1], acts[l]).repeat(K, 1)
+        flat = torch.cat([sc.flatten() for sc in scores])
+        k = int(round(sparsity * flat.numel()))
+        thr = torch.kthvalue(flat, k).values
+        return [int((sc <= thr).sum()) for sc in scores]
 
 
 def weights(W, act, acts, l, method, weighting):
@@ -164,7 +195,10 @@ def prune_layer(W, b, act, acts, acts0, l, method, target, block, damping, refit
 def prune(W, b, act, x, method, counts, block=None, damping=0.01, refit="auto",
           weighting="rank1", lazy=None):
     """Prunes float32 layers W, b (lists of tensors, not modified) on calibration inputs x with
-    counts[l] weights removed from layer l; returns the new lists."""
+    counts[l] weights removed from layer l (counts a float: the global sparsity, allocated by
+    ec_allocation); returns the new lists and the counts."""
+    if isinstance(counts, float):
+        counts = ec_allocation(W, b, act, x, counts)
     W, b = list(W), list(b)
     block = block or (128 if method == "sparsegpt" else 16)
     lazy = lazy or 128
@@ -176,7 +210,7 @@ def prune(W, b, act, x, method, counts, block=None, damping=0.01, refit="auto",
         acts = forward(W, b, act, x)
         prune_layer(W, b, act, acts, acts0 if l else None, l, method, counts[l], block, damping,
                     refit, weighting, lazy)
-    return W, b
+    return W, b, counts
 
 
 def main():
@@ -188,7 +222,10 @@ def main():
     torch.set_num_threads(int(threads))
     W, b, act = load_model(model)
     x = torch.from_numpy(np.load(data + "/train_x.npy").astype(np.float32))
-    counts = [int(v) for v in counts.split(",")]
+    if counts.startswith("global:"):
+        counts = float(counts[len("global:"):])
+    else:
+        counts = [int(v) for v in counts.split(",")]
     run = lambda: prune(W, b, act, x, method, counts)
     out = run()
     ts = []
@@ -200,7 +237,8 @@ def main():
         np.savez(sys.argv[7], **{"W%d" % l: w.numpy() for l, w in enumerate(out[0])},
                  **{"b%d" % l: v.numpy() for l, v in enumerate(out[1])})
     print(json.dumps({"threads": int(threads), "method": method, "n": x.shape[0],
-                      "best": min(ts), "median": float(np.median(ts)), "runs": ts}))
+                      "best": min(ts), "median": float(np.median(ts)), "runs": ts,
+                      "counts": out[2]}))
     return 0
 
 

@@ -351,7 +351,7 @@ def check_all():
             if msg:
                 failures.append("%s: %s" % (tag, msg))
             # The benchmark's peer, on the same counts.
-            pw, pb = peer.prune([torch.from_numpy(W) for W, _, _ in layers],
+            pw, pb, _ = peer.prune([torch.from_numpy(W) for W, _, _ in layers],
                                 [torch.from_numpy(b) for _, b, _ in layers],
                                 [a for _, _, a in layers], torch.from_numpy(x), method, counts,
                                 block=block, refit=refit, weighting=wt, lazy=8)
