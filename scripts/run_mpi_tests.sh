@@ -23,13 +23,14 @@ $py "$here/tests/mpi/make_data.py" "$tmp/data" || { echo "mpi: 0 passed, 1 faile
 "$ecp" train --data "$tmp/data" --arch 24-48-32-4 --epochs 3 --seed 3 -o "$tmp/m.onnx" \
     >/dev/null || { echo "mpi: 0 passed, 1 failed"; exit 1; }
 
-# One option set per statistics path: moments on the sparse output pass, the dense pass with the
-# cross-entropy Gauss-Newton sensitivity, Rademacher probes (each rank skips the probes of the
-# batches before its share), the column sums (wanda), the per-sample gradients (taylor), and the
-# reconstruction sums (H, C and the row weights of obs, ec-obs, sparsegpt); and an iterative run
-# with fine-tuning (which every rank does whole, the same way).
+# One option set per statistics path: moments on the zero-skipping pass with the output and the
+# cross-entropy Gauss-Newton sensitivities, Rademacher probes on the dense pass (each rank skips
+# the probes of the batches before its share), the column sums (wanda), the per-sample gradients
+# (taylor), the reconstruction sums (H, C and the row weights of obs, ec-obs, sparsegpt), and the
+# ec-exact oracle (weights shared out, on a smaller calibration set: it costs weights x samples);
+# and an iterative run with fine-tuning (which every rank does whole, the same way).
 cases=("ec" "ec --sensitivity loss" "ec --sensitivity probe --probes 3" "wanda" "taylor"
-       "obs" "ec-obs --sensitivity probe --probes 2" "sparsegpt"
+       "obs" "ec-obs --sensitivity probe --probes 2" "sparsegpt" "ec-exact --calib 300"
        "ec --steps 2 --finetune-epochs 1")
 for c in "${cases[@]}"; do
     name=${c// /_}

@@ -5,7 +5,13 @@
  * Everything here is double: the deviations of small weights are far below float rounding of
  * the outputs, and an oracle must be more accurate than what it checks.
  * Cost: weights x N x downstream work, over the whole calibration set -- for small networks
- * and for tests; choose --calib to bound it. */
+ * and for tests; choose --calib to bound it.
+ *
+ * Under MPI the weights, not the samples, are shared out: each minimisation evaluates its sum
+ * over the samples tens of times, and one collective per evaluation would cost more than the
+ * sums. Every process holds the whole calibration set and takes every P-th weight (layers differ
+ * in cost, so a strided share balances them); the scores then add up across processes with all
+ * other entries zero, which makes the result exactly the single process's. */
 #include "prune.h"
 #include <cblas.h>
 #include <math.h>
@@ -184,17 +190,15 @@ ecp_status ecp_exact_scores(const ecp_mlp *m, const ecp_dataset *calib, const ec
     ecp_status s = ctx_init(&c, m, calib, N, err);
     if (!s && progress)
         s = ecp_progress_create(&pr, "ec-exact", ecp_mlp_n_weights(m), err);
-    int64_t done_w = 0;
+    int64_t done_w = 0, at = 0, P = ecp_dist_size(), me = ecp_dist_rank();
     for (int l = 0; l < m->n_layers && !s; l++) {
         const ecp_layer *Ly = &m->layer[l];
         for (int i = 0; i < Ly->n_out; i++) {
             for (int j = 0; j < Ly->n_in; j++) {
                 size_t k = (size_t)i * Ly->n_in + j;
-                if (Ly->pruned[k]) {
-                    out->score[l][k] = INFINITY;
-                    out->comp[l][k] = 0;
+                out->score[l][k] = out->comp[l][k] = 0;
+                if (Ly->pruned[k] || at++ % P != me)
                     continue;
-                }
                 double delta = lin->comp[l][k];
                 out->score[l][k] = minimise(&c, l, i, j, &delta);
                 out->comp[l][k] = delta;
@@ -205,5 +209,17 @@ ecp_status ecp_exact_scores(const ecp_mlp *m, const ecp_dataset *calib, const ec
     }
     ecp_progress_free(pr);
     ctx_free(&c);
+    s = ecp_dist_agree(s, err);
+    for (int l = 0; l < m->n_layers && !s && P > 1; l++) {
+        size_t nw = (size_t)m->layer[l].n_in * m->layer[l].n_out;
+        if (!(s = ecp_dist_sum(out->score[l], nw, err)))
+            s = ecp_dist_sum(out->comp[l], nw, err);
+    }
+    for (int l = 0; l < m->n_layers && !s; l++) {
+        size_t nw = (size_t)m->layer[l].n_in * m->layer[l].n_out;
+        for (size_t k = 0; k < nw; k++)
+            if (m->layer[l].pruned[k])
+                out->score[l][k] = INFINITY;
+    }
     return s;
 }
