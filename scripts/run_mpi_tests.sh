@@ -28,10 +28,12 @@ $py "$here/tests/mpi/make_data.py" "$tmp/data" || { echo "mpi: 0 passed, 1 faile
 # the probes of the batches before its share), the column sums (wanda), the per-sample gradients
 # (taylor), the reconstruction sums (H, C and the row weights of obs, ec-obs, sparsegpt), and the
 # ec-exact oracle (weights shared out, on a smaller calibration set: it costs weights x samples);
-# and an iterative run with fine-tuning (which every rank does whole, the same way).
+# an iterative run with fine-tuning (which every rank does whole, the same way); and neuron
+# pruning (its scores from the statistics pass, the refit from the reconstruction sums).
 cases=("ec" "ec --sensitivity loss" "ec --sensitivity probe --probes 3" "wanda" "taylor"
        "obs" "ec-obs --sensitivity probe --probes 2" "sparsegpt" "ec-exact --calib 300"
-       "ec --steps 2 --finetune-epochs 1")
+       "ec --steps 2 --finetune-epochs 1" "ec --structure neuron"
+       "l2 --structure neuron --keep-shape")
 for c in "${cases[@]}"; do
     name=${c// /_}
     read -ra opt <<<"--method $c"

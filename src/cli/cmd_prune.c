@@ -534,12 +534,6 @@ static int prune_run(const cli_args *a, prune_args *p, cli_loaded *l)
 int cmd_prune(int argc, char **argv)
 {
     int st = structure_option(argc, argv);
-    if (st > 0 && ecp_dist_size() > 1) {
-        if (ecp_dist_rank() == 0)
-            fprintf(stderr, "ecprune prune: --structure neuron runs on one process only (under "
-                            "mpirun only weight pruning is distributed); run it without mpirun\n");
-        return 2;
-    }
     if (st > 0)
         return cmd_prune_neuron(argc, argv);
     argc += st;

@@ -221,7 +221,7 @@ static int dump_neuron_scores(const ecp_mlp *m, const ecp_dataset *train,
     }
     int rc = 0;
     char path[4200];
-    for (int h = 0; h < sc->n_hidden && !rc; h++) {
+    for (int h = 0; h < sc->n_hidden && !rc && ecp_dist_rank() == 0; h++) {
         int64_t n = sc->width[h], r = sc->fan_out[h];
         float *buf = malloc((size_t)(n * r) * sizeof *buf);
         if (!buf) {
@@ -242,7 +242,7 @@ static int dump_neuron_scores(const ecp_mlp *m, const ecp_dataset *train,
     }
     ecp_neuron_scores_free(sc);
     ecp_dataset_free(calib);
-    return rc;
+    return ecp_dist_agree(rc ? err->code : ECP_OK, err) != ECP_OK;
 }
 
 static void arch_string(const ecp_mlp *m, char *buf, size_t n)
@@ -370,6 +370,40 @@ static ecp_status run(ecp_mlp *m, const ecp_dataset *train, const neuron_args *a
     return s;
 }
 
+/* Opens the model and the data; under mpirun rank 0 checks the output first, and a file one
+ * rank cannot read stops every rank with that rank's message. */
+static int neuron_open(const neuron_args *a, const char *model, ecp_mlp **m,
+                       ecp_dataset **train, ecp_dataset **test)
+{
+    ecp_error err = {0};
+    ecp_status s = ECP_OK;
+    if (a->out && ecp_dist_size() > 1 && ecp_dist_rank() == 0 && ecp_output_check(a->out, &err))
+        s = ecp_fail(&err, err.code, "-o %.1000s", err.msg);
+    if (!s)
+        s = cli_open_err(model, a->data, a->target_cols, m, train, test, &err);
+    return ecp_dist_agree(s, &err) ? cli_die("prune", &err) : 0;
+}
+
+/* Prunes, evaluates and writes (rank 0) the model; every rank takes part in the sums. */
+static ecp_status prune_and_save(ecp_mlp *m, const ecp_dataset *train, const ecp_dataset *test,
+                                 const neuron_args *a, const ecp_onnx_options *store,
+                                 neuron_result *r, ecp_error *err)
+{
+    char method[96];
+    snprintf(method, sizeof method, "neurons:%s", a->po.method);
+    ecp_status s;
+    if ((s = ecp_evaluate(m, test, &r->before, err)) || (s = run(m, train, a, r, err)) ||
+        (s = ecp_evaluate(m, test, &r->after, err)) ||
+        (s = cli_record_prune(m, method, ecp_sens_name(a->po.sens), a->po.sparsity,
+                              a->po.calib < train->n ? a->po.calib : train->n, err)))
+        ;
+    else if (ecp_dist_rank() == 0) {
+        cli_opset_note("prune", m, a->out);
+        s = ecp_onnx_save_with(m, a->out, store, err);
+    }
+    return ecp_dist_agree(s, err);
+}
+
 int cmd_prune_neuron(int argc, char **argv)
 {
     neuron_args a;
@@ -384,19 +418,23 @@ int cmd_prune_neuron(int argc, char **argv)
     int rc = parse_args(argc, argv, &a);
     if (rc)
         return rc < 0 ? 0 : rc;
-    if (a.out && (rc = cli_check_model_output("prune", a.out, &store)))
+    if (a.out && ecp_dist_size() == 1 && (rc = cli_check_model_output("prune", a.out, &store)))
         return rc;
     /* The loss sensitivity ranks neurons by what they cost the task; the output one weighs
      * samples the network is already sure of as much as the others (docs/STRUCTURED.md). */
     if (!a.sens_given)
         a.po.sens = ECP_SENS_LOSS;
-    cli_set_threads((int)a.threads);
+    /* Under mpirun the processes on a machine share its cores (0: every core, one process). */
+    int threads = a.threads ? (int)a.threads : ecp_dist_default_threads();
+    cli_set_threads(threads);
+    a.po.threads = threads;
+    a.po.finetune.threads = threads;
     const char *model = argv[optind];
     ecp_mlp *m = NULL;
     ecp_dataset *train = NULL, *test = NULL;
     ecp_error err = {0};
     int status;
-    if ((status = cli_open("prune", model, a.data, a.target_cols, &m, &train, &test)))
+    if ((status = neuron_open(&a, model, &m, &train, &test)))
         goto done;
     status = 1;
     if (ecp_mlp_n_layers(m) < 2) {
@@ -426,19 +464,14 @@ int cmd_prune_neuron(int argc, char **argv)
     arch_string(m, r.arch0, sizeof r.arch0);
     r.params0 = ecp_mlp_n_params(m);
     r.macs0 = dense_macs(m);
-    a.po.progress = 1;
-    char method[96];
-    snprintf(method, sizeof method, "neurons:%s", a.po.method);
-    if (ecp_evaluate(m, test, &r.before, &err) || run(m, train, &a, &r, &err) ||
-        ecp_evaluate(m, test, &r.after, &err) ||
-        cli_record_prune(m, method, ecp_sens_name(a.po.sens), a.po.sparsity,
-                         a.po.calib < train->n ? a.po.calib : train->n, &err) ||
-        (cli_opset_note("prune", m, a.out), ecp_onnx_save_with(m, a.out, &store, &err))) {
+    a.po.progress = ecp_dist_rank() == 0;
+    if (prune_and_save(m, train, test, &a, &store, &r, &err)) {
         status = cli_die("prune", &err);
         goto done;
     }
     arch_string(m, r.arch1, sizeof r.arch1);
-    report(m, &a, model, &r);
+    if (ecp_dist_rank() == 0)
+        report(m, &a, model, &r);
     status = 0;
 done:
     ecp_mlp_free(m);
