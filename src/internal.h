@@ -137,6 +137,17 @@ void ecp_nth_smallest(void *base, size_t n, size_t size, size_t k,
 void *ecp_aligned_alloc(size_t count, size_t size, const char *what, ecp_error *err);
 void *ecp_aligned_zalloc(size_t count, size_t size, const char *what, ecp_error *err);
 
+/* Many scratch arrays carved from one block: a first pass with base NULL only adds up their
+ * sizes (the pointers it hands out are placeholders, never to be used), then the block is
+ * allocated (ecp_aligned_zalloc(used, 1)) and a second pass with base set hands out the real,
+ * 64-byte aligned, pieces. A block of a few MB comes in huge pages where hundreds of small
+ * ones would each be first touched page by page (src/core/alloc.c). */
+typedef struct {
+    char *base;
+    size_t used;
+} ecp_carve;
+void *ecp_carve_take(ecp_carve *c, size_t count, size_t size);
+
 /* The thread pool (src/core/parallel.c): `threads` threads in all, the caller included, so
  * threads - 1 workers, started at creation and sleeping between jobs. ecp_pool_run runs
  * fn(arg, c) for every c in [0, n), each once, in any order and on any thread, and returns when

@@ -77,11 +77,12 @@ typedef struct {
     int *idx;      /* npmax */
     float *val;
     int *cptr;     /* nmax + 1 */
-    int *crow;     /* B x nmax, not zeroed: build_csc writes every slot it reads, and the */
-    float *cval;   /* pages of the worst case that this data does not reach are never touched */
+    int *crow;     /* B x nmax */
+    float *cval;
     /* accumulators; m1, m2 as the statistics (n[l+1] x n[l]): worker 0's are st's own, so
      * that the largest arrays of the pass are not allocated, touched and copied twice */
     double **m0, **m1, **m2, **sa, **sa2;
+    void *arena;   /* every array above (but st's M1, M2) lives in this one block */
 } worker_t;
 
 /* ------------------------------------------------------------------ kernels */
@@ -437,69 +438,68 @@ static void *zal(size_t count, size_t size)
     return ecp_aligned_zalloc(count, size, "statistics", NULL);
 }
 
-static void worker_free(worker_t *w, int L)
+static void worker_free(worker_t *w)
 {
-    for (int l = 0; l <= L; l++) {
-        if (w->a) free(w->a[l]);
-        if (l < L) {
-            if (w->D) free(w->D[l]);
-            if (w->S) free(w->S[l]);
-            if (w->m0) free(w->m0[l]);
-            if (w->m1 && w->t) free(w->m1[l]);
-            if (w->m2 && w->t) free(w->m2[l]);
-            if (w->sa) free(w->sa[l]);
-            if (w->sa2) free(w->sa2[l]);
-        }
-    }
-    free(w->a); free(w->z); free(w->D); free(w->S);
+    free(w->a); free(w->D); free(w->S);
     free(w->m0); free(w->m1); free(w->m2); free(w->sa); free(w->sa2);
-    free(w->J0); free(w->J1); free(w->pw); free(w->S1); free(w->ones); free(w->idx); free(w->val);
-    free(w->cptr); free(w->crow); free(w->cval);
+    free(w->arena);
 }
 
-/* Worker 0 accumulates M1, M2 into st itself. */
-static int worker_alloc(worker_t *w, const model_t *M, int B, ecp_stats *st)
+/* The worker's arrays from c (see ecp_carve). Worker 0 accumulates M1, M2 into st itself. */
+static void worker_carve(worker_t *w, const model_t *M, int B, ecp_stats *st, ecp_carve *c)
 {
     int L = M->L, nmax = 0, npmax = 0;
     for (int l = 0; l <= L; l++) {
         nmax = M->n[l] > nmax ? M->n[l] : nmax;
         npmax = M->np[l] > npmax ? M->np[l] : npmax;
     }
+    for (int l = 0; l < L; l++) {
+        size_t np = (size_t)M->np[l + 1], ni = (size_t)M->n[l], no = (size_t)M->n[l + 1];
+        w->a[l + 1] = ecp_carve_take(c, (size_t)B * np, sizeof(float));
+        w->m1[l] = w->t ? ecp_carve_take(c, no * ni, sizeof(double)) : st->m1[l];
+        w->m2[l] = w->t ? ecp_carve_take(c, no * ni, sizeof(double)) : st->m2[l];
+        w->D[l] = ecp_carve_take(c, (size_t)B * np, sizeof(float));
+        w->S[l] = ecp_carve_take(c, (size_t)B * np, sizeof(float));
+        w->m0[l] = ecp_carve_take(c, np, sizeof(double));
+        w->sa[l] = ecp_carve_take(c, ni, sizeof(double));
+        w->sa2[l] = ecp_carve_take(c, ni, sizeof(double));
+    }
+    w->z = ecp_carve_take(c, (size_t)npmax, sizeof(float));
+    w->J0 = ecp_carve_take(c, (size_t)M->Kp * npmax, sizeof(float));
+    w->J1 = ecp_carve_take(c, (size_t)M->Kp * npmax, sizeof(float));
+    w->pw = ecp_carve_take(c, (size_t)M->Kp, sizeof(float));
+    w->S1 = ecp_carve_take(c, (size_t)npmax, sizeof(float));
+    w->ones = ecp_carve_take(c, (size_t)npmax, sizeof(float));
+    w->idx = ecp_carve_take(c, (size_t)npmax + 1, sizeof(int));
+    w->val = ecp_carve_take(c, (size_t)npmax + 1, sizeof(float));
+    w->cptr = ecp_carve_take(c, (size_t)nmax + 1, sizeof(int));
+    w->crow = ecp_carve_take(c, (size_t)B * nmax + 1, sizeof(int));
+    w->cval = ecp_carve_take(c, (size_t)B * nmax + 1, sizeof(float));
+}
+
+/* Every array of the worker in one zeroed block: a few huge pages instead of the first touch
+ * of hundreds of 4 KB pages, which costs more than the pass's own work on a virtual machine
+ * (docs/PERF.md). 0 when out of memory. */
+static int worker_alloc(worker_t *w, const model_t *M, int B, ecp_stats *st)
+{
+    int L = M->L;
     w->B = B;
-    if (!(w->a = calloc((size_t)L + 1, sizeof *w->a)) || !(w->z = zal((size_t)npmax, sizeof(float))) ||
+    if (!(w->a = calloc((size_t)L + 1, sizeof *w->a)) ||
         !(w->D = calloc((size_t)L, sizeof *w->D)) || !(w->S = calloc((size_t)L, sizeof *w->S)) ||
         !(w->m0 = calloc((size_t)L, sizeof *w->m0)) ||
         !(w->m1 = calloc((size_t)L, sizeof *w->m1)) ||
         !(w->m2 = calloc((size_t)L, sizeof *w->m2)) ||
         !(w->sa = calloc((size_t)L, sizeof *w->sa)) || !(w->sa2 = calloc((size_t)L, sizeof *w->sa2)))
         return 0;
-    for (int l = 0; l < L; l++) {
-        size_t np = (size_t)M->np[l + 1], ni = (size_t)M->n[l], no = (size_t)M->n[l + 1];
-        if (!(w->a[l + 1] = zal((size_t)B * np, sizeof(float))))
-            return 0;
-        if (w->t == 0) {
-            w->m1[l] = st->m1[l];
-            w->m2[l] = st->m2[l];
-        } else if (!(w->m1[l] = zal(no * ni, sizeof(double))) ||
-                   !(w->m2[l] = zal(no * ni, sizeof(double)))) {
-            return 0;
-        }
-        if (!(w->D[l] = zal((size_t)B * np, sizeof(float))) ||
-            !(w->S[l] = zal((size_t)B * np, sizeof(float))) ||
-            !(w->m0[l] = zal(np, sizeof(double))) || !(w->sa[l] = zal(ni, sizeof(double))) ||
-            !(w->sa2[l] = zal(ni, sizeof(double))))
-            return 0;
-    }
-    if (!(w->J0 = zal((size_t)M->Kp * npmax, sizeof(float))) ||
-        !(w->J1 = zal((size_t)M->Kp * npmax, sizeof(float))) ||
-        !(w->pw = zal((size_t)M->Kp, sizeof(float))) ||
-        !(w->S1 = zal((size_t)npmax, sizeof(float))) ||
-        !(w->ones = zal((size_t)npmax, sizeof(float))) || !(w->idx = zal((size_t)npmax + 1, sizeof(int))) ||
-        !(w->val = zal((size_t)npmax + 1, sizeof(float))) ||
-        !(w->cptr = zal((size_t)nmax + 1, sizeof(int))) ||
-        !(w->crow = ecp_aligned_alloc((size_t)B * nmax + 1, sizeof(int), "statistics", NULL)) ||
-        !(w->cval = ecp_aligned_alloc((size_t)B * nmax + 1, sizeof(float), "statistics", NULL)))
+    ecp_carve c = {0};
+    worker_carve(w, M, B, st, &c);
+    if (!(w->arena = ecp_aligned_zalloc(c.used, 1, "statistics", NULL)))
         return 0;
+    c = (ecp_carve){.base = w->arena};
+    worker_carve(w, M, B, st, &c);
+    int npmax = 0;
+    for (int l = 0; l <= L; l++)
+        npmax = M->np[l] > npmax ? M->np[l] : npmax;
     for (int i = 0; i < npmax; i++)
         w->ones[i] = 1.0f;
     return 1;
@@ -610,7 +610,6 @@ static void sum_workers(const model_t *M, const worker_t *wk, int T, ecp_stats *
 ecp_status ecp_stats_sparse(const ecp_mlp *m, const ecp_dataset *calib, ecp_sens sens,
                             ecp_stats *st, ecp_error *err)
 {
-    int L = m->n_layers;
     int B = calib->n < ECP_STATS_BATCH ? (int)calib->n : ECP_STATS_BATCH;
     int64_t b0, b1;
     ecp_dist_shard((calib->n + B - 1) / B, &b0, &b1);
@@ -642,7 +641,7 @@ oom:
 done:
     ecp_pool_free(pool);
     for (int t = 0; wk && t < T; t++)
-        worker_free(&wk[t], L);
+        worker_free(&wk[t]);
     free(wk);
     model_free(&M);
     return s;
