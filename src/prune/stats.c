@@ -93,6 +93,7 @@ typedef struct {
     float *T;    /* n_out x n_in GEMM result */
     float *dy;   /* B x K seed */
     float *prob; /* B x K softmax (cross-entropy) */
+    void *arena; /* every array above lives in this one block */
 } scratch;
 
 /* acc[i] += sum over the B rows of x (B x n), in double. */
@@ -180,54 +181,54 @@ static void batch_sensitivities(const ecp_mlp *m, ecp_ws *ws, int B, ecp_sens se
         }
 }
 
-static void scratch_free(scratch *sc, int L)
+static void scratch_free(scratch *sc)
 {
-    for (int l = 0; l < L; l++) {
-        if (sc->S) free(sc->S[l]);
-        if (sc->S1) free(sc->S1[l]);
-    }
     free(sc->S);
     free(sc->S1);
-    free(sc->A);
-    free(sc->A2);
-    free(sc->D);
-    free(sc->T);
-    free(sc->dy);
-    free(sc->prob);
+    free(sc->arena);
 }
 
-static ecp_status scratch_alloc(const ecp_mlp *m, int B, int xent, scratch *sc, ecp_error *err)
+/* The arrays of a batch of B, sized for the widest layer, from c (see ecp_carve). */
+static void scratch_carve(const ecp_mlp *m, int B, scratch *sc, ecp_carve *c)
 {
-    int L = m->n_layers, wmax = 0;
+    int L = m->n_layers, K = m->sizes[L], wmax = 0;
     size_t tmax = 0;
-    memset(sc, 0, sizeof *sc);
     for (int i = 0; i <= L; i++)
         wmax = m->sizes[i] > wmax ? m->sizes[i] : wmax;
     for (int l = 0; l < L; l++) {
         size_t t = (size_t)m->sizes[l] * m->sizes[l + 1];
         tmax = t > tmax ? t : tmax;
     }
-    int K = m->sizes[L];
+    sc->A = ecp_carve_take(c, (size_t)B * wmax, sizeof(float));
+    sc->A2 = ecp_carve_take(c, (size_t)B * wmax, sizeof(float));
+    sc->D = ecp_carve_take(c, (size_t)B * wmax, sizeof(float));
+    sc->T = ecp_carve_take(c, tmax, sizeof(float));
+    sc->dy = ecp_carve_take(c, (size_t)B * K, sizeof(float));
+    sc->prob = ecp_carve_take(c, (size_t)B * K, sizeof(float));
+    for (int l = 0; l < L; l++) {
+        sc->S[l] = ecp_carve_take(c, (size_t)B * m->sizes[l + 1], sizeof(float));
+        if (sc->S1)
+            sc->S1[l] = ecp_carve_take(c, (size_t)B * m->sizes[l + 1], sizeof(float));
+    }
+}
+
+/* One block for all of it: a few huge pages rather than hundreds of 4 KB first touches (a
+ * calibration pass is created per layer by the reconstruction methods). */
+static ecp_status scratch_alloc(const ecp_mlp *m, int B, int xent, scratch *sc, ecp_error *err)
+{
+    int L = m->n_layers;
+    memset(sc, 0, sizeof *sc);
     sc->S = ecp_zalloc((size_t)L, sizeof(float *), "statistics", err);
     if (xent)
         sc->S1 = ecp_zalloc((size_t)L, sizeof(float *), "statistics", err);
-    sc->A = ecp_alloc((size_t)B * wmax, sizeof(float), "statistics", err);
-    sc->A2 = ecp_alloc((size_t)B * wmax, sizeof(float), "statistics", err);
-    sc->D = ecp_alloc((size_t)B * wmax, sizeof(float), "statistics", err);
-    sc->T = ecp_alloc(tmax, sizeof(float), "statistics", err);
-    sc->dy = ecp_alloc((size_t)B * K, sizeof(float), "statistics", err);
-    sc->prob = ecp_alloc((size_t)B * K, sizeof(float), "statistics", err);
-    if (!sc->S || (xent && !sc->S1) || !sc->A || !sc->A2 || !sc->D || !sc->T || !sc->dy ||
-        !sc->prob)
+    if (!sc->S || (xent && !sc->S1))
         return ECP_ERR_MEMORY;
-    for (int l = 0; l < L; l++) {
-        sc->S[l] = ecp_alloc((size_t)B * m->sizes[l + 1], sizeof(float), "statistics", err);
-        if (!sc->S[l])
-            return ECP_ERR_MEMORY;
-        if (xent && !(sc->S1[l] = ecp_alloc((size_t)B * m->sizes[l + 1], sizeof(float),
-                                            "statistics", err)))
-            return ECP_ERR_MEMORY;
-    }
+    ecp_carve c = {0};
+    scratch_carve(m, B, sc, &c);
+    if (!(sc->arena = ecp_aligned_alloc(c.used, 1, "statistics", err)))
+        return ECP_ERR_MEMORY;
+    c = (ecp_carve){.base = sc->arena};
+    scratch_carve(m, B, sc, &c);
     return ECP_OK;
 }
 
@@ -359,7 +360,7 @@ done:
         *out = st;
         st = NULL;
     }
-    scratch_free(&sc, L);
+    scratch_free(&sc);
     ecp_ws_free(ws);
     ecp_stats_free(st);
     return s;
@@ -441,7 +442,7 @@ void ecp_calib_pass_free(ecp_calib_pass *p)
 {
     if (!p)
         return;
-    scratch_free(&p->sc, p->m->n_layers);
+    scratch_free(&p->sc);
     ecp_ws_free(p->ws);
     free(p);
 }
