@@ -84,6 +84,7 @@ struct ecp_ws {
     float **z;  /* z[0..L-1]: pre-activation of layer l, batch x sizes[l+1] */
     float **dz; /* dL/dz of layer l */
     float *da;  /* scratch: dL/da of the current layer's input, batch x max width */
+    void *arena; /* a, z, dz and da live in this one block */
     int grad_overwrite; /* backward writes dW, db instead of adding (ecp_train: no zeroing pass) */
     ecp_sparse_input input; /* layer 0's sparse-input scratch */
 };

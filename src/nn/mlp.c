@@ -457,22 +457,25 @@ ecp_status ecp_ws_create(ecp_ws **out, const ecp_mlp *m, int max_batch, ecp_erro
     ws->dz = ecp_zalloc((size_t)L, sizeof *ws->dz, "workspace", err);
     if (!ws->a || !ws->z || !ws->dz)
         goto fail;
-    for (int i = 0; i <= L; i++) {
-        wmax = m->sizes[i] > wmax ? m->sizes[i] : wmax;
-        ws->a[i] = ecp_alloc((size_t)max_batch * m->sizes[i], sizeof(float), "workspace", err);
-        if (!ws->a[i])
-            goto fail;
-        if (i < L) {
-            size_t n = (size_t)max_batch * m->sizes[i + 1];
-            ws->z[i] = ecp_alloc(n, sizeof(float), "workspace", err);
-            ws->dz[i] = ecp_alloc(n, sizeof(float), "workspace", err);
-            if (!ws->z[i] || !ws->dz[i])
+    /* One block (ecp_carve): the passes that create a workspace per call or per layer would
+     * otherwise first-touch hundreds of 4 KB pages each time (docs/PERF.md). */
+    ecp_carve c = {0};
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i <= L; i++) {
+            wmax = m->sizes[i] > wmax ? m->sizes[i] : wmax;
+            ws->a[i] = ecp_carve_take(&c, (size_t)max_batch * m->sizes[i], sizeof(float));
+            if (i < L) {
+                ws->z[i] = ecp_carve_take(&c, (size_t)max_batch * m->sizes[i + 1], sizeof(float));
+                ws->dz[i] = ecp_carve_take(&c, (size_t)max_batch * m->sizes[i + 1], sizeof(float));
+            }
+        }
+        ws->da = ecp_carve_take(&c, (size_t)max_batch * wmax, sizeof(float));
+        if (pass == 0) {
+            if (!(ws->arena = ecp_aligned_alloc(c.used, 1, "workspace", err)))
                 goto fail;
+            c = (ecp_carve){.base = ws->arena};
         }
     }
-    ws->da = ecp_alloc((size_t)max_batch * wmax, sizeof(float), "workspace", err);
-    if (!ws->da)
-        goto fail;
     *out = ws;
     return ECP_OK;
 fail:
@@ -484,20 +487,10 @@ void ecp_ws_free(ecp_ws *ws)
 {
     if (!ws)
         return;
-    for (int i = 0; i <= ws->n_layers; i++) {
-        if (ws->a)
-            free(ws->a[i]);
-        if (i < ws->n_layers) {
-            if (ws->z)
-                free(ws->z[i]);
-            if (ws->dz)
-                free(ws->dz[i]);
-        }
-    }
     free(ws->a);
     free(ws->z);
     free(ws->dz);
-    free(ws->da);
+    free(ws->arena);
     ecp_sparse_input_release(&ws->input);
     free(ws->input.wt);
     free(ws->input.dwt);
