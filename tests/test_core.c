@@ -200,6 +200,40 @@ static void test_aligned_alloc(void **state)
     assert_int_equal(err.code, ECP_ERR_MEMORY);
 }
 
+/* ecp_carve: the sizing pass adds up whole 64-byte lines; the second pass hands out the same
+ * layout from the block: aligned, disjoint, in order, filling it exactly. */
+static void test_carve(void **state)
+{
+    (void)state;
+    size_t counts[] = {1, 16, 17, 0, 1000, 3};
+    size_t sizes[] = {4, 4, 4, 8, 8, 1};
+    enum { N = sizeof counts / sizeof *counts };
+    ecp_carve c = {0};
+    for (int i = 0; i < N; i++)
+        assert_non_null(ecp_carve_take(&c, counts[i], sizes[i]));
+    assert_int_equal(c.used, 64 + 64 + 128 + 0 + 8000 + 64);
+    ecp_error err;
+    char *block = ecp_aligned_zalloc(c.used, 1, "test carve", &err);
+    assert_non_null(block);
+    size_t total = c.used;
+    c = (ecp_carve){.base = block};
+    char *prev_end = block;
+    for (int i = 0; i < N; i++) {
+        char *p = ecp_carve_take(&c, counts[i], sizes[i]);
+        assert_int_equal((uintptr_t)p % 64, 0);
+        assert_ptr_equal(p, prev_end); /* next to the previous piece: no overlap, no gap */
+        memset(p, 0xab, counts[i] * sizes[i]); /* ASan: inside the block */
+        prev_end = p + (counts[i] * sizes[i] + 63) / 64 * 64;
+    }
+    assert_int_equal(c.used, total);
+    free(block);
+    /* a size that overflows saturates the sum, so the block's allocation then fails */
+    c = (ecp_carve){0};
+    ecp_carve_take(&c, SIZE_MAX / 2, 4);
+    assert_null(ecp_aligned_alloc(c.used, 1, "test carve", &err));
+    assert_int_equal(err.code, ECP_ERR_MEMORY);
+}
+
 /* ------------------------------------------------------------------ thread pool */
 
 typedef struct {
@@ -371,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_rng_streams),
         cmocka_unit_test(test_alloc_overflow),
         cmocka_unit_test(test_aligned_alloc),
+        cmocka_unit_test(test_carve),
         cmocka_unit_test(test_pool),
         cmocka_unit_test(test_closest_name),
         cmocka_unit_test(test_blas_threads_push_pop),
