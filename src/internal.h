@@ -169,6 +169,39 @@ ecp_status ecp_gz_open(const char *path, void **gz, ecp_error *err);
 ecp_status ecp_gz_read(void *gz, const char *path, void *buf, size_t n, size_t *got,
                        ecp_error *err);
 ecp_status ecp_gz_close(void *gz, const char *path, ecp_error *err);
+/* Moves the read position to byte off of the (uncompressed) data: forward by reading on, back
+ * by starting again from the top of a gzip stream. */
+ecp_status ecp_gz_seek(void *gz, const char *path, int64_t off, ecp_error *err);
+/* IDX files (idx.c): every check of ecp_idx_read, reading the data through without keeping it;
+ * and an open stream positioned after the header (close with ecp_gz_close). */
+ecp_status ecp_idx_check(const char *path, int *ndim, int64_t dims[4], ecp_error *err);
+ecp_status ecp_idx_open(const char *path, void **gz, int *ndim, int64_t dims[4], ecp_error *err);
+
+/* Datasets whose rows stay on disk or are another dataset's rows in another order (rows.c):
+ * d->rows is set and d->x (and d->y, and d->label of a view) are NULL. Code that walks the
+ * rows asks for them a chunk at a time. */
+void ecp_rows_free(ecp_rows *r);
+/* The IDX images at img (their labels, already read and checked, are d->label): every row is
+ * read from the file when asked for. Takes nothing over on failure. */
+ecp_status ecp_dataset_idx_rows(const char *img, int64_t n, int feat, int n_out, int32_t *label,
+                                ecp_dataset **out, ecp_error *err);
+/* Rows idx[0..n) of base (idx has at least n entries; the view owns it from the call on, even
+ * on failure), fetched chunk_bytes of inputs at a time; base must outlive the view. */
+ecp_status ecp_dataset_view(const ecp_dataset *base, int64_t *idx, int64_t n, size_t chunk_bytes,
+                            ecp_dataset **out, ecp_error *err);
+/* The chunk the memory bound allows for calib passes: 16 MiB of inputs. */
+#define ECP_CHUNK_BYTES ((size_t)16 << 20)
+/* Rows per ecp_dataset_rows call: all of them for a dataset in memory, else the chunk (a
+ * multiple of 1024, so of every calibration batch, unless it holds every row). */
+int64_t ecp_dataset_chunk_rows(const ecp_dataset *d);
+/* Rows [at, at + n) of d (n <= ecp_dataset_chunk_rows) as an in-memory dataset *view of n rows,
+ * pointing into d or into d's fetch buffer (valid until the next call on d); not
+ * thread-safe. */
+ecp_status ecp_dataset_rows(const ecp_dataset *d, int64_t at, int64_t n, ecp_dataset *view,
+                            ecp_error *err);
+/* Rows idx[0..n) of d (in memory or not) into x (n x n_in) and label or y. */
+ecp_status ecp_dataset_gather(const ecp_dataset *d, const int64_t *idx, int64_t n, float *x,
+                              float *y, int32_t *label, ecp_error *err);
 
 /* log(sum_j exp(y_j)), stable for any logits. */
 double ecp_log_sum_exp(const float *y, int k);

@@ -308,6 +308,16 @@ ecp_status ecp_gz_read(void *gz, const char *path, void *buf, size_t n, size_t *
     return ECP_OK;
 }
 
+ecp_status ecp_gz_seek(void *gz, const char *path, int64_t off, ecp_error *err)
+{
+    if (gzseek((gzFile)gz, (z_off_t)off, SEEK_SET) != (z_off_t)off) {
+        int zerr;
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: cannot seek to byte %lld: %s", path,
+                        (long long)off, gzerror((gzFile)gz, &zerr));
+    }
+    return ECP_OK;
+}
+
 ecp_status ecp_gz_close(void *gz, const char *path, ecp_error *err)
 {
     /* A truncated gzip stream reads as a short file with no error from gzread; gzclose_r then

@@ -43,14 +43,11 @@ static ecp_status read_header(void *g, const char *path, int *ndim, int64_t dims
     return ECP_OK;
 }
 
-ecp_status ecp_idx_read(const char *path, int *ndim, int64_t dims[4], uint8_t **data,
-                        ecp_error *err)
+/* Reads the file whole: its values into *data, or, with data NULL, only through (the sizes, the
+ * gzip trailer's check), in pieces, for a caller that reads the rows later when it needs them. */
+static ecp_status idx_load(const char *path, int *ndim, int64_t dims[4], uint8_t **data,
+                           ecp_error *err)
 {
-    ECP_REQUIRE(path, err);
-    ECP_REQUIRE(ndim, err);
-    ECP_REQUIRE(dims, err);
-    ECP_REQUIRE(data, err);
-    *data = NULL;
     void *g;
     uint64_t count = 0;
     uint8_t *d = NULL;
@@ -62,13 +59,21 @@ ecp_status ecp_idx_read(const char *path, int *ndim, int64_t dims[4], uint8_t **
     char what[4200];
     snprintf(what, sizeof what, "%s: %llu values (as bytes, then as floats)", path,
              (unsigned long long)count);
-    if (!s)
+    if (!s && data)
         s = ecp_budget_check(count * 5, what, err);
-    if (!s && !(d = ecp_alloc((size_t)count, 1, path, err)))
+    if (!s && data && !(d = ecp_alloc((size_t)count, 1, path, err)))
         s = ECP_ERR_MEMORY;
     size_t got = 0;
-    if (!s)
+    if (!s && d)
         s = ecp_gz_read(g, path, d, (size_t)count, &got, err);
+    while (!s && !d && got < count) {
+        unsigned char sink[65536];
+        size_t k, want = count - got < sizeof sink ? (size_t)(count - got) : sizeof sink;
+        s = ecp_gz_read(g, path, sink, want, &k, err);
+        got += k;
+        if (k < want)
+            break;
+    }
     if (!s && got < count)
         s = ecp_fail(err, ECP_ERR_FORMAT,
                      "%s: truncated IDX data (%llu values expected, %zu present)", path,
@@ -93,6 +98,34 @@ ecp_status ecp_idx_read(const char *path, int *ndim, int64_t dims[4], uint8_t **
         free(d);
         return s;
     }
-    *data = d;
+    if (data)
+        *data = d;
     return ECP_OK;
+}
+
+ecp_status ecp_idx_read(const char *path, int *ndim, int64_t dims[4], uint8_t **data,
+                        ecp_error *err)
+{
+    ECP_REQUIRE(path, err);
+    ECP_REQUIRE(ndim, err);
+    ECP_REQUIRE(dims, err);
+    ECP_REQUIRE(data, err);
+    *data = NULL;
+    return idx_load(path, ndim, dims, data, err);
+}
+
+ecp_status ecp_idx_check(const char *path, int *ndim, int64_t dims[4], ecp_error *err)
+{
+    return idx_load(path, ndim, dims, NULL, err);
+}
+
+ecp_status ecp_idx_open(const char *path, void **gz, int *ndim, int64_t dims[4], ecp_error *err)
+{
+    uint64_t count;
+    ecp_status s = ecp_gz_open(path, gz, err);
+    if (!s && (s = read_header(*gz, path, ndim, dims, &count, err))) {
+        ecp_gz_close(*gz, path, NULL);
+        *gz = NULL;
+    }
+    return s;
 }

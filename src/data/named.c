@@ -138,40 +138,63 @@ static ecp_status open_mnist(ecp_dataset **train, ecp_dataset **test, ecp_error 
 
 /* ---- IDX pairs: images (N x H x W) scaled to [0, 1], labels (N) */
 
-static ecp_status open_idx_pair(const char *img_path, const char *lab_path, ecp_dataset **out,
-                                ecp_error *err)
+/* Checks a pair's dimensions; the values per image into *feat. */
+static ecp_status idx_pair_check(const char *img_path, const char *lab_path, int nd_i,
+                                 const int64_t *di, int nd_l, const int64_t *dl, int64_t *feat,
+                                 ecp_error *err)
+{
+    *feat = 1;
+    for (int i = 1; i < nd_i; i++)
+        *feat = *feat > (1 << 24) ? *feat : *feat * di[i]; /* <= 2^24 * 2^32: no overflow */
+    if (nd_l != 1)
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: labels must be one-dimensional (N), not %d-D",
+                        lab_path, nd_l);
+    if (di[0] == 0)
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: holds no images", img_path);
+    if (*feat < 1)
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: images have a zero-sized dimension", img_path);
+    if (*feat > (1 << 24))
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: more than 2^24 values per image", img_path);
+    if (dl[0] != di[0])
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s and %s: %lld images but %lld labels", img_path,
+                        lab_path, (long long)di[0], (long long)dl[0]);
+    return ECP_OK;
+}
+
+/* streamed: the images stay in their file (checked whole now, read when used). */
+static ecp_status open_idx_pair(const char *img_path, const char *lab_path, int streamed,
+                                ecp_dataset **out, ecp_error *err)
 {
     int nd_i, nd_l;
-    int64_t di[4], dl[4];
+    int64_t di[4], dl[4], feat;
     uint8_t *img = NULL, *lab = NULL;
-    ecp_status s = ecp_idx_read(img_path, &nd_i, di, &img, err);
+    int32_t *lab32 = NULL;
+    ecp_status s = streamed ? ecp_idx_check(img_path, &nd_i, di, err)
+                            : ecp_idx_read(img_path, &nd_i, di, &img, err);
     if (s)
         return s;
     if ((s = ecp_idx_read(lab_path, &nd_l, dl, &lab, err))) {
         free(img);
         return s;
     }
-    int64_t feat = 1;
-    for (int i = 1; i < nd_i; i++)
-        feat = feat > (1 << 24) ? feat : feat * di[i]; /* <= 2^24 * 2^32: no overflow */
-    if (nd_l != 1)
-        s = ecp_fail(err, ECP_ERR_FORMAT, "%s: labels must be one-dimensional (N), not %d-D",
-                     lab_path, nd_l);
-    else if (di[0] == 0)
-        s = ecp_fail(err, ECP_ERR_FORMAT, "%s: holds no images", img_path);
-    else if (feat < 1)
-        s = ecp_fail(err, ECP_ERR_FORMAT, "%s: images have a zero-sized dimension", img_path);
-    else if (feat > (1 << 24))
-        s = ecp_fail(err, ECP_ERR_FORMAT, "%s: more than 2^24 values per image", img_path);
-    else if (dl[0] != di[0])
-        s = ecp_fail(err, ECP_ERR_FORMAT, "%s and %s: %lld images but %lld labels", img_path,
-                     lab_path, (long long)di[0], (long long)dl[0]);
-    if (s)
+    if ((s = idx_pair_check(img_path, lab_path, nd_i, di, nd_l, dl, &feat, err)))
         goto done;
     int maxlab = 0;
     for (int64_t i = 0; i < dl[0]; i++)
         maxlab = lab[i] > maxlab ? lab[i] : maxlab;
-    if ((s = ecp_dataset_create(out, di[0], (int)feat, maxlab + 1 > 10 ? maxlab + 1 : 10, 1, err)))
+    int n_out = maxlab + 1 > 10 ? maxlab + 1 : 10;
+    if (streamed) {
+        if (!(lab32 = ecp_alloc((size_t)dl[0], sizeof *lab32, lab_path, err))) {
+            s = ECP_ERR_MEMORY;
+            goto done;
+        }
+        for (int64_t i = 0; i < dl[0]; i++)
+            lab32[i] = lab[i];
+        if ((s = ecp_dataset_idx_rows(img_path, di[0], (int)feat, n_out, lab32, out, err)))
+            free(lab32);
+        goto done;
+    }
+    if ((s = ecp_dataset_create(out, di[0], (int)feat, n_out, 1, err)))
         goto done;
     for (size_t i = 0; i < (size_t)di[0] * (size_t)feat; i++)
         (*out)->x[i] = img[i] * (1.0f / 255.0f);
@@ -193,8 +216,8 @@ static int find_idx(const char *dir, const char *name, char *out, size_t n)
     return ecp_file_exists(out);
 }
 
-static ecp_status open_idx_dir(const char *dir, ecp_dataset **train, ecp_dataset **test,
-                               ecp_error *err)
+static ecp_status open_idx_dir(const char *dir, int streamed, ecp_dataset **train,
+                               ecp_dataset **test, ecp_error *err)
 {
     char ti[4200], tl[4200], vi[4200], vl[4200];
     if (!find_idx(dir, "train-images-idx3-ubyte", ti, sizeof ti) ||
@@ -204,10 +227,10 @@ static ecp_status open_idx_dir(const char *dir, ecp_dataset **train, ecp_dataset
         return ecp_fail(err, ECP_ERR_IO,
                         "%s: expected train-images-idx3-ubyte, train-labels-idx1-ubyte, "
                         "t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (optionally .gz)", dir);
-    ecp_status s = open_idx_pair(ti, tl, train, err);
+    ecp_status s = open_idx_pair(ti, tl, streamed, train, err);
     if (s || !test)
         return s;
-    if ((s = open_idx_pair(vi, vl, test, err))) {
+    if ((s = open_idx_pair(vi, vl, 0, test, err))) {
         ecp_dataset_free(*train);
         *train = NULL;
     }
@@ -391,8 +414,8 @@ static ecp_status no_such_dataset(const char *spec, ecp_error *err)
                     near ? near : "", near ? "?" : "");
 }
 
-ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_dataset **train,
-                         ecp_dataset **test, ecp_error *err)
+static ecp_status data_open(const char *spec, const ecp_data_opts *opts, int streamed,
+                            ecp_dataset **train, ecp_dataset **test, ecp_error *err)
 {
     ECP_REQUIRE(spec, err);
     ECP_REQUIRE(train, err);
@@ -409,7 +432,7 @@ ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_datase
     if (!strcmp(spec, "mnist"))
         return open_mnist(train, test, err);
     if (!strcmp(spec, "fashion"))
-        return open_idx_dir(FASHION_DIR, train, test, err);
+        return open_idx_dir(FASHION_DIR, streamed, train, test, err);
     if (!strncmp(spec, "diffsorp", 8) && (spec[8] == 0 || spec[8] == ':')) {
         double nu = 0;
         if (spec[8] == ':') {
@@ -432,7 +455,7 @@ ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_datase
         snprintf(p, sizeof p, "%s/train.csv", spec);
         if (ecp_file_exists(p))
             return open_csv_dir(spec, opts, train, test, err);
-        return open_idx_dir(spec, train, test, err);
+        return open_idx_dir(spec, streamed, train, test, err);
     }
     if (has_suffix(spec, ".csv"))
         return open_csv_file(spec, opts, train, test, err);
@@ -440,4 +463,16 @@ ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_datase
         return no_such_dataset(spec, err);
     return ecp_fail(err, ECP_ERR_UNSUPPORTED,
                     "dataset '%s': unknown kind of file (expected a directory or a .csv file)", spec);
+}
+
+ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_dataset **train,
+                         ecp_dataset **test, ecp_error *err)
+{
+    return data_open(spec, opts, 0, train, test, err);
+}
+
+ecp_status ecp_data_open_streamed(const char *spec, const ecp_data_opts *opts,
+                                  ecp_dataset **train, ecp_dataset **test, ecp_error *err)
+{
+    return data_open(spec, opts, 1, train, test, err);
 }

@@ -1,0 +1,266 @@
+/* Datasets whose rows are not all in memory: the training images of IDX files, read from the
+ * file when a pass asks for them, and views (the calibration set: training rows in the shuffled
+ * order) that copy their rows from the base a chunk at a time. A pass over either holds one
+ * chunk of rows, whatever the number of samples. */
+#include "../internal.h"
+
+struct ecp_rows {
+    /* an IDX file of images (base NULL); its labels are the dataset's, in memory */
+    char *path;
+    void *gz;
+    int64_t data_at; /* byte offset of row 0 in the uncompressed stream */
+    int64_t pos;     /* where the stream is, -1 when unknown */
+    uint8_t *raw;    /* one row of bytes */
+    /* a view: rows idx[0..n) of base */
+    const ecp_dataset *base;
+    int64_t *idx;
+    /* the fetch buffer: rows [lo, hi), chunk rows at most */
+    int64_t chunk, lo, hi;
+    float *x, *y;
+    int32_t *label;
+    int64_t *seq; /* the row numbers of a fetch from the file itself */
+};
+
+void ecp_rows_free(ecp_rows *r)
+{
+    if (!r)
+        return;
+    if (r->gz)
+        ecp_gz_close(r->gz, r->path, NULL);
+    free(r->path);
+    free(r->raw);
+    free(r->idx);
+    free(r->x);
+    free(r->y);
+    free(r->label);
+    free(r->seq);
+    free(r);
+}
+
+/* A multiple of every calibration batch (256 samples) and of a few workers' share of them, so
+ * that chunking does not change which batches a thread sums. */
+#define CHUNK_MULTIPLE 1024
+
+static int64_t chunk_rows(const ecp_dataset *d, size_t chunk_bytes)
+{
+    size_t row = (size_t)d->n_in * sizeof(float);
+    int64_t c = (int64_t)(chunk_bytes / row) / CHUNK_MULTIPLE * CHUNK_MULTIPLE;
+    c = c < CHUNK_MULTIPLE ? CHUNK_MULTIPLE : c;
+    return c < d->n ? c : d->n;
+}
+
+static ecp_dataset *rows_dataset(int64_t n, int n_in, int n_out, int is_class, ecp_error *err)
+{
+    ecp_dataset *d = ecp_zalloc(1, sizeof *d, "dataset", err);
+    if (d && !(d->rows = ecp_zalloc(1, sizeof *d->rows, "dataset", err))) {
+        free(d);
+        return NULL;
+    }
+    if (d) {
+        *d = (ecp_dataset){.n = n, .n_in = n_in, .n_out = n_out, .is_class = is_class,
+                           .rows = d->rows};
+        d->rows->pos = -1;
+    }
+    return d;
+}
+
+ecp_status ecp_dataset_idx_rows(const char *img, int64_t n, int feat, int n_out, int32_t *label,
+                                ecp_dataset **out, ecp_error *err)
+{
+    *out = NULL;
+    ecp_dataset *d = rows_dataset(n, feat, n_out, 1, err);
+    if (!d)
+        return ECP_ERR_MEMORY;
+    ecp_rows *r = d->rows;
+    int nd;
+    int64_t dims[4], count = 1;
+    ecp_status s = ECP_OK;
+    if (!(r->path = strdup(img)))
+        s = ecp_fail(err, ECP_ERR_MEMORY, "%s: out of memory", img);
+    else if (!(r->raw = ecp_alloc((size_t)feat, 1, img, err)))
+        s = ECP_ERR_MEMORY;
+    if (!s)
+        s = ecp_idx_open(img, &r->gz, &nd, dims, err);
+    for (int i = 1; !s && i < nd; i++)
+        count *= dims[i];
+    /* The file was checked whole a moment ago: differing now means it changed under us. */
+    if (!s && (dims[0] != n || count != feat))
+        s = ecp_fail(err, ECP_ERR_FORMAT, "%s: changed while being read", img);
+    if (s) {
+        ecp_dataset_free(d);
+        return s;
+    }
+    r->data_at = 4 + 4 * (int64_t)nd;
+    r->pos = r->data_at;
+    r->chunk = chunk_rows(d, ECP_CHUNK_BYTES);
+    d->label = label;
+    *out = d;
+    return ECP_OK;
+}
+
+ecp_status ecp_dataset_view(const ecp_dataset *base, int64_t *idx, int64_t n, size_t chunk_bytes,
+                            ecp_dataset **out, ecp_error *err)
+{
+    *out = NULL;
+    if (n < 0 || n > base->n) {
+        free(idx);
+        return ecp_fail(err, ECP_ERR_ARG, "view of %lld rows of a dataset of %lld", (long long)n,
+                        (long long)base->n);
+    }
+    ecp_dataset *d = rows_dataset(n, base->n_in, base->n_out, base->is_class, err);
+    if (!d) {
+        free(idx);
+        return ECP_ERR_MEMORY;
+    }
+    d->rows->base = base;
+    d->rows->idx = idx;
+    d->rows->chunk = chunk_rows(d, chunk_bytes);
+    *out = d;
+    return ECP_OK;
+}
+
+int64_t ecp_dataset_chunk_rows(const ecp_dataset *d)
+{
+    return d->rows ? d->rows->chunk : d->n;
+}
+
+typedef struct {
+    int64_t row, dst;
+} pick;
+
+static int pick_cmp(const void *a, const void *b)
+{
+    const pick *p = a, *q = b;
+    return p->row != q->row ? (p->row < q->row ? -1 : 1) : (p->dst > q->dst) - (p->dst < q->dst);
+}
+
+/* Rows of an IDX file in one forward pass: sorted by position, so a gzip stream is
+ * decompressed once up to the last row wanted (zlib skips by decompressing). */
+static ecp_status file_gather(const ecp_dataset *d, const int64_t *idx, int64_t n, float *x,
+                              int32_t *label, ecp_error *err)
+{
+    ecp_rows *r = d->rows;
+    int feat = d->n_in;
+    pick *p = ecp_alloc((size_t)n, sizeof *p, "dataset rows", err);
+    if (!p)
+        return ECP_ERR_MEMORY;
+    for (int64_t k = 0; k < n; k++)
+        p[k] = (pick){idx[k], k};
+    qsort(p, (size_t)n, sizeof *p, pick_cmp);
+    ecp_status s = ECP_OK;
+    for (int64_t k = 0; k < n && !s; k++) {
+        float *o = x + (size_t)p[k].dst * feat;
+        label[p[k].dst] = d->label[p[k].row];
+        if (k && p[k].row == p[k - 1].row) {
+            memcpy(o, x + (size_t)p[k - 1].dst * feat, (size_t)feat * sizeof *o);
+            continue;
+        }
+        int64_t off = r->data_at + p[k].row * (int64_t)feat;
+        size_t got = 0;
+        if (r->pos != off && (s = ecp_gz_seek(r->gz, r->path, off, err)))
+            break;
+        r->pos = -1;
+        if ((s = ecp_gz_read(r->gz, r->path, r->raw, (size_t)feat, &got, err)))
+            break;
+        if (got < (size_t)feat) {
+            s = ecp_fail(err, ECP_ERR_FORMAT, "%s: truncated IDX data (row %lld of %lld cannot "
+                         "be read)", r->path, (long long)p[k].row, (long long)d->n);
+            break;
+        }
+        r->pos = off + feat;
+        for (int j = 0; j < feat; j++)
+            o[j] = r->raw[j] * (1.0f / 255.0f);
+    }
+    free(p);
+    return s;
+}
+
+ecp_status ecp_dataset_gather(const ecp_dataset *d, const int64_t *idx, int64_t n, float *x,
+                              float *y, int32_t *label, ecp_error *err)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (idx[i] < 0 || idx[i] >= d->n)
+            return ecp_fail(err, ECP_ERR_ARG, "%s%sindex %lld out of range [0, %lld)",
+                            d->rows && d->rows->path ? d->rows->path : "",
+                            d->rows && d->rows->path ? ": row " : "subset ", (long long)idx[i],
+                            (long long)d->n);
+    if (d->rows && d->rows->path)
+        return file_gather(d, idx, n, x, label, err);
+    if (d->rows) { /* a view of a view: through the view's order, a piece at a time */
+        int64_t map[1024];
+        ecp_status s = ECP_OK;
+        for (int64_t at = 0; at < n && !s; at += 1024) {
+            int64_t k = n - at < 1024 ? n - at : 1024;
+            for (int64_t i = 0; i < k; i++)
+                map[i] = d->rows->idx[idx[at + i]];
+            s = ecp_dataset_gather(d->rows->base, map, k, x + (size_t)at * d->n_in,
+                                   y ? y + (size_t)at * d->n_out : NULL,
+                                   label ? label + at : NULL, err);
+        }
+        return s;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        memcpy(x + (size_t)i * d->n_in, d->x + (size_t)idx[i] * d->n_in,
+               (size_t)d->n_in * sizeof *x);
+        if (d->is_class)
+            label[i] = d->label[idx[i]];
+        else
+            memcpy(y + (size_t)i * d->n_out, d->y + (size_t)idx[i] * d->n_out,
+                   (size_t)d->n_out * sizeof *y);
+    }
+    return ECP_OK;
+}
+
+/* Fills the buffer with rows [at, at + chunk) (fewer at the end). */
+static ecp_status fetch(const ecp_dataset *d, int64_t at, ecp_error *err)
+{
+    ecp_rows *r = d->rows;
+    size_t c = (size_t)r->chunk;
+    if (!r->x && !(r->x = ecp_alloc(c * d->n_in, sizeof(float), "dataset rows", err)))
+        return ECP_ERR_MEMORY;
+    if (d->is_class ? !r->label && !(r->label = ecp_alloc(c, sizeof(int32_t), "dataset rows", err))
+                    : !r->y && !(r->y = ecp_alloc(c * d->n_out, sizeof(float), "dataset rows",
+                                                  err)))
+        return ECP_ERR_MEMORY;
+    if (!r->base && !r->seq && !(r->seq = ecp_alloc(c, sizeof(int64_t), "dataset rows", err)))
+        return ECP_ERR_MEMORY;
+    int64_t hi = at + r->chunk < d->n ? at + r->chunk : d->n;
+    const int64_t *idx = r->idx ? r->idx + at : r->seq;
+    for (int64_t i = 0; !r->base && i < hi - at; i++)
+        r->seq[i] = at + i;
+    r->lo = r->hi = 0; /* nothing valid if the read fails half-way */
+    ecp_status s = ecp_dataset_gather(r->base ? r->base : d, idx, hi - at, r->x, r->y, r->label,
+                                      err);
+    if (!s) {
+        r->lo = at;
+        r->hi = hi;
+    }
+    return s;
+}
+
+ecp_status ecp_dataset_rows(const ecp_dataset *d, int64_t at, int64_t n, ecp_dataset *view,
+                            ecp_error *err)
+{
+    if (at < 0 || n < 0 || at > d->n - n || n > ecp_dataset_chunk_rows(d))
+        return ecp_fail(err, ECP_ERR_ARG, "rows [%lld, %lld) of a dataset of %lld (chunks of "
+                        "%lld)", (long long)at, (long long)(at + n), (long long)d->n,
+                        (long long)ecp_dataset_chunk_rows(d));
+    float *x = d->x, *y = d->y;
+    int32_t *label = d->label;
+    int64_t lo = 0;
+    if (d->rows) {
+        ecp_rows *r = d->rows;
+        ecp_status s;
+        if ((at < r->lo || at + n > r->hi) && (s = fetch(d, at, err)))
+            return s;
+        x = r->x;
+        y = r->y;
+        label = r->label;
+        lo = r->lo;
+    }
+    *view = (ecp_dataset){.n = n, .n_in = d->n_in, .n_out = d->n_out, .is_class = d->is_class};
+    view->x = x + (size_t)(at - lo) * d->n_in;
+    view->y = y ? y + (size_t)(at - lo) * d->n_out : NULL;
+    view->label = label ? label + (at - lo) : NULL;
+    return ECP_OK;
+}
