@@ -394,8 +394,9 @@ static int prune_check_args(cli_args *a, prune_args *p)
 }
 
 /* Opens the model and the data. Under mpirun a file one rank cannot read stops every rank with
- * that rank's message. */
-static int prune_open(const cli_args *a, cli_loaded *l)
+ * that rank's message. Without fine-tuning the training set is only sampled for calibration:
+ * IDX files then stay on disk and the statistics read a chunk at a time. */
+static int prune_open(const cli_args *a, const prune_args *p, cli_loaded *l)
 {
     ecp_error err = {0};
     ecp_status s = ECP_OK;
@@ -403,7 +404,8 @@ static int prune_open(const cli_args *a, cli_loaded *l)
     if (a->out && ecp_dist_size() > 1 && ecp_dist_rank() == 0 && ecp_output_check(a->out, &err))
         s = ecp_fail(&err, err.code, "-o %.1000s", err.msg);
     if (!s)
-        s = cli_open_err(a->model, a->data, a->target_cols, &l->m, &l->train, &l->test, &err);
+        s = cli_open_data_err(a->model, a->data, a->target_cols, p->po.finetune_epochs == 0,
+                              &l->m, &l->train, &l->test, &err);
     return ecp_dist_agree(s, &err) ? cli_die("prune", &err) : 0;
 }
 
@@ -569,7 +571,7 @@ int cmd_prune(int argc, char **argv)
     if ((rc = prune_check_args(&a, &p)))
         return rc;
     cli_loaded l;
-    if (!(rc = prune_open(&a, &l))) /* l may hold the data even when it fails */
+    if (!(rc = prune_open(&a, &p, &l))) /* l may hold the data even when it fails */
         rc = prune_run(&a, &p, &l);
     cli_loaded_free(&l);
     return rc;
