@@ -169,22 +169,33 @@ ecp_status ecp_gz_open(const char *path, void **gz, ecp_error *err);
 ecp_status ecp_gz_read(void *gz, const char *path, void *buf, size_t n, size_t *got,
                        ecp_error *err);
 ecp_status ecp_gz_close(void *gz, const char *path, ecp_error *err);
-/* Moves the read position to byte off of the (uncompressed) data: forward by reading on, back
- * by starting again from the top of a gzip stream. */
-ecp_status ecp_gz_seek(void *gz, const char *path, int64_t off, ecp_error *err);
-/* IDX files (idx.c): every check of ecp_idx_read, reading the data through without keeping it;
- * and an open stream positioned after the header (close with ecp_gz_close). */
-ecp_status ecp_idx_check(const char *path, int *ndim, int64_t dims[4], ecp_error *err);
-ecp_status ecp_idx_open(const char *path, void **gz, int *ndim, int64_t dims[4], ecp_error *err);
+/* 1 when the stream is a plain file read as it is, 0 when zlib decompresses it. */
+int ecp_gz_direct(void *gz);
+/* A regular file opened for reading (with pread). */
+ecp_status ecp_open_read(const char *path, int *fd, ecp_error *err);
+/* An unnamed temporary file in $TMPDIR (else /tmp), gone when closed. */
+ecp_status ecp_temp_fd(int *fd, ecp_error *err);
+/* All n bytes to fd, naming `what` on failure (a full disk included). */
+ecp_status ecp_write_fd(int fd, const char *what, const void *buf, size_t n, ecp_error *err);
+/* n bytes at off (*got < n only at the end of the file). */
+ecp_status ecp_pread_full(int fd, const char *path, void *buf, size_t n, int64_t off,
+                          size_t *got, ecp_error *err);
+/* IDX files (idx.c): every check of ecp_idx_read, reading the data through without keeping
+ * them. When copy_fd >= 0 and the file is gzip-compressed, the values go to copy_fd and
+ * *copied is set to 1 (else 0). */
+ecp_status ecp_idx_check(const char *path, int *ndim, int64_t dims[4], int copy_fd, int *copied,
+                         ecp_error *err);
 
 /* Datasets whose rows stay on disk or are another dataset's rows in another order (rows.c):
  * d->rows is set and d->x (and d->y, and d->label of a view) are NULL. Code that walks the
  * rows asks for them a chunk at a time. */
 void ecp_rows_free(ecp_rows *r);
-/* The IDX images at img (their labels, already read and checked, are d->label): every row is
- * read from the file when asked for. Takes nothing over on failure. */
-ecp_status ecp_dataset_idx_rows(const char *img, int64_t n, int feat, int n_out, int32_t *label,
-                                ecp_dataset **out, ecp_error *err);
+/* The IDX images of img, n x feat from byte data_at of fd (-1: of img itself, opened here; fd
+ * is then the uncompressed copy ecp_idx_check made of a gzip-compressed file, and is owned
+ * from the call on), their labels (checked) becoming d->label: every row is read when asked
+ * for, one pread each. Takes the labels over on success only. */
+ecp_status ecp_dataset_idx_rows(const char *img, int fd, int64_t data_at, int64_t n, int feat,
+                                int n_out, int32_t *label, ecp_dataset **out, ecp_error *err);
 /* Rows idx[0..n) of base (idx has at least n entries; the view owns it from the call on, even
  * on failure), fetched chunk_bytes of inputs at a time; base must outlive the view. */
 ecp_status ecp_dataset_view(const ecp_dataset *base, int64_t *idx, int64_t n, size_t chunk_bytes,

@@ -44,9 +44,10 @@ static ecp_status read_header(void *g, const char *path, int *ndim, int64_t dims
 }
 
 /* Reads the file whole: its values into *data, or, with data NULL, only through (the sizes, the
- * gzip trailer's check), in pieces, for a caller that reads the rows later when it needs them. */
+ * gzip trailer's check), in pieces, copying the values of a compressed file to copy_fd when it
+ * is >= 0. */
 static ecp_status idx_load(const char *path, int *ndim, int64_t dims[4], uint8_t **data,
-                           ecp_error *err)
+                           int copy_fd, int *copied, ecp_error *err)
 {
     void *g;
     uint64_t count = 0;
@@ -63,6 +64,8 @@ static ecp_status idx_load(const char *path, int *ndim, int64_t dims[4], uint8_t
         s = ecp_budget_check(count * 5, what, err);
     if (!s && data && !(d = ecp_alloc((size_t)count, 1, path, err)))
         s = ECP_ERR_MEMORY;
+    int copy = !s && !data && copy_fd >= 0 && !ecp_gz_direct(g);
+    snprintf(what, sizeof what, "%s: the uncompressed copy in a temporary file", path);
     size_t got = 0;
     if (!s && d)
         s = ecp_gz_read(g, path, d, (size_t)count, &got, err);
@@ -70,6 +73,8 @@ static ecp_status idx_load(const char *path, int *ndim, int64_t dims[4], uint8_t
         unsigned char sink[65536];
         size_t k, want = count - got < sizeof sink ? (size_t)(count - got) : sizeof sink;
         s = ecp_gz_read(g, path, sink, want, &k, err);
+        if (!s && copy)
+            s = ecp_write_fd(copy_fd, what, sink, k, err);
         got += k;
         if (k < want)
             break;
@@ -100,6 +105,8 @@ static ecp_status idx_load(const char *path, int *ndim, int64_t dims[4], uint8_t
     }
     if (data)
         *data = d;
+    if (copied)
+        *copied = copy;
     return ECP_OK;
 }
 
@@ -111,21 +118,11 @@ ecp_status ecp_idx_read(const char *path, int *ndim, int64_t dims[4], uint8_t **
     ECP_REQUIRE(dims, err);
     ECP_REQUIRE(data, err);
     *data = NULL;
-    return idx_load(path, ndim, dims, data, err);
+    return idx_load(path, ndim, dims, data, -1, NULL, err);
 }
 
-ecp_status ecp_idx_check(const char *path, int *ndim, int64_t dims[4], ecp_error *err)
+ecp_status ecp_idx_check(const char *path, int *ndim, int64_t dims[4], int copy_fd, int *copied,
+                         ecp_error *err)
 {
-    return idx_load(path, ndim, dims, NULL, err);
-}
-
-ecp_status ecp_idx_open(const char *path, void **gz, int *ndim, int64_t dims[4], ecp_error *err)
-{
-    uint64_t count;
-    ecp_status s = ecp_gz_open(path, gz, err);
-    if (!s && (s = read_header(*gz, path, ndim, dims, &count, err))) {
-        ecp_gz_close(*gz, path, NULL);
-        *gz = NULL;
-    }
-    return s;
+    return idx_load(path, ndim, dims, NULL, copy_fd, copied, err);
 }

@@ -4,6 +4,7 @@
 #include "csv.h"
 #include "diffsorp.h"
 #include <math.h>
+#include <unistd.h>
 
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 #define MNIST_PIXELS 784
@@ -169,15 +170,14 @@ static ecp_status open_idx_pair(const char *img_path, const char *lab_path, int 
     int64_t di[4], dl[4], feat;
     uint8_t *img = NULL, *lab = NULL;
     int32_t *lab32 = NULL;
-    ecp_status s = streamed ? ecp_idx_check(img_path, &nd_i, di, err)
-                            : ecp_idx_read(img_path, &nd_i, di, &img, err);
-    if (s)
-        return s;
-    if ((s = ecp_idx_read(lab_path, &nd_l, dl, &lab, err))) {
-        free(img);
-        return s;
-    }
-    if ((s = idx_pair_check(img_path, lab_path, nd_i, di, nd_l, dl, &feat, err)))
+    int fd = -1, copied = 0; /* streamed: an uncompressed copy of a compressed file */
+    ecp_status s = streamed ? ecp_temp_fd(&fd, err) : ECP_OK;
+    if (!s)
+        s = streamed ? ecp_idx_check(img_path, &nd_i, di, fd, &copied, err)
+                     : ecp_idx_read(img_path, &nd_i, di, &img, err);
+    if (!s)
+        s = ecp_idx_read(lab_path, &nd_l, dl, &lab, err);
+    if (s || (s = idx_pair_check(img_path, lab_path, nd_i, di, nd_l, dl, &feat, err)))
         goto done;
     int maxlab = 0;
     for (int64_t i = 0; i < dl[0]; i++)
@@ -190,7 +190,12 @@ static ecp_status open_idx_pair(const char *img_path, const char *lab_path, int 
         }
         for (int64_t i = 0; i < dl[0]; i++)
             lab32[i] = lab[i];
-        if ((s = ecp_dataset_idx_rows(img_path, di[0], (int)feat, n_out, lab32, out, err)))
+        if (!copied)
+            close(fd);
+        s = ecp_dataset_idx_rows(img_path, copied ? fd : -1, copied ? 0 : 4 + 4 * (int64_t)nd_i,
+                                 di[0], (int)feat, n_out, lab32, out, err);
+        fd = -1;
+        if (s)
             free(lab32);
         goto done;
     }
@@ -201,6 +206,8 @@ static ecp_status open_idx_pair(const char *img_path, const char *lab_path, int 
     for (int64_t i = 0; i < dl[0]; i++)
         (*out)->label[i] = lab[i];
 done:
+    if (fd >= 0)
+        close(fd);
     free(img);
     free(lab);
     return s;
@@ -417,8 +424,6 @@ static ecp_status no_such_dataset(const char *spec, ecp_error *err)
 static ecp_status data_open(const char *spec, const ecp_data_opts *opts, int streamed,
                             ecp_dataset **train, ecp_dataset **test, ecp_error *err)
 {
-    ECP_REQUIRE(spec, err);
-    ECP_REQUIRE(train, err);
     ecp_data_opts def;
     if (!opts) {
         ecp_data_opts_default(&def);
@@ -468,11 +473,15 @@ static ecp_status data_open(const char *spec, const ecp_data_opts *opts, int str
 ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_dataset **train,
                          ecp_dataset **test, ecp_error *err)
 {
+    ECP_REQUIRE(spec, err);
+    ECP_REQUIRE(train, err);
     return data_open(spec, opts, 0, train, test, err);
 }
 
 ecp_status ecp_data_open_streamed(const char *spec, const ecp_data_opts *opts,
                                   ecp_dataset **train, ecp_dataset **test, ecp_error *err)
 {
+    ECP_REQUIRE(spec, err);
+    ECP_REQUIRE(train, err);
     return data_open(spec, opts, 1, train, test, err);
 }

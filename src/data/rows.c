@@ -3,13 +3,13 @@
  * order) that copy their rows from the base a chunk at a time. A pass over either holds one
  * chunk of rows, whatever the number of samples. */
 #include "../internal.h"
+#include <unistd.h>
 
 struct ecp_rows {
     /* an IDX file of images (base NULL); its labels are the dataset's, in memory */
     char *path;
-    void *gz;
-    int64_t data_at; /* byte offset of row 0 in the uncompressed stream */
-    int64_t pos;     /* where the stream is, -1 when unknown */
+    int fd;          /* the file, or its uncompressed copy */
+    int64_t data_at; /* byte offset of row 0 in fd */
     uint8_t *raw;    /* one row of bytes */
     /* a view: rows idx[0..n) of base */
     const ecp_dataset *base;
@@ -25,8 +25,8 @@ void ecp_rows_free(ecp_rows *r)
 {
     if (!r)
         return;
-    if (r->gz)
-        ecp_gz_close(r->gz, r->path, NULL);
+    if (r->fd >= 0)
+        close(r->fd);
     free(r->path);
     free(r->raw);
     free(r->idx);
@@ -59,39 +59,35 @@ static ecp_dataset *rows_dataset(int64_t n, int n_in, int n_out, int is_class, e
     if (d) {
         *d = (ecp_dataset){.n = n, .n_in = n_in, .n_out = n_out, .is_class = is_class,
                            .rows = d->rows};
-        d->rows->pos = -1;
+        d->rows->fd = -1;
     }
     return d;
 }
 
-ecp_status ecp_dataset_idx_rows(const char *img, int64_t n, int feat, int n_out, int32_t *label,
-                                ecp_dataset **out, ecp_error *err)
+ecp_status ecp_dataset_idx_rows(const char *img, int fd, int64_t data_at, int64_t n, int feat,
+                                int n_out, int32_t *label, ecp_dataset **out, ecp_error *err)
 {
     *out = NULL;
     ecp_dataset *d = rows_dataset(n, feat, n_out, 1, err);
-    if (!d)
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
         return ECP_ERR_MEMORY;
+    }
     ecp_rows *r = d->rows;
-    int nd;
-    int64_t dims[4], count = 1;
+    r->fd = fd;
     ecp_status s = ECP_OK;
     if (!(r->path = strdup(img)))
         s = ecp_fail(err, ECP_ERR_MEMORY, "%s: out of memory", img);
     else if (!(r->raw = ecp_alloc((size_t)feat, 1, img, err)))
         s = ECP_ERR_MEMORY;
-    if (!s)
-        s = ecp_idx_open(img, &r->gz, &nd, dims, err);
-    for (int i = 1; !s && i < nd; i++)
-        count *= dims[i];
-    /* The file was checked whole a moment ago: differing now means it changed under us. */
-    if (!s && (dims[0] != n || count != feat))
-        s = ecp_fail(err, ECP_ERR_FORMAT, "%s: changed while being read", img);
+    else if (r->fd < 0)
+        s = ecp_open_read(img, &r->fd, err);
     if (s) {
         ecp_dataset_free(d);
         return s;
     }
-    r->data_at = 4 + 4 * (int64_t)nd;
-    r->pos = r->data_at;
+    r->data_at = data_at;
     r->chunk = chunk_rows(d, ECP_CHUNK_BYTES);
     d->label = label;
     *out = d;
@@ -134,8 +130,8 @@ static int pick_cmp(const void *a, const void *b)
     return p->row != q->row ? (p->row < q->row ? -1 : 1) : (p->dst > q->dst) - (p->dst < q->dst);
 }
 
-/* Rows of an IDX file in one forward pass: sorted by position, so a gzip stream is
- * decompressed once up to the last row wanted (zlib skips by decompressing). */
+/* Rows of an IDX file, read in the order of their position (one forward sweep through the
+ * file). */
 static ecp_status file_gather(const ecp_dataset *d, const int64_t *idx, int64_t n, float *x,
                               int32_t *label, ecp_error *err)
 {
@@ -155,20 +151,13 @@ static ecp_status file_gather(const ecp_dataset *d, const int64_t *idx, int64_t 
             memcpy(o, x + (size_t)p[k - 1].dst * feat, (size_t)feat * sizeof *o);
             continue;
         }
-        int64_t off = r->data_at + p[k].row * (int64_t)feat;
-        size_t got = 0;
-        if (r->pos != off && (s = ecp_gz_seek(r->gz, r->path, off, err)))
-            break;
-        r->pos = -1;
-        if ((s = ecp_gz_read(r->gz, r->path, r->raw, (size_t)feat, &got, err)))
-            break;
-        if (got < (size_t)feat) {
+        size_t got;
+        s = ecp_pread_full(r->fd, r->path, r->raw, (size_t)feat,
+                           r->data_at + p[k].row * (int64_t)feat, &got, err);
+        if (!s && got < (size_t)feat)
             s = ecp_fail(err, ECP_ERR_FORMAT, "%s: truncated IDX data (row %lld of %lld cannot "
                          "be read)", r->path, (long long)p[k].row, (long long)d->n);
-            break;
-        }
-        r->pos = off + feat;
-        for (int j = 0; j < feat; j++)
+        for (int j = 0; !s && j < feat; j++)
             o[j] = r->raw[j] * (1.0f / 255.0f);
     }
     free(p);
