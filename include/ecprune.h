@@ -314,10 +314,12 @@ void ecp_data_opts_default(ecp_data_opts *o);
 ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_dataset **train,
                          ecp_dataset **test, ecp_error *err);
 
-/* The same, except that a training split stored as IDX files (fashion, a directory of IDX
- * files) stays on disk: its labels are read (and every file checked whole) now, its inputs
- * when they are used, so a calibration pass over it holds a bounded chunk of rows at a time.
- * Other kinds of data load whole as with ecp_data_open. */
+/* The same, except that the inputs of a training split stored as IDX files (fashion, a
+ * directory of IDX files) or .npy files (a directory of them, diffsorp) stay on disk: its
+ * labels or targets are read now (and its headers and sizes checked; an IDX file is checked
+ * whole), its inputs row by row when they are used (and checked then, as the loaders check
+ * whole files), so a calibration pass over it holds a bounded chunk of rows at a time. CSV and
+ * mnist load whole as with ecp_data_open. */
 ecp_status ecp_data_open_streamed(const char *spec, const ecp_data_opts *opts,
                                   ecp_dataset **train, ecp_dataset **test, ecp_error *err);
 

@@ -190,12 +190,18 @@ ecp_status ecp_idx_check(const char *path, int *ndim, int64_t dims[4], int copy_
  * d->rows is set and d->x (and d->y, and d->label of a view) are NULL. Code that walks the
  * rows asks for them a chunk at a time. */
 void ecp_rows_free(ecp_rows *r);
-/* The IDX images of img, n x feat from byte data_at of fd (-1: of img itself, opened here; fd
- * is then the uncompressed copy ecp_idx_check made of a gzip-compressed file, and is owned
- * from the call on), their labels (checked) becoming d->label: every row is read when asked
- * for, one pread each. Takes the labels over on success only. */
-ecp_status ecp_dataset_idx_rows(const char *img, int fd, int64_t data_at, int64_t n, int feat,
-                                int n_out, int32_t *label, ecp_dataset **out, ecp_error *err);
+/* Inputs n x feat stored from byte data_at of fd (-1: of path itself, opened here; else an
+ * uncompressed copy, owned from the call on), esz bytes a value: 1 (IDX bytes, scaled to
+ * [0, 1]), 4 or 8 (.npy float32, float64). label (classes) or y (targets), checked and in
+ * memory, become the dataset's on success. Every row is read when asked for, one pread each,
+ * and checked as the in-memory loaders check whole files (finite, within float32). */
+ecp_status ecp_dataset_file_rows(const char *path, int fd, int64_t data_at, int esz,
+                                 int64_t n, int feat, int n_out, int32_t *label, float *y,
+                                 ecp_dataset **out, ecp_error *err);
+/* The header of a .npy file (out->data NULL) with its size checks, and the file open for
+ * reading its rows from byte *data_at. */
+ecp_status ecp_npy_open(const char *path, ecp_npy *out, int *fd, int64_t *data_at,
+                        ecp_error *err);
 /* Rows idx[0..n) of base (idx has at least n entries; the view owns it from the call on, even
  * on failure), fetched chunk_bytes of inputs at a time; base must outlive the view. */
 ecp_status ecp_dataset_view(const ecp_dataset *base, int64_t *idx, int64_t n, size_t chunk_bytes,

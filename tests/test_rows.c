@@ -240,6 +240,119 @@ static void test_prune_streamed_same_model(void **state)
     ecp_dataset_free(mem);
 }
 
+/* A .npy directory of the IDX set's values as floats: x float32 or float64 (which the streamed
+ * reader converts row by row as the loader converts the whole), y int64 classes or float32
+ * regression targets (3 columns). Returns the directory. */
+static const char *write_npy(int f8, int regression)
+{
+    static char dir[600];
+    snprintf(dir, sizeof dir, "%s/npy%d%d", g_dir, f8, regression);
+    mkdir(dir, 0755);
+    uint64_t h = 2463534242ULL;
+    for (int split = 0; split < 2; split++) {
+        int n = split ? NT : N;
+        double *x = malloc((size_t)n * F * sizeof *x);
+        float *y = malloc((size_t)n * 3 * sizeof *y);
+        int64_t *lab = malloc((size_t)n * sizeof *lab);
+        assert_true(x && y && lab);
+        for (int i = 0; i < n * F; i++) {
+            h ^= h << 13, h ^= h >> 7, h ^= h << 17;
+            x[i] = h % 3 == 0 ? 0 : ((double)(h >> 11) / 9007199254740992.0 - 0.3) * 2.7;
+        }
+        for (int i = 0; i < n; i++) {
+            lab[i] = (x[i * F] > 0) + 2 * (x[i * F + 3] > 0.5);
+            for (int k = 0; k < 3; k++)
+                y[i * 3 + k] = (float)(x[i * F + k] - x[i * F + 9 - k]);
+        }
+        char px[700], py[700];
+        snprintf(px, sizeof px, "%s/%s_x.npy", dir, split ? "test" : "train");
+        snprintf(py, sizeof py, "%s/%s_y.npy", dir, split ? "test" : "train");
+        ecp_error err = {0};
+        if (f8) {
+            char hd[128];
+            int len = snprintf(hd, sizeof hd, "{'descr': '<f8', 'fortran_order': False, "
+                               "'shape': (%d, %d), }", n, F);
+            while ((10 + len + 1) % 64)
+                hd[len++] = ' ';
+            hd[len++] = '\n';
+            FILE *f = fopen(px, "wb");
+            assert_non_null(f);
+            unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
+                                     (unsigned char)len, 0};
+            fwrite(pre, 1, 10, f);
+            fwrite(hd, 1, (size_t)len, f);
+            fwrite(x, sizeof *x, (size_t)n * F, f);
+            fclose(f);
+        } else {
+            float *x4 = malloc((size_t)n * F * sizeof *x4);
+            assert_non_null(x4);
+            for (int i = 0; i < n * F; i++)
+                x4[i] = (float)x[i];
+            assert_int_equal(ecp_npy_write_f32(px, x4, n, F, &err), ECP_OK);
+            free(x4);
+        }
+        if (regression)
+            assert_int_equal(ecp_npy_write_f32(py, y, n, 3, &err), ECP_OK);
+        else
+            assert_int_equal(ecp_npy_write_i64(py, lab, n, &err), ECP_OK);
+        free(x);
+        free(y);
+        free(lab);
+    }
+    return dir;
+}
+
+/* .npy inputs (float32 and float64) with class labels or regression targets: the streamed
+ * statistics and pruned models are the in-memory ones, bitwise. */
+static void test_npy_streamed_bitwise(void **state)
+{
+    (void)state;
+    for (int v = 0; v < 3; v++) {
+        int f8 = v == 1, regression = v == 2;
+        const char *dir = write_npy(f8, regression);
+        ecp_dataset *mem, *lazy, *ref, *view;
+        ecp_error err = {0};
+        assert_int_equal(ecp_data_open(dir, NULL, &mem, NULL, &err), ECP_OK);
+        assert_int_equal(ecp_data_open_streamed(dir, NULL, &lazy, NULL, &err), ECP_OK);
+        assert_non_null(lazy->rows);
+        assert_int_equal(lazy->is_class, !regression);
+        assert_int_equal(lazy->n_out, mem->n_out);
+        int64_t *perm = calib_perm(5);
+        assert_int_equal(ecp_dataset_subset(mem, perm, CALIB, &ref, &err), ECP_OK);
+        assert_int_equal(ecp_dataset_view(lazy, perm, CALIB, 1, &view, &err), ECP_OK);
+        ecp_mlp *m = tu_make_net(regression ? "20-16-3" : "20-16-4", ECP_ACT_TANH, 3);
+        int needs[2] = {ECP_NEED_MOMENTS, ECP_NEED_GRAD};
+        for (int k = 0; k < 2; k++) {
+            ecp_stats *a, *b;
+            assert_int_equal(ecp_stats_compute(m, ref, needs[k], ECP_SENS_LOSS, 1, 2, &a, &err),
+                             ECP_OK);
+            assert_int_equal(ecp_stats_compute(m, view, needs[k], ECP_SENS_LOSS, 1, 2, &b, &err),
+                             ECP_OK);
+            assert_same_arrays(a->m1, b->m1, a, 1);
+            assert_same_arrays(a->m2, b->m2, a, 1);
+            assert_same_arrays(a->g1, b->g1, a, 1);
+            assert_same_arrays(a->g2, b->g2, a, 1);
+            ecp_stats_free(a);
+            ecp_stats_free(b);
+        }
+        ecp_mlp *p;
+        assert_int_equal(ecp_mlp_clone(m, &p, &err), ECP_OK);
+        ecp_prune_opts o;
+        ecp_prune_opts_default(&o);
+        o.sparsity = 0.6;
+        o.calib = CALIB;
+        assert_int_equal(ecp_prune(m, mem, &o, NULL, &err), ECP_OK);
+        assert_int_equal(ecp_prune(p, lazy, &o, NULL, &err), ECP_OK);
+        assert_true(tu_same_params(m, p));
+        ecp_mlp_free(m);
+        ecp_mlp_free(p);
+        ecp_dataset_free(view);
+        ecp_dataset_free(ref);
+        ecp_dataset_free(lazy);
+        ecp_dataset_free(mem);
+    }
+}
+
 static void expect_fail(ecp_status s, const ecp_error *err, ecp_status code, const char *path,
                         const char *needle)
 {
@@ -247,6 +360,8 @@ static void expect_fail(ecp_status s, const ecp_error *err, ecp_status code, con
         print_error("got %s (%s), want %s naming '%s' with '%s'\n", ecp_status_name(s), err->msg,
                     ecp_status_name(code), path ? path : "", needle);
     assert_int_equal(s, code);
+    assert_true(!path || strstr(err->msg, path));
+    assert_non_null(strstr(err->msg, needle));
     assert_null(strchr(err->msg, '\n'));
 }
 
@@ -304,11 +419,41 @@ static void test_rows_bad(void **state)
     tu_write(img, buf, len - 3 * F);
     free(buf);
     expect_fail(ecp_dataset_rows(v, 2048, N - 2048, &cx, &err), &err, ECP_ERR_FORMAT, img,
-                "truncated IDX data");
+                "truncated (row 29");
     /* rows before the cut still come */
     assert_int_equal(ecp_dataset_rows(v, 1024, 100, &cx, &err), ECP_OK);
     assert_true(cx.x[0] >= 0 && cx.x[0] <= 1 && cx.label[0] >= 0 && cx.label[0] < 10);
     ecp_dataset_free(v);
+    /* .npy inputs are checked as they are read: a NaN in a calibration row, a float64 beyond
+     * float32, a file cut short */
+    for (int k = 0; k < 3; k++) {
+        const char *nd = write_npy(k == 1, 0);
+        char px[700];
+        snprintf(px, sizeof px, "%s/train_x.npy", nd);
+        assert_int_equal(ecp_read_file(px, &buf, &len, 1 << 24, &err), ECP_OK);
+        size_t at = len - (size_t)(N - 1500) * F * (k == 1 ? 8 : 4); /* row 1500 */
+        if (k == 0)
+            memcpy(buf + at, &(float){NAN}, 4);
+        else if (k == 1)
+            memcpy(buf + at + 8, &(double){1e300}, 8);
+        tu_write(px, buf, k == 2 ? len - 5 : len);
+        free(buf);
+        ecp_dataset *nl = NULL;
+        ecp_status st = ecp_data_open_streamed(nd, NULL, &nl, NULL, &err);
+        if (k == 2) {
+            expect_fail(st, &err, ECP_ERR_FORMAT, px, "truncated");
+            continue;
+        }
+        assert_int_equal(st, ECP_OK);
+        ecp_mlp *mm = tu_make_net("20-8-4", ECP_ACT_RELU, 1);
+        ecp_prune_opts po;
+        ecp_prune_opts_default(&po);
+        po.calib = N;
+        expect_fail(ecp_prune(mm, nl, &po, NULL, &err), &err, ECP_ERR_NUMERIC, px,
+                    k == 0 ? "(row 1500, column 0) is NaN" : "row 1500, column 1 is beyond");
+        ecp_mlp_free(mm);
+        ecp_dataset_free(nl);
+    }
     /* training, evaluation and fine-tuning need the rows in memory */
     ecp_mlp *m = tu_make_net("20-8-10", ECP_ACT_RELU, 1);
     ecp_train_opts to;
@@ -334,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_rows_match_memory),
         cmocka_unit_test(test_stats_streamed_bitwise),
         cmocka_unit_test(test_prune_streamed_same_model),
+        cmocka_unit_test(test_npy_streamed_bitwise),
         cmocka_unit_test(test_rows_bad),
     };
     return cmocka_run_group_tests_name("rows", tests, setup_dir, teardown_dir);

@@ -192,8 +192,9 @@ static ecp_status open_idx_pair(const char *img_path, const char *lab_path, int 
             lab32[i] = lab[i];
         if (!copied)
             close(fd);
-        s = ecp_dataset_idx_rows(img_path, copied ? fd : -1, copied ? 0 : 4 + 4 * (int64_t)nd_i,
-                                 di[0], (int)feat, n_out, lab32, out, err);
+        s = ecp_dataset_file_rows(img_path, copied ? fd : -1,
+                                  copied ? 0 : 4 + 4 * (int64_t)nd_i, 1, di[0], (int)feat,
+                                  n_out, lab32, NULL, out, err);
         fd = -1;
         if (s)
             free(lab32);
@@ -246,21 +247,40 @@ static ecp_status open_idx_dir(const char *dir, int streamed, ecp_dataset **trai
 
 /* ---- .npy directories */
 
-static ecp_status open_npy_split(const char *dir, const char *split, ecp_dataset **out,
-                                 ecp_error *err)
+/* The targets of a split: int64 class labels, or float targets (*y). */
+static ecp_status npy_targets(const ecp_npy *ay, const char *py, int64_t n, int32_t **label,
+                              float **y, int *n_out, ecp_error *err)
+{
+    *label = NULL;
+    *y = NULL;
+    if (ay->dtype != ECP_NPY_I8) {
+        *n_out = (int)ay->shape[1];
+        return ecp_npy_to_f32(ay, py, y, err);
+    }
+    ecp_status s = ecp_npy_to_labels(ay, py, label, err);
+    int mx = 0;
+    for (int64_t i = 0; !s && i < n; i++)
+        mx = (*label)[i] > mx ? (*label)[i] : mx;
+    *n_out = mx + 1 < 2 ? 2 : mx + 1;
+    return s;
+}
+
+/* streamed: the inputs stay in their file, read (and checked) row by row when used. */
+static ecp_status open_npy_split(const char *dir, const char *split, int streamed,
+                                 ecp_dataset **out, ecp_error *err)
 {
     char px[4200], py[4200];
     snprintf(px, sizeof px, "%s/%s_x.npy", dir, split);
     snprintf(py, sizeof py, "%s/%s_y.npy", dir, split);
-    ecp_npy ax, ay;
-    ecp_status s = ecp_npy_read(px, &ax, err);
+    ecp_npy ax, ay = {0};
+    int fd = -1;
+    int64_t data_at = 0;
+    ecp_status s = streamed ? ecp_npy_open(px, &ax, &fd, &data_at, err)
+                            : ecp_npy_read(px, &ax, err);
+    if (!s)
+        s = ecp_npy_read(py, &ay, err);
     if (s)
-        return s;
-    if ((s = ecp_npy_read(py, &ay, err))) {
-        ecp_npy_release(&ax);
-        return s;
-    }
-    int is_class = ay.dtype == ECP_NPY_I8;
+        goto done;
     if (ax.dtype == ECP_NPY_I8) {
         s = ecp_fail(err, ECP_ERR_FORMAT, "%s: inputs must be float32 or float64", px);
         goto done;
@@ -278,28 +298,27 @@ static ecp_status open_npy_split(const char *dir, const char *split, ecp_dataset
         s = ecp_fail(err, ECP_ERR_FORMAT, "%s / %s: column count out of range", px, py);
         goto done;
     }
-    float *x = NULL;
-    if ((s = ecp_npy_to_f32(&ax, px, &x, err)))
+    int32_t *label;
+    float *y, *x = NULL;
+    int n_out;
+    if ((s = npy_targets(&ay, py, ax.shape[0], &label, &y, &n_out, err)))
         goto done;
-    ecp_dataset *d = ecp_zalloc(1, sizeof *d, "dataset", err);
+    ecp_dataset *d = NULL;
+    if (streamed) {
+        s = ecp_dataset_file_rows(px, fd, data_at, ax.dtype == ECP_NPY_F4 ? 4 : 8, ax.shape[0],
+                                  (int)ax.shape[1], n_out, label, y, &d, err);
+        fd = -1;
+    } else if (!(s = ecp_npy_to_f32(&ax, px, &x, err)) &&
+               (d = ecp_zalloc(1, sizeof *d, "dataset", err))) {
+        *d = (ecp_dataset){.n = ax.shape[0], .n_in = (int)ax.shape[1], .n_out = n_out,
+                           .is_class = label != NULL, .x = x, .y = y, .label = label};
+    } else if (!s) {
+        s = ECP_ERR_MEMORY;
+    }
     if (!d) {
         free(x);
-        s = ECP_ERR_MEMORY;
-        goto done;
-    }
-    d->n = ax.shape[0];
-    d->n_in = (int)ax.shape[1];
-    d->x = x;
-    d->is_class = is_class;
-    if (is_class) {
-        s = ecp_npy_to_labels(&ay, py, &d->label, err);
-        int mx = 0;
-        for (int64_t i = 0; !s && i < d->n; i++)
-            mx = d->label[i] > mx ? d->label[i] : mx;
-        d->n_out = mx + 1 < 2 ? 2 : mx + 1;
-    } else {
-        s = ecp_npy_to_f32(&ay, py, &d->y, err);
-        d->n_out = (int)ay.shape[1];
+        free(y);
+        free(label);
     }
     if (!s)
         s = ecp_dataset_validate_files(d, px, py, err);
@@ -308,18 +327,20 @@ static ecp_status open_npy_split(const char *dir, const char *split, ecp_dataset
     else
         *out = d;
 done:
+    if (fd >= 0)
+        close(fd);
     ecp_npy_release(&ax);
     ecp_npy_release(&ay);
     return s;
 }
 
-static ecp_status open_npy_dir(const char *dir, ecp_dataset **train, ecp_dataset **test,
-                               ecp_error *err)
+static ecp_status open_npy_dir(const char *dir, int streamed, ecp_dataset **train,
+                               ecp_dataset **test, ecp_error *err)
 {
-    ecp_status s = open_npy_split(dir, "train", train, err);
+    ecp_status s = open_npy_split(dir, "train", streamed, train, err);
     if (s || !test)
         return s;
-    if ((s = open_npy_split(dir, "test", test, err)) == ECP_OK) {
+    if ((s = open_npy_split(dir, "test", 0, test, err)) == ECP_OK) {
         /* Class count: the larger of the two splits', so that a class absent from one split
          * does not shrink the output layer. */
         if ((*train)->is_class != (*test)->is_class)
@@ -450,13 +471,13 @@ static ecp_status data_open(const char *spec, const ecp_data_opts *opts, int str
         }
         char dir[4200];
         ecp_status s = ecp_diffsorp_cached(nu, 1, dir, sizeof dir, err);
-        return s ? s : open_npy_dir(dir, train, test, err);
+        return s ? s : open_npy_dir(dir, streamed, train, test, err);
     }
     if (ecp_dir_exists(spec)) {
         char p[4200];
         snprintf(p, sizeof p, "%s/train_x.npy", spec);
         if (ecp_file_exists(p))
-            return open_npy_dir(spec, train, test, err);
+            return open_npy_dir(spec, streamed, train, test, err);
         snprintf(p, sizeof p, "%s/train.csv", spec);
         if (ecp_file_exists(p))
             return open_csv_dir(spec, opts, train, test, err);

@@ -1,16 +1,19 @@
-/* Datasets whose rows are not all in memory: the training images of IDX files, read from the
- * file when a pass asks for them, and views (the calibration set: training rows in the shuffled
+/* Datasets whose rows are not all in memory: training inputs in IDX or .npy files, read from
+ * the file when a pass asks for them, and views (the calibration set: training rows in the shuffled
  * order) that copy their rows from the base a chunk at a time. A pass over either holds one
  * chunk of rows, whatever the number of samples. */
 #include "../internal.h"
+#include <float.h>
+#include <math.h>
 #include <unistd.h>
 
 struct ecp_rows {
-    /* an IDX file of images (base NULL); its labels are the dataset's, in memory */
+    /* a file of inputs (base NULL); the labels or targets are the dataset's, in memory */
     char *path;
     int fd;          /* the file, or its uncompressed copy */
     int64_t data_at; /* byte offset of row 0 in fd */
-    uint8_t *raw;    /* one row of bytes */
+    int esz;         /* bytes per value: 1 (IDX bytes, scaled to [0, 1]), 4 or 8 (.npy floats) */
+    void *raw;       /* one row as stored */
     /* a view: rows idx[0..n) of base */
     const ecp_dataset *base;
     int64_t *idx;
@@ -64,11 +67,12 @@ static ecp_dataset *rows_dataset(int64_t n, int n_in, int n_out, int is_class, e
     return d;
 }
 
-ecp_status ecp_dataset_idx_rows(const char *img, int fd, int64_t data_at, int64_t n, int feat,
-                                int n_out, int32_t *label, ecp_dataset **out, ecp_error *err)
+ecp_status ecp_dataset_file_rows(const char *path, int fd, int64_t data_at, int esz,
+                                 int64_t n, int feat, int n_out, int32_t *label, float *y,
+                                 ecp_dataset **out, ecp_error *err)
 {
     *out = NULL;
-    ecp_dataset *d = rows_dataset(n, feat, n_out, 1, err);
+    ecp_dataset *d = rows_dataset(n, feat, n_out, label != NULL, err);
     if (!d) {
         if (fd >= 0)
             close(fd);
@@ -77,19 +81,21 @@ ecp_status ecp_dataset_idx_rows(const char *img, int fd, int64_t data_at, int64_
     ecp_rows *r = d->rows;
     r->fd = fd;
     ecp_status s = ECP_OK;
-    if (!(r->path = strdup(img)))
-        s = ecp_fail(err, ECP_ERR_MEMORY, "%s: out of memory", img);
-    else if (!(r->raw = ecp_alloc((size_t)feat, 1, img, err)))
+    if (!(r->path = strdup(path)))
+        s = ecp_fail(err, ECP_ERR_MEMORY, "%s: out of memory", path);
+    else if (!(r->raw = ecp_alloc((size_t)feat, (size_t)esz, path, err)))
         s = ECP_ERR_MEMORY;
     else if (r->fd < 0)
-        s = ecp_open_read(img, &r->fd, err);
+        s = ecp_open_read(path, &r->fd, err);
     if (s) {
         ecp_dataset_free(d);
         return s;
     }
     r->data_at = data_at;
+    r->esz = esz;
     r->chunk = chunk_rows(d, ECP_CHUNK_BYTES);
     d->label = label;
+    d->y = y;
     *out = d;
     return ECP_OK;
 }
@@ -130,13 +136,34 @@ static int pick_cmp(const void *a, const void *b)
     return p->row != q->row ? (p->row < q->row ? -1 : 1) : (p->dst > q->dst) - (p->dst < q->dst);
 }
 
-/* Rows of an IDX file, read in the order of their position (one forward sweep through the
- * file). */
+/* One row as stored into floats, with the checks the loaders make of whole files. */
+static ecp_status row_convert(const ecp_dataset *d, int64_t row, float *o, ecp_error *err)
+{
+    const ecp_rows *r = d->rows;
+    int feat = d->n_in;
+    for (int j = 0; j < feat; j++) {
+        double v = r->esz == 1   ? ((const uint8_t *)r->raw)[j] * (1.0f / 255.0f)
+                   : r->esz == 4 ? ((const float *)r->raw)[j]
+                                 : ((const double *)r->raw)[j];
+        if (!isfinite(v))
+            return ecp_fail(err, ECP_ERR_NUMERIC, "%s: input value %lld (row %lld, column %d) "
+                            "is %s", r->path, (long long)(row * feat + j), (long long)row, j,
+                            isnan(v) ? "NaN" : "Inf");
+        if (fabs(v) > FLT_MAX)
+            return ecp_fail(err, ECP_ERR_NUMERIC, "%s: value %g at row %lld, column %d is "
+                            "beyond the float32 range", r->path, v, (long long)row, j);
+        o[j] = (float)v;
+    }
+    return ECP_OK;
+}
+
+/* Rows of a file, read in the order of their position (one forward sweep through the file). */
 static ecp_status file_gather(const ecp_dataset *d, const int64_t *idx, int64_t n, float *x,
-                              int32_t *label, ecp_error *err)
+                              float *y, int32_t *label, ecp_error *err)
 {
     ecp_rows *r = d->rows;
     int feat = d->n_in;
+    size_t bytes = (size_t)feat * (size_t)r->esz;
     pick *p = ecp_alloc((size_t)n, sizeof *p, "dataset rows", err);
     if (!p)
         return ECP_ERR_MEMORY;
@@ -145,20 +172,25 @@ static ecp_status file_gather(const ecp_dataset *d, const int64_t *idx, int64_t 
     qsort(p, (size_t)n, sizeof *p, pick_cmp);
     ecp_status s = ECP_OK;
     for (int64_t k = 0; k < n && !s; k++) {
-        float *o = x + (size_t)p[k].dst * feat;
-        label[p[k].dst] = d->label[p[k].row];
-        if (k && p[k].row == p[k - 1].row) {
+        int64_t row = p[k].row, dst = p[k].dst;
+        float *o = x + (size_t)dst * feat;
+        if (d->is_class)
+            label[dst] = d->label[row];
+        else
+            memcpy(y + (size_t)dst * d->n_out, d->y + (size_t)row * d->n_out,
+                   (size_t)d->n_out * sizeof *y);
+        if (k && row == p[k - 1].row) {
             memcpy(o, x + (size_t)p[k - 1].dst * feat, (size_t)feat * sizeof *o);
             continue;
         }
         size_t got;
-        s = ecp_pread_full(r->fd, r->path, r->raw, (size_t)feat,
-                           r->data_at + p[k].row * (int64_t)feat, &got, err);
-        if (!s && got < (size_t)feat)
-            s = ecp_fail(err, ECP_ERR_FORMAT, "%s: truncated IDX data (row %lld of %lld cannot "
-                         "be read)", r->path, (long long)p[k].row, (long long)d->n);
-        for (int j = 0; !s && j < feat; j++)
-            o[j] = r->raw[j] * (1.0f / 255.0f);
+        s = ecp_pread_full(r->fd, r->path, r->raw, bytes, r->data_at + row * (int64_t)bytes,
+                           &got, err);
+        if (!s && got < bytes)
+            s = ecp_fail(err, ECP_ERR_FORMAT, "%s: truncated (row %lld of %lld cannot be "
+                         "read)", r->path, (long long)row, (long long)d->n);
+        if (!s)
+            s = row_convert(d, row, o, err);
     }
     free(p);
     return s;
@@ -174,7 +206,7 @@ ecp_status ecp_dataset_gather(const ecp_dataset *d, const int64_t *idx, int64_t 
                             d->rows && d->rows->path ? ": row " : "subset ", (long long)idx[i],
                             (long long)d->n);
     if (d->rows && d->rows->path)
-        return file_gather(d, idx, n, x, label, err);
+        return file_gather(d, idx, n, x, y, label, err);
     if (d->rows) { /* a view of a view: through the view's order, a piece at a time */
         int64_t map[1024];
         ecp_status s = ECP_OK;
