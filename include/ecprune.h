@@ -270,8 +270,12 @@ double ecp_loss_eval(ecp_loss kind, const float *y, const float *t, const int32_
 
 /* ------------------------------------------------------------------ datasets */
 
+/* Rows that stay on disk until they are used (ecp_data_open_streamed). */
+typedef struct ecp_rows ecp_rows;
 /* An in-memory dataset: x is n x n_in float32; classification carries labels in [0, n_out),
- * regression carries y (n x n_out float32). */
+ * regression carries y (n x n_out float32). A dataset from ecp_data_open_streamed has rows set
+ * and x NULL instead: only ecp_prune (without fine-tuning), ecp_prune_scores, ecp_prune_calib
+ * and ecp_dataset_subset read it. */
 typedef struct {
     int64_t n;
     int n_in;
@@ -280,6 +284,7 @@ typedef struct {
     float *x;
     float *y;      /* regression targets, or NULL */
     int32_t *label; /* class labels, or NULL */
+    ecp_rows *rows; /* NULL for a dataset in memory */
 } ecp_dataset;
 
 ecp_status ecp_dataset_create(ecp_dataset **out, int64_t n, int n_in, int n_out, int is_class,
@@ -308,6 +313,15 @@ void ecp_data_opts_default(ecp_data_opts *o);
  * test may be NULL when only the training split is wanted. */
 ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_dataset **train,
                          ecp_dataset **test, ecp_error *err);
+
+/* The same, except that the inputs of a training split stored as IDX files (fashion, a
+ * directory of IDX files) or .npy files (a directory of them, diffsorp) stay on disk: its
+ * labels or targets are read now (and its headers and sizes checked; an IDX file is checked
+ * whole), its inputs row by row when they are used (and checked then, as the loaders check
+ * whole files), so a calibration pass over it holds a bounded chunk of rows at a time. CSV and
+ * mnist load whole as with ecp_data_open. */
+ecp_status ecp_data_open_streamed(const char *spec, const ecp_data_opts *opts,
+                                  ecp_dataset **train, ecp_dataset **test, ecp_error *err);
 
 /* NumPy .npy files (version 1.0/2.0/3.0, C order, little-endian). */
 typedef enum { ECP_NPY_F4 = 0, ECP_NPY_F8, ECP_NPY_I8 } ecp_npy_dtype;

@@ -34,24 +34,41 @@ cases=("ec" "ec --sensitivity loss" "ec --sensitivity probe --probes 3" "wanda" 
        "obs" "ec-obs --sensitivity probe --probes 2" "sparsegpt" "ec-exact --calib 300"
        "ec --steps 2 --finetune-epochs 1" "ec --structure neuron"
        "l2 --structure neuron --keep-shape")
-for c in "${cases[@]}"; do
-    name=${c// /_}
+# prune_case MODEL DATA "METHOD [OPTIONS]": 2 ranks against 1 process.
+prune_case() {
+    local c=$3 name=${3// /_}
     read -ra opt <<<"--method $c"
-    args=(prune "$tmp/m.onnx" --data "$tmp/data" --sparsity 0.8 --calib 3000 --threads 1 "${opt[@]}")
+    args=(prune "$1" --data "$2" --sparsity 0.8 --calib 3000 --threads 1 "${opt[@]}")
     if ! "$ecp" "${args[@]}" -o "$tmp/one_$name.onnx" --json >"$tmp/one.json" 2>"$tmp/err"; then
-        bad "$c" "single process: $(cat "$tmp/err")"; continue
+        bad "$c" "single process: $(cat "$tmp/err")"; return
     fi
     if ! "${mpirun[@]}" "$ecp" "${args[@]}" -o "$tmp/two_$name.onnx" --json >"$tmp/two.json" \
          2>"$tmp/err"; then
-        bad "$c" "2 ranks: $(head -3 "$tmp/err")"; continue
+        bad "$c" "2 ranks: $(head -3 "$tmp/err")"; return
     fi
     if [[ $(grep -c '"method"' "$tmp/two.json") -ne 1 ]]; then
-        bad "$c" "expected one JSON line from rank 0, got: $(cat "$tmp/two.json")"; continue
+        bad "$c" "expected one JSON line from rank 0, got: $(cat "$tmp/two.json")"; return
     fi
     if msg=$($py "$here/tests/mpi/same_model.py" "$tmp/one_$name.onnx" "$tmp/two_$name.onnx" 1e-5 2>&1)
-    then ok "prune --method $c: 2 ranks = 1 process"
+    then ok "prune --method $c${4:-}: 2 ranks = 1 process"
     else bad "$c" "$msg"; fi
+}
+for c in "${cases[@]}"; do
+    prune_case "$tmp/m.onnx" "$tmp/data" "$c"
 done
+
+# A training set of gzip IDX files stays on disk: each rank reads the first batch (the reference
+# values) and its share of the shuffled calibration rows from the file.
+mkdir "$tmp/idx"
+if $py "$here/tests/mpi/make_idx.py" "$tmp/idx" &&
+   "$ecp" train --data "$tmp/idx" --arch 24-32-10 --epochs 2 --seed 3 -o "$tmp/mi.onnx" >/dev/null
+then
+    for c in "ec" "ec --sensitivity loss" "obs"; do
+        prune_case "$tmp/mi.onnx" "$tmp/idx" "$c" " (IDX read from disk)"
+    done
+else
+    bad "IDX data" "could not write the files or train on them"
+fi
 
 # Training: 2 epochs, 2 ranks against 1 process. Adam on inputs 70 % zeros (the sparse-input
 # layout) with batches that divide the set; SGD on the denser set with a last batch of 56 and a

@@ -185,6 +185,56 @@ ecp_status ecp_gz_open(const char *path, void **gz, ecp_error *err);
 ecp_status ecp_gz_read(void *gz, const char *path, void *buf, size_t n, size_t *got,
                        ecp_error *err);
 ecp_status ecp_gz_close(void *gz, const char *path, ecp_error *err);
+/* 1 when the stream is a plain file read as it is, 0 when zlib decompresses it. */
+int ecp_gz_direct(void *gz);
+/* A regular file opened for reading (with pread). */
+ecp_status ecp_open_read(const char *path, int *fd, ecp_error *err);
+/* An unnamed temporary file in $TMPDIR (else /tmp), gone when closed. */
+ecp_status ecp_temp_fd(int *fd, ecp_error *err);
+/* All n bytes to fd, naming `what` on failure (a full disk included). */
+ecp_status ecp_write_fd(int fd, const char *what, const void *buf, size_t n, ecp_error *err);
+/* n bytes at off (*got < n only at the end of the file). */
+ecp_status ecp_pread_full(int fd, const char *path, void *buf, size_t n, int64_t off,
+                          size_t *got, ecp_error *err);
+/* IDX files (idx.c): every check of ecp_idx_read, reading the data through without keeping
+ * them. When copy_fd >= 0 and the file is gzip-compressed, the values go to copy_fd and
+ * *copied is set to 1 (else 0). */
+ecp_status ecp_idx_check(const char *path, int *ndim, int64_t dims[4], int copy_fd, int *copied,
+                         ecp_error *err);
+
+/* Datasets whose rows stay on disk or are another dataset's rows in another order (rows.c):
+ * d->rows is set and d->x (and d->y, and d->label of a view) are NULL. Code that walks the
+ * rows asks for them a chunk at a time. */
+void ecp_rows_free(ecp_rows *r);
+/* Inputs n x feat stored from byte data_at of fd (-1: of path itself, opened here; else an
+ * uncompressed copy, owned from the call on), esz bytes a value: 1 (IDX bytes, scaled to
+ * [0, 1]), 4 or 8 (.npy float32, float64). label (classes) or y (targets), checked and in
+ * memory, become the dataset's on success. Every row is read when asked for, one pread each,
+ * and checked as the in-memory loaders check whole files (finite, within float32). */
+ecp_status ecp_dataset_file_rows(const char *path, int fd, int64_t data_at, int esz,
+                                 int64_t n, int feat, int n_out, int32_t *label, float *y,
+                                 ecp_dataset **out, ecp_error *err);
+/* The header of a .npy file (out->data NULL) with its size checks, and the file open for
+ * reading its rows from byte *data_at. */
+ecp_status ecp_npy_open(const char *path, ecp_npy *out, int *fd, int64_t *data_at,
+                        ecp_error *err);
+/* Rows idx[0..n) of base (idx has at least n entries; the view owns it from the call on, even
+ * on failure), fetched chunk_bytes of inputs at a time; base must outlive the view. */
+ecp_status ecp_dataset_view(const ecp_dataset *base, int64_t *idx, int64_t n, size_t chunk_bytes,
+                            ecp_dataset **out, ecp_error *err);
+/* The chunk the memory bound allows for calib passes: 16 MiB of inputs. */
+#define ECP_CHUNK_BYTES ((size_t)16 << 20)
+/* Rows per ecp_dataset_rows call: all of them for a dataset in memory, else the chunk (a
+ * multiple of 1024, so of every calibration batch, unless it holds every row). */
+int64_t ecp_dataset_chunk_rows(const ecp_dataset *d);
+/* Rows [at, at + n) of d (n <= ecp_dataset_chunk_rows) as an in-memory dataset *view of n rows,
+ * pointing into d or into d's fetch buffer (valid until the next call on d); not
+ * thread-safe. */
+ecp_status ecp_dataset_rows(const ecp_dataset *d, int64_t at, int64_t n, ecp_dataset *view,
+                            ecp_error *err);
+/* Rows idx[0..n) of d (in memory or not) into x (n x n_in) and label or y. */
+ecp_status ecp_dataset_gather(const ecp_dataset *d, const int64_t *idx, int64_t n, float *x,
+                              float *y, int32_t *label, ecp_error *err);
 
 /* log(sum_j exp(y_j)), stable for any logits. */
 double ecp_log_sum_exp(const float *y, int k);

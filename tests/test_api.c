@@ -90,6 +90,8 @@ static void test_status_functions_reject_null(void **state)
     EXPECT_ARG(ecp_dataset_validate(NULL, "d", err), "ecp_dataset_validate");
     EXPECT_ARG(ecp_data_open(NULL, NULL, &dout, NULL, err), "ecp_data_open");
     EXPECT_ARG(ecp_data_open("mnist", NULL, NULL, NULL, err), "ecp_data_open");
+    EXPECT_ARG(ecp_data_open_streamed(NULL, NULL, &dout, NULL, err), "ecp_data_open_streamed");
+    EXPECT_ARG(ecp_data_open_streamed("mnist", NULL, NULL, NULL, err), "ecp_data_open_streamed");
     EXPECT_ARG(ecp_npy_read(NULL, &npy, err), "ecp_npy_read");
     EXPECT_ARG(ecp_npy_read("x.npy", NULL, err), "ecp_npy_read");
     EXPECT_ARG(ecp_npy_to_f32(NULL, "p", &f32, err), "ecp_npy_to_f32");

@@ -46,6 +46,11 @@ int cli_open(const char *cmd, const char *model, const char *data, const char *t
 /* The same, filling err instead of printing (for an agreement across processes first). */
 ecp_status cli_open_err(const char *model, const char *data, const char *target_cols,
                         ecp_mlp **m, ecp_dataset **train, ecp_dataset **test, ecp_error *err);
+/* The same; streamed: the training split as ecp_data_open_streamed opens it (IDX files stay on
+ * disk, read when used). */
+ecp_status cli_open_data_err(const char *model, const char *data, const char *target_cols,
+                             int streamed, ecp_mlp **m, ecp_dataset **train, ecp_dataset **test,
+                             ecp_error *err);
 /* Checks, before any work starts, that PATH may be written as the output of `flag`
  * (ecp_output_check: missing, a regular file, or a link to one); prints the error and returns
  * the exit status, else 0. */

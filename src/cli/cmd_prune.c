@@ -59,7 +59,10 @@ static void help(FILE *f)
         "  --finetune-epochs E  training epochs after each step, pruned weights held at 0 (0)\n"
         "  --lr R, --batch B    fine-tuning optimiser (Adam 1e-3, 128)\n"
         "  --calib N            calibration samples: the first N training samples after a\n"
-        "                       seeded shuffle (2000, or all if fewer)\n"
+        "                       seeded shuffle (2000, or all if fewer); read 16 MiB of rows\n"
+        "                       at a time, so memory does not grow with N (IDX and .npy\n"
+        "                       training inputs stay on disk unless --finetune-epochs needs\n"
+        "                       them loaded)\n"
         "  --seed S             calibration sampling, random scores, probes, fine-tuning (1)\n"
         "  --dump-scores DIR    write score_L.npy and comp_L.npy per layer (first step)\n"
         "  --threads T          BLAS threads\n"
@@ -394,8 +397,9 @@ static int prune_check_args(cli_args *a, prune_args *p)
 }
 
 /* Opens the model and the data. Under mpirun a file one rank cannot read stops every rank with
- * that rank's message. */
-static int prune_open(const cli_args *a, cli_loaded *l)
+ * that rank's message. Without fine-tuning the training set is only sampled for calibration:
+ * IDX files then stay on disk and the statistics read a chunk at a time. */
+static int prune_open(const cli_args *a, const prune_args *p, cli_loaded *l)
 {
     ecp_error err = {0};
     ecp_status s = ECP_OK;
@@ -403,7 +407,8 @@ static int prune_open(const cli_args *a, cli_loaded *l)
     if (a->out && ecp_dist_size() > 1 && ecp_dist_rank() == 0 && ecp_output_check(a->out, &err))
         s = ecp_fail(&err, err.code, "-o %.1000s", err.msg);
     if (!s)
-        s = cli_open_err(a->model, a->data, a->target_cols, &l->m, &l->train, &l->test, &err);
+        s = cli_open_data_err(a->model, a->data, a->target_cols, p->po.finetune_epochs == 0,
+                              &l->m, &l->train, &l->test, &err);
     return ecp_dist_agree(s, &err) ? cli_die("prune", &err) : 0;
 }
 
@@ -563,7 +568,7 @@ int cmd_prune(int argc, char **argv)
     if ((rc = prune_check_args(&a, &p)))
         return rc;
     cli_loaded l;
-    if (!(rc = prune_open(&a, &l))) /* l may hold the data even when it fails */
+    if (!(rc = prune_open(&a, &p, &l))) /* l may hold the data even when it fails */
         rc = prune_run(&a, &p, &l);
     cli_loaded_free(&l);
     return rc;

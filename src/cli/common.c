@@ -295,12 +295,20 @@ static ecp_status as_classes(const ecp_mlp *m, ecp_dataset *d, const char *data,
 ecp_status cli_open_err(const char *model, const char *data, const char *target_cols,
                         ecp_mlp **m, ecp_dataset **train, ecp_dataset **test, ecp_error *err)
 {
+    return cli_open_data_err(model, data, target_cols, 0, m, train, test, err);
+}
+
+ecp_status cli_open_data_err(const char *model, const char *data, const char *target_cols,
+                             int streamed, ecp_mlp **m, ecp_dataset **train, ecp_dataset **test,
+                             ecp_error *err)
+{
     ecp_data_opts dopt;
     ecp_data_opts_default(&dopt);
     dopt.target_cols = target_cols;
     *m = NULL;
     ecp_status s;
-    if ((s = ecp_onnx_load(m, model, err)) || (s = ecp_data_open(data, &dopt, train, test, err)) ||
+    if ((s = ecp_onnx_load(m, model, err)) ||
+        (s = (streamed ? ecp_data_open_streamed : ecp_data_open)(data, &dopt, train, test, err)) ||
         (s = as_classes(*m, *train, data, err)) ||
         (test && (s = as_classes(*m, *test, data, err))) ||
         (s = ecp_check_fit(*m, *train, model, data, err))) {

@@ -308,6 +308,64 @@ ecp_status ecp_gz_read(void *gz, const char *path, void *buf, size_t n, size_t *
     return ECP_OK;
 }
 
+int ecp_gz_direct(void *gz)
+{
+    return gzdirect((gzFile)gz);
+}
+
+ecp_status ecp_open_read(const char *path, int *fd, ecp_error *err)
+{
+    struct stat st;
+    return open_regular(path, fd, &st, err);
+}
+
+ecp_status ecp_temp_fd(int *fd, ecp_error *err)
+{
+    const char *dir = getenv("TMPDIR");
+    dir = dir && *dir ? dir : "/tmp";
+    *fd = open(dir, O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
+    if (*fd >= 0)
+        return ECP_OK;
+    char path[4200]; /* file systems without O_TMPFILE: create, then unlink at once */
+    snprintf(path, sizeof path, "%s/ecprune-XXXXXX", dir);
+    if ((*fd = mkostemp(path, O_CLOEXEC)) < 0)
+        return ecp_fail(err, ECP_ERR_IO, "%s: cannot create a temporary file: %s", dir,
+                        strerror(errno));
+    unlink(path);
+    return ECP_OK;
+}
+
+ecp_status ecp_write_fd(int fd, const char *what, const void *buf, size_t n, ecp_error *err)
+{
+    for (size_t done = 0; done < n;) {
+        ssize_t w = write(fd, (const char *)buf + done, n - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return ecp_fail(err, ECP_ERR_IO, "%s: cannot write: %s", what,
+                            w < 0 ? strerror(errno) : "no space");
+        done += (size_t)w;
+    }
+    return ECP_OK;
+}
+
+ecp_status ecp_pread_full(int fd, const char *path, void *buf, size_t n, int64_t off,
+                          size_t *got, ecp_error *err)
+{
+    *got = 0;
+    while (*got < n) {
+        ssize_t r = pread(fd, (char *)buf + *got, n - *got, (off_t)(off + (int64_t)*got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return ecp_fail(err, ECP_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+        if (r == 0)
+            break;
+        *got += (size_t)r;
+    }
+    return ECP_OK;
+}
+
 ecp_status ecp_gz_close(void *gz, const char *path, ecp_error *err)
 {
     /* A truncated gzip stream reads as a short file with no error from gzread; gzclose_r then

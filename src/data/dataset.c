@@ -41,6 +41,7 @@ void ecp_dataset_free(ecp_dataset *d)
     free(d->x);
     free(d->y);
     free(d->label);
+    ecp_rows_free(d->rows);
     free(d);
 }
 
@@ -55,22 +56,11 @@ ecp_status ecp_dataset_subset(const ecp_dataset *d, const int64_t *idx, int64_t 
     if (s)
         return s;
     ecp_dataset *o = *out;
-    for (int64_t i = 0; i < n; i++) {
-        if (idx[i] < 0 || idx[i] >= d->n) {
-            ecp_dataset_free(o);
-            *out = NULL;
-            return ecp_fail(err, ECP_ERR_ARG, "subset index %lld out of range [0, %lld)",
-                            (long long)idx[i], (long long)d->n);
-        }
-        memcpy(o->x + (size_t)i * d->n_in, d->x + (size_t)idx[i] * d->n_in,
-               (size_t)d->n_in * sizeof *o->x);
-        if (d->is_class)
-            o->label[i] = d->label[idx[i]];
-        else
-            memcpy(o->y + (size_t)i * d->n_out, d->y + (size_t)idx[i] * d->n_out,
-                   (size_t)d->n_out * sizeof *o->y);
+    if ((s = ecp_dataset_gather(d, idx, n, o->x, o->y, o->label, err))) {
+        ecp_dataset_free(o);
+        *out = NULL;
     }
-    return ECP_OK;
+    return s;
 }
 
 ecp_status ecp_dataset_validate(const ecp_dataset *d, const char *what, ecp_error *err)
@@ -85,19 +75,19 @@ ecp_status ecp_dataset_validate_files(const ecp_dataset *d, const char *xwhat, c
     ECP_REQUIRE(d, err);
     const char *what = xwhat;
     size_t nx = (size_t)d->n * d->n_in;
-    for (size_t i = 0; i < nx; i++)
+    for (size_t i = 0; d->x && i < nx; i++) /* rows not in memory are checked as read */
         if (!isfinite(d->x[i]))
             return ecp_fail(err, ECP_ERR_NUMERIC, "%s: input value %zu (row %zu, column %zu) is %s",
                             what, i, i / d->n_in, i % d->n_in, isnan(d->x[i]) ? "NaN" : "Inf");
     what = ywhat;
     if (d->is_class) {
-        for (int64_t i = 0; i < d->n; i++)
+        for (int64_t i = 0; d->label && i < d->n; i++)
             if (d->label[i] < 0 || d->label[i] >= d->n_out)
                 return ecp_fail(err, ECP_ERR_FORMAT, "%s: label %d of row %lld outside [0, %d)",
                                 what, d->label[i], (long long)i, d->n_out);
     } else {
         size_t ny = (size_t)d->n * d->n_out;
-        for (size_t i = 0; i < ny; i++)
+        for (size_t i = 0; d->y && i < ny; i++)
             if (!isfinite(d->y[i]))
                 return ecp_fail(err, ECP_ERR_NUMERIC, "%s: target value %zu (row %zu) is %s", what,
                                 i, i / d->n_out, isnan(d->y[i]) ? "NaN" : "Inf");

@@ -43,14 +43,12 @@ static ecp_status read_header(void *g, const char *path, int *ndim, int64_t dims
     return ECP_OK;
 }
 
-ecp_status ecp_idx_read(const char *path, int *ndim, int64_t dims[4], uint8_t **data,
-                        ecp_error *err)
+/* Reads the file whole: its values into *data, or, with data NULL, only through (the sizes, the
+ * gzip trailer's check), in pieces, copying the values of a compressed file to copy_fd when it
+ * is >= 0. */
+static ecp_status idx_load(const char *path, int *ndim, int64_t dims[4], uint8_t **data,
+                           int copy_fd, int *copied, ecp_error *err)
 {
-    ECP_REQUIRE(path, err);
-    ECP_REQUIRE(ndim, err);
-    ECP_REQUIRE(dims, err);
-    ECP_REQUIRE(data, err);
-    *data = NULL;
     void *g;
     uint64_t count = 0;
     uint8_t *d = NULL;
@@ -62,13 +60,25 @@ ecp_status ecp_idx_read(const char *path, int *ndim, int64_t dims[4], uint8_t **
     char what[4200];
     snprintf(what, sizeof what, "%s: %llu values (as bytes, then as floats)", path,
              (unsigned long long)count);
-    if (!s)
+    if (!s && data)
         s = ecp_budget_check(count * 5, what, err);
-    if (!s && !(d = ecp_alloc((size_t)count, 1, path, err)))
+    if (!s && data && !(d = ecp_alloc((size_t)count, 1, path, err)))
         s = ECP_ERR_MEMORY;
+    int copy = !s && !data && copy_fd >= 0 && !ecp_gz_direct(g);
+    snprintf(what, sizeof what, "%s: the uncompressed copy in a temporary file", path);
     size_t got = 0;
-    if (!s)
+    if (!s && d)
         s = ecp_gz_read(g, path, d, (size_t)count, &got, err);
+    while (!s && !d && got < count) {
+        unsigned char sink[65536];
+        size_t k, want = count - got < sizeof sink ? (size_t)(count - got) : sizeof sink;
+        s = ecp_gz_read(g, path, sink, want, &k, err);
+        if (!s && copy)
+            s = ecp_write_fd(copy_fd, what, sink, k, err);
+        got += k;
+        if (k < want)
+            break;
+    }
     if (!s && got < count)
         s = ecp_fail(err, ECP_ERR_FORMAT,
                      "%s: truncated IDX data (%llu values expected, %zu present)", path,
@@ -93,6 +103,26 @@ ecp_status ecp_idx_read(const char *path, int *ndim, int64_t dims[4], uint8_t **
         free(d);
         return s;
     }
-    *data = d;
+    if (data)
+        *data = d;
+    if (copied)
+        *copied = copy;
     return ECP_OK;
+}
+
+ecp_status ecp_idx_read(const char *path, int *ndim, int64_t dims[4], uint8_t **data,
+                        ecp_error *err)
+{
+    ECP_REQUIRE(path, err);
+    ECP_REQUIRE(ndim, err);
+    ECP_REQUIRE(dims, err);
+    ECP_REQUIRE(data, err);
+    *data = NULL;
+    return idx_load(path, ndim, dims, data, -1, NULL, err);
+}
+
+ecp_status ecp_idx_check(const char *path, int *ndim, int64_t dims[4], int copy_fd, int *copied,
+                         ecp_error *err)
+{
+    return idx_load(path, ndim, dims, NULL, copy_fd, copied, err);
 }

@@ -4,6 +4,7 @@
 #include "csv.h"
 #include "diffsorp.h"
 #include <math.h>
+#include <unistd.h>
 
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 #define MNIST_PIXELS 784
@@ -138,46 +139,76 @@ static ecp_status open_mnist(ecp_dataset **train, ecp_dataset **test, ecp_error 
 
 /* ---- IDX pairs: images (N x H x W) scaled to [0, 1], labels (N) */
 
-static ecp_status open_idx_pair(const char *img_path, const char *lab_path, ecp_dataset **out,
-                                ecp_error *err)
+/* Checks a pair's dimensions; the values per image into *feat. */
+static ecp_status idx_pair_check(const char *img_path, const char *lab_path, int nd_i,
+                                 const int64_t *di, int nd_l, const int64_t *dl, int64_t *feat,
+                                 ecp_error *err)
+{
+    *feat = 1;
+    for (int i = 1; i < nd_i; i++)
+        *feat = *feat > (1 << 24) ? *feat : *feat * di[i]; /* <= 2^24 * 2^32: no overflow */
+    if (nd_l != 1)
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: labels must be one-dimensional (N), not %d-D",
+                        lab_path, nd_l);
+    if (di[0] == 0)
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: holds no images", img_path);
+    if (*feat < 1)
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: images have a zero-sized dimension", img_path);
+    if (*feat > (1 << 24))
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s: more than 2^24 values per image", img_path);
+    if (dl[0] != di[0])
+        return ecp_fail(err, ECP_ERR_FORMAT, "%s and %s: %lld images but %lld labels", img_path,
+                        lab_path, (long long)di[0], (long long)dl[0]);
+    return ECP_OK;
+}
+
+/* streamed: the images stay in their file (checked whole now, read when used). */
+static ecp_status open_idx_pair(const char *img_path, const char *lab_path, int streamed,
+                                ecp_dataset **out, ecp_error *err)
 {
     int nd_i, nd_l;
-    int64_t di[4], dl[4];
+    int64_t di[4], dl[4], feat;
     uint8_t *img = NULL, *lab = NULL;
-    ecp_status s = ecp_idx_read(img_path, &nd_i, di, &img, err);
-    if (s)
-        return s;
-    if ((s = ecp_idx_read(lab_path, &nd_l, dl, &lab, err))) {
-        free(img);
-        return s;
-    }
-    int64_t feat = 1;
-    for (int i = 1; i < nd_i; i++)
-        feat = feat > (1 << 24) ? feat : feat * di[i]; /* <= 2^24 * 2^32: no overflow */
-    if (nd_l != 1)
-        s = ecp_fail(err, ECP_ERR_FORMAT, "%s: labels must be one-dimensional (N), not %d-D",
-                     lab_path, nd_l);
-    else if (di[0] == 0)
-        s = ecp_fail(err, ECP_ERR_FORMAT, "%s: holds no images", img_path);
-    else if (feat < 1)
-        s = ecp_fail(err, ECP_ERR_FORMAT, "%s: images have a zero-sized dimension", img_path);
-    else if (feat > (1 << 24))
-        s = ecp_fail(err, ECP_ERR_FORMAT, "%s: more than 2^24 values per image", img_path);
-    else if (dl[0] != di[0])
-        s = ecp_fail(err, ECP_ERR_FORMAT, "%s and %s: %lld images but %lld labels", img_path,
-                     lab_path, (long long)di[0], (long long)dl[0]);
-    if (s)
+    int32_t *lab32 = NULL;
+    int fd = -1, copied = 0; /* streamed: an uncompressed copy of a compressed file */
+    ecp_status s = streamed ? ecp_temp_fd(&fd, err) : ECP_OK;
+    if (!s)
+        s = streamed ? ecp_idx_check(img_path, &nd_i, di, fd, &copied, err)
+                     : ecp_idx_read(img_path, &nd_i, di, &img, err);
+    if (!s)
+        s = ecp_idx_read(lab_path, &nd_l, dl, &lab, err);
+    if (s || (s = idx_pair_check(img_path, lab_path, nd_i, di, nd_l, dl, &feat, err)))
         goto done;
     int maxlab = 0;
     for (int64_t i = 0; i < dl[0]; i++)
         maxlab = lab[i] > maxlab ? lab[i] : maxlab;
-    if ((s = ecp_dataset_create(out, di[0], (int)feat, maxlab + 1 > 10 ? maxlab + 1 : 10, 1, err)))
+    int n_out = maxlab + 1 > 10 ? maxlab + 1 : 10;
+    if (streamed) {
+        if (!(lab32 = ecp_alloc((size_t)dl[0], sizeof *lab32, lab_path, err))) {
+            s = ECP_ERR_MEMORY;
+            goto done;
+        }
+        for (int64_t i = 0; i < dl[0]; i++)
+            lab32[i] = lab[i];
+        if (!copied)
+            close(fd);
+        s = ecp_dataset_file_rows(img_path, copied ? fd : -1,
+                                  copied ? 0 : 4 + 4 * (int64_t)nd_i, 1, di[0], (int)feat,
+                                  n_out, lab32, NULL, out, err);
+        fd = -1;
+        if (s)
+            free(lab32);
+        goto done;
+    }
+    if ((s = ecp_dataset_create(out, di[0], (int)feat, n_out, 1, err)))
         goto done;
     for (size_t i = 0; i < (size_t)di[0] * (size_t)feat; i++)
         (*out)->x[i] = img[i] * (1.0f / 255.0f);
     for (int64_t i = 0; i < dl[0]; i++)
         (*out)->label[i] = lab[i];
 done:
+    if (fd >= 0)
+        close(fd);
     free(img);
     free(lab);
     return s;
@@ -193,8 +224,8 @@ static int find_idx(const char *dir, const char *name, char *out, size_t n)
     return ecp_file_exists(out);
 }
 
-static ecp_status open_idx_dir(const char *dir, ecp_dataset **train, ecp_dataset **test,
-                               ecp_error *err)
+static ecp_status open_idx_dir(const char *dir, int streamed, ecp_dataset **train,
+                               ecp_dataset **test, ecp_error *err)
 {
     char ti[4200], tl[4200], vi[4200], vl[4200];
     if (!find_idx(dir, "train-images-idx3-ubyte", ti, sizeof ti) ||
@@ -204,10 +235,10 @@ static ecp_status open_idx_dir(const char *dir, ecp_dataset **train, ecp_dataset
         return ecp_fail(err, ECP_ERR_IO,
                         "%s: expected train-images-idx3-ubyte, train-labels-idx1-ubyte, "
                         "t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (optionally .gz)", dir);
-    ecp_status s = open_idx_pair(ti, tl, train, err);
+    ecp_status s = open_idx_pair(ti, tl, streamed, train, err);
     if (s || !test)
         return s;
-    if ((s = open_idx_pair(vi, vl, test, err))) {
+    if ((s = open_idx_pair(vi, vl, 0, test, err))) {
         ecp_dataset_free(*train);
         *train = NULL;
     }
@@ -216,21 +247,40 @@ static ecp_status open_idx_dir(const char *dir, ecp_dataset **train, ecp_dataset
 
 /* ---- .npy directories */
 
-static ecp_status open_npy_split(const char *dir, const char *split, ecp_dataset **out,
-                                 ecp_error *err)
+/* The targets of a split: int64 class labels, or float targets (*y). */
+static ecp_status npy_targets(const ecp_npy *ay, const char *py, int64_t n, int32_t **label,
+                              float **y, int *n_out, ecp_error *err)
+{
+    *label = NULL;
+    *y = NULL;
+    if (ay->dtype != ECP_NPY_I8) {
+        *n_out = (int)ay->shape[1];
+        return ecp_npy_to_f32(ay, py, y, err);
+    }
+    ecp_status s = ecp_npy_to_labels(ay, py, label, err);
+    int mx = 0;
+    for (int64_t i = 0; !s && i < n; i++)
+        mx = (*label)[i] > mx ? (*label)[i] : mx;
+    *n_out = mx + 1 < 2 ? 2 : mx + 1;
+    return s;
+}
+
+/* streamed: the inputs stay in their file, read (and checked) row by row when used. */
+static ecp_status open_npy_split(const char *dir, const char *split, int streamed,
+                                 ecp_dataset **out, ecp_error *err)
 {
     char px[4200], py[4200];
     snprintf(px, sizeof px, "%s/%s_x.npy", dir, split);
     snprintf(py, sizeof py, "%s/%s_y.npy", dir, split);
-    ecp_npy ax, ay;
-    ecp_status s = ecp_npy_read(px, &ax, err);
+    ecp_npy ax, ay = {0};
+    int fd = -1;
+    int64_t data_at = 0;
+    ecp_status s = streamed ? ecp_npy_open(px, &ax, &fd, &data_at, err)
+                            : ecp_npy_read(px, &ax, err);
+    if (!s)
+        s = ecp_npy_read(py, &ay, err);
     if (s)
-        return s;
-    if ((s = ecp_npy_read(py, &ay, err))) {
-        ecp_npy_release(&ax);
-        return s;
-    }
-    int is_class = ay.dtype == ECP_NPY_I8;
+        goto done;
     if (ax.dtype == ECP_NPY_I8) {
         s = ecp_fail(err, ECP_ERR_FORMAT, "%s: inputs must be float32 or float64", px);
         goto done;
@@ -248,28 +298,27 @@ static ecp_status open_npy_split(const char *dir, const char *split, ecp_dataset
         s = ecp_fail(err, ECP_ERR_FORMAT, "%s / %s: column count out of range", px, py);
         goto done;
     }
-    float *x = NULL;
-    if ((s = ecp_npy_to_f32(&ax, px, &x, err)))
+    int32_t *label;
+    float *y, *x = NULL;
+    int n_out;
+    if ((s = npy_targets(&ay, py, ax.shape[0], &label, &y, &n_out, err)))
         goto done;
-    ecp_dataset *d = ecp_zalloc(1, sizeof *d, "dataset", err);
+    ecp_dataset *d = NULL;
+    if (streamed) {
+        s = ecp_dataset_file_rows(px, fd, data_at, ax.dtype == ECP_NPY_F4 ? 4 : 8, ax.shape[0],
+                                  (int)ax.shape[1], n_out, label, y, &d, err);
+        fd = -1;
+    } else if (!(s = ecp_npy_to_f32(&ax, px, &x, err)) &&
+               (d = ecp_zalloc(1, sizeof *d, "dataset", err))) {
+        *d = (ecp_dataset){.n = ax.shape[0], .n_in = (int)ax.shape[1], .n_out = n_out,
+                           .is_class = label != NULL, .x = x, .y = y, .label = label};
+    } else if (!s) {
+        s = ECP_ERR_MEMORY;
+    }
     if (!d) {
         free(x);
-        s = ECP_ERR_MEMORY;
-        goto done;
-    }
-    d->n = ax.shape[0];
-    d->n_in = (int)ax.shape[1];
-    d->x = x;
-    d->is_class = is_class;
-    if (is_class) {
-        s = ecp_npy_to_labels(&ay, py, &d->label, err);
-        int mx = 0;
-        for (int64_t i = 0; !s && i < d->n; i++)
-            mx = d->label[i] > mx ? d->label[i] : mx;
-        d->n_out = mx + 1 < 2 ? 2 : mx + 1;
-    } else {
-        s = ecp_npy_to_f32(&ay, py, &d->y, err);
-        d->n_out = (int)ay.shape[1];
+        free(y);
+        free(label);
     }
     if (!s)
         s = ecp_dataset_validate_files(d, px, py, err);
@@ -278,18 +327,20 @@ static ecp_status open_npy_split(const char *dir, const char *split, ecp_dataset
     else
         *out = d;
 done:
+    if (fd >= 0)
+        close(fd);
     ecp_npy_release(&ax);
     ecp_npy_release(&ay);
     return s;
 }
 
-static ecp_status open_npy_dir(const char *dir, ecp_dataset **train, ecp_dataset **test,
-                               ecp_error *err)
+static ecp_status open_npy_dir(const char *dir, int streamed, ecp_dataset **train,
+                               ecp_dataset **test, ecp_error *err)
 {
-    ecp_status s = open_npy_split(dir, "train", train, err);
+    ecp_status s = open_npy_split(dir, "train", streamed, train, err);
     if (s || !test)
         return s;
-    if ((s = open_npy_split(dir, "test", test, err)) == ECP_OK) {
+    if ((s = open_npy_split(dir, "test", 0, test, err)) == ECP_OK) {
         /* Class count: the larger of the two splits', so that a class absent from one split
          * does not shrink the output layer. */
         if ((*train)->is_class != (*test)->is_class)
@@ -391,11 +442,9 @@ static ecp_status no_such_dataset(const char *spec, ecp_error *err)
                     near ? near : "", near ? "?" : "");
 }
 
-ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_dataset **train,
-                         ecp_dataset **test, ecp_error *err)
+static ecp_status data_open(const char *spec, const ecp_data_opts *opts, int streamed,
+                            ecp_dataset **train, ecp_dataset **test, ecp_error *err)
 {
-    ECP_REQUIRE(spec, err);
-    ECP_REQUIRE(train, err);
     ecp_data_opts def;
     if (!opts) {
         ecp_data_opts_default(&def);
@@ -409,7 +458,7 @@ ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_datase
     if (!strcmp(spec, "mnist"))
         return open_mnist(train, test, err);
     if (!strcmp(spec, "fashion"))
-        return open_idx_dir(FASHION_DIR, train, test, err);
+        return open_idx_dir(FASHION_DIR, streamed, train, test, err);
     if (!strncmp(spec, "diffsorp", 8) && (spec[8] == 0 || spec[8] == ':')) {
         double nu = 0;
         if (spec[8] == ':') {
@@ -422,17 +471,17 @@ ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_datase
         }
         char dir[4200];
         ecp_status s = ecp_diffsorp_cached(nu, 1, dir, sizeof dir, err);
-        return s ? s : open_npy_dir(dir, train, test, err);
+        return s ? s : open_npy_dir(dir, streamed, train, test, err);
     }
     if (ecp_dir_exists(spec)) {
         char p[4200];
         snprintf(p, sizeof p, "%s/train_x.npy", spec);
         if (ecp_file_exists(p))
-            return open_npy_dir(spec, train, test, err);
+            return open_npy_dir(spec, streamed, train, test, err);
         snprintf(p, sizeof p, "%s/train.csv", spec);
         if (ecp_file_exists(p))
             return open_csv_dir(spec, opts, train, test, err);
-        return open_idx_dir(spec, train, test, err);
+        return open_idx_dir(spec, streamed, train, test, err);
     }
     if (has_suffix(spec, ".csv"))
         return open_csv_file(spec, opts, train, test, err);
@@ -440,4 +489,20 @@ ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_datase
         return no_such_dataset(spec, err);
     return ecp_fail(err, ECP_ERR_UNSUPPORTED,
                     "dataset '%s': unknown kind of file (expected a directory or a .csv file)", spec);
+}
+
+ecp_status ecp_data_open(const char *spec, const ecp_data_opts *opts, ecp_dataset **train,
+                         ecp_dataset **test, ecp_error *err)
+{
+    ECP_REQUIRE(spec, err);
+    ECP_REQUIRE(train, err);
+    return data_open(spec, opts, 0, train, test, err);
+}
+
+ecp_status ecp_data_open_streamed(const char *spec, const ecp_data_opts *opts,
+                                  ecp_dataset **train, ecp_dataset **test, ecp_error *err)
+{
+    ECP_REQUIRE(spec, err);
+    ECP_REQUIRE(train, err);
+    return data_open(spec, opts, 1, train, test, err);
 }

@@ -4,7 +4,9 @@
 #include "../internal.h"
 #include <ctype.h>
 #include <float.h>
+#include <errno.h>
 #include <math.h>
+#include <unistd.h>
 
 #define NPY_MAX_FILE ((size_t)16 << 30)
 
@@ -83,78 +85,95 @@ static ecp_status parse_header(const char *path, const char *h, ecp_npy *out, ec
     return ECP_OK;
 }
 
-ecp_status ecp_npy_read(const char *path, ecp_npy *out, ecp_error *err)
+/* The header at the start of buf (n bytes of a file of file_len bytes) into out (data NULL),
+ * and where the data start; checks the data the shape needs against the file's length. */
+static ecp_status npy_header(const char *path, const unsigned char *buf, size_t n,
+                             uint64_t file_len, ecp_npy *out, size_t *data_at, ecp_error *err)
 {
-    ECP_REQUIRE(path, err);
-    ECP_REQUIRE(out, err);
     memset(out, 0, sizeof *out);
-    unsigned char *buf;
-    size_t len;
-    ecp_status s = ecp_read_file(path, &buf, &len, NPY_MAX_FILE, err);
-    if (s)
-        return s;
-    if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) {
-        free(buf);
+    if (n < 10 || memcmp(buf, "\x93NUMPY", 6) != 0)
         return ecp_fail(err, ECP_ERR_FORMAT, "%s: not a .npy file (bad magic)", path);
-    }
     int major = buf[6];
     size_t hlen, hstart;
     if (major == 1) {
         hlen = buf[8] | (size_t)buf[9] << 8;
         hstart = 10;
     } else if (major == 2 || major == 3) {
-        if (len < 12) {
-            free(buf);
+        if (n < 12)
             return ecp_fail(err, ECP_ERR_FORMAT, "%s: truncated .npy header", path);
-        }
         hlen = buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
         hstart = 12;
     } else {
-        free(buf);
         return ecp_fail(err, ECP_ERR_UNSUPPORTED, "%s: .npy version %d not supported", path, major);
     }
-    if (hlen > len - hstart || hlen > (1 << 20)) {
-        free(buf);
+    if (hlen > n - hstart || hlen > (1 << 20))
         return ecp_fail(err, ECP_ERR_FORMAT, "%s: truncated .npy header", path);
-    }
     char *h = ecp_alloc(hlen + 1, 1, path, err);
-    if (!h) {
-        free(buf);
+    if (!h)
         return ECP_ERR_MEMORY;
-    }
     memcpy(h, buf + hstart, hlen);
     h[hlen] = 0;
-    s = parse_header(path, h, out, err);
+    ecp_status s = parse_header(path, h, out, err);
     free(h);
-    if (s) {
-        free(buf);
+    if (s)
         return s;
-    }
     size_t esz = out->dtype == ECP_NPY_F4 ? 4 : 8;
-    size_t data_len = len - hstart - hlen;
+    uint64_t data_len = file_len - hstart - hlen;
     /* Each dimension is <= 2^40, so the product fits in 80 bits: divide instead of multiply. */
-    if (out->shape[1] && (uint64_t)out->shape[0] > (data_len / esz) / (uint64_t)out->shape[1]) {
-        free(buf);
+    if (out->shape[1] && (uint64_t)out->shape[0] > (data_len / esz) / (uint64_t)out->shape[1])
         return ecp_fail(err, ECP_ERR_FORMAT,
-                        "%s: truncated: shape (%lld, %lld) needs more data than the %zu bytes "
+                        "%s: truncated: shape (%lld, %lld) needs more data than the %llu bytes "
                         "the file holds", path, (long long)out->shape[0], (long long)out->shape[1],
-                        data_len);
-    }
-    uint64_t count = (uint64_t)out->shape[0] * (uint64_t)out->shape[1];
-    if (count > data_len / esz) {
-        free(buf);
-        return ecp_fail(err, ECP_ERR_FORMAT,
-                        "%s: truncated: shape needs %llu values but the file holds %zu", path,
-                        (unsigned long long)count, data_len / esz);
-    }
-    out->data = ecp_alloc((size_t)count, esz, path, err);
-    if (!out->data) {
-        free(buf);
-        return ECP_ERR_MEMORY;
-    }
-    memcpy(out->data, buf + hstart + hlen, (size_t)count * esz);
-    free(buf);
+                        (unsigned long long)data_len);
+    *data_at = hstart + hlen;
     return ECP_OK;
+}
+
+ecp_status ecp_npy_read(const char *path, ecp_npy *out, ecp_error *err)
+{
+    ECP_REQUIRE(path, err);
+    ECP_REQUIRE(out, err);
+    memset(out, 0, sizeof *out);
+    unsigned char *buf;
+    size_t len, at;
+    ecp_status s = ecp_read_file(path, &buf, &len, NPY_MAX_FILE, err);
+    if (!s && !(s = npy_header(path, buf, len, len, out, &at, err))) {
+        size_t count = (size_t)out->shape[0] * (size_t)out->shape[1],
+               esz = out->dtype == ECP_NPY_F4 ? 4 : 8;
+        if (!(out->data = ecp_alloc(count, esz, path, err)))
+            s = ECP_ERR_MEMORY;
+        else
+            memcpy(out->data, buf + at, count * esz);
+    }
+    free(buf);
+    return s;
+}
+
+ecp_status ecp_npy_open(const char *path, ecp_npy *out, int *fd, int64_t *data_at,
+                        ecp_error *err)
+{
+    memset(out, 0, sizeof *out);
+    unsigned char *buf = NULL;
+    size_t n = 12 + ((size_t)1 << 20), got = 0, at = 0; /* the longest header accepted */
+    ecp_status s = ecp_open_read(path, fd, err);
+    if (s)
+        return s;
+    int64_t len = lseek(*fd, 0, SEEK_END);
+    if (len < 0)
+        s = ecp_fail(err, ECP_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+    else if (!(buf = ecp_alloc(n, 1, path, err)))
+        s = ECP_ERR_MEMORY;
+    if (!s)
+        s = ecp_pread_full(*fd, path, buf, n, 0, &got, err);
+    if (!s)
+        s = npy_header(path, buf, got, (uint64_t)len, out, &at, err);
+    free(buf);
+    if (s) {
+        close(*fd);
+        *fd = -1;
+    }
+    *data_at = (int64_t)at;
+    return s;
 }
 
 void ecp_npy_release(ecp_npy *a)

@@ -123,10 +123,21 @@ static void param_copy(ecp_mlp *m, float *buf, int to_model)
     }
 }
 
+/* Training and evaluation walk the rows in any order: they need them in memory. */
+static ecp_status in_memory(const ecp_dataset *d, const char *what, ecp_error *err)
+{
+    if (d && d->rows)
+        return ecp_fail(err, ECP_ERR_UNSUPPORTED, "%s: read from its files on demand "
+                        "(ecp_data_open_streamed); this needs it in memory (ecp_data_open)", what);
+    return ECP_OK;
+}
+
 static ecp_status check_opts(const ecp_mlp *m, const ecp_dataset *d, const ecp_train_opts *o,
                              ecp_error *err)
 {
     ecp_status s = ecp_check_fit(m, d, "model", "training data", err);
+    if (!s && !(s = in_memory(d, "training data", err)))
+        s = in_memory(o->valid, "validation data", err);
     if (s)
         return s;
     if (o->epochs < 0)
@@ -470,6 +481,8 @@ static ecp_status eval_pass(const ecp_mlp *m, const ecp_dataset *d, ecp_eval_res
                             float *pred, ecp_error *err)
 {
     ecp_status s = ecp_check_fit(m, d, "model", "data", err);
+    if (!s)
+        s = in_memory(d, "data", err);
     int64_t lo = 0, hi = d->n;
     if (!pred)
         ecp_dist_shard(d->n, &lo, &hi);

@@ -158,6 +158,7 @@ static void obs_rows(double *X, const float *a, const double *q, int b, int ni)
 typedef struct {
     int64_t at, n;    /* the samples [at, at + n) */
     const float *a, *a0;
+    float *x;         /* a copy of the samples when they are not in memory as one array */
     float *buf[2][2]; /* [a, a0][ping-pong]: the layers after the first */
     int turn;
 } obs_cache;
@@ -166,7 +167,25 @@ static void obs_cache_free(obs_cache *c)
 {
     for (int i = 0; i < 4; i++)
         free(c->buf[i / 2][i % 2]);
+    free(c->x);
     memset(c, 0, sizeof *c);
+}
+
+/* Copies c's samples from a dataset whose rows come a chunk at a time; NULL if that fails (the
+ * streamed pass will then meet and report the same failure). */
+static const float *obs_cache_copy(obs_cache *c, const ecp_dataset *calib)
+{
+    int64_t C = ecp_dataset_chunk_rows(calib);
+    size_t row = (size_t)calib->n_in;
+    if (!(c->x = ecp_alloc((size_t)c->n * row, sizeof(float), "reconstruction", NULL)))
+        return NULL;
+    for (int64_t k = 0; k < c->n; k += C) {
+        ecp_dataset cx;
+        if (ecp_dataset_rows(calib, c->at + k, c->n - k < C ? c->n - k : C, &cx, NULL))
+            return NULL;
+        memcpy(c->x + (size_t)k * row, cx.x, (size_t)cx.n * row * sizeof(float));
+    }
+    return c->x;
 }
 
 /* Sets c up for layer 0 (whose inputs are the samples themselves), or leaves it empty. */
@@ -182,9 +201,15 @@ static void obs_cache_init(obs_cache *c, const ecp_mlp *m, const ecp_dataset *ca
         width = m->layer[l].n_in > width ? m->layer[l].n_in : width;
     int streams = 1 + cfg->correct;
     uint64_t budget = o->max_memory > 0 ? (uint64_t)o->max_memory : ecp_max_memory();
-    double need = 8.0 * streams * (double)(c->n > 0 ? c->n : 0) * (double)width;
+    double need = 8.0 * streams * (double)(c->n > 0 ? c->n : 0) * (double)width +
+                  (calib->x ? 0 : 4.0 * (double)(c->n > 0 ? c->n : 0) * calib->n_in);
     if (streams == 0 || c->n <= 0 || need > (double)OBS_CACHE_MAX || need > budget / 4.0)
         return;
+    const float *x0 = calib->x ? calib->x + (size_t)c->at * calib->n_in : NULL;
+    if (!x0 && !(x0 = obs_cache_copy(c, calib))) {
+        obs_cache_free(c);
+        return;
+    }
     for (int s = 0; s < 2; s++) {
         if (s == 1 && !cfg->correct)
             continue;
@@ -194,7 +219,7 @@ static void obs_cache_init(obs_cache *c, const ecp_mlp *m, const ecp_dataset *ca
                 obs_cache_free(c);
                 return;
             }
-        *(s ? &c->a0 : &c->a) = calib->x + (size_t)c->at * calib->n_in;
+        *(s ? &c->a0 : &c->a) = x0;
     }
 }
 
@@ -271,33 +296,43 @@ static ecp_status obs_hessian(obs_layer *L, const ecp_mlp *m, const ecp_mlp *ori
     ecp_dist_shard((calib->n + OBS_BATCH - 1) / OBS_BATCH, &b0, &b1);
     if (p)
         ecp_calib_pass_skip(p, b0 * OBS_BATCH);
-    for (int64_t at = b0 * OBS_BATCH; at < calib->n && at < b1 * OBS_BATCH; at += OBS_BATCH) {
-        int b = (int)(calib->n - at < OBS_BATCH ? calib->n - at : OBS_BATCH);
-        const float *x = calib->x + (size_t)at * calib->n_in, *S = NULL;
-        const float *a = ca ? ca + (size_t)(at - c->at) * ni : NULL;
-        if (p) {
-            if (a)
-                ecp_calib_pass_run_from(p, L->l, a, b);
-            else
-                ecp_calib_pass_run(p, x, b);
-            S = ecp_calib_pass_sens(p, L->l);
-        }
-        obs_batch_weights(L, S, b, sample_w, q, &rsum);
-        obs_rows(L->X, a ? a : ecp_calib_pass_act(p, L->l), q, b, ni);
-        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, cols, b, 1.0, L->X, cols, 1.0, L->H,
-                    cols);
-        if (orig) {
-            if (p0)
-                ecp_calib_pass_run(p0, x, b);
-            obs_rows(L->X0, ca0 ? ca0 + (size_t)(at - c->at) * ni : ecp_calib_pass_act(p0, L->l),
-                     q, b, ni);
-            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cols, cols, b, 1.0, L->X, cols,
-                        L->X0, cols, 1.0, L->C, cols);
+    /* The rows come a chunk at a time (all at once when they are in memory); they are needed
+     * only by a pass that starts from the samples. */
+    int64_t end = b1 * OBS_BATCH < calib->n ? b1 * OBS_BATCH : calib->n;
+    int64_t C = ecp_dataset_chunk_rows(calib);
+    ecp_dataset cx = {0};
+    for (int64_t c0 = b0 * OBS_BATCH; c0 < end; c0 += C) {
+        int64_t cn = end - c0 < C ? end - c0 : C;
+        if (((p && !ca) || p0) && (s = ecp_dataset_rows(calib, c0, cn, &cx, err)))
+            break;
+        for (int64_t at = c0; at < end && at < c0 + C; at += OBS_BATCH) {
+            int b = (int)(end - at < OBS_BATCH ? end - at : OBS_BATCH);
+            const float *x = cx.x ? cx.x + (size_t)(at - c0) * calib->n_in : NULL, *S = NULL;
+            const float *a = ca ? ca + (size_t)(at - c->at) * ni : NULL;
+            if (p) {
+                if (a)
+                    ecp_calib_pass_run_from(p, L->l, a, b);
+                else
+                    ecp_calib_pass_run(p, x, b);
+                S = ecp_calib_pass_sens(p, L->l);
+            }
+            obs_batch_weights(L, S, b, sample_w, q, &rsum);
+            obs_rows(L->X, a ? a : ecp_calib_pass_act(p, L->l), q, b, ni);
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, cols, b, 1.0, L->X, cols, 1.0, L->H,
+                        cols);
+            if (orig) {
+                if (p0)
+                    ecp_calib_pass_run(p0, x, b);
+                obs_rows(L->X0, ca0 ? ca0 + (size_t)(at - c->at) * ni : ecp_calib_pass_act(p0, L->l),
+                         q, b, ni);
+                cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cols, cols, b, 1.0, L->X, cols,
+                            L->X0, cols, 1.0, L->C, cols);
+            }
         }
     }
     ecp_calib_pass_free(p);
     ecp_calib_pass_free(p0);
-    if ((s = ecp_dist_agree(ECP_OK, err)) ||
+    if ((s = ecp_dist_agree(s, err)) ||
         (s = ecp_dist_sum(L->H, (size_t)cols * cols, err)) ||
         (orig && (s = ecp_dist_sum(L->C, (size_t)cols * cols, err))) ||
         (s = ecp_dist_sum(L->rscale, (size_t)no, err)) || (s = ecp_dist_sum(&rsum, 1, err)))

@@ -45,24 +45,45 @@ ecp_status ecp_schedule_finetune(ecp_mlp *m, const ecp_dataset *train, const ecp
     return ecp_train(m, train, &to, NULL, err);
 }
 
+/* The order of the calibration set: its samples are the first n of perm (train->n entries,
+ * the training set shuffled by `seed`). */
+static ecp_status calib_order(const ecp_dataset *train, int64_t n, uint64_t seed, int64_t **perm,
+                              ecp_error *err)
+{
+    *perm = NULL;
+    if (n < 1 || n > train->n)
+        return ecp_fail(err, ECP_ERR_ARG, "calib %lld: must be between 1 and the %lld training "
+                                          "samples", (long long)n, (long long)train->n);
+    if (!(*perm = ecp_alloc((size_t)train->n, sizeof **perm, "calibration", err)))
+        return ECP_ERR_MEMORY;
+    ecp_rng r;
+    ecp_rng_seed(&r, seed);
+    ecp_rng_permutation(&r, *perm, train->n);
+    return ECP_OK;
+}
+
 /* The first `n` training samples after a shuffle seeded by `seed`. */
 ecp_status ecp_prune_calib(const ecp_dataset *train, int64_t n, uint64_t seed,
                            ecp_dataset **out, ecp_error *err)
 {
     ECP_REQUIRE(train, err);
     ECP_REQUIRE(out, err);
-    if (n < 1 || n > train->n)
-        return ecp_fail(err, ECP_ERR_ARG, "calib %lld: must be between 1 and the %lld training "
-                                          "samples", (long long)n, (long long)train->n);
-    int64_t *perm = ecp_alloc((size_t)train->n, sizeof *perm, "calibration", err);
-    if (!perm)
-        return ECP_ERR_MEMORY;
-    ecp_rng r;
-    ecp_rng_seed(&r, seed);
-    ecp_rng_permutation(&r, perm, train->n);
-    ecp_status s = ecp_dataset_subset(train, perm, n, out, err);
+    int64_t *perm;
+    ecp_status s = calib_order(train, n, seed, &perm, err);
+    if (!s)
+        s = ecp_dataset_subset(train, perm, n, out, err);
     free(perm);
     return s;
+}
+
+/* The same samples as a view of train: a pass copies (or reads from the files) a chunk of them
+ * at a time, so memory does not grow with n. The order costs 8 bytes per training sample. */
+static ecp_status calib_view(const ecp_dataset *train, int64_t n, uint64_t seed,
+                             ecp_dataset **out, ecp_error *err)
+{
+    int64_t *perm;
+    ecp_status s = calib_order(train, n, seed, &perm, err);
+    return s ? s : ecp_dataset_view(train, perm, n, ECP_CHUNK_BYTES, out, err);
 }
 
 ecp_status ecp_prune(ecp_mlp *m, const ecp_dataset *train, const ecp_prune_opts *o,
@@ -95,11 +116,14 @@ ecp_status ecp_prune(ecp_mlp *m, const ecp_dataset *train, const ecp_prune_opts 
         any |= l >= 64 || !((o->exclude_mask >> l) & 1); /* the mask names layers 0..63 */
     if (!any)
         return ecp_fail(err, ECP_ERR_ARG, "the model has no prunable layer (all excluded)");
+    if (o->finetune_epochs > 0 && train->rows)
+        return ecp_fail(err, ECP_ERR_UNSUPPORTED, "finetune_epochs %d: fine-tuning needs the "
+                        "training set in memory, not read on demand", o->finetune_epochs);
     ecp_status s = ecp_check_fit(m, train, "model", "data", err);
     if (s)
         return s;
     ecp_dataset *calib = NULL;
-    if ((s = ecp_prune_calib(train, o->calib, o->seed, &calib, err)))
+    if ((s = calib_view(train, o->calib, o->seed, &calib, err)))
         return s;
     int prev_threads = o->threads > 0 ? ecp_blas_threads_push(o->threads) : 0;
     double t0 = ecp_now();

@@ -305,53 +305,62 @@ ecp_status ecp_stats_compute(const ecp_mlp *m, const ecp_dataset *calib, int nee
     ecp_rng_seed(&rng, seed ^ 0x5eed5eedULL);
     int64_t b0, b1;
     ecp_dist_shard((calib->n + B - 1) / B, &b0, &b1);
+    /* The rows come a chunk at a time (all at once when they are in memory). */
+    ecp_dataset cx;
+    int64_t end = b1 * B < calib->n ? b1 * B : calib->n, C = ecp_dataset_chunk_rows(calib);
     /* The reference values c_j come from the first batch on every process. */
-    ecp_mlp_forward(m, ws, calib->x, B);
+    if ((s = ecp_dataset_rows(calib, 0, B, &cx, err)))
+        goto done;
+    ecp_mlp_forward(m, ws, cx.x, B);
     set_shift(m, ws, B, st);
     if (sens == ECP_SENS_PROBE && (need & ECP_NEED_MOMENTS))
         for (int64_t k = 0; k < b0 * B * K * probes; k++)
             ecp_rng_u64(&rng); /* the probes the processes before this one draw */
-    for (int64_t at = b0 * B; at < calib->n && at < b1 * B; at += B) {
-        int b = (int)(calib->n - at < B ? calib->n - at : B);
-        if (at)
-            ecp_mlp_forward(m, ws, calib->x + (size_t)at * calib->n_in, b);
-        if (need & ECP_NEED_MOMENTS)
-            batch_sensitivities(m, ws, b, sens, probes, lk, &rng, &sc, 0);
-        for (int l = 0; l < L && (need & (ECP_NEED_MOMENTS | ECP_NEED_COLS)); l++) {
-            int ni = m->sizes[l], no = m->sizes[l + 1];
-            const float *a = ecp_ws_act(ws, l);
-            for (int r = 0; r < b; r++)
-                for (int j = 0; j < ni; j++) {
-                    float v = a[(size_t)r * ni + j] - st->shift[l][j];
-                    sc.A[(size_t)r * ni + j] = v;
-                    sc.A2[(size_t)r * ni + j] = v * v;
-                }
-            colsum_add(st->sa[l], sc.A, b, ni);
-            colsum_add(st->sa2[l], sc.A2, b, ni);
-            if (need & ECP_NEED_MOMENTS) {
-                colsum_add(st->m0[l], sc.S[l], b, no);
-                gemm_add(st->m1[l], sc.S[l], sc.A, b, no, ni, sc.T);
-                gemm_add(st->m2[l], sc.S[l], sc.A2, b, no, ni, sc.T);
-            }
-        }
-        if (need & ECP_NEED_GRAD) {
-            /* Per-sample loss gradients dl_n/dz: seed with dl_n/dy (scale 1, not 1/B). */
-            ecp_loss_eval(lk, ecp_ws_output(ws), calib->y ? calib->y + (size_t)at * K : NULL,
-                          calib->label ? calib->label + at : NULL, b, K, 1.0f, sc.dy);
-            ecp_mlp_backward(m, ws, sc.dy, b, NULL);
-            for (int l = 0; l < L; l++) {
+    for (int64_t c0 = b0 * B; c0 < end; c0 += C) {
+        if ((s = ecp_dataset_rows(calib, c0, end - c0 < C ? end - c0 : C, &cx, err)))
+            break;
+        for (int64_t at = c0; at < c0 + cx.n; at += B) {
+            int b = (int)(end - at < B ? end - at : B);
+            if (at)
+                ecp_mlp_forward(m, ws, cx.x + (size_t)(at - c0) * calib->n_in, b);
+            if (need & ECP_NEED_MOMENTS)
+                batch_sensitivities(m, ws, b, sens, probes, lk, &rng, &sc, 0);
+            for (int l = 0; l < L && (need & (ECP_NEED_MOMENTS | ECP_NEED_COLS)); l++) {
                 int ni = m->sizes[l], no = m->sizes[l + 1];
-                const float *a = ecp_ws_act(ws, l), *dz = ecp_ws_dpre(ws, l);
-                for (size_t i = 0; i < (size_t)b * ni; i++) {
-                    sc.A[i] = fabsf(a[i]);
-                    sc.A2[i] = a[i] * a[i];
+                const float *a = ecp_ws_act(ws, l);
+                for (int r = 0; r < b; r++)
+                    for (int j = 0; j < ni; j++) {
+                        float v = a[(size_t)r * ni + j] - st->shift[l][j];
+                        sc.A[(size_t)r * ni + j] = v;
+                        sc.A2[(size_t)r * ni + j] = v * v;
+                    }
+                colsum_add(st->sa[l], sc.A, b, ni);
+                colsum_add(st->sa2[l], sc.A2, b, ni);
+                if (need & ECP_NEED_MOMENTS) {
+                    colsum_add(st->m0[l], sc.S[l], b, no);
+                    gemm_add(st->m1[l], sc.S[l], sc.A, b, no, ni, sc.T);
+                    gemm_add(st->m2[l], sc.S[l], sc.A2, b, no, ni, sc.T);
                 }
-                for (size_t i = 0; i < (size_t)b * no; i++)
-                    sc.D[i] = fabsf(dz[i]);
-                gemm_add(st->g1[l], sc.D, sc.A, b, no, ni, sc.T);
-                for (size_t i = 0; i < (size_t)b * no; i++)
-                    sc.D[i] = dz[i] * dz[i];
-                gemm_add(st->g2[l], sc.D, sc.A2, b, no, ni, sc.T);
+            }
+            if (need & ECP_NEED_GRAD) {
+                /* Per-sample loss gradients dl_n/dz: seed with dl_n/dy (scale 1, not 1/B). */
+                ecp_loss_eval(lk, ecp_ws_output(ws), cx.y ? cx.y + (size_t)(at - c0) * K : NULL,
+                              cx.label ? cx.label + (at - c0) : NULL, b, K, 1.0f, sc.dy);
+                ecp_mlp_backward(m, ws, sc.dy, b, NULL);
+                for (int l = 0; l < L; l++) {
+                    int ni = m->sizes[l], no = m->sizes[l + 1];
+                    const float *a = ecp_ws_act(ws, l), *dz = ecp_ws_dpre(ws, l);
+                    for (size_t i = 0; i < (size_t)b * ni; i++) {
+                        sc.A[i] = fabsf(a[i]);
+                        sc.A2[i] = a[i] * a[i];
+                    }
+                    for (size_t i = 0; i < (size_t)b * no; i++)
+                        sc.D[i] = fabsf(dz[i]);
+                    gemm_add(st->g1[l], sc.D, sc.A, b, no, ni, sc.T);
+                    for (size_t i = 0; i < (size_t)b * no; i++)
+                        sc.D[i] = dz[i] * dz[i];
+                    gemm_add(st->g2[l], sc.D, sc.A2, b, no, ni, sc.T);
+                }
             }
         }
     }

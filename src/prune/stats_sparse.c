@@ -62,9 +62,10 @@ typedef struct {
 
 typedef struct {
     const model_t *M;
-    const ecp_dataset *calib;
+    const ecp_dataset *calib; /* the rows of the chunk being summed, from row at0 on */
+    int64_t at0;
     int B, t, T;
-    int64_t b0, b1; /* this process's batches (all of them without MPI) */
+    int64_t b0, b1; /* the chunk's batches (this process's, all of them without MPI) */
     /* scratch */
     float **a;     /* a[l], l = 1..L: B x np[l] */
     float *z;      /* one sample's pre-activations: npmax */
@@ -404,7 +405,7 @@ static void build_csc(worker_t *w, int l, const float *x, int b)
 static void batch(worker_t *w, int64_t at, int b)
 {
     const model_t *M = w->M;
-    const float *x = w->calib->x + (size_t)at * M->n[0];
+    const float *x = w->calib->x + (size_t)(at - w->at0) * M->n[0];
     forward(w, x, b);
     sensitivities(w, b);
     for (int l = 0; l < M->L; l++) {
@@ -426,7 +427,8 @@ static void worker_run(void *arg, int t)
     worker_t *w = (worker_t *)arg + t;
     for (int64_t bi = w->b0 + w->t; bi < w->b1; bi += w->T) {
         int64_t at = bi * w->B;
-        int b = (int)(w->calib->n - at < w->B ? w->calib->n - at : w->B);
+        int64_t left = w->at0 + w->calib->n - at;
+        int b = (int)(left < w->B ? left : w->B);
         batch(w, at, b);
     }
 }
@@ -632,8 +634,25 @@ ecp_status ecp_stats_sparse(const ecp_mlp *m, const ecp_dataset *calib, ecp_sens
     }
     if ((s = ecp_pool_create(T, &pool, err)))
         goto done;
-    first_batch_shift(&wk[0], m, calib, st);
-    ecp_pool_run(pool, worker_run, wk, T);
+    /* The rows come a chunk at a time (all at once when they are in memory); a chunk holds a
+     * multiple of T batches, so every worker sums the batches it would sum in one go. */
+    ecp_dataset cx;
+    int64_t C = (ecp_dataset_chunk_rows(calib) + B - 1) / B; /* batches per chunk */
+    if ((s = ecp_dataset_rows(calib, 0, B, &cx, err)))
+        goto done;
+    first_batch_shift(&wk[0], m, &cx, st);
+    for (int64_t c0 = b0; c0 < b1; c0 += C) {
+        int64_t c1 = c0 + C < b1 ? c0 + C : b1, end = c1 * B < calib->n ? c1 * B : calib->n;
+        if ((s = ecp_dataset_rows(calib, c0 * B, end - c0 * B, &cx, err)))
+            goto done;
+        for (int t = 0; t < T; t++) {
+            wk[t].calib = &cx;
+            wk[t].at0 = c0 * B;
+            wk[t].b0 = c0;
+            wk[t].b1 = c1;
+        }
+        ecp_pool_run(pool, worker_run, wk, T);
+    }
     sum_workers(&M, wk, T, st);
     goto done;
 oom:
