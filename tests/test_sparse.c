@@ -109,6 +109,27 @@ static void check_lists(const float *W, const ecp_spmat *csc, const float *x, co
     free(rl);
 }
 
+/* The dense batch-1 row kernel (gemv.c): identity against the double reference (its row
+ * groups and the vector tail of each row are covered by the shapes' tails); ReLU and sigmoid
+ * must be exactly the activation of the identity result (same sums, same order). */
+static void check_gemv_rows(const float *W, const float *x, const float *b, float *y, int n_out,
+                            int n_in)
+{
+    float *y2 = malloc((size_t)n_out * sizeof *y2);
+    assert_non_null(y2);
+    memset(y, 0xff, (size_t)n_out * sizeof *y);
+    ecp_gemv_rows(W, n_out, n_in, x, b, ECP_ACT_IDENTITY, NULL, y);
+    check_product(W, x, b, y, n_out, n_in, 1);
+    ecp_gemv_rows(W, n_out, n_in, x, b, ECP_ACT_RELU, NULL, y2);
+    for (int o = 0; o < n_out; o++)
+        assert_true(y2[o] == (y[o] > 0.0f ? y[o] : 0.0f));
+    ecp_gemv_rows(W, n_out, n_in, x, b, ECP_ACT_SIGMOID, NULL, y2);
+    ecp_act_forward(ECP_ACT_SIGMOID, y, y, (size_t)n_out);
+    for (int o = 0; o < n_out; o++)
+        assert_true(y2[o] == y[o]);
+    free(y2);
+}
+
 static void one_shape(ecp_rng *r, int n_out, int n_in, double keep, int empty_row)
 {
     /* 15, 16, 31, 32, 33, 47, 64: around the SpMM register tiles (16 and 32 columns with AVX-512,
@@ -159,6 +180,7 @@ static void one_shape(ecp_rng *r, int n_out, int n_in, double keep, int empty_ro
             ecp_wperm_gemv(&wp, XT, b, YT);
             check_product(W, XT, b, YT, n_out, n_in, 1);
             ecp_wperm_release(&wp);
+            check_gemv_rows(W, XT, b, YT, n_out, n_in);
         }
         ecp_spmm_csr(&csr, XT, B, b, YT, 0, n_out);
         check_product(W, XT, b, YT, n_out, n_in, B);

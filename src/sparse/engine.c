@@ -1,8 +1,8 @@
 /* The whole-network inference engine: every layer runs dense or sparse, chosen per layer and
  * per call from its weight density, the batch regime and (at batch 1) the density of its
  * input, against the break-even densities of this machine (`ecprune tune`, tune.c). Dense is
- * OpenBLAS sgemv at batch 1, and at larger batches the packed kernel of gemm.c on one thread
- * (OpenBLAS sgemm on more: that kernel has no threads yet).
+ * the row kernel of gemv.c at batch 1 and the packed kernel of gemm.c at larger batches on one
+ * thread (OpenBLAS sgemv and sgemm on more: those kernels have no threads yet).
  *
  * Layout: a batch is kept feature-major between layers (n x B, the batch contiguous), so that
  * the sparse SpMM vectorises across the batch and a dense layer is W times A^T. The input is
@@ -12,7 +12,7 @@
  * Batch 1 keeps a list of the non-zero inputs (built on entry, then by each layer's activation
  * pass, ReLU fused with it) and per layer runs a column kernel over that list (CSC, or DCOL:
  * dense columns, see below) or a row kernel (CSR, the window-permute layout of wperm.c, or
- * OpenBLAS sgemv) on the whole input; the
+ * dense) on the whole input; the
  * plan is fixed at creation, so a call costs one compare per layer to choose. CSR reads every
  * kept weight; CSC skips the columns of zero inputs but pays a scatter: it costs ~1.25x CSR per
  * visited weight and wins when fewer than ~80 % of the inputs are non-zero.
@@ -587,6 +587,7 @@ static ecp_status forward_b1(ecp_sparse_net *s, const float *x, float *y, ecp_er
     for (int l = 0; l < s->n_layers; l++) {
         const sp_layer *S = &s->layer[l];
         float *out = s->buf[l & 1];
+        int fused = 0;
         if (lists && nx < S->nx_col_max) {
             if (S->n_dcols == S->n_in) /* every column dense: WT row = input index */
                 ecp_dcol_list(S->WT, S->ldo, cur, s->nz, s->nz, nx, S->b, out);
@@ -611,20 +612,27 @@ static ecp_status forward_b1(ecp_sparse_net *s, const float *x, float *y, ecp_er
             ecp_wperm_gemv(&S->wperm, cur, S->b, out);
         } else if (S->k_row == ECP_KERNEL_CSR) {
             ecp_spmv_csr_mt(&S->csr, cur, S->b, out, s->pool);
+        } else if (!s->pool) {
+            /* the activation is fused unless the list pass below applies it */
+            fused = !(lists && l + 1 < s->n_layers);
+            ecp_gemv_rows(S->W, S->n_out, S->n_in, cur, S->b,
+                          fused ? S->act : ECP_ACT_IDENTITY, S->act_p, out);
         } else {
             memcpy(out, S->b, (size_t)S->n_out * sizeof *out);
             cblas_sgemv(CblasRowMajor, CblasNoTrans, S->n_out, S->n_in, 1.0f, S->W, S->n_in,
                         cur, 1, 1.0f, out, 1);
         }
-        if (lists && l + 1 < s->n_layers) {
-            if (S->act == ECP_ACT_RELU)
-                nx = ecp_relu_nz_list(out, S->n_out, s->nz);
-            else {
+        if (!fused) {
+            if (lists && l + 1 < s->n_layers) {
+                if (S->act == ECP_ACT_RELU)
+                    nx = ecp_relu_nz_list(out, S->n_out, s->nz);
+                else {
+                    ecp_act_forward_p(S->act, S->act_p, out, out, (size_t)S->n_out);
+                    nx = ecp_nz_list(out, S->n_out, s->nz);
+                }
+            } else
                 ecp_act_forward_p(S->act, S->act_p, out, out, (size_t)S->n_out);
-                nx = ecp_nz_list(out, S->n_out, s->nz);
-            }
-        } else
-            ecp_act_forward_p(S->act, S->act_p, out, out, (size_t)S->n_out);
+        }
         cur = out;
     }
     memcpy(y, cur, (size_t)s->n_out * sizeof *y);
@@ -742,6 +750,8 @@ static double nm_time(ecp_sparse_net *s, const sp_layer *S, int B, int nm)
                 ecp_wperm_gemv(&S->wperm, X, S->b, Y);
             else if (B == 1 && S->k_row == ECP_KERNEL_CSR)
                 ecp_spmv_csr_mt(&S->csr, X, S->b, Y, s->pool);
+            else if (B == 1 && !s->pool)
+                ecp_gemv_rows(S->W, S->n_out, S->n_in, X, S->b, ECP_ACT_IDENTITY, NULL, Y);
             else if (B == 1)
                 cblas_sgemv(CblasRowMajor, CblasNoTrans, S->n_out, S->n_in, 1.0f, S->W,
                             S->n_in, X, 1, 1.0f, Y, 1);

@@ -90,6 +90,11 @@ size_t ecp_gemm_work_floats(int max_batch);
 void ecp_gemm_packed(const ecp_wpack *p, const float *XT, int B, const float *b, ecp_act act,
                      const float *act_p, float *YT, float *work);
 
+/* y = act(W x + b) for one sample, W row-major n_out x n_in (gemv.c). ReLU and identity are
+ * applied as each row is stored, other activations after. */
+void ecp_gemv_rows(const float *W, int n_out, int n_in, const float *x, const float *b,
+                   ecp_act act, const float *act_p, float *y);
+
 /* Name of the tuning cache file inside ecp_cache_dir(). */
 #define ECP_SPARSE_TUNE_FILE "sparse_tune.txt"
 
