@@ -570,6 +570,18 @@ static void test_engine_kernel_choice(void **state)
     o.mode = (ecp_engine_mode)9;
     assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_ERR_ARG);
     ecp_mlp_free(m);
+    /* a dense layer beyond the caches stays dense at batch 1 whatever the break-even: the
+     * window-permute layout would read 5 bytes per weight instead of 4 */
+    assert_int_equal(ecp_mlp_create_arch(&m, "1024-1024", ECP_ACT_RELU, &err), ECP_OK);
+    ecp_mlp_init(m, 6);
+    ecp_sparse_opts_default(&o);
+    o.threads = 1;
+    o.be_b1_small = o.be_b1_large = 0.45;
+    o.be_bn = 0.2;
+    assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
+    assert_int_equal(ecp_sparse_layer_kernel(s, 0, 1), ECP_KERNEL_DENSE);
+    ecp_sparse_free(s);
+    ecp_mlp_free(m);
 }
 
 static void test_tune_cache(void **state)

@@ -202,9 +202,13 @@ static ecp_status build_layer(sp_layer *S, const ecp_layer *L, ecp_engine_mode m
          * so a layer large enough to be split keeps CSR on several */
         if (ECP_WPERM_FAST && S->nnz > 0 && (threads == 1 || !big) &&
             (S->k_row == ECP_KERNEL_CSR || mode == ECP_ENGINE_AUTO)) {
-            double rp = (big ? WPERM_SLOT_MEM : WPERM_SLOT_CACHE) *
-                        (double)ecp_wperm_slots(L->W, L->pruned, L->n_out, L->n_in);
-            if (rp >= 0 && rp < R) {
+            double slots = (double)ecp_wperm_slots(L->W, L->pruned, L->n_out, L->n_in);
+            double rp = (big ? WPERM_SLOT_MEM : WPERM_SLOT_CACHE) * slots;
+            /* streamed from memory, a layout that reads more bytes than the dense weights
+             * (5 per slot against 4 per weight) cannot beat them, whatever the constants say:
+             * 1024-4096-4096-1024 dense took it in auto mode and ran at half dense's speed */
+            int more_bytes = big && S->k_row == ECP_KERNEL_DENSE && 5.0 * slots >= 4.0 * n_w;
+            if (rp >= 0 && rp < R && !more_bytes) {
                 S->k_row = ECP_KERNEL_WPERM;
                 R = rp;
             }
