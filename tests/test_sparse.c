@@ -63,6 +63,8 @@ static void check_lists(const float *W, const ecp_spmat *csc, const float *x, co
     for (int i = 0; i < n_in; i += 3)
         live[i / 16] |= (uint16_t)(1u << (i % 16));
     int nm = ecp_nz_list_mask(x, n_in, live, rows), km = 0;
+    assert_int_equal(ecp_nz_count(x, n_in, live), nm);
+    assert_int_equal(ecp_nz_count(x, n_in, NULL), nx);
     for (int i = 0; i < n_in; i++)
         if (x[i] != 0.0f && i % 3 == 0)
             assert_int_equal(rows[km++], i);
@@ -200,6 +202,53 @@ static void one_shape(ecp_rng *r, int n_out, int n_in, double keep, int empty_ro
     free(W);
     free(pr);
     free(b);
+}
+
+/* The window-permute layout with its inputs reordered: columns of very different counts (as
+ * the first layer of a pruned mnist model: many pixels without a weight, a few in most rows)
+ * make it keep only the live columns, busiest first; the product must not change. Shapes with
+ * live-column counts off the 16-wide gather and the 32-wide window, and one too small to
+ * gain from it. */
+static void test_wperm_cols(void **state)
+{
+    (void)state;
+    static const int shapes[][2] = {{37, 100}, {300, 784}, {17, 1025}, {5, 41}};
+    ecp_rng r;
+    ecp_rng_seed(&r, 8);
+    ecp_error err;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        const int n_out = shapes[si][0], n_in = shapes[si][1];
+        float *W = malloc((size_t)n_out * n_in * sizeof *W), *b = malloc(n_out * sizeof *b);
+        float *x = malloc((size_t)n_in * sizeof *x), *y = malloc((size_t)n_out * sizeof *y);
+        int *cnt = calloc((size_t)n_in, sizeof *cnt);
+        assert_true(W && b && x && y && cnt);
+        for (int o = 0; o < n_out; o++)
+            for (int i = 0; i < n_in; i++) {
+                const double keep = i % 5 == 0 ? 0.8 : i % 5 == 1 ? 0.05 : 0.0;
+                const int k = ecp_rng_uniform(&r) < keep;
+                W[(size_t)o * n_in + i] = k ? (float)(2 * ecp_rng_uniform(&r) - 1) : 0.0f;
+                cnt[i] += k;
+            }
+        fill_input(&r, b, (size_t)n_out, 0.1);
+        fill_input(&r, x, (size_t)n_in, 0.0);
+        ecp_wperm wp;
+        assert_int_equal(ecp_wperm_build(&wp, W, NULL, n_out, n_in, &err), ECP_OK);
+        /* 5 x 41: one group, its live columns fit one window: the order would save nothing */
+        assert_true((wp.cols != NULL) == (n_in > 41));
+        int live = 0;
+        for (int i = 0; i < n_in; i++)
+            live += cnt[i] > 0;
+        assert_int_equal(wp.n_cols, wp.cols ? live : n_in);
+        for (int j = 1; wp.cols && j < wp.n_cols; j++) /* busiest first, ties in index order */
+            assert_true(cnt[wp.cols[j - 1]] > cnt[wp.cols[j]] ||
+                        (cnt[wp.cols[j - 1]] == cnt[wp.cols[j]] && wp.cols[j - 1] < wp.cols[j]));
+        assert_int_equal(ecp_wperm_slots(W, NULL, n_out, n_in), wp.steps * 16);
+        memset(y, 0xff, (size_t)n_out * sizeof *y);
+        ecp_wperm_gemv(&wp, x, b, y);
+        check_product(W, x, b, y, n_out, n_in, 1);
+        ecp_wperm_release(&wp);
+        free(W); free(b); free(x); free(y); free(cnt);
+    }
 }
 
 static void test_kernels_shapes(void **state)
@@ -623,6 +672,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kernels_shapes),
+        cmocka_unit_test(test_wperm_cols),
         cmocka_unit_test(test_kernels_threaded),
         cmocka_unit_test(test_kernels_int32_indices),
         cmocka_unit_test(test_gemm_packed),

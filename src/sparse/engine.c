@@ -584,9 +584,12 @@ static ecp_sparse_kernel choose_bn(const ecp_sparse_net *s, const sp_layer *S)
 static ecp_status forward_b1(ecp_sparse_net *s, const float *x, float *y, ecp_error *err)
 {
     const int lists = s->mode != ECP_ENGINE_DENSE;
-    int nx = !lists ? 0
-             : s->in_live ? ecp_nz_list_mask(x, s->n_in, s->in_live, s->nz)
-                          : ecp_nz_list(x, s->n_in, s->nz);
+    /* count first: the list is built only when layer 0 will walk it (784-300-100-10 at 90 % on
+     * a dense input: the list cost ~7 % of the call, the count ~1 %) */
+    int nx = lists ? ecp_nz_count(x, s->n_in, s->in_live) : 0;
+    if (lists && nx < s->layer[0].nx_col_max)
+        nx = s->in_live ? ecp_nz_list_mask(x, s->n_in, s->in_live, s->nz)
+                        : ecp_nz_list(x, s->n_in, s->nz);
     const float *cur = x;
     for (int l = 0; l < s->n_layers; l++) {
         const sp_layer *S = &s->layer[l];
@@ -845,7 +848,7 @@ double ecp_sparse_b1_bytes(const ecp_sparse_net *s)
         case ECP_KERNEL_WPERM: {
             const ecp_wperm *w = &S->wperm;
             bytes += 80.0 * w->steps + 4.0 * w->n_seg + 8.0 * (w->n_groups + 1) +
-                     (w->sorted ? 64.0 * w->n_groups : 0);
+                     (w->sorted ? 64.0 * w->n_groups : 0) + (w->cols ? 4.0 * w->n_cols : 0);
             break;
         }
         }

@@ -59,6 +59,9 @@ int ecp_relu_nz_list(float *y, int n, int32_t *out);
 /* ecp_nz_list restricted to the live inputs: bit i % 16 of live[i / 16] set ((n + 15) / 16
  * words). The engine drops the input columns whose every weight is pruned this way. */
 int ecp_nz_list_mask(const float *x, int n, const uint16_t *live, int32_t *out);
+/* The count ecp_nz_list_mask (live not NULL) or ecp_nz_list would return, without the list:
+ * on a dense input the first layer runs a row kernel and never reads the list. */
+int ecp_nz_count(const float *x, int n, const uint16_t *live);
 /* y = W x + b (CSC) visiting only the nx columns listed in nz; b NULL: y += W x. */
 void ecp_spmv_csc_list(const ecp_spmat *A, const float *x, const int32_t *nz, int nx,
                        const float *b, float *y);
