@@ -285,7 +285,8 @@ static void test_kernels_int32_indices(void **state)
     one_shape(&r, 3, 65535, 0.1, 0);
 }
 
-/* The packed dense kernel (gemm.c) on the shapes of the sparse tests: densities 0, 1 %, 50 %,
+/* The packed dense kernel (gemm.c), and the row kernel for 2-4 samples (gemv.c), on the shapes
+ * of the sparse tests: densities 0, 1 %, 50 %,
  * 100 %, an empty row, tails of the row tile and of the batch panel, more inputs than one
  * block of steps (KC = 256). Identity against the double reference; ReLU and sigmoid must be
  * exactly the activation of the identity result (same sums, same order). */
@@ -293,7 +294,7 @@ static void test_gemm_packed(void **state)
 {
     (void)state;
     static const int shapes[][2] = {{1, 1}, {13, 9}, {25, 600}, {300, 784}, {7, 257}, {12, 33}};
-    static const int batches[] = {2, 5, 16, 17, 32, 33, 100};
+    static const int batches[] = {2, 3, 4, 5, 16, 17, 32, 33, 100};
     static const double keeps[] = {0.0, 0.01, 0.5, 1.0};
     ecp_rng r;
     ecp_rng_seed(&r, 77);
@@ -309,6 +310,8 @@ static void test_gemm_packed(void **state)
             fill_layer(&r, W, NULL, n_out, n_in, keeps[ki], si % 2);
             fill_input(&r, b, (size_t)n_out, 0.2);
             fill_input(&r, XT, (size_t)n_in * 100, 0.3);
+            float *X = ecp_alloc_aligned(ECP_GEMV_MAX_BATCH * ecp_gemv_ldx(n_in), &err);
+            assert_non_null(X);
             ecp_wpack p;
             assert_int_equal(ecp_wpack_build(&p, W, n_out, n_in, &err), ECP_OK);
             for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++) {
@@ -322,7 +325,20 @@ static void test_gemm_packed(void **state)
                 ecp_act_forward(ECP_ACT_SIGMOID, Y, Y, (size_t)n_out * B);
                 for (int i = 0; i < n_out * B; i++)
                     assert_true(Y2[i] == Y[i]);
+                if (B > ECP_GEMV_MAX_BATCH)
+                    continue;
+                /* the row kernel for small batches (gemv.c), same checks */
+                ecp_gemv_rows_batch(W, n_out, n_in, XT, B, b, ECP_ACT_IDENTITY, NULL, Y, X);
+                check_product(W, XT, b, Y, n_out, n_in, B);
+                ecp_gemv_rows_batch(W, n_out, n_in, XT, B, b, ECP_ACT_RELU, NULL, Y2, X);
+                for (int i = 0; i < n_out * B; i++)
+                    assert_true(Y2[i] == (Y[i] > 0.0f ? Y[i] : 0.0f));
+                ecp_gemv_rows_batch(W, n_out, n_in, XT, B, b, ECP_ACT_SIGMOID, NULL, Y2, X);
+                ecp_act_forward(ECP_ACT_SIGMOID, Y, Y, (size_t)n_out * B);
+                for (int i = 0; i < n_out * B; i++)
+                    assert_true(Y2[i] == Y[i]);
             }
+            free(X);
             ecp_wpack_release(&p);
             free(W); free(b); free(XT); free(Y); free(Y2); free(work);
         }

@@ -87,6 +87,7 @@ struct ecp_sparse_net {
     sp_layer *layer;
     float *buf[2];  /* max(cap x wmax, padded width) each, 64-byte aligned, feature-major */
     float *gemm_work; /* ecp_gemm_packed's packed block of the input, NULL if no layer packs */
+    float *xrows;   /* batches of 2-4 as rows for the dense row kernel (one thread), or NULL */
     int32_t *nz;    /* batch-1 list of non-zero inputs, wmax entries */
     int32_t *ld_x, *ld_r, *ls; /* its split: dense-typed inputs and their WT rows; CSC inputs */
     uint16_t *in_live; /* bit mask of the input columns with a kept weight, NULL when all are */
@@ -128,6 +129,7 @@ void ecp_sparse_free(ecp_sparse_net *s)
     free(s->buf[0]);
     free(s->buf[1]);
     free(s->gemm_work);
+    free(s->xrows);
     free(s->nz);
     free(s->ld_x);
     free(s->ld_r);
@@ -550,6 +552,11 @@ ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_s
             ecp_sparse_free(s);
             return ECP_ERR_MEMORY;
         }
+    if (s->threads == 1 && s->cap > 1 &&
+        !(s->xrows = ecp_alloc_aligned(ECP_GEMV_MAX_BATCH * ecp_gemv_ldx(s->wmax), err))) {
+        ecp_sparse_free(s);
+        return ECP_ERR_MEMORY;
+    }
     s->nz = ecp_alloc((size_t)s->wmax, sizeof *s->nz, "sparse engine", err);
     s->ld_x = ecp_alloc((size_t)s->wmax, sizeof *s->nz, "sparse engine", err);
     s->ld_r = ecp_alloc((size_t)s->wmax, sizeof *s->nz, "sparse engine", err);
@@ -658,6 +665,14 @@ static ecp_status layer_bn(ecp_sparse_net *s, const sp_layer *S, const float *XT
     if (choose_bn(s, S) == ECP_KERNEL_CSR) {
         ecp_spmm_csr_mt(&S->csr, XT, B, S->b, YT, s->pool);
         ecp_act_forward_p(S->act, S->act_p, YT, YT, (size_t)B * S->n_out);
+        return ECP_OK;
+    }
+    /* up to 4 samples the dense layer is the batch-1 row kernel's walk over W with every
+     * sample at once: one read of W, as at batch 1, where the packed kernel's 16-column tile
+     * would do the work of 16 (docs/PERF.md) */
+    if (B <= ECP_GEMV_MAX_BATCH && s->xrows && S->W) {
+        ecp_gemv_rows_batch(S->W, S->n_out, S->n_in, XT, B, S->b, S->act, S->act_p, YT,
+                            s->xrows);
         return ECP_OK;
     }
     if (S->wp.w) {

@@ -98,6 +98,13 @@ void ecp_gemm_packed(const ecp_wpack *p, const float *XT, int B, const float *b,
 void ecp_gemv_rows(const float *W, int n_out, int n_in, const float *x, const float *b,
                    ecp_act act, const float *act_p, float *y);
 
+/* The same for 2 <= B <= ECP_GEMV_MAX_BATCH samples in the engine's feature-major layout (XT
+ * n_in x B, YT n_out x B); X is scratch of B x ecp_gemv_ldx(n_in) floats. */
+#define ECP_GEMV_MAX_BATCH 4
+size_t ecp_gemv_ldx(int n_in);
+void ecp_gemv_rows_batch(const float *W, int n_out, int n_in, const float *XT, int B,
+                         const float *b, ecp_act act, const float *act_p, float *YT, float *X);
+
 /* Name of the tuning cache file inside ecp_cache_dir(). */
 #define ECP_SPARSE_TUNE_FILE "sparse_tune.txt"
 
