@@ -160,7 +160,7 @@ static ecp_status build_layer(sp_layer *S, const ecp_layer *L, ecp_engine_mode m
                      (mode == ECP_ENGINE_AUTO && !(S->density < be_b1 && S->density < be_bn));
     int need_sparse = mode != ECP_ENGINE_DENSE;
 
-    /* Batch-1 plan. Costs in units of one CSR non-zero: CSR costs d per weight, dense sgemv
+    /* Batch-1 plan. Costs in units of one CSR non-zero: CSR costs d per weight, dense
      * be_b1 per weight (the definition of the break-even), CSC CSC_COST per visited non-zero,
      * a dense-typed column CSC_COST * dcol_vec per vector. The row kernel costs R whatever the
      * input; the column kernel C per non-zero input on average, so it wins while nx < R / C. */
