@@ -63,6 +63,8 @@ static void check_lists(const float *W, const ecp_spmat *csc, const float *x, co
     for (int i = 0; i < n_in; i += 3)
         live[i / 16] |= (uint16_t)(1u << (i % 16));
     int nm = ecp_nz_list_mask(x, n_in, live, rows), km = 0;
+    assert_int_equal(ecp_nz_count(x, n_in, live), nm);
+    assert_int_equal(ecp_nz_count(x, n_in, NULL), nx);
     for (int i = 0; i < n_in; i++)
         if (x[i] != 0.0f && i % 3 == 0)
             assert_int_equal(rows[km++], i);
@@ -107,6 +109,27 @@ static void check_lists(const float *W, const ecp_spmat *csc, const float *x, co
     free(bp);
     free(y);
     free(rl);
+}
+
+/* The dense batch-1 row kernel (gemv.c): identity against the double reference (its row
+ * groups and the vector tail of each row are covered by the shapes' tails); ReLU and sigmoid
+ * must be exactly the activation of the identity result (same sums, same order). */
+static void check_gemv_rows(const float *W, const float *x, const float *b, float *y, int n_out,
+                            int n_in)
+{
+    float *y2 = malloc((size_t)n_out * sizeof *y2);
+    assert_non_null(y2);
+    memset(y, 0xff, (size_t)n_out * sizeof *y);
+    ecp_gemv_rows(W, n_out, n_in, x, b, ECP_ACT_IDENTITY, NULL, y);
+    check_product(W, x, b, y, n_out, n_in, 1);
+    ecp_gemv_rows(W, n_out, n_in, x, b, ECP_ACT_RELU, NULL, y2);
+    for (int o = 0; o < n_out; o++)
+        assert_true(y2[o] == (y[o] > 0.0f ? y[o] : 0.0f));
+    ecp_gemv_rows(W, n_out, n_in, x, b, ECP_ACT_SIGMOID, NULL, y2);
+    ecp_act_forward(ECP_ACT_SIGMOID, y, y, (size_t)n_out);
+    for (int o = 0; o < n_out; o++)
+        assert_true(y2[o] == y[o]);
+    free(y2);
 }
 
 static void one_shape(ecp_rng *r, int n_out, int n_in, double keep, int empty_row)
@@ -159,6 +182,7 @@ static void one_shape(ecp_rng *r, int n_out, int n_in, double keep, int empty_ro
             ecp_wperm_gemv(&wp, XT, b, YT);
             check_product(W, XT, b, YT, n_out, n_in, 1);
             ecp_wperm_release(&wp);
+            check_gemv_rows(W, XT, b, YT, n_out, n_in);
         }
         ecp_spmm_csr(&csr, XT, B, b, YT, 0, n_out);
         check_product(W, XT, b, YT, n_out, n_in, B);
@@ -178,6 +202,53 @@ static void one_shape(ecp_rng *r, int n_out, int n_in, double keep, int empty_ro
     free(W);
     free(pr);
     free(b);
+}
+
+/* The window-permute layout with its inputs reordered: columns of very different counts (as
+ * the first layer of a pruned mnist model: many pixels without a weight, a few in most rows)
+ * make it keep only the live columns, busiest first; the product must not change. Shapes with
+ * live-column counts off the 16-wide gather and the 32-wide window, and one too small to
+ * gain from it. */
+static void test_wperm_cols(void **state)
+{
+    (void)state;
+    static const int shapes[][2] = {{37, 100}, {300, 784}, {17, 1025}, {5, 41}};
+    ecp_rng r;
+    ecp_rng_seed(&r, 8);
+    ecp_error err;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        const int n_out = shapes[si][0], n_in = shapes[si][1];
+        float *W = malloc((size_t)n_out * n_in * sizeof *W), *b = malloc(n_out * sizeof *b);
+        float *x = malloc((size_t)n_in * sizeof *x), *y = malloc((size_t)n_out * sizeof *y);
+        int *cnt = calloc((size_t)n_in, sizeof *cnt);
+        assert_true(W && b && x && y && cnt);
+        for (int o = 0; o < n_out; o++)
+            for (int i = 0; i < n_in; i++) {
+                const double keep = i % 5 == 0 ? 0.8 : i % 5 == 1 ? 0.05 : 0.0;
+                const int k = ecp_rng_uniform(&r) < keep;
+                W[(size_t)o * n_in + i] = k ? (float)(2 * ecp_rng_uniform(&r) - 1) : 0.0f;
+                cnt[i] += k;
+            }
+        fill_input(&r, b, (size_t)n_out, 0.1);
+        fill_input(&r, x, (size_t)n_in, 0.0);
+        ecp_wperm wp;
+        assert_int_equal(ecp_wperm_build(&wp, W, NULL, n_out, n_in, &err), ECP_OK);
+        /* 5 x 41: one group, its live columns fit one window: the order would save nothing */
+        assert_true((wp.cols != NULL) == (n_in > 41));
+        int live = 0;
+        for (int i = 0; i < n_in; i++)
+            live += cnt[i] > 0;
+        assert_int_equal(wp.n_cols, wp.cols ? live : n_in);
+        for (int j = 1; wp.cols && j < wp.n_cols; j++) /* busiest first, ties in index order */
+            assert_true(cnt[wp.cols[j - 1]] > cnt[wp.cols[j]] ||
+                        (cnt[wp.cols[j - 1]] == cnt[wp.cols[j]] && wp.cols[j - 1] < wp.cols[j]));
+        assert_int_equal(ecp_wperm_slots(W, NULL, n_out, n_in), wp.steps * 16);
+        memset(y, 0xff, (size_t)n_out * sizeof *y);
+        ecp_wperm_gemv(&wp, x, b, y);
+        check_product(W, x, b, y, n_out, n_in, 1);
+        ecp_wperm_release(&wp);
+        free(W); free(b); free(x); free(y); free(cnt);
+    }
 }
 
 static void test_kernels_shapes(void **state)
@@ -214,7 +285,8 @@ static void test_kernels_int32_indices(void **state)
     one_shape(&r, 3, 65535, 0.1, 0);
 }
 
-/* The packed dense kernel (gemm.c) on the shapes of the sparse tests: densities 0, 1 %, 50 %,
+/* The packed dense kernel (gemm.c), and the row kernel for 2-4 samples (gemv.c), on the shapes
+ * of the sparse tests: densities 0, 1 %, 50 %,
  * 100 %, an empty row, tails of the row tile and of the batch panel, more inputs than one
  * block of steps (KC = 256). Identity against the double reference; ReLU and sigmoid must be
  * exactly the activation of the identity result (same sums, same order). */
@@ -222,7 +294,7 @@ static void test_gemm_packed(void **state)
 {
     (void)state;
     static const int shapes[][2] = {{1, 1}, {13, 9}, {25, 600}, {300, 784}, {7, 257}, {12, 33}};
-    static const int batches[] = {2, 5, 16, 17, 32, 33, 100};
+    static const int batches[] = {2, 3, 4, 5, 16, 17, 32, 33, 100};
     static const double keeps[] = {0.0, 0.01, 0.5, 1.0};
     ecp_rng r;
     ecp_rng_seed(&r, 77);
@@ -238,6 +310,8 @@ static void test_gemm_packed(void **state)
             fill_layer(&r, W, NULL, n_out, n_in, keeps[ki], si % 2);
             fill_input(&r, b, (size_t)n_out, 0.2);
             fill_input(&r, XT, (size_t)n_in * 100, 0.3);
+            float *X = ecp_alloc_aligned(ECP_GEMV_MAX_BATCH * ecp_gemv_ldx(n_in), &err);
+            assert_non_null(X);
             ecp_wpack p;
             assert_int_equal(ecp_wpack_build(&p, W, n_out, n_in, &err), ECP_OK);
             for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++) {
@@ -251,7 +325,20 @@ static void test_gemm_packed(void **state)
                 ecp_act_forward(ECP_ACT_SIGMOID, Y, Y, (size_t)n_out * B);
                 for (int i = 0; i < n_out * B; i++)
                     assert_true(Y2[i] == Y[i]);
+                if (B > ECP_GEMV_MAX_BATCH)
+                    continue;
+                /* the row kernel for small batches (gemv.c), same checks */
+                ecp_gemv_rows_batch(W, n_out, n_in, XT, B, b, ECP_ACT_IDENTITY, NULL, Y, X);
+                check_product(W, XT, b, Y, n_out, n_in, B);
+                ecp_gemv_rows_batch(W, n_out, n_in, XT, B, b, ECP_ACT_RELU, NULL, Y2, X);
+                for (int i = 0; i < n_out * B; i++)
+                    assert_true(Y2[i] == (Y[i] > 0.0f ? Y[i] : 0.0f));
+                ecp_gemv_rows_batch(W, n_out, n_in, XT, B, b, ECP_ACT_SIGMOID, NULL, Y2, X);
+                ecp_act_forward(ECP_ACT_SIGMOID, Y, Y, (size_t)n_out * B);
+                for (int i = 0; i < n_out * B; i++)
+                    assert_true(Y2[i] == Y[i]);
             }
+            free(X);
             ecp_wpack_release(&p);
             free(W); free(b); free(XT); free(Y); free(Y2); free(work);
         }
@@ -548,6 +635,18 @@ static void test_engine_kernel_choice(void **state)
     o.mode = (ecp_engine_mode)9;
     assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_ERR_ARG);
     ecp_mlp_free(m);
+    /* a dense layer beyond the caches stays dense at batch 1 whatever the break-even: the
+     * window-permute layout would read 5 bytes per weight instead of 4 */
+    assert_int_equal(ecp_mlp_create_arch(&m, "1024-1024", ECP_ACT_RELU, &err), ECP_OK);
+    ecp_mlp_init(m, 6);
+    ecp_sparse_opts_default(&o);
+    o.threads = 1;
+    o.be_b1_small = o.be_b1_large = 0.45;
+    o.be_bn = 0.2;
+    assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
+    assert_int_equal(ecp_sparse_layer_kernel(s, 0, 1), ECP_KERNEL_DENSE);
+    ecp_sparse_free(s);
+    ecp_mlp_free(m);
 }
 
 static void test_tune_cache(void **state)
@@ -589,6 +688,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kernels_shapes),
+        cmocka_unit_test(test_wperm_cols),
         cmocka_unit_test(test_kernels_threaded),
         cmocka_unit_test(test_kernels_int32_indices),
         cmocka_unit_test(test_gemm_packed),

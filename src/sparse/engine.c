@@ -1,8 +1,8 @@
 /* The whole-network inference engine: every layer runs dense or sparse, chosen per layer and
  * per call from its weight density, the batch regime and (at batch 1) the density of its
  * input, against the break-even densities of this machine (`ecprune tune`, tune.c). Dense is
- * OpenBLAS sgemv at batch 1, and at larger batches the packed kernel of gemm.c on one thread
- * (OpenBLAS sgemm on more: that kernel has no threads yet).
+ * the row kernel of gemv.c at batch 1 and the packed kernel of gemm.c at larger batches on one
+ * thread (OpenBLAS sgemv and sgemm on more: those kernels have no threads yet).
  *
  * Layout: a batch is kept feature-major between layers (n x B, the batch contiguous), so that
  * the sparse SpMM vectorises across the batch and a dense layer is W times A^T. The input is
@@ -12,7 +12,7 @@
  * Batch 1 keeps a list of the non-zero inputs (built on entry, then by each layer's activation
  * pass, ReLU fused with it) and per layer runs a column kernel over that list (CSC, or DCOL:
  * dense columns, see below) or a row kernel (CSR, the window-permute layout of wperm.c, or
- * OpenBLAS sgemv) on the whole input; the
+ * dense) on the whole input; the
  * plan is fixed at creation, so a call costs one compare per layer to choose. CSR reads every
  * kept weight; CSC skips the columns of zero inputs but pays a scatter: it costs ~1.25x CSR per
  * visited weight and wins when fewer than ~80 % of the inputs are non-zero.
@@ -87,6 +87,7 @@ struct ecp_sparse_net {
     sp_layer *layer;
     float *buf[2];  /* max(cap x wmax, padded width) each, 64-byte aligned, feature-major */
     float *gemm_work; /* ecp_gemm_packed's packed block of the input, NULL if no layer packs */
+    float *xrows;   /* batches of 2-4 as rows for the dense row kernel (one thread), or NULL */
     int32_t *nz;    /* batch-1 list of non-zero inputs, wmax entries */
     int32_t *ld_x, *ld_r, *ls; /* its split: dense-typed inputs and their WT rows; CSC inputs */
     uint16_t *in_live; /* bit mask of the input columns with a kept weight, NULL when all are */
@@ -128,6 +129,7 @@ void ecp_sparse_free(ecp_sparse_net *s)
     free(s->buf[0]);
     free(s->buf[1]);
     free(s->gemm_work);
+    free(s->xrows);
     free(s->nz);
     free(s->ld_x);
     free(s->ld_r);
@@ -158,7 +160,7 @@ static ecp_status build_layer(sp_layer *S, const ecp_layer *L, ecp_engine_mode m
                      (mode == ECP_ENGINE_AUTO && !(S->density < be_b1 && S->density < be_bn));
     int need_sparse = mode != ECP_ENGINE_DENSE;
 
-    /* Batch-1 plan. Costs in units of one CSR non-zero: CSR costs d per weight, dense sgemv
+    /* Batch-1 plan. Costs in units of one CSR non-zero: CSR costs d per weight, dense
      * be_b1 per weight (the definition of the break-even), CSC CSC_COST per visited non-zero,
      * a dense-typed column CSC_COST * dcol_vec per vector. The row kernel costs R whatever the
      * input; the column kernel C per non-zero input on average, so it wins while nx < R / C. */
@@ -202,9 +204,13 @@ static ecp_status build_layer(sp_layer *S, const ecp_layer *L, ecp_engine_mode m
          * so a layer large enough to be split keeps CSR on several */
         if (ECP_WPERM_FAST && S->nnz > 0 && (threads == 1 || !big) &&
             (S->k_row == ECP_KERNEL_CSR || mode == ECP_ENGINE_AUTO)) {
-            double rp = (big ? WPERM_SLOT_MEM : WPERM_SLOT_CACHE) *
-                        (double)ecp_wperm_slots(L->W, L->pruned, L->n_out, L->n_in);
-            if (rp >= 0 && rp < R) {
+            double slots = (double)ecp_wperm_slots(L->W, L->pruned, L->n_out, L->n_in);
+            double rp = (big ? WPERM_SLOT_MEM : WPERM_SLOT_CACHE) * slots;
+            /* streamed from memory, a layout that reads more bytes than the dense weights
+             * (5 per slot against 4 per weight) cannot beat them, whatever the constants say:
+             * 1024-4096-4096-1024 dense took it in auto mode and ran at half dense's speed */
+            int more_bytes = big && S->k_row == ECP_KERNEL_DENSE && 5.0 * slots >= 4.0 * n_w;
+            if (rp >= 0 && rp < R && !more_bytes) {
                 S->k_row = ECP_KERNEL_WPERM;
                 R = rp;
             }
@@ -546,6 +552,11 @@ ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_s
             ecp_sparse_free(s);
             return ECP_ERR_MEMORY;
         }
+    if (s->threads == 1 && s->cap > 1 &&
+        !(s->xrows = ecp_alloc_aligned(ECP_GEMV_MAX_BATCH * ecp_gemv_ldx(s->wmax), err))) {
+        ecp_sparse_free(s);
+        return ECP_ERR_MEMORY;
+    }
     s->nz = ecp_alloc((size_t)s->wmax, sizeof *s->nz, "sparse engine", err);
     s->ld_x = ecp_alloc((size_t)s->wmax, sizeof *s->nz, "sparse engine", err);
     s->ld_r = ecp_alloc((size_t)s->wmax, sizeof *s->nz, "sparse engine", err);
@@ -580,13 +591,17 @@ static ecp_sparse_kernel choose_bn(const ecp_sparse_net *s, const sp_layer *S)
 static ecp_status forward_b1(ecp_sparse_net *s, const float *x, float *y, ecp_error *err)
 {
     const int lists = s->mode != ECP_ENGINE_DENSE;
-    int nx = !lists ? 0
-             : s->in_live ? ecp_nz_list_mask(x, s->n_in, s->in_live, s->nz)
-                          : ecp_nz_list(x, s->n_in, s->nz);
+    /* count first: the list is built only when layer 0 will walk it (784-300-100-10 at 90 % on
+     * a dense input: the list cost ~7 % of the call, the count ~1 %) */
+    int nx = lists ? ecp_nz_count(x, s->n_in, s->in_live) : 0;
+    if (lists && nx < s->layer[0].nx_col_max)
+        nx = s->in_live ? ecp_nz_list_mask(x, s->n_in, s->in_live, s->nz)
+                        : ecp_nz_list(x, s->n_in, s->nz);
     const float *cur = x;
     for (int l = 0; l < s->n_layers; l++) {
         const sp_layer *S = &s->layer[l];
         float *out = s->buf[l & 1];
+        int fused = 0;
         if (lists && nx < S->nx_col_max) {
             if (S->n_dcols == S->n_in) /* every column dense: WT row = input index */
                 ecp_dcol_list(S->WT, S->ldo, cur, s->nz, s->nz, nx, S->b, out);
@@ -611,20 +626,27 @@ static ecp_status forward_b1(ecp_sparse_net *s, const float *x, float *y, ecp_er
             ecp_wperm_gemv(&S->wperm, cur, S->b, out);
         } else if (S->k_row == ECP_KERNEL_CSR) {
             ecp_spmv_csr_mt(&S->csr, cur, S->b, out, s->pool);
+        } else if (!s->pool) {
+            /* the activation is fused unless the list pass below applies it */
+            fused = !(lists && l + 1 < s->n_layers);
+            ecp_gemv_rows(S->W, S->n_out, S->n_in, cur, S->b,
+                          fused ? S->act : ECP_ACT_IDENTITY, S->act_p, out);
         } else {
             memcpy(out, S->b, (size_t)S->n_out * sizeof *out);
             cblas_sgemv(CblasRowMajor, CblasNoTrans, S->n_out, S->n_in, 1.0f, S->W, S->n_in,
                         cur, 1, 1.0f, out, 1);
         }
-        if (lists && l + 1 < s->n_layers) {
-            if (S->act == ECP_ACT_RELU)
-                nx = ecp_relu_nz_list(out, S->n_out, s->nz);
-            else {
+        if (!fused) {
+            if (lists && l + 1 < s->n_layers) {
+                if (S->act == ECP_ACT_RELU)
+                    nx = ecp_relu_nz_list(out, S->n_out, s->nz);
+                else {
+                    ecp_act_forward_p(S->act, S->act_p, out, out, (size_t)S->n_out);
+                    nx = ecp_nz_list(out, S->n_out, s->nz);
+                }
+            } else
                 ecp_act_forward_p(S->act, S->act_p, out, out, (size_t)S->n_out);
-                nx = ecp_nz_list(out, S->n_out, s->nz);
-            }
-        } else
-            ecp_act_forward_p(S->act, S->act_p, out, out, (size_t)S->n_out);
+        }
         cur = out;
     }
     memcpy(y, cur, (size_t)s->n_out * sizeof *y);
@@ -643,6 +665,14 @@ static ecp_status layer_bn(ecp_sparse_net *s, const sp_layer *S, const float *XT
     if (choose_bn(s, S) == ECP_KERNEL_CSR) {
         ecp_spmm_csr_mt(&S->csr, XT, B, S->b, YT, s->pool);
         ecp_act_forward_p(S->act, S->act_p, YT, YT, (size_t)B * S->n_out);
+        return ECP_OK;
+    }
+    /* up to 4 samples the dense layer is the batch-1 row kernel's walk over W with every
+     * sample at once: one read of W, as at batch 1, where the packed kernel's 16-column tile
+     * would do the work of 16 (docs/PERF.md) */
+    if (B <= ECP_GEMV_MAX_BATCH && s->xrows && S->W) {
+        ecp_gemv_rows_batch(S->W, S->n_out, S->n_in, XT, B, S->b, S->act, S->act_p, YT,
+                            s->xrows);
         return ECP_OK;
     }
     if (S->wp.w) {
@@ -742,6 +772,8 @@ static double nm_time(ecp_sparse_net *s, const sp_layer *S, int B, int nm)
                 ecp_wperm_gemv(&S->wperm, X, S->b, Y);
             else if (B == 1 && S->k_row == ECP_KERNEL_CSR)
                 ecp_spmv_csr_mt(&S->csr, X, S->b, Y, s->pool);
+            else if (B == 1 && !s->pool)
+                ecp_gemv_rows(S->W, S->n_out, S->n_in, X, S->b, ECP_ACT_IDENTITY, NULL, Y);
             else if (B == 1)
                 cblas_sgemv(CblasRowMajor, CblasNoTrans, S->n_out, S->n_in, 1.0f, S->W,
                             S->n_in, X, 1, 1.0f, Y, 1);
@@ -831,7 +863,7 @@ double ecp_sparse_b1_bytes(const ecp_sparse_net *s)
         case ECP_KERNEL_WPERM: {
             const ecp_wperm *w = &S->wperm;
             bytes += 80.0 * w->steps + 4.0 * w->n_seg + 8.0 * (w->n_groups + 1) +
-                     (w->sorted ? 64.0 * w->n_groups : 0);
+                     (w->sorted ? 64.0 * w->n_groups : 0) + (w->cols ? 4.0 * w->n_cols : 0);
             break;
         }
         }

@@ -186,6 +186,20 @@ int ecp_nz_list(const float *x, int n, int32_t *out)
     return c;
 }
 
+int ecp_nz_count(const float *x, int n, const uint16_t *live)
+{
+    int c = 0, i = 0;
+#if VW == 16
+    for (; i + 16 <= n; i += 16) {
+        __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        c += __builtin_popcount(live ? m & live[i / 16] : m);
+    }
+#endif
+    for (; i < n; i++)
+        c += (x[i] != 0.0f) & (!live || (live[i / 16] >> (i % 16) & 1));
+    return c;
+}
+
 int ecp_nz_list_mask(const float *x, int n, const uint16_t *live, int32_t *out)
 {
     int c = 0, i = 0;

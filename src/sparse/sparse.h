@@ -59,6 +59,9 @@ int ecp_relu_nz_list(float *y, int n, int32_t *out);
 /* ecp_nz_list restricted to the live inputs: bit i % 16 of live[i / 16] set ((n + 15) / 16
  * words). The engine drops the input columns whose every weight is pruned this way. */
 int ecp_nz_list_mask(const float *x, int n, const uint16_t *live, int32_t *out);
+/* The count ecp_nz_list_mask (live not NULL) or ecp_nz_list would return, without the list:
+ * on a dense input the first layer runs a row kernel and never reads the list. */
+int ecp_nz_count(const float *x, int n, const uint16_t *live);
 /* y = W x + b (CSC) visiting only the nx columns listed in nz; b NULL: y += W x. */
 void ecp_spmv_csc_list(const ecp_spmat *A, const float *x, const int32_t *nz, int nx,
                        const float *b, float *y);
@@ -89,6 +92,18 @@ size_t ecp_gemm_work_floats(int max_batch);
  * NULL = the defaults) after. */
 void ecp_gemm_packed(const ecp_wpack *p, const float *XT, int B, const float *b, ecp_act act,
                      const float *act_p, float *YT, float *work);
+
+/* y = act(W x + b) for one sample, W row-major n_out x n_in (gemv.c). ReLU and identity are
+ * applied as each row is stored, other activations after. */
+void ecp_gemv_rows(const float *W, int n_out, int n_in, const float *x, const float *b,
+                   ecp_act act, const float *act_p, float *y);
+
+/* The same for 2 <= B <= ECP_GEMV_MAX_BATCH samples in the engine's feature-major layout (XT
+ * n_in x B, YT n_out x B); X is scratch of B x ecp_gemv_ldx(n_in) floats. */
+#define ECP_GEMV_MAX_BATCH 4
+size_t ecp_gemv_ldx(int n_in);
+void ecp_gemv_rows_batch(const float *W, int n_out, int n_in, const float *XT, int B,
+                         const float *b, ecp_act act, const float *act_p, float *YT, float *X);
 
 /* Name of the tuning cache file inside ecp_cache_dir(). */
 #define ECP_SPARSE_TUNE_FILE "sparse_tune.txt"

@@ -87,6 +87,9 @@ static ecp_status time_dense(const bench_layer *L, int threads, double *out, ecp
         for (int i = 0; i < reps; i++) {
             if (p.w)
                 ecp_gemm_packed(&p, L->x, L->B, L->b, ECP_ACT_IDENTITY, NULL, L->y, work);
+            else if (L->B == 1 && threads == 1)
+                ecp_gemv_rows(L->W, L->n_out, L->n_in, L->x, L->b, ECP_ACT_IDENTITY, NULL,
+                              L->y);
             else if (L->B == 1)
                 cblas_sgemv(CblasRowMajor, CblasNoTrans, L->n_out, L->n_in, 1.0f, L->W, L->n_in,
                             L->x, 1, 0.0f, L->y, 1);

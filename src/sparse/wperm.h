@@ -5,7 +5,8 @@
  * weight of one of them, the layout has `steps` = the largest count of kept weights any of the
  * 16 rows has in that window; step t holds, per lane, the row's t-th weight of the window and its
  * offset in the window (5 bits in a byte), or a zero weight at offset 0 when the row has fewer.
- * Rows are grouped in decreasing order of length (row[] says which row a lane holds).
+ * Rows are grouped in decreasing order of length (row[] says which row a lane holds); the
+ * inputs may be reordered too (cols, below).
  * A step is then one vector load of values, one of offsets, one two-register permute of the
  * window (vpermt2ps) and one FMA: no gather, no per-row reduction, no row tail. */
 #ifndef ECP_SPARSE_WPERM_H
@@ -31,6 +32,12 @@ typedef struct {
     uint32_t *seg;             /* per segment: window << 6 | steps (steps <= 32) */
     float *val;                /* steps x 16, 64-byte aligned */
     uint8_t *off;              /* steps x 16 */
+    /* The layout's inputs: x[cols[0..n_cols)] (the columns that keep a weight, busiest first),
+     * gathered into xp by each call; cols NULL: x itself (n_cols = n_in). So a layout serves
+     * one call at a time, as the engine that owns it does. */
+    int n_cols;
+    int32_t *cols;
+    float *xp;
 } ecp_wperm;
 
 /* Slots (16 per step) the layout of W would hold, without building it: the engine's cost. */
