@@ -401,15 +401,9 @@ static int prune_check_args(cli_args *a, prune_args *p)
  * IDX files then stay on disk and the statistics read a chunk at a time. */
 static int prune_open(const cli_args *a, const prune_args *p, cli_loaded *l)
 {
-    ecp_error err = {0};
-    ecp_status s = ECP_OK;
     memset(l, 0, sizeof *l);
-    if (a->out && ecp_dist_size() > 1 && ecp_dist_rank() == 0 && ecp_output_check(a->out, &err))
-        s = ecp_fail(&err, err.code, "-o %.1000s", err.msg);
-    if (!s)
-        s = cli_open_data_err(a->model, a->data, a->target_cols, p->po.finetune_epochs == 0,
-                              &l->m, &l->train, &l->test, &err);
-    return ecp_dist_agree(s, &err) ? cli_die("prune", &err) : 0;
+    return cli_open_shared("prune", a->out, a->model, a->data, a->target_cols,
+                           p->po.finetune_epochs == 0, &l->m, &l->train, &l->test);
 }
 
 /* The checks against the model and the data. */

@@ -370,20 +370,6 @@ static ecp_status run(ecp_mlp *m, const ecp_dataset *train, const neuron_args *a
     return s;
 }
 
-/* Opens the model and the data; under mpirun rank 0 checks the output first, and a file one
- * rank cannot read stops every rank with that rank's message. */
-static int neuron_open(const neuron_args *a, const char *model, ecp_mlp **m,
-                       ecp_dataset **train, ecp_dataset **test)
-{
-    ecp_error err = {0};
-    ecp_status s = ECP_OK;
-    if (a->out && ecp_dist_size() > 1 && ecp_dist_rank() == 0 && ecp_output_check(a->out, &err))
-        s = ecp_fail(&err, err.code, "-o %.1000s", err.msg);
-    if (!s)
-        s = cli_open_err(model, a->data, a->target_cols, m, train, test, &err);
-    return ecp_dist_agree(s, &err) ? cli_die("prune", &err) : 0;
-}
-
 /* Prunes, evaluates and writes (rank 0) the model; every rank takes part in the sums. */
 static ecp_status prune_and_save(ecp_mlp *m, const ecp_dataset *train, const ecp_dataset *test,
                                  const neuron_args *a, const ecp_onnx_options *store,
@@ -434,7 +420,8 @@ int cmd_prune_neuron(int argc, char **argv)
     ecp_dataset *train = NULL, *test = NULL;
     ecp_error err = {0};
     int status;
-    if ((status = neuron_open(&a, model, &m, &train, &test)))
+    if ((status = cli_open_shared("prune", a.out, model, a.data, a.target_cols, 0, &m, &train,
+                                  &test)))
         goto done;
     status = 1;
     if (ecp_mlp_n_layers(m) < 2) {
