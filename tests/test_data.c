@@ -6,31 +6,6 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-static char g_dir[256];
-
-static int setup_dir(void **state)
-{
-    (void)state;
-    tu_mkdtemp(g_dir, sizeof g_dir);
-    return 0;
-}
-
-static int teardown_dir(void **state)
-{
-    (void)state;
-    tu_rmdir(g_dir);
-    return 0;
-}
-
-static const char *P(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    char *b = buf[k++ & 7];
-    snprintf(b, 512, "%s/%s", g_dir, name);
-    return b;
-}
-
 /* A .npy file written by hand: version `major`, the header dict `dict` (padded with spaces and
  * a newline to a multiple of 64 bytes, as numpy does), then `n` bytes of data. */
 static void npy_hand(const char *path, int major, const char *dict, const void *data, size_t n)
@@ -106,9 +81,9 @@ static void test_npy_write_read_f32(void **state)
     ecp_error err = {0};
     ecp_npy a;
     /* 2-D */
-    assert_int_equal(ecp_npy_write_f32(P("a.npy"), v, 5, 3, &err), ECP_OK);
+    assert_int_equal(ecp_npy_write_f32(tu_path("a.npy"), v, 5, 3, &err), ECP_OK);
     size_t len;
-    unsigned char *raw = slurp(P("a.npy"), &len);
+    unsigned char *raw = slurp(tu_path("a.npy"), &len);
     assert_memory_equal(raw, "\x93NUMPY\x01\x00", 8);
     size_t hl = raw[8] | (size_t)raw[9] << 8;
     assert_int_equal((10 + hl) % 64, 0); /* data aligned as numpy writes it */
@@ -116,33 +91,33 @@ static void test_npy_write_read_f32(void **state)
     assert_int_equal(len, 10 + hl + 15 * 4);
     assert_non_null(strstr((char *)raw + 10, "'shape': (5, 3)"));
     free(raw);
-    assert_int_equal(ecp_npy_read(P("a.npy"), &a, &err), ECP_OK);
+    assert_int_equal(ecp_npy_read(tu_path("a.npy"), &a, &err), ECP_OK);
     assert_int_equal(a.dtype, ECP_NPY_F4);
     assert_int_equal(a.ndim, 2);
     assert_int_equal(a.shape[0], 5);
     assert_int_equal(a.shape[1], 3);
     assert_memory_equal(a.data, v, sizeof v);
     float *f;
-    assert_int_equal(ecp_npy_to_f32(&a, P("a.npy"), &f, &err), ECP_OK);
+    assert_int_equal(ecp_npy_to_f32(&a, tu_path("a.npy"), &f, &err), ECP_OK);
     assert_memory_equal(f, v, sizeof v);
     free(f);
     int32_t *lab = NULL;
-    assert_int_equal(ecp_npy_to_labels(&a, P("a.npy"), &lab, &err), ECP_ERR_FORMAT);
-    assert_non_null(strstr(err.msg, P("a.npy")));
+    assert_int_equal(ecp_npy_to_labels(&a, tu_path("a.npy"), &lab, &err), ECP_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, tu_path("a.npy")));
     ecp_npy_release(&a);
     assert_null(a.data);
     /* 1-D (cols = 0) */
-    assert_int_equal(ecp_npy_write_f32(P("b.npy"), v, 7, 0, &err), ECP_OK);
-    assert_int_equal(ecp_npy_read(P("b.npy"), &a, &err), ECP_OK);
+    assert_int_equal(ecp_npy_write_f32(tu_path("b.npy"), v, 7, 0, &err), ECP_OK);
+    assert_int_equal(ecp_npy_read(tu_path("b.npy"), &a, &err), ECP_OK);
     assert_int_equal(a.ndim, 1);
     assert_int_equal(a.shape[0], 7);
     assert_int_equal(a.shape[1], 1);
     assert_memory_equal(a.data, v, 7 * sizeof *v);
     ecp_npy_release(&a);
     /* No temporary file is left beside the outputs. */
-    assert_int_equal(tu_count_files(g_dir), 2);
-    unlink(P("a.npy"));
-    unlink(P("b.npy"));
+    assert_int_equal(tu_count_files(tu_dir), 2);
+    unlink(tu_path("a.npy"));
+    unlink(tu_path("b.npy"));
 }
 
 static void test_npy_i8_and_f8(void **state)
@@ -151,61 +126,61 @@ static void test_npy_i8_and_f8(void **state)
     int64_t l[6] = {0, 2, 1, 2, 9, 3};
     ecp_error err = {0};
     ecp_npy a;
-    assert_int_equal(ecp_npy_write_i64(P("l.npy"), l, 6, &err), ECP_OK);
-    assert_int_equal(ecp_npy_read(P("l.npy"), &a, &err), ECP_OK);
+    assert_int_equal(ecp_npy_write_i64(tu_path("l.npy"), l, 6, &err), ECP_OK);
+    assert_int_equal(ecp_npy_read(tu_path("l.npy"), &a, &err), ECP_OK);
     assert_int_equal(a.dtype, ECP_NPY_I8);
     assert_int_equal(a.ndim, 1);
     assert_int_equal(a.shape[0], 6);
     assert_memory_equal(a.data, l, sizeof l);
     int32_t *lab;
-    assert_int_equal(ecp_npy_to_labels(&a, P("l.npy"), &lab, &err), ECP_OK);
+    assert_int_equal(ecp_npy_to_labels(&a, tu_path("l.npy"), &lab, &err), ECP_OK);
     for (int i = 0; i < 6; i++)
         assert_int_equal(lab[i], l[i]);
     free(lab);
     float *f;
-    assert_int_equal(ecp_npy_to_f32(&a, P("l.npy"), &f, &err), ECP_OK);
+    assert_int_equal(ecp_npy_to_f32(&a, tu_path("l.npy"), &f, &err), ECP_OK);
     assert_true(f[4] == 9.0f);
     free(f);
     ecp_npy_release(&a);
 
     /* A negative label is refused. */
     int64_t neg[3] = {0, -1, 2};
-    assert_int_equal(ecp_npy_write_i64(P("n.npy"), neg, 3, &err), ECP_OK);
-    assert_int_equal(ecp_npy_read(P("n.npy"), &a, &err), ECP_OK);
-    assert_int_equal(ecp_npy_to_labels(&a, P("n.npy"), &lab, &err), ECP_ERR_FORMAT);
-    assert_non_null(strstr(err.msg, P("n.npy")));
+    assert_int_equal(ecp_npy_write_i64(tu_path("n.npy"), neg, 3, &err), ECP_OK);
+    assert_int_equal(ecp_npy_read(tu_path("n.npy"), &a, &err), ECP_OK);
+    assert_int_equal(ecp_npy_to_labels(&a, tu_path("n.npy"), &lab, &err), ECP_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, tu_path("n.npy")));
     ecp_npy_release(&a);
 
     /* float64, 2-D, version 1.0 by hand; and int64 (N, 1) labels. */
     double d[6] = {1.5, -2.25, 1e-3, 3.0, 1e30, -0.0};
     char dict[200];
     npy_dict(dict, sizeof dict, "<f8", "False", "(2, 3)");
-    npy_hand(P("d.npy"), 1, dict, d, sizeof d);
-    assert_int_equal(ecp_npy_read(P("d.npy"), &a, &err), ECP_OK);
+    npy_hand(tu_path("d.npy"), 1, dict, d, sizeof d);
+    assert_int_equal(ecp_npy_read(tu_path("d.npy"), &a, &err), ECP_OK);
     assert_int_equal(a.dtype, ECP_NPY_F8);
     assert_int_equal(a.shape[0], 2);
     assert_int_equal(a.shape[1], 3);
     assert_memory_equal(a.data, d, sizeof d);
-    assert_int_equal(ecp_npy_to_f32(&a, P("d.npy"), &f, &err), ECP_OK);
+    assert_int_equal(ecp_npy_to_f32(&a, tu_path("d.npy"), &f, &err), ECP_OK);
     for (int i = 0; i < 6; i++)
         assert_true(f[i] == (float)d[i]);
     free(f);
-    assert_int_equal(ecp_npy_to_labels(&a, P("d.npy"), &lab, &err), ECP_ERR_FORMAT);
+    assert_int_equal(ecp_npy_to_labels(&a, tu_path("d.npy"), &lab, &err), ECP_ERR_FORMAT);
     ecp_npy_release(&a);
 
     npy_dict(dict, sizeof dict, "<i8", "False", "(3, 1)");
-    npy_hand(P("c.npy"), 1, dict, l, 3 * sizeof *l);
-    assert_int_equal(ecp_npy_read(P("c.npy"), &a, &err), ECP_OK);
+    npy_hand(tu_path("c.npy"), 1, dict, l, 3 * sizeof *l);
+    assert_int_equal(ecp_npy_read(tu_path("c.npy"), &a, &err), ECP_OK);
     assert_int_equal(a.ndim, 2);
-    assert_int_equal(ecp_npy_to_labels(&a, P("c.npy"), &lab, &err), ECP_OK);
+    assert_int_equal(ecp_npy_to_labels(&a, tu_path("c.npy"), &lab, &err), ECP_OK);
     assert_int_equal(lab[1], 2);
     free(lab);
     ecp_npy_release(&a);
     /* (N, 2) int64 is not a label vector. */
     npy_dict(dict, sizeof dict, "<i8", "False", "(3, 2)");
-    npy_hand(P("c2.npy"), 1, dict, l, 6 * sizeof *l);
-    assert_int_equal(ecp_npy_read(P("c2.npy"), &a, &err), ECP_OK);
-    assert_int_equal(ecp_npy_to_labels(&a, P("c2.npy"), &lab, &err), ECP_ERR_FORMAT);
+    npy_hand(tu_path("c2.npy"), 1, dict, l, 6 * sizeof *l);
+    assert_int_equal(ecp_npy_read(tu_path("c2.npy"), &a, &err), ECP_OK);
+    assert_int_equal(ecp_npy_to_labels(&a, tu_path("c2.npy"), &lab, &err), ECP_ERR_FORMAT);
     ecp_npy_release(&a);
 }
 
@@ -218,28 +193,28 @@ static void test_npy_versions_and_layout(void **state)
     ecp_npy a;
     /* Version 2.0 and 3.0 headers (4-byte length); keys in another order; 1-D "(4,)". */
     for (int major = 2; major <= 3; major++) {
-        npy_hand(P("v.npy"), major, "{'shape': (2, 2), 'fortran_order': False, 'descr': '<f4'}",
-                 v, sizeof v);
-        assert_int_equal(ecp_npy_read(P("v.npy"), &a, &err), ECP_OK);
+        npy_hand(tu_path("v.npy"), major,
+                 "{'shape': (2, 2), 'fortran_order': False, 'descr': '<f4'}", v, sizeof v);
+        assert_int_equal(ecp_npy_read(tu_path("v.npy"), &a, &err), ECP_OK);
         assert_int_equal(a.shape[0], 2);
         assert_int_equal(a.shape[1], 2);
         assert_memory_equal(a.data, v, sizeof v);
         ecp_npy_release(&a);
     }
     npy_dict(dict, sizeof dict, "<f4", "False", "(4,)");
-    npy_hand(P("v.npy"), 1, dict, v, sizeof v);
-    assert_int_equal(ecp_npy_read(P("v.npy"), &a, &err), ECP_OK);
+    npy_hand(tu_path("v.npy"), 1, dict, v, sizeof v);
+    assert_int_equal(ecp_npy_read(tu_path("v.npy"), &a, &err), ECP_OK);
     assert_int_equal(a.ndim, 1);
     assert_int_equal(a.shape[0], 4);
     ecp_npy_release(&a);
     /* An empty array is valid. */
     npy_dict(dict, sizeof dict, "<f4", "False", "(0, 3)");
-    npy_hand(P("v.npy"), 1, dict, NULL, 0);
-    assert_int_equal(ecp_npy_read(P("v.npy"), &a, &err), ECP_OK);
+    npy_hand(tu_path("v.npy"), 1, dict, NULL, 0);
+    assert_int_equal(ecp_npy_read(tu_path("v.npy"), &a, &err), ECP_OK);
     assert_int_equal(a.shape[0], 0);
     assert_int_equal(a.shape[1], 3);
     ecp_npy_release(&a);
-    unlink(P("v.npy"));
+    unlink(tu_path("v.npy"));
 }
 
 static void test_npy_bad(void **state)
@@ -252,93 +227,93 @@ static void test_npy_bad(void **state)
         unsigned char b[80];
         memset(b, ' ', sizeof b);
         memcpy(b, "\x93NUMPX\x01\x00\x40\x00", 10);
-        tu_write(P("magic.npy"), b, sizeof b);
-        expect_npy_fail(P("magic.npy"), ECP_ERR_FORMAT, "magic");
-        tu_write(P("tiny.npy"), "\x93NUM", 4);
-        expect_npy_fail(P("tiny.npy"), ECP_ERR_FORMAT, NULL);
-        tu_write(P("empty.npy"), "", 0);
-        expect_npy_fail(P("empty.npy"), ECP_ERR_FORMAT, NULL);
+        tu_write(tu_path("magic.npy"), b, sizeof b);
+        expect_npy_fail(tu_path("magic.npy"), ECP_ERR_FORMAT, "magic");
+        tu_write(tu_path("tiny.npy"), "\x93NUM", 4);
+        expect_npy_fail(tu_path("tiny.npy"), ECP_ERR_FORMAT, NULL);
+        tu_write(tu_path("empty.npy"), "", 0);
+        expect_npy_fail(tu_path("empty.npy"), ECP_ERR_FORMAT, NULL);
     }
     /* Truncated header: the length says 118 bytes, the file stops after 30. */
     {
         npy_dict(dict, sizeof dict, "<f4", "False", "(2, 3)");
-        npy_hand(P("hdr.npy"), 1, dict, v, sizeof v);
+        npy_hand(tu_path("hdr.npy"), 1, dict, v, sizeof v);
         size_t len;
-        unsigned char *raw = slurp(P("hdr.npy"), &len);
-        tu_write(P("hdr.npy"), raw, 40);
+        unsigned char *raw = slurp(tu_path("hdr.npy"), &len);
+        tu_write(tu_path("hdr.npy"), raw, 40);
         free(raw);
-        expect_npy_fail(P("hdr.npy"), ECP_ERR_FORMAT, "truncated");
-        tu_write(P("hdr2.npy"), "\x93NUMPY\x02\x00\x10\x00", 10); /* v2 needs 12 bytes */
-        expect_npy_fail(P("hdr2.npy"), ECP_ERR_FORMAT, "truncated");
+        expect_npy_fail(tu_path("hdr.npy"), ECP_ERR_FORMAT, "truncated");
+        tu_write(tu_path("hdr2.npy"), "\x93NUMPY\x02\x00\x10\x00", 10); /* v2 needs 12 bytes */
+        expect_npy_fail(tu_path("hdr2.npy"), ECP_ERR_FORMAT, "truncated");
     }
     /* Truncated data: 2 x 3 floats need 24 bytes, 20 are there. */
     npy_dict(dict, sizeof dict, "<f4", "False", "(2, 3)");
-    npy_hand(P("data.npy"), 1, dict, v, 20);
-    expect_npy_fail(P("data.npy"), ECP_ERR_FORMAT, "truncated");
+    npy_hand(tu_path("data.npy"), 1, dict, v, 20);
+    expect_npy_fail(tu_path("data.npy"), ECP_ERR_FORMAT, "truncated");
     /* Unsupported dtypes. */
     npy_dict(dict, sizeof dict, "<i4", "False", "(2, 3)");
-    npy_hand(P("i4.npy"), 1, dict, v, sizeof v);
-    expect_npy_fail(P("i4.npy"), ECP_ERR_UNSUPPORTED, "<i4");
+    npy_hand(tu_path("i4.npy"), 1, dict, v, sizeof v);
+    expect_npy_fail(tu_path("i4.npy"), ECP_ERR_UNSUPPORTED, "<i4");
     npy_dict(dict, sizeof dict, ">f4", "False", "(2, 3)");
-    npy_hand(P("be.npy"), 1, dict, v, sizeof v);
-    expect_npy_fail(P("be.npy"), ECP_ERR_UNSUPPORTED, ">f4");
+    npy_hand(tu_path("be.npy"), 1, dict, v, sizeof v);
+    expect_npy_fail(tu_path("be.npy"), ECP_ERR_UNSUPPORTED, ">f4");
     /* Fortran order. */
     npy_dict(dict, sizeof dict, "<f4", "True", "(2, 3)");
-    npy_hand(P("fo.npy"), 1, dict, v, sizeof v);
-    expect_npy_fail(P("fo.npy"), ECP_ERR_UNSUPPORTED, "Fortran");
+    npy_hand(tu_path("fo.npy"), 1, dict, v, sizeof v);
+    expect_npy_fail(tu_path("fo.npy"), ECP_ERR_UNSUPPORTED, "Fortran");
     /* 3-D, 4-D and 0-D shapes. */
     npy_dict(dict, sizeof dict, "<f4", "False", "(1, 2, 3)");
-    npy_hand(P("3d.npy"), 1, dict, v, sizeof v);
-    expect_npy_fail(P("3d.npy"), ECP_ERR_UNSUPPORTED, NULL);
+    npy_hand(tu_path("3d.npy"), 1, dict, v, sizeof v);
+    expect_npy_fail(tu_path("3d.npy"), ECP_ERR_UNSUPPORTED, NULL);
     npy_dict(dict, sizeof dict, "<f4", "False", "(1, 1, 2, 3)");
-    npy_hand(P("4d.npy"), 1, dict, v, sizeof v);
-    expect_npy_fail(P("4d.npy"), ECP_ERR_UNSUPPORTED, NULL);
+    npy_hand(tu_path("4d.npy"), 1, dict, v, sizeof v);
+    expect_npy_fail(tu_path("4d.npy"), ECP_ERR_UNSUPPORTED, NULL);
     npy_dict(dict, sizeof dict, "<f4", "False", "()");
-    npy_hand(P("0d.npy"), 1, dict, v, 4);
-    expect_npy_fail(P("0d.npy"), ECP_ERR_UNSUPPORTED, NULL);
+    npy_hand(tu_path("0d.npy"), 1, dict, v, 4);
+    expect_npy_fail(tu_path("0d.npy"), ECP_ERR_UNSUPPORTED, NULL);
     /* A shape whose product overflows 64 bits (2^64 elements) with a few bytes of data. */
     npy_dict(dict, sizeof dict, "<f4", "False", "(4294967296, 4294967296)");
-    npy_hand(P("ovf.npy"), 1, dict, v, sizeof v);
-    expect_npy_fail(P("ovf.npy"), ECP_ERR_FORMAT, NULL);
+    npy_hand(tu_path("ovf.npy"), 1, dict, v, sizeof v);
+    expect_npy_fail(tu_path("ovf.npy"), ECP_ERR_FORMAT, NULL);
     npy_dict(dict, sizeof dict, "<f8", "False", "(99999999999999999999999, 2)");
-    npy_hand(P("ovf2.npy"), 1, dict, v, sizeof v);
-    expect_npy_fail(P("ovf2.npy"), ECP_ERR_FORMAT, NULL);
+    npy_hand(tu_path("ovf2.npy"), 1, dict, v, sizeof v);
+    expect_npy_fail(tu_path("ovf2.npy"), ECP_ERR_FORMAT, NULL);
     /* 2^62 x 4: each dimension alone is absurd but the product would wrap to 0. */
     npy_dict(dict, sizeof dict, "<f4", "False", "(4611686018427387904, 4)");
-    npy_hand(P("ovf3.npy"), 1, dict, v, sizeof v);
-    expect_npy_fail(P("ovf3.npy"), ECP_ERR_FORMAT, NULL);
+    npy_hand(tu_path("ovf3.npy"), 1, dict, v, sizeof v);
+    expect_npy_fail(tu_path("ovf3.npy"), ECP_ERR_FORMAT, NULL);
     /* Malformed headers. */
-    npy_hand(P("nodescr.npy"), 1, "{'fortran_order': False, 'shape': (2, 3), }", v, sizeof v);
-    expect_npy_fail(P("nodescr.npy"), ECP_ERR_FORMAT, "descr");
-    npy_hand(P("noshape.npy"), 1, "{'descr': '<f4', 'fortran_order': False, }", v, sizeof v);
-    expect_npy_fail(P("noshape.npy"), ECP_ERR_FORMAT, "shape");
+    npy_hand(tu_path("nodescr.npy"), 1, "{'fortran_order': False, 'shape': (2, 3), }", v, sizeof v);
+    expect_npy_fail(tu_path("nodescr.npy"), ECP_ERR_FORMAT, "descr");
+    npy_hand(tu_path("noshape.npy"), 1, "{'descr': '<f4', 'fortran_order': False, }", v, sizeof v);
+    expect_npy_fail(tu_path("noshape.npy"), ECP_ERR_FORMAT, "shape");
     npy_dict(dict, sizeof dict, "<f4", "False", "(-2, 3)");
-    npy_hand(P("neg.npy"), 1, dict, v, sizeof v);
-    expect_npy_fail(P("neg.npy"), ECP_ERR_FORMAT, NULL);
+    npy_hand(tu_path("neg.npy"), 1, dict, v, sizeof v);
+    expect_npy_fail(tu_path("neg.npy"), ECP_ERR_FORMAT, NULL);
     npy_dict(dict, sizeof dict, "<f4", "False", "(2, 3");
-    npy_hand(P("open.npy"), 1, dict, v, sizeof v);
-    expect_npy_fail(P("open.npy"), ECP_ERR_FORMAT, NULL);
+    npy_hand(tu_path("open.npy"), 1, dict, v, sizeof v);
+    expect_npy_fail(tu_path("open.npy"), ECP_ERR_FORMAT, NULL);
     npy_dict(dict, sizeof dict, "<f4", "maybe", "(2, 3)");
-    npy_hand(P("fo2.npy"), 1, dict, v, sizeof v);
-    expect_npy_fail(P("fo2.npy"), ECP_ERR_FORMAT, NULL);
+    npy_hand(tu_path("fo2.npy"), 1, dict, v, sizeof v);
+    expect_npy_fail(tu_path("fo2.npy"), ECP_ERR_FORMAT, NULL);
     /* Version 4 does not exist. */
     npy_dict(dict, sizeof dict, "<f4", "False", "(2, 3)");
-    npy_hand(P("v4.npy"), 1, dict, v, sizeof v);
+    npy_hand(tu_path("v4.npy"), 1, dict, v, sizeof v);
     {
         size_t len;
-        unsigned char *raw = slurp(P("v4.npy"), &len);
+        unsigned char *raw = slurp(tu_path("v4.npy"), &len);
         raw[6] = 4;
-        tu_write(P("v4.npy"), raw, len);
+        tu_write(tu_path("v4.npy"), raw, len);
         free(raw);
     }
-    expect_npy_fail(P("v4.npy"), ECP_ERR_UNSUPPORTED, NULL);
+    expect_npy_fail(tu_path("v4.npy"), ECP_ERR_UNSUPPORTED, NULL);
     /* Missing file, a directory. */
-    expect_npy_fail(P("missing.npy"), ECP_ERR_IO, NULL);
-    expect_npy_fail(g_dir, ECP_ERR_IO, NULL);
+    expect_npy_fail(tu_path("missing.npy"), ECP_ERR_IO, NULL);
+    expect_npy_fail(tu_dir, ECP_ERR_IO, NULL);
     /* Writing into a missing directory fails with the path and leaves nothing. */
     ecp_error err = {0};
-    assert_int_equal(ecp_npy_write_f32(P("nodir/x.npy"), v, 2, 3, &err), ECP_ERR_IO);
-    assert_non_null(strstr(err.msg, P("nodir/x.npy")));
+    assert_int_equal(ecp_npy_write_f32(tu_path("nodir/x.npy"), v, 2, 3, &err), ECP_ERR_IO);
+    assert_non_null(strstr(err.msg, tu_path("nodir/x.npy")));
 }
 
 /* ------------------------------------------------------------------ IDX */
@@ -394,10 +369,10 @@ static void test_idx_roundtrip(void **state)
     unsigned char buf[4096];
     uint32_t dims[3] = {N, H, W};
     size_t n = idx_build(buf, 0x08, 3, dims, img, sizeof img);
-    tu_write(P("img"), buf, n);
-    write_gz(P("img.gz"), buf, n);
+    tu_write(tu_path("img"), buf, n);
+    write_gz(tu_path("img.gz"), buf, n);
     for (int k = 0; k < 2; k++) {
-        const char *path = k ? P("img.gz") : P("img");
+        const char *path = k ? tu_path("img.gz") : tu_path("img");
         int nd;
         int64_t d[4];
         uint8_t *data;
@@ -414,12 +389,12 @@ static void test_idx_roundtrip(void **state)
     uint8_t lab[N] = {3, 0, 9, 1, 1};
     uint32_t ld[1] = {N};
     n = idx_build(buf, 0x08, 1, ld, lab, N);
-    write_gz(P("lab.gz"), buf, n);
+    write_gz(tu_path("lab.gz"), buf, n);
     int nd;
     int64_t d[4];
     uint8_t *data;
     ecp_error err = {0};
-    assert_int_equal(ecp_idx_read(P("lab.gz"), &nd, d, &data, &err), ECP_OK);
+    assert_int_equal(ecp_idx_read(tu_path("lab.gz"), &nd, d, &data, &err), ECP_OK);
     assert_int_equal(nd, 1);
     assert_int_equal(d[0], N);
     assert_memory_equal(data, lab, N);
@@ -436,42 +411,42 @@ static void test_idx_bad(void **state)
     /* Bad magic. */
     n = idx_build(buf, 0x08, 3, dims, px, 64);
     buf[0] = 1;
-    tu_write(P("bm"), buf, n);
-    expect_idx_fail(P("bm"), ECP_ERR_FORMAT, "magic");
-    tu_write(P("short"), "\0\0", 2);
-    expect_idx_fail(P("short"), ECP_ERR_FORMAT, NULL);
+    tu_write(tu_path("bm"), buf, n);
+    expect_idx_fail(tu_path("bm"), ECP_ERR_FORMAT, "magic");
+    tu_write(tu_path("short"), "\0\0", 2);
+    expect_idx_fail(tu_path("short"), ECP_ERR_FORMAT, NULL);
     /* Non-u8 types: int32 0x0C, float 0x0D. */
     n = idx_build(buf, 0x0D, 3, dims, px, 64);
-    tu_write(P("f32"), buf, n);
-    expect_idx_fail(P("f32"), ECP_ERR_UNSUPPORTED, "0x0d");
+    tu_write(tu_path("f32"), buf, n);
+    expect_idx_fail(tu_path("f32"), ECP_ERR_UNSUPPORTED, "0x0d");
     n = idx_build(buf, 0x0C, 3, dims, px, 64);
-    write_gz(P("i32.gz"), buf, n);
-    expect_idx_fail(P("i32.gz"), ECP_ERR_UNSUPPORTED, NULL);
+    write_gz(tu_path("i32.gz"), buf, n);
+    expect_idx_fail(tu_path("i32.gz"), ECP_ERR_UNSUPPORTED, NULL);
     /* Dimension counts 0 and 5. */
     n = idx_build(buf, 0x08, 0, dims, px, 8);
-    tu_write(P("nd0"), buf, n);
-    expect_idx_fail(P("nd0"), ECP_ERR_FORMAT, NULL);
+    tu_write(tu_path("nd0"), buf, n);
+    expect_idx_fail(tu_path("nd0"), ECP_ERR_FORMAT, NULL);
     uint32_t d5[5] = {1, 1, 1, 1, 1};
     n = idx_build(buf, 0x08, 5, d5, px, 1);
-    tu_write(P("nd5"), buf, n);
-    expect_idx_fail(P("nd5"), ECP_ERR_FORMAT, NULL);
+    tu_write(tu_path("nd5"), buf, n);
+    expect_idx_fail(tu_path("nd5"), ECP_ERR_FORMAT, NULL);
     /* Truncated header and truncated data. */
     n = idx_build(buf, 0x08, 3, dims, px, 64);
-    tu_write(P("th"), buf, 10);
-    expect_idx_fail(P("th"), ECP_ERR_FORMAT, "truncated");
-    tu_write(P("td"), buf, n - 1);
-    expect_idx_fail(P("td"), ECP_ERR_FORMAT, "truncated");
-    write_gz(P("td.gz"), buf, n - 1);
-    expect_idx_fail(P("td.gz"), ECP_ERR_FORMAT, "truncated");
+    tu_write(tu_path("th"), buf, 10);
+    expect_idx_fail(tu_path("th"), ECP_ERR_FORMAT, "truncated");
+    tu_write(tu_path("td"), buf, n - 1);
+    expect_idx_fail(tu_path("td"), ECP_ERR_FORMAT, "truncated");
+    write_gz(tu_path("td.gz"), buf, n - 1);
+    expect_idx_fail(tu_path("td.gz"), ECP_ERR_FORMAT, "truncated");
     /* Dimensions whose product overflows (2^32-1 cubed), and one merely too large. */
     uint32_t big[3] = {0xffffffffu, 0xffffffffu, 0xffffffffu};
     n = idx_build(buf, 0x08, 3, big, px, 64);
-    tu_write(P("ovf"), buf, n);
-    expect_idx_fail(P("ovf"), ECP_ERR_FORMAT, NULL);
+    tu_write(tu_path("ovf"), buf, n);
+    expect_idx_fail(tu_path("ovf"), ECP_ERR_FORMAT, NULL);
     uint32_t big2[4] = {65536, 65536, 65536, 65536};
     n = idx_build(buf, 0x08, 4, big2, px, 64);
-    tu_write(P("ovf2"), buf, n);
-    expect_idx_fail(P("ovf2"), ECP_ERR_FORMAT, NULL);
+    tu_write(tu_path("ovf2"), buf, n);
+    expect_idx_fail(tu_path("ovf2"), ECP_ERR_FORMAT, NULL);
     /* Corrupt gzip: a valid member with its deflate data scrambled. */
     uint8_t noise[4096];
     ecp_rng r;
@@ -480,29 +455,29 @@ static void test_idx_bad(void **state)
         noise[i] = (uint8_t)ecp_rng_u64(&r);
     uint32_t nd1[1] = {4000};
     n = idx_build(buf, 0x08, 1, nd1, noise, 4000);
-    write_gz(P("c.gz"), buf, n);
+    write_gz(tu_path("c.gz"), buf, n);
     size_t len;
-    unsigned char *gz = slurp(P("c.gz"), &len);
+    unsigned char *gz = slurp(tu_path("c.gz"), &len);
     assert_true(len > 200);
     for (size_t i = 40; i < len - 40; i += 7)
         gz[i] ^= 0x5a;
-    tu_write(P("corrupt.gz"), gz, len);
-    expect_idx_fail(P("corrupt.gz"), ECP_ERR_FORMAT, "gzip");
+    tu_write(tu_path("corrupt.gz"), gz, len);
+    expect_idx_fail(tu_path("corrupt.gz"), ECP_ERR_FORMAT, "gzip");
     /* Truncated gzip: half of the compressed stream. */
-    tu_write(P("half.gz"), gz, len / 2);
+    tu_write(tu_path("half.gz"), gz, len / 2);
     free(gz);
-    gz = slurp(P("c.gz"), &len);
-    tu_write(P("half.gz"), gz, len / 2);
-    expect_idx_fail(P("half.gz"), ECP_ERR_FORMAT, NULL);
+    gz = slurp(tu_path("c.gz"), &len);
+    tu_write(tu_path("half.gz"), gz, len / 2);
+    expect_idx_fail(tu_path("half.gz"), ECP_ERR_FORMAT, NULL);
     /* Only the 8-byte trailer (CRC, size) missing: the data is complete but unchecked. */
-    tu_write(P("notrail.gz"), gz, len - 8);
-    expect_idx_fail(P("notrail.gz"), ECP_ERR_FORMAT, "gzip");
+    tu_write(tu_path("notrail.gz"), gz, len - 8);
+    expect_idx_fail(tu_path("notrail.gz"), ECP_ERR_FORMAT, "gzip");
     /* A wrong CRC. */
     gz[len - 8] ^= 0xff;
-    tu_write(P("crc.gz"), gz, len);
-    expect_idx_fail(P("crc.gz"), ECP_ERR_FORMAT, "gzip");
+    tu_write(tu_path("crc.gz"), gz, len);
+    expect_idx_fail(tu_path("crc.gz"), ECP_ERR_FORMAT, "gzip");
     free(gz);
-    expect_idx_fail(P("nothere"), ECP_ERR_IO, NULL);
+    expect_idx_fail(tu_path("nothere"), ECP_ERR_IO, NULL);
 }
 
 /* The four files of an IDX dataset directory. */
@@ -540,7 +515,7 @@ static void test_idx_dataset_dir(void **state)
     (void)state;
     for (int gz = 0; gz < 2; gz++) {
         char dir[512];
-        snprintf(dir, sizeof dir, "%s/idx%d", g_dir, gz);
+        snprintf(dir, sizeof dir, "%s/idx%d", tu_dir, gz);
         mkdir(dir, 0755);
         write_idx_dataset(dir, 12, 6, gz);
         ecp_dataset *tr, *te;
@@ -560,7 +535,7 @@ static void test_idx_dataset_dir(void **state)
     }
     /* Image and label counts that differ. */
     char dir[512];
-    snprintf(dir, sizeof dir, "%s/idxbad", g_dir);
+    snprintf(dir, sizeof dir, "%s/idxbad", tu_dir);
     mkdir(dir, 0755);
     write_idx_dataset(dir, 12, 6, 0);
     unsigned char buf[64];
@@ -577,7 +552,7 @@ static void test_idx_dataset_dir(void **state)
     assert_non_null(strstr(err.msg, path));
     /* No images, but image dimensions whose product overflows 64 bits: the feature count must
      * be checked without overflowing (signed overflow is undefined). */
-    snprintf(dir, sizeof dir, "%s/idxzero", g_dir);
+    snprintf(dir, sizeof dir, "%s/idxzero", tu_dir);
     mkdir(dir, 0755);
     write_idx_dataset(dir, 12, 6, 0);
     uint32_t dz[4] = {0, 0xffffffffu, 0xffffffffu, 0xffffffffu}, dl0[1] = {0};
@@ -591,7 +566,7 @@ static void test_idx_dataset_dir(void **state)
     assert_null(tr);
     assert_non_null(strstr(err.msg, path));
     /* A directory with none of the known layouts. */
-    snprintf(dir, sizeof dir, "%s/emptydir", g_dir);
+    snprintf(dir, sizeof dir, "%s/emptydir", tu_dir);
     mkdir(dir, 0755);
     assert_int_equal(ecp_data_open(dir, NULL, &tr, &te, &err), ECP_ERR_IO);
     assert_non_null(strstr(err.msg, dir));
@@ -602,9 +577,9 @@ static void test_idx_dataset_dir(void **state)
 static ecp_status csv(const char *name, const char *text, const char *targets, ecp_dataset **d,
                       ecp_error *err)
 {
-    tu_write(P(name), text, strlen(text));
+    tu_write(tu_path(name), text, strlen(text));
     memset(err, 0, sizeof *err);
-    return ecp_csv_read(P(name), targets, d, err);
+    return ecp_csv_read(tu_path(name), targets, d, err);
 }
 
 static void expect_csv_fail(const char *name, const char *text, const char *targets,
@@ -613,12 +588,12 @@ static void expect_csv_fail(const char *name, const char *text, const char *targ
     ecp_dataset *d = (ecp_dataset *)1;
     ecp_error err;
     ecp_status s = csv(name, text, targets, &d, &err);
-    if (s != code || !strstr(err.msg, P(name)) || (needle && !strstr(err.msg, needle)))
+    if (s != code || !strstr(err.msg, tu_path(name)) || (needle && !strstr(err.msg, needle)))
         print_error("csv %s: got %s (%s), want %s with '%s'\n", name, ecp_status_name(s), err.msg,
                     ecp_status_name(code), needle ? needle : "");
     assert_int_equal(s, code);
     assert_null(d);
-    assert_non_null(strstr(err.msg, P(name)));
+    assert_non_null(strstr(err.msg, tu_path(name)));
     if (needle)
         assert_non_null(strstr(err.msg, needle));
 }
@@ -715,9 +690,9 @@ static void test_csv_bad(void **state)
     expect_csv_fail("onecol.csv", "1\n2\n", NULL, ECP_ERR_FORMAT, NULL);
     ecp_dataset *d = (ecp_dataset *)1;
     ecp_error err = {0};
-    assert_int_equal(ecp_csv_read(P("none.csv"), NULL, &d, &err), ECP_ERR_IO);
+    assert_int_equal(ecp_csv_read(tu_path("none.csv"), NULL, &d, &err), ECP_ERR_IO);
     assert_null(d);
-    assert_non_null(strstr(err.msg, P("none.csv")));
+    assert_non_null(strstr(err.msg, tu_path("none.csv")));
 }
 
 static void test_csv_open_split(void **state)
@@ -727,13 +702,13 @@ static void test_csv_open_split(void **state)
     p += sprintf(p, "x,y\n");
     for (int i = 0; i < 50; i++)
         p += sprintf(p, "%d,%d\n", i, 1000 + i);
-    tu_write(P("all.csv"), text, strlen(text));
+    tu_write(tu_path("all.csv"), text, strlen(text));
     ecp_dataset *tr, *te, *tr2, *te2;
     ecp_error err = {0};
     ecp_data_opts o;
     ecp_data_opts_default(&o);
     assert_close(o.test_frac, 0.2, 0, 0);
-    assert_int_equal(ecp_data_open(P("all.csv"), &o, &tr, &te, &err), ECP_OK);
+    assert_int_equal(ecp_data_open(tu_path("all.csv"), &o, &tr, &te, &err), ECP_OK);
     assert_int_equal(tr->n, 40);
     assert_int_equal(te->n, 10);
     /* Each row appears once across the two splits, x and y still paired. */
@@ -750,12 +725,12 @@ static void test_csv_open_split(void **state)
     for (int i = 0; i < 50; i++)
         assert_int_equal(seen[i], 1);
     /* The split is seeded: the same seed gives the same split, another seed another. */
-    assert_int_equal(ecp_data_open(P("all.csv"), &o, &tr2, &te2, &err), ECP_OK);
+    assert_int_equal(ecp_data_open(tu_path("all.csv"), &o, &tr2, &te2, &err), ECP_OK);
     assert_memory_equal(te->x, te2->x, 10 * sizeof(float));
     ecp_dataset_free(tr2);
     ecp_dataset_free(te2);
     o.split_seed = 99;
-    assert_int_equal(ecp_data_open(P("all.csv"), &o, &tr2, &te2, &err), ECP_OK);
+    assert_int_equal(ecp_data_open(tu_path("all.csv"), &o, &tr2, &te2, &err), ECP_OK);
     assert_true(memcmp(te->x, te2->x, 10 * sizeof(float)) != 0);
     ecp_dataset_free(tr2);
     ecp_dataset_free(te2);
@@ -763,12 +738,12 @@ static void test_csv_open_split(void **state)
     ecp_dataset_free(te);
     /* A fraction that leaves an empty split. */
     o.test_frac = 0.001;
-    assert_int_equal(ecp_data_open(P("all.csv"), &o, &tr, &te, &err), ECP_ERR_ARG);
+    assert_int_equal(ecp_data_open(tu_path("all.csv"), &o, &tr, &te, &err), ECP_ERR_ARG);
     assert_null(tr);
-    assert_non_null(strstr(err.msg, P("all.csv")));
+    assert_non_null(strstr(err.msg, tu_path("all.csv")));
     /* train.csv + test.csv in a directory; different widths are refused. */
     char dir[512];
-    snprintf(dir, sizeof dir, "%s/csvdir", g_dir);
+    snprintf(dir, sizeof dir, "%s/csvdir", tu_dir);
     mkdir(dir, 0755);
     char path[600];
     snprintf(path, sizeof path, "%s/train.csv", dir);
@@ -836,7 +811,7 @@ static void write_split(const char *dir, const char *split, int n, int w, int ki
 static const char *mkdir_sub(const char *name)
 {
     static char dir[512];
-    snprintf(dir, sizeof dir, "%s/%s", g_dir, name);
+    snprintf(dir, sizeof dir, "%s/%s", tu_dir, name);
     mkdir(dir, 0755);
     return dir;
 }
@@ -1001,9 +976,9 @@ static void test_open_unknown(void **state)
     expect_open_fail("mnist2", ECP_ERR_ARG, "did you mean mnist?");
     expect_open_fail("fahsion", ECP_ERR_ARG, "did you mean fashion?");
     expect_open_fail("./mnist2", ECP_ERR_IO, "./mnist2");
-    expect_open_fail(P("missing.csv"), ECP_ERR_IO, P("missing.csv"));
-    tu_write(P("file.txt"), "1,2\n", 4);
-    expect_open_fail(P("file.txt"), ECP_ERR_UNSUPPORTED, P("file.txt"));
+    expect_open_fail(tu_path("missing.csv"), ECP_ERR_IO, tu_path("missing.csv"));
+    tu_write(tu_path("file.txt"), "1,2\n", 4);
+    expect_open_fail(tu_path("file.txt"), ECP_ERR_UNSUPPORTED, tu_path("file.txt"));
     /* A bad noise level is refused before anything is generated. */
     expect_open_fail("diffsorp:abc", ECP_ERR_ARG, "diffsorp:abc");
     expect_open_fail("diffsorp:-1", ECP_ERR_ARG, NULL);
@@ -1173,5 +1148,5 @@ int main(void)
         cmocka_unit_test(test_mnist),
         cmocka_unit_test(test_fashion),
     };
-    return cmocka_run_group_tests_name("data", tests, setup_dir, teardown_dir);
+    return cmocka_run_group_tests_name("data", tests, tu_dir_setup, tu_dir_teardown);
 }

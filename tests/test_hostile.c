@@ -8,17 +8,6 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
-static char g_dir[256];
-
-static const char *P(const char *name)
-{
-    static char buf[64][600];
-    static int k;
-    char *b = buf[k++ & 63];
-    snprintf(b, 600, "%s/%s", g_dir, name);
-    return b;
-}
-
 /* ------------------------------------------------------------------ protobuf writer */
 
 typedef struct {
@@ -158,8 +147,8 @@ static void test_onnx_deep_type(void **state)
     pb_str(&vi, VI_NAME, "x");
     pb_msg(&vi, VI_TYPE, &t);
     pb_msg(&g, GRAPH_INPUT, &vi);
-    write_model(P("deep.onnx"), &g);
-    expect_load_fail(P("deep.onnx"), ECP_ERR_FORMAT, "nesting deeper than 64 levels");
+    write_model(tu_path("deep.onnx"), &g);
+    expect_load_fail(tu_path("deep.onnx"), ECP_ERR_FORMAT, "nesting deeper than 64 levels");
     /* Just inside the limit, the same shape is read (and refused for what it is). */
     for (int i = 0; i < 20; i++) {
         pb seq = {0}, outer = {0};
@@ -179,8 +168,8 @@ static void test_onnx_deep_type(void **state)
     pb_str(&vi2, VI_NAME, "x");
     pb_msg(&vi2, VI_TYPE, &t2);
     pb_msg(&g2, GRAPH_INPUT, &vi2);
-    write_model(P("ok_depth.onnx"), &g2);
-    expect_load_fail(P("ok_depth.onnx"), ECP_ERR_UNSUPPORTED, "outputs");
+    write_model(tu_path("ok_depth.onnx"), &g2);
+    expect_load_fail(tu_path("ok_depth.onnx"), ECP_ERR_UNSUPPORTED, "outputs");
 }
 
 static void test_onnx_deep_subgraph(void **state)
@@ -198,8 +187,8 @@ static void test_onnx_deep_subgraph(void **state)
         pb_msg(&outer, GRAPH_NODE, &n);
         g = outer;
     }
-    write_model(P("loops.onnx"), &g);
-    expect_load_fail(P("loops.onnx"), ECP_ERR_FORMAT, "nesting deeper than 64 levels");
+    write_model(tu_path("loops.onnx"), &g);
+    expect_load_fail(tu_path("loops.onnx"), ECP_ERR_FORMAT, "nesting deeper than 64 levels");
 }
 
 static void test_onnx_corrupt_wire(void **state)
@@ -209,8 +198,9 @@ static void test_onnx_corrupt_wire(void **state)
     static const unsigned char bad[][4] = {{0x3a, 0x7f, 0x08, 0}, {0x3b, 0, 0, 0},
                                            {0x08, 0xff, 0xff, 0xff}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        tu_write(P("bad.onnx"), bad[i], i == 0 ? 3 : 4);
-        expect_load_fail(P("bad.onnx"), ECP_ERR_FORMAT, "not an ONNX model or corrupt protobuf");
+        tu_write(tu_path("bad.onnx"), bad[i], i == 0 ? 3 : 4);
+        expect_load_fail(tu_path("bad.onnx"), ECP_ERR_FORMAT,
+                         "not an ONNX model or corrupt protobuf");
     }
 }
 
@@ -222,23 +212,25 @@ static void test_onnx_empty_initializers(void **state)
     pb g = {0};
     for (int i = 0; i < 90000; i++)
         pb_bytes(&g, GRAPH_INIT, "", 0);
-    write_model(P("empty_inits.onnx"), &g);
+    write_model(tu_path("empty_inits.onnx"), &g);
     ecp_set_max_memory((uint64_t)16 << 20);
-    expect_load_fail(P("empty_inits.onnx"), ECP_ERR_MEMORY, "over the memory budget of 16.0 MiB");
+    expect_load_fail(tu_path("empty_inits.onnx"), ECP_ERR_MEMORY,
+                     "over the memory budget of 16.0 MiB");
     ecp_error err = {0};
     ecp_mlp *m = NULL;
-    ecp_onnx_load(&m, P("empty_inits.onnx"), &err);
+    ecp_onnx_load(&m, tu_path("empty_inits.onnx"), &err);
     assert_non_null(strstr(err.msg, "--max-memory"));
     assert_non_null(strstr(err.msg, "unpacking the protobuf needs"));
     /* Under the default budget it unpacks, and the graph is refused for what it is. */
     ecp_set_max_memory(0);
-    expect_load_fail(P("empty_inits.onnx"), ECP_ERR_UNSUPPORTED, "the graph has 0 data inputs");
+    expect_load_fail(tu_path("empty_inits.onnx"), ECP_ERR_UNSUPPORTED,
+                     "the graph has 0 data inputs");
     /* Past the count limit, the pre-scan stops at the first entry too many. */
     pb g2 = {0};
     for (int i = 0; i < 100001; i++)
         pb_bytes(&g2, GRAPH_INIT, "", 0);
-    write_model(P("more_inits.onnx"), &g2);
-    expect_load_fail(P("more_inits.onnx"), ECP_ERR_UNSUPPORTED,
+    write_model(tu_path("more_inits.onnx"), &g2);
+    expect_load_fail(tu_path("more_inits.onnx"), ECP_ERR_UNSUPPORTED,
                      "more than 100000 'initializer' entries in a GraphProto (at most 100000 "
                      "supported)");
 }
@@ -268,10 +260,10 @@ static void test_onnx_identity_chain(void **state)
     initializer(&g, "B", 1, 2);
     value_info(&g, GRAPH_INPUT, "x");
     value_info(&g, GRAPH_OUTPUT, "y");
-    write_model(P("chain.onnx"), &g);
+    write_model(tu_path("chain.onnx"), &g);
     ecp_mlp *m = NULL;
     ecp_error err = {0};
-    assert_int_equal(ecp_onnx_load(&m, P("chain.onnx"), &err), ECP_OK);
+    assert_int_equal(ecp_onnx_load(&m, tu_path("chain.onnx"), &err), ECP_OK);
     assert_int_equal(ecp_mlp_n_layers(m), 1);
     assert_int_equal(ecp_mlp_n_in(m), 3);
     assert_int_equal(ecp_mlp_n_out(m), 2);
@@ -304,18 +296,18 @@ static void test_onnx_many_inputs(void **state)
         value_info(&g, GRAPH_INPUT, name);
     }
     value_info(&g, GRAPH_OUTPUT, "y");
-    write_model(P("inputs.onnx"), &g);
+    write_model(tu_path("inputs.onnx"), &g);
     ecp_mlp *m = NULL;
     ecp_error err = {0};
-    assert_int_equal(ecp_onnx_load(&m, P("inputs.onnx"), &err), ECP_OK);
+    assert_int_equal(ecp_onnx_load(&m, tu_path("inputs.onnx"), &err), ECP_OK);
     assert_int_equal(ecp_mlp_n_in(m), 2);
     ecp_mlp_free(m);
     /* One node more than the limit. */
     pb g2 = {0};
     for (int i = 0; i < 100001; i++)
         node(&g2, "Identity", "a", NULL, "b");
-    write_model(P("nodes.onnx"), &g2);
-    expect_load_fail(P("nodes.onnx"), ECP_ERR_UNSUPPORTED,
+    write_model(tu_path("nodes.onnx"), &g2);
+    expect_load_fail(tu_path("nodes.onnx"), ECP_ERR_UNSUPPORTED,
                      "more than 100000 'node' entries in a GraphProto");
 }
 
@@ -327,8 +319,8 @@ static void test_onnx_unnamed_output(void **state)
     initializer(&g, "W", 2, 2);
     value_info(&g, GRAPH_INPUT, "x");
     value_info(&g, GRAPH_OUTPUT, "");
-    write_model(P("noname.onnx"), &g);
-    expect_load_fail(P("noname.onnx"), ECP_ERR_FORMAT, "the graph output has no name");
+    write_model(tu_path("noname.onnx"), &g);
+    expect_load_fail(tu_path("noname.onnx"), ECP_ERR_FORMAT, "the graph output has no name");
 }
 
 /* A node type holding a newline and terminal escapes is quoted escaped. */
@@ -339,8 +331,8 @@ static void test_onnx_control_chars(void **state)
     node(&g, "Evil\n\x1b]0;title\x07\x1b[2J", "x", NULL, "y");
     value_info(&g, GRAPH_INPUT, "x");
     value_info(&g, GRAPH_OUTPUT, "y");
-    write_model(P("ctl.onnx"), &g);
-    expect_load_fail(P("ctl.onnx"), ECP_ERR_UNSUPPORTED,
+    write_model(tu_path("ctl.onnx"), &g);
+    expect_load_fail(tu_path("ctl.onnx"), ECP_ERR_UNSUPPORTED,
                      "(Evil\\x0a\\x1b]0;title\\x07\\x1b[2J) is not supported");
 }
 
@@ -430,8 +422,8 @@ static void test_budget_model_and_workspace(void **state)
 static void write_gz(const char *path, const void *d, size_t n)
 {
     char cmd[1400];
-    tu_write(P("raw.tmp"), d, n);
-    snprintf(cmd, sizeof cmd, "gzip -c '%s' > '%s'", P("raw.tmp"), path);
+    tu_write(tu_path("raw.tmp"), d, n);
+    snprintf(cmd, sizeof cmd, "gzip -c '%s' > '%s'", tu_path("raw.tmp"), path);
     assert_int_equal(system(cmd), 0);
 }
 
@@ -441,20 +433,20 @@ static void test_idx_budget(void **state)
 {
     (void)state;
     unsigned char h[16] = {0, 0, 8, 3, 0, 0, 0xea, 0x60, 0, 0, 0, 28, 0, 0, 0, 28};
-    write_gz(P("bomb-idx3-ubyte.gz"), h, sizeof h);
+    write_gz(tu_path("bomb-idx3-ubyte.gz"), h, sizeof h);
     ecp_set_max_memory((uint64_t)64 << 20);
     int nd;
     int64_t dims[4];
     uint8_t *data = (uint8_t *)1;
     ecp_error err = {0};
-    assert_int_equal(ecp_idx_read(P("bomb-idx3-ubyte.gz"), &nd, dims, &data, &err),
+    assert_int_equal(ecp_idx_read(tu_path("bomb-idx3-ubyte.gz"), &nd, dims, &data, &err),
                      ECP_ERR_MEMORY);
     assert_null(data);
     assert_non_null(strstr(err.msg, "bomb-idx3-ubyte.gz: 47040000 values (as bytes, then as "
                                     "floats) needs 224.3 MiB of memory"));
     ecp_set_max_memory(0);
     /* Under the default budget the same header is just truncated data. */
-    assert_int_equal(ecp_idx_read(P("bomb-idx3-ubyte.gz"), &nd, dims, &data, &err),
+    assert_int_equal(ecp_idx_read(tu_path("bomb-idx3-ubyte.gz"), &nd, dims, &data, &err),
                      ECP_ERR_FORMAT);
     assert_non_null(strstr(err.msg, "truncated IDX data (47040000 values expected, 0 present)"));
 }
@@ -491,42 +483,42 @@ static void test_data_values(void **state)
 {
     (void)state;
     /* CSV: 1e39 is a finite double but not a float. */
-    tu_write(P("big.csv"), "a,b\n1,2\n3,1e39\n5,6\n7,8\n9,10\n", 28);
+    tu_write(tu_path("big.csv"), "a,b\n1,2\n3,1e39\n5,6\n7,8\n9,10\n", 28);
     char want[700];
     snprintf(want, sizeof want, "%s: line 3, column 2: 1e39 is beyond the float32 range",
-             P("big.csv"));
-    expect_data_fail(P("big.csv"), ECP_ERR_NUMERIC, want);
+             tu_path("big.csv"));
+    expect_data_fail(tu_path("big.csv"), ECP_ERR_NUMERIC, want);
     /* A NaN target is reported in train_y.npy, not train_x.npy. */
     float x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, y[4] = {1, NAN, 3, 4};
-    write_npy_dir(P("nan"), x, 4, 2, y);
-    snprintf(want, sizeof want, "%s/train_y.npy: target value 1 (row 1) is NaN", P("nan"));
-    expect_data_fail(P("nan"), ECP_ERR_NUMERIC, want);
+    write_npy_dir(tu_path("nan"), x, 4, 2, y);
+    snprintf(want, sizeof want, "%s/train_y.npy: target value 1 (row 1) is NaN", tu_path("nan"));
+    expect_data_fail(tu_path("nan"), ECP_ERR_NUMERIC, want);
     /* float64 beyond float32. */
     ecp_error err = {0};
     double xd[4] = {1, 2, -3e300, 4};
-    mkdir(P("f8"), 0755);
-    tu_write(P("f8/train_x.npy"), "", 0);
+    mkdir(tu_path("f8"), 0755);
+    tu_write(tu_path("f8/train_x.npy"), "", 0);
     {
         char h[128];
         int hl = snprintf(h, sizeof h, "{'descr': '<f8', 'fortran_order': False, 'shape': (2, "
                                        "2), }");
         unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl + 1),
                                  0};
-        FILE *f = fopen(P("f8/train_x.npy"), "wb");
+        FILE *f = fopen(tu_path("f8/train_x.npy"), "wb");
         fwrite(pre, 1, 10, f);
         fwrite(h, 1, (size_t)hl, f);
         fputc('\n', f);
         fwrite(xd, sizeof xd, 1, f);
         fclose(f);
     }
-    assert_int_equal(ecp_npy_write_f32(P("f8/train_y.npy"), y + 2, 2, 1, &err), ECP_OK);
+    assert_int_equal(ecp_npy_write_f32(tu_path("f8/train_y.npy"), y + 2, 2, 1, &err), ECP_OK);
     snprintf(want, sizeof want, "%s/train_x.npy: value -3e+300 at row 1, column 0 is beyond "
-                                "the float32 range", P("f8"));
-    expect_data_fail(P("f8"), ECP_ERR_NUMERIC, want);
+                                "the float32 range", tu_path("f8"));
+    expect_data_fail(tu_path("f8"), ECP_ERR_NUMERIC, want);
     /* No rows at all. */
-    write_npy_dir(P("empty"), x, 0, 2, y);
-    snprintf(want, sizeof want, "%s/train_x.npy: holds no rows", P("empty"));
-    expect_data_fail(P("empty"), ECP_ERR_FORMAT, want);
+    write_npy_dir(tu_path("empty"), x, 0, 2, y);
+    snprintf(want, sizeof want, "%s/train_x.npy: holds no rows", tu_path("empty"));
+    expect_data_fail(tu_path("empty"), ECP_ERR_FORMAT, want);
 }
 
 static void write_idx(const char *path, int nd, const uint32_t *dims, size_t count)
@@ -549,7 +541,7 @@ static void test_idx_messages(void **state)
     const char *dirs[] = {"idx2d", "idx0"};
     for (int k = 0; k < 2; k++) {
         char d[700], p[800];
-        snprintf(d, sizeof d, "%s", P(dirs[k]));
+        snprintf(d, sizeof d, "%s", tu_path(dirs[k]));
         mkdir(d, 0755);
         uint32_t img[3] = {4, 2, k ? 0 : 2}, lab1[1] = {4}, lab2[2] = {4, 2};
         static const char *const pre[2] = {"train", "t10k"};
@@ -580,67 +572,67 @@ static void test_output_targets(void **state)
     (void)state;
     ecp_error err = {0};
     char want[800];
-    assert_int_equal(ecp_output_check(P("new.npy"), &err), ECP_OK);
-    tu_write(P("reg"), "x", 1);
-    assert_int_equal(ecp_output_check(P("reg"), &err), ECP_OK);
-    assert_int_equal(ecp_output_check(P("nodir/x.npy"), &err), ECP_ERR_IO);
-    snprintf(want, sizeof want, "%s: cannot write: directory %s does not exist", P("nodir/x.npy"),
-             P("nodir"));
+    assert_int_equal(ecp_output_check(tu_path("new.npy"), &err), ECP_OK);
+    tu_write(tu_path("reg"), "x", 1);
+    assert_int_equal(ecp_output_check(tu_path("reg"), &err), ECP_OK);
+    assert_int_equal(ecp_output_check(tu_path("nodir/x.npy"), &err), ECP_ERR_IO);
+    snprintf(want, sizeof want, "%s: cannot write: directory %s does not exist",
+             tu_path("nodir/x.npy"), tu_path("nodir"));
     assert_string_equal(err.msg, want);
     assert_int_equal(ecp_output_check("/dev/null", &err), ECP_ERR_IO);
     assert_string_equal(err.msg, "/dev/null: exists and is a character device; ecprune only "
                                  "replaces regular files");
-    assert_int_equal(ecp_output_check(g_dir, &err), ECP_ERR_IO);
+    assert_int_equal(ecp_output_check(tu_dir, &err), ECP_ERR_IO);
     assert_non_null(strstr(err.msg, "exists and is a directory"));
-    assert_int_equal(mkfifo(P("fifo"), 0600), 0);
-    assert_int_equal(ecp_output_check(P("fifo"), &err), ECP_ERR_IO);
+    assert_int_equal(mkfifo(tu_path("fifo"), 0600), 0);
+    assert_int_equal(ecp_output_check(tu_path("fifo"), &err), ECP_ERR_IO);
     assert_non_null(strstr(err.msg, "exists and is a FIFO"));
-    assert_int_equal(symlink(P("missing"), P("dangling")), 0);
-    assert_int_equal(ecp_output_check(P("dangling"), &err), ECP_ERR_IO);
+    assert_int_equal(symlink(tu_path("missing"), tu_path("dangling")), 0);
+    assert_int_equal(ecp_output_check(tu_path("dangling"), &err), ECP_ERR_IO);
     assert_non_null(strstr(err.msg, "is a symbolic link to a missing file"));
     assert_int_equal(ecp_output_check("", &err), ECP_ERR_ARG);
 
     /* Every writer refuses them: the FIFO stays a FIFO, nothing else appears. */
-    int before = tu_count_files(g_dir);
+    int before = tu_count_files(tu_dir);
     float v[2] = {1, 2};
-    assert_int_equal(ecp_npy_write_f32(P("fifo"), v, 2, 0, &err), ECP_ERR_IO);
-    assert_int_equal(ecp_npy_write_f32(P("dangling"), v, 2, 0, &err), ECP_ERR_IO);
+    assert_int_equal(ecp_npy_write_f32(tu_path("fifo"), v, 2, 0, &err), ECP_ERR_IO);
+    assert_int_equal(ecp_npy_write_f32(tu_path("dangling"), v, 2, 0, &err), ECP_ERR_IO);
     ecp_mlp *m = NULL;
     assert_int_equal(ecp_mlp_create_arch(&m, "2-3-1", ECP_ACT_RELU, &err), ECP_OK);
-    assert_int_equal(ecp_onnx_save(m, P("fifo"), &err), ECP_ERR_IO);
+    assert_int_equal(ecp_onnx_save(m, tu_path("fifo"), &err), ECP_ERR_IO);
     struct stat st;
-    assert_int_equal(lstat(P("fifo"), &st), 0);
+    assert_int_equal(lstat(tu_path("fifo"), &st), 0);
     assert_true(S_ISFIFO(st.st_mode));
-    assert_int_equal(tu_count_files(g_dir), before);
+    assert_int_equal(tu_count_files(tu_dir), before);
 
     /* A link to a regular file is followed: the file is replaced, the link stays. */
-    tu_write(P("target.onnx"), "old", 3);
-    assert_int_equal(symlink("target.onnx", P("link.onnx")), 0);
-    assert_int_equal(ecp_onnx_save(m, P("link.onnx"), &err), ECP_OK);
-    assert_int_equal(lstat(P("link.onnx"), &st), 0);
+    tu_write(tu_path("target.onnx"), "old", 3);
+    assert_int_equal(symlink("target.onnx", tu_path("link.onnx")), 0);
+    assert_int_equal(ecp_onnx_save(m, tu_path("link.onnx"), &err), ECP_OK);
+    assert_int_equal(lstat(tu_path("link.onnx"), &st), 0);
     assert_true(S_ISLNK(st.st_mode));
     ecp_mlp *back = NULL;
-    assert_int_equal(ecp_onnx_load(&back, P("target.onnx"), &err), ECP_OK);
+    assert_int_equal(ecp_onnx_load(&back, tu_path("target.onnx"), &err), ECP_OK);
     assert_int_equal(ecp_mlp_n_in(back), 2);
     ecp_mlp_free(back);
     ecp_mlp_free(m);
-    assert_int_equal(tu_count_files(g_dir), before + 2);
+    assert_int_equal(tu_count_files(tu_dir), before + 2);
 }
 
 static void test_read_special(void **state)
 {
     (void)state;
     /* Reading a FIFO must fail at once, not wait for a writer. */
-    mkfifo(P("rfifo"), 0600);
+    mkfifo(tu_path("rfifo"), 0600);
     alarm(20);
     ecp_mlp *m = NULL;
     ecp_error err = {0};
-    assert_int_equal(ecp_onnx_load(&m, P("rfifo"), &err), ECP_ERR_IO);
+    assert_int_equal(ecp_onnx_load(&m, tu_path("rfifo"), &err), ECP_ERR_IO);
     assert_non_null(strstr(err.msg, "cannot read: it is a FIFO"));
     int nd;
     int64_t dims[4];
     uint8_t *data;
-    assert_int_equal(ecp_idx_read(P("rfifo"), &nd, dims, &data, &err), ECP_ERR_IO);
+    assert_int_equal(ecp_idx_read(tu_path("rfifo"), &nd, dims, &data, &err), ECP_ERR_IO);
     assert_int_equal(ecp_onnx_load(&m, "/dev/zero", &err), ECP_ERR_IO);
     assert_non_null(strstr(err.msg, "/dev/zero: cannot read: it is a character device"));
     alarm(0);
@@ -656,15 +648,15 @@ static void test_stale_temps(void **state)
         _exit(0);
     waitpid(dead, NULL, 0);
     char stale[700], live[700], other[700];
-    snprintf(stale, sizeof stale, "%s.ecprune-tmp.%d.AbC123", P("s.npy"), (int)dead);
-    snprintf(live, sizeof live, "%s.ecprune-tmp.%d.XyZ789", P("s.npy"), (int)getppid());
-    snprintf(other, sizeof other, "%s.ecprune-tmp.%d.AbC123", P("t.npy"), (int)dead);
+    snprintf(stale, sizeof stale, "%s.ecprune-tmp.%d.AbC123", tu_path("s.npy"), (int)dead);
+    snprintf(live, sizeof live, "%s.ecprune-tmp.%d.XyZ789", tu_path("s.npy"), (int)getppid());
+    snprintf(other, sizeof other, "%s.ecprune-tmp.%d.AbC123", tu_path("t.npy"), (int)dead);
     tu_write(stale, "partial", 7);
     tu_write(live, "partial", 7);
     tu_write(other, "partial", 7);
     float v[2] = {1, 2};
     ecp_error err = {0};
-    assert_int_equal(ecp_npy_write_f32(P("s.npy"), v, 2, 0, &err), ECP_OK);
+    assert_int_equal(ecp_npy_write_f32(tu_path("s.npy"), v, 2, 0, &err), ECP_OK);
     assert_int_equal(access(stale, F_OK), -1);
     assert_int_equal(access(live, F_OK), 0);
     assert_int_equal(access(other, F_OK), 0);
@@ -686,37 +678,28 @@ static void test_export_c_cleanup(void **state)
         signal(SIGXFSZ, SIG_IGN);
         struct rlimit rl = {100, 100};
         setrlimit(RLIMIT_FSIZE, &rl);
-        ecp_status s = ecp_export_c(m, P("exp/a/b"), "net", 0, &err);
+        ecp_status s = ecp_export_c(m, tu_path("exp/a/b"), "net", 0, &err);
         _exit(s == ECP_ERR_IO && strstr(err.msg, "write failed") ? 0 : 1);
     }
     int st = 0;
     waitpid(pid, &st, 0);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
-    assert_int_equal(access(P("exp"), F_OK), -1);
+    assert_int_equal(access(tu_path("exp"), F_OK), -1);
     /* An existing directory stays, emptied of nothing it held. */
-    mkdir(P("keep"), 0755);
-    tu_write(P("keep/mine.txt"), "x", 1);
+    mkdir(tu_path("keep"), 0755);
+    tu_write(tu_path("keep/mine.txt"), "x", 1);
     ecp_set_max_memory(64);
-    assert_int_equal(ecp_export_c(m, P("keep/new"), "net", 0, &err), ECP_ERR_MEMORY);
+    assert_int_equal(ecp_export_c(m, tu_path("keep/new"), "net", 0, &err), ECP_ERR_MEMORY);
     ecp_set_max_memory(0);
-    assert_int_equal(tu_count_files(P("keep")), 1);
+    assert_int_equal(tu_count_files(tu_path("keep")), 1);
     ecp_mlp_free(m);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    tu_mkdtemp(g_dir, sizeof g_dir);
-    return 0;
 }
 
 static int teardown(void **state)
 {
-    (void)state;
     ecp_set_max_memory(0);
-    tu_rmdir(g_dir);
-    return 0;
+    return tu_dir_teardown(state);
 }
 
 int main(void)
@@ -742,5 +725,5 @@ int main(void)
         cmocka_unit_test(test_stale_temps),
         cmocka_unit_test(test_export_c_cleanup),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_dir_setup, teardown);
 }

@@ -5,31 +5,6 @@
 #include "prune/prune.h"
 #include <zlib.h>
 
-static char g_dir[256];
-
-static int setup_dir(void **state)
-{
-    (void)state;
-    tu_mkdtemp(g_dir, sizeof g_dir);
-    return 0;
-}
-
-static int teardown_dir(void **state)
-{
-    (void)state;
-    tu_rmdir(g_dir);
-    return 0;
-}
-
-static const char *P(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    char *b = buf[k++ & 7];
-    snprintf(b, 512, "%s/%s", g_dir, name);
-    return b;
-}
-
 /* 3,000 training images of 4 x 5 (about 40 % zeros, as images have), 50 test images. */
 enum { N = 3000, H = 4, W = 5, F = H * W, NT = 50, CALIB = 2500 };
 
@@ -62,7 +37,7 @@ static void write_idx(const char *path, int gz, int nd, const uint32_t *dims, co
  * (a plain file would be found before its .gz), whose path is returned. */
 static const char *write_set(int gz)
 {
-    const char *dir = P(gz ? "gz" : "plain");
+    const char *dir = tu_path(gz ? "gz" : "plain");
     mkdir(dir, 0755);
     static uint8_t img[N * F], lab[N];
     uint64_t h = 88172645463325252ULL;
@@ -246,7 +221,7 @@ static void test_prune_streamed_same_model(void **state)
 static const char *write_npy(int f8, int regression)
 {
     static char dir[600];
-    snprintf(dir, sizeof dir, "%s/npy%d%d", g_dir, f8, regression);
+    snprintf(dir, sizeof dir, "%s/npy%d%d", tu_dir, f8, regression);
     mkdir(dir, 0755);
     uint64_t h = 2463534242ULL;
     for (int split = 0; split < 2; split++) {
@@ -482,5 +457,5 @@ int main(void)
         cmocka_unit_test(test_npy_streamed_bitwise),
         cmocka_unit_test(test_rows_bad),
     };
-    return cmocka_run_group_tests_name("rows", tests, setup_dir, teardown_dir);
+    return cmocka_run_group_tests_name("rows", tests, tu_dir_setup, tu_dir_teardown);
 }

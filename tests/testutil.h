@@ -32,6 +32,33 @@ static inline void tu_rmdir(const char *dir)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A suite's scratch directory: made by tu_dir_setup and removed by tu_dir_teardown (cmocka
+ * group fixtures); tu_path(name) is a path in it, its last 64 results valid at once. */
+static char tu_dir[256];
+
+static inline int tu_dir_setup(void **state)
+{
+    (void)state;
+    tu_mkdtemp(tu_dir, sizeof tu_dir);
+    return 0;
+}
+
+static inline int tu_dir_teardown(void **state)
+{
+    (void)state;
+    tu_rmdir(tu_dir);
+    return 0;
+}
+
+static inline const char *tu_path(const char *name)
+{
+    static char buf[64][600];
+    static int k;
+    char *b = buf[k++ & 63];
+    snprintf(b, 600, "%s/%s", tu_dir, name);
+    return b;
+}
+
 static inline void tu_write(const char *path, const void *data, size_t n)
 {
     FILE *f = fopen(path, "wb");
