@@ -4,6 +4,7 @@
 #define ECP_FUZZ_UTIL_H
 
 #include "ecprune.h"
+#include "internal.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,25 @@ static inline void fuzz_check_msg(const ecp_error *err)
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)err->msg[i] < 0x20 || err->msg[i] == 0x7f)
             abort();
+}
+
+/* Every row of a dataset whose rows stay on disk, read a chunk at a time; each value is read
+ * (ASan checks the bound), a failure must be one printable line. */
+static inline void fuzz_read_rows(const ecp_dataset *d)
+{
+    int64_t chunk = ecp_dataset_chunk_rows(d);
+    volatile float sum = 0;
+    for (int64_t at = 0; at < d->n; at += chunk) {
+        ecp_dataset v;
+        ecp_error err = {0};
+        if (ecp_dataset_rows(d, at, d->n - at < chunk ? d->n - at : chunk, &v, &err)) {
+            fuzz_check_msg(&err);
+            return;
+        }
+        for (int64_t i = 0; i < v.n * v.n_in; i++)
+            sum += v.x[i];
+    }
+    (void)sum;
 }
 
 #endif
