@@ -299,8 +299,8 @@ ecp_status cli_open_err(const char *model, const char *data, const char *target_
 }
 
 /* A training set whose inputs take less than this many bytes (as float32) is read into memory
- * even where it could stay on disk: gathering rows from the file on every pass cost 10-15 % of
- * a one-shot obs run on 2,000 mnist digits, and memory stays bounded by this plus the passes'
+ * even where it could stay on disk: gathering its rows from the file again on every pass costs
+ * more than the memory (docs/SCALING.md), and memory stays bounded by this plus the passes'
  * chunk. ECPRUNE_STREAM_FROM=BYTES sets it (0: always leave the inputs on disk). */
 #define CLI_STREAM_FROM ((int64_t)64 << 20)
 

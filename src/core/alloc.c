@@ -8,8 +8,9 @@
  * (docs/PERF.md), so a 5 MB second-moment matrix cost more to fault in than to fill; in 2 MB
  * pages there are 512 times fewer faults, and fewer TLB misses after. Plain free() releases
  * them; where huge pages are off the advice is ignored. A block of 512 KB to 2 MB takes a whole
- * huge page: at most 1.5 MB more per block. From 512 KB rather than 1 MB: an ec-obs run on
- * 784-300-100-10 then takes ~1,600 fewer faults (~40 ms of CPU) for ~8 MB more peak RSS. */
+ * huge page: at most 1.5 MB more per block. From 512 KB rather than 1 MB because the many
+ * sub-megabyte model arrays and copies then fault in whole too, for a few MB more peak RSS
+ * (measured in docs/PERF.md, "Reconstruction pruning"). */
 #define HUGE_BYTES ((size_t)2 << 20) /* the huge page */
 #define HUGE_FROM ((size_t)512 << 10) /* the smallest block placed in one */
 

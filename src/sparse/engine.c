@@ -591,8 +591,8 @@ static ecp_sparse_kernel choose_bn(const ecp_sparse_net *s, const sp_layer *S)
 static ecp_status forward_b1(ecp_sparse_net *s, const float *x, float *y, ecp_error *err)
 {
     const int lists = s->mode != ECP_ENGINE_DENSE;
-    /* count first: the list is built only when layer 0 will walk it (784-300-100-10 at 90 % on
-     * a dense input: the list cost ~7 % of the call, the count ~1 %) */
+    /* count first: the list is built only when layer 0 will walk it; on a dense input building
+     * it costs several times the count (docs/PERF.md) */
     int nx = lists ? ecp_nz_count(x, s->n_in, s->in_live) : 0;
     if (lists && nx < s->layer[0].nx_col_max)
         nx = s->in_live ? ecp_nz_list_mask(x, s->n_in, s->in_live, s->nz)

@@ -3,8 +3,8 @@
  * Why its own kernel: Debian's OpenBLAS runs its Haswell (AVX2) sgemv on this Zen 5 core, and
  * beyond the caches batch 1 is bound by how fast W streams in from memory. One core reaches
  * more of the bandwidth with several independent streams in flight than with one: a packed,
- * single-stream copy of W (the batch > 1 kernel's order) ran at ~21 GB/s where OpenBLAS, four
- * rows at a time, ran at ~27 (docs/PERF.md). So GR rows are read side by side, one vector of
+ * single-stream copy of W (the batch > 1 kernel's order) was slower than OpenBLAS reading four
+ * rows at a time (docs/PERF.md). So GR rows are read side by side, one vector of
  * each per step against one vector of x (x stays in L1), GR accumulator chains; each row's sum
  * is folded once at its end, and bias and ReLU are applied as it is stored. */
 #include "sparse.h"
@@ -13,8 +13,8 @@
 #define GR 8
 #endif
 
-/* The sum of a vector's lanes by a tree of shuffles: a loop over the lanes cost ~20 cycles a
- * row, 1.4 of the 10 us of 784-300-100-10's dense batch 1 and most of batch 4's time. */
+/* The sum of a vector's lanes by a tree of shuffles: a loop over the lanes cost a large part of
+ * a small layer's batch-1 time, and most of batch 4's (docs/PERF.md). */
 static float hsum(vf v)
 {
 #if VW == 16

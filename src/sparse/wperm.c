@@ -95,9 +95,9 @@ static ecp_status layout_size(const float *W, const uint8_t *pruned, int n_out, 
 
 /* The input order of the layout. Columns in decreasing order of their kept weights (columns
  * without any dropped) pack the busy inputs into the same windows, where every row of a group
- * has weights, and the rare ones into the last: the first layer of 784-300-100-10 at 90 % (ec,
- * mnist: 374 of 784 pixels keep a weight, some in most rows, many in a few) goes from 27,824
- * slots to 21,360 and 1.34 to 1.01 us (docs/PERF.md). The price is a gather of the input per
+ * has weights, and the rare ones into the last: a pruned first layer on images (border pixels
+ * keep no weight, some pixels keep one in most rows, many in a few) takes markedly fewer slots
+ * and less time (docs/PERF.md). The price is a gather of the input per
  * call, so the order is taken only when it saves more slots than it has inputs; a layer whose
  * columns are alike (random pruning, hidden layers) keeps the identity. *cols is NULL then
  * (*nc = n_in); on failure to allocate, too (the identity is always valid). */
