@@ -203,7 +203,7 @@ static void obs_cache_init(obs_cache *c, const ecp_mlp *m, const ecp_dataset *ca
     uint64_t budget = o->max_memory > 0 ? (uint64_t)o->max_memory : ecp_max_memory();
     double need = 8.0 * streams * (double)(c->n > 0 ? c->n : 0) * (double)width +
                   (calib->x ? 0 : 4.0 * (double)(c->n > 0 ? c->n : 0) * calib->n_in);
-    if (streams == 0 || c->n <= 0 || need > (double)OBS_CACHE_MAX || need > budget / 4.0)
+    if (c->n <= 0 || need > (double)OBS_CACHE_MAX || need > budget / 4.0)
         return;
     const float *x0 = calib->x ? calib->x + (size_t)c->at * calib->n_in : NULL;
     if (!x0 && !(x0 = obs_cache_copy(c, calib))) {
