@@ -238,6 +238,8 @@ ecp_status ecp_dataset_gather(const ecp_dataset *d, const int64_t *idx, int64_t 
 
 /* log(sum_j exp(y_j)), stable for any logits. */
 double ecp_log_sum_exp(const float *y, int k);
+/* p = softmax(y) over k logits (p may be y). */
+void ecp_softmax(const float *y, int k, float *p);
 
 /* An activation and its derivative in double, for the oracles that need more than float. */
 double ecp_act_eval_d(ecp_act a, const float *p, double x, double *deriv);

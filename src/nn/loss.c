@@ -15,6 +15,13 @@ double ecp_log_sum_exp(const float *y, int k)
     return mx + log(se);
 }
 
+void ecp_softmax(const float *y, int k, float *p)
+{
+    double lse = ecp_log_sum_exp(y, k);
+    for (int j = 0; j < k; j++)
+        p[j] = (float)exp((double)y[j] - lse);
+}
+
 double ecp_loss_eval(ecp_loss kind, const float *y, const float *t, const int32_t *labels,
                      int batch, int k, float scale, float *dy)
 {

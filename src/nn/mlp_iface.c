@@ -25,9 +25,13 @@ void ecp_out_transform_apply(ecp_out_transform t, float *y, int64_t batch, int k
         return;
     for (int64_t i = 0; i < batch; i++) {
         float *r = y + (size_t)i * k;
+        if (t == ECP_OUT_SOFTMAX) {
+            ecp_softmax(r, k, r);
+            continue;
+        }
         double lse = ecp_log_sum_exp(r, k);
         for (int j = 0; j < k; j++)
-            r[j] = (float)(t == ECP_OUT_SOFTMAX ? exp((double)r[j] - lse) : (double)r[j] - lse);
+            r[j] = (float)((double)r[j] - lse);
     }
 }
 

@@ -129,12 +129,8 @@ static void batch_sensitivities(const ecp_mlp *m, ecp_ws *ws, int B, ecp_sens se
     int xent = sens == ECP_SENS_LOSS && lk == ECP_LOSS_XENT;
     if (xent) {
         const float *y = ecp_ws_output(ws);
-        for (int b = 0; b < B; b++) {
-            const float *yb = y + (size_t)b * K;
-            double lse = ecp_log_sum_exp(yb, K);
-            for (int k = 0; k < K; k++)
-                sc->prob[(size_t)b * K + k] = (float)exp((double)yb[k] - lse);
-        }
+        for (int b = 0; b < B; b++)
+            ecp_softmax(y + (size_t)b * K, K, sc->prob + (size_t)b * K);
     }
     int passes = sens == ECP_SENS_PROBE ? probes : K;
     for (int p = 0; p < passes; p++) {

@@ -277,10 +277,7 @@ static void row_weights(worker_t *w, int r)
             w->pw[k] = M->wk;
         return;
     }
-    const float *y = w->a[M->L] + (size_t)r * M->np[M->L];
-    double lse = ecp_log_sum_exp(y, M->K);
-    for (int k = 0; k < M->K; k++)
-        w->pw[k] = (float)exp((double)y[k] - lse);
+    ecp_softmax(w->a[M->L] + (size_t)r * M->np[M->L], M->K, w->pw);
 }
 
 /* Cross-entropy: S = sum_k p_k J_k^2 - (sum_k p_k J_k)^2, which is >= 0 but for rounding. */
