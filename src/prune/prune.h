@@ -35,6 +35,16 @@ void ecp_stats_free(ecp_stats *st);
 /* Samples per batch of the calibration passes: a float product sums at most this many terms
  * before it is added into a double accumulator. */
 #define ECP_STATS_BATCH 256
+
+/* Cross-entropy's sensitivity from its two sums, S = sum_k p_k J_k^2 and S1 = sum_k p_k J_k:
+ * S - S1^2 (the Gauss-Newton form J^T (diag p - p p^T) J), >= 0 but for rounding. */
+static inline void ecp_xent_fold(float *S, const float *S1, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = S[i] - S1[i] * S1[i];
+        S[i] = v > 0 ? v : 0.0f;
+    }
+}
 /* stats_sparse.c: ecp_stats_compute's pass for the output and loss sensitivities, skipping the
  * exact zeros. Fills st->shift, m0, m1, m2, sa, sa2 (allocated and zeroed by the caller). */
 ecp_status ecp_stats_sparse(const ecp_mlp *m, const ecp_dataset *calib, ecp_sens sens,

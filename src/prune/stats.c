@@ -168,13 +168,8 @@ static void batch_sensitivities(const ecp_mlp *m, ecp_ws *ws, int B, ecp_sens se
         }
     }
     if (xent)
-        for (int l = lo; l < L; l++) {
-            size_t n = (size_t)B * m->sizes[l + 1];
-            for (size_t i = 0; i < n; i++) {
-                float v = sc->S[l][i] - sc->S1[l][i] * sc->S1[l][i];
-                sc->S[l][i] = v > 0 ? v : 0.0f;
-            }
-        }
+        for (int l = lo; l < L; l++)
+            ecp_xent_fold(sc->S[l], sc->S1[l], (size_t)B * m->sizes[l + 1]);
 }
 
 static void scratch_free(scratch *sc)

@@ -280,15 +280,11 @@ static void row_weights(worker_t *w, int r)
     ecp_softmax(w->a[M->L] + (size_t)r * M->np[M->L], M->K, w->pw);
 }
 
-/* Cross-entropy: S = sum_k p_k J_k^2 - (sum_k p_k J_k)^2, which is >= 0 but for rounding. */
+/* Cross-entropy: S - S1^2 (ecp_xent_fold); the other sensitivities are S as summed. */
 static void fold_s1(const worker_t *w, float *S, int n)
 {
-    if (!w->M->xent)
-        return;
-    for (int i = 0; i < n; i++) {
-        float v = S[i] - w->S1[i] * w->S1[i];
-        S[i] = v > 0 ? v : 0.0f;
-    }
+    if (w->M->xent)
+        ecp_xent_fold(S, w->S1, (size_t)n);
 }
 
 static void sensitivities(worker_t *w, int b)
