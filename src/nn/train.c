@@ -43,21 +43,6 @@ ecp_status ecp_check_fit(const ecp_mlp *m, const ecp_dataset *d, const char *mod
     return ECP_OK;
 }
 
-/* Copies rows idx[0..b-1] of d into contiguous batch buffers. */
-static void gather(const ecp_dataset *d, const int64_t *idx, int b, float *x, float *y,
-                   int32_t *lab)
-{
-    for (int i = 0; i < b; i++) {
-        memcpy(x + (size_t)i * d->n_in, d->x + (size_t)idx[i] * d->n_in,
-               (size_t)d->n_in * sizeof *x);
-        if (d->is_class)
-            lab[i] = d->label[idx[i]];
-        else
-            memcpy(y + (size_t)i * d->n_out, d->y + (size_t)idx[i] * d->n_out,
-                   (size_t)d->n_out * sizeof *y);
-    }
-}
-
 /* Fraction of exact zeros among the inputs of the first (up to) 2,048 samples: decides whether
  * training runs in the layout made for sparse inputs (sparse_input.h). The per-batch choice of
  * kernel is made again from each batch's own density. */
@@ -263,7 +248,10 @@ static ecp_status train_step(trainer *t, int64_t at, int b, double *loss, ecp_er
     int lo, bl = batch_share(t, b, &lo);
     if (bl > 0) {
         /* Straight into the workspace's input (forward would copy it there). */
-        gather(d, t->perm + at + lo, bl, t->ws->a[0], t->yb, t->lab);
+        ecp_status gs = ecp_dataset_gather(d, t->perm + at + lo, bl, t->ws->a[0], t->yb,
+                                           t->lab, err);
+        if (gs)
+            return gs;
         ecp_mlp_forward(t->m, t->ws, t->ws->a[0], bl);
         /* Scaled by the global batch: the ranks' gradients add up to the batch's. */
         *loss += ecp_loss_eval(ecp_dataset_loss(d), ecp_ws_output(t->ws), t->yb, t->lab, bl,
