@@ -149,6 +149,11 @@ typedef struct {
 } ecp_carve;
 void *ecp_carve_take(ecp_carve *c, size_t count, size_t size);
 
+/* dst (cols x rows, row stride ldd) = src^T (rows x cols, row stride lds), or += when add
+ * (src/core/transpose.c). */
+void ecp_transpose(const float *src, int rows, int cols, size_t lds, float *dst, size_t ldd,
+                   int add);
+
 /* The thread pool (src/core/parallel.c): `threads` threads in all, the caller included, so
  * threads - 1 workers, started at creation and sleeping between jobs. ecp_pool_run runs
  * fn(arg, c) for every c in [0, n), each once, in any order and on any thread, and returns when

@@ -234,6 +234,43 @@ static void test_carve(void **state)
     assert_int_equal(err.code, ECP_ERR_MEMORY);
 }
 
+/* ------------------------------------------------------------------ transpose */
+
+/* ecp_transpose against the element-by-element definition, on shapes that mix whole 16 x 16
+ * blocks, partial blocks and edges, with padded strides: set and add, and the padding of dst
+ * (columns past rows) left alone. */
+static void test_transpose(void **state)
+{
+    (void)state;
+    const int shapes[][2] = {{0, 5}, {1, 1}, {1, 40}, {16, 16}, {17, 15}, {32, 48},
+                             {33, 65}, {256, 784}, {10, 256}, {50, 3}};
+    ecp_rng r;
+    ecp_rng_seed(&r, 7);
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        const int rows = shapes[s][0], cols = shapes[s][1];
+        const size_t lds = (size_t)cols + 3, ldd = (size_t)rows + 5;
+        float *src = malloc(sizeof(float) * ((size_t)rows * lds + 1));
+        float *dst = malloc(sizeof(float) * ((size_t)cols * ldd + 1));
+        float *want = malloc(sizeof(float) * ((size_t)cols * ldd + 1));
+        assert_true(src && dst && want);
+        for (size_t i = 0; i < (size_t)rows * lds; i++)
+            src[i] = (float)ecp_rng_uniform(&r) - 0.5f;
+        for (int add = 0; add <= 1; add++) {
+            for (size_t i = 0; i < (size_t)cols * ldd; i++)
+                dst[i] = want[i] = (float)i;
+            for (int j = 0; j < cols; j++)
+                for (int i = 0; i < rows; i++)
+                    want[(size_t)j * ldd + i] = (add ? want[(size_t)j * ldd + i] : 0.0f) +
+                                                src[(size_t)i * lds + j];
+            ecp_transpose(src, rows, cols, lds, dst, ldd, add);
+            assert_memory_equal(dst, want, sizeof(float) * (size_t)cols * ldd);
+        }
+        free(src);
+        free(dst);
+        free(want);
+    }
+}
+
 /* ------------------------------------------------------------------ thread pool */
 
 typedef struct {
@@ -406,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_alloc_overflow),
         cmocka_unit_test(test_aligned_alloc),
         cmocka_unit_test(test_carve),
+        cmocka_unit_test(test_transpose),
         cmocka_unit_test(test_pool),
         cmocka_unit_test(test_closest_name),
         cmocka_unit_test(test_blas_threads_push_pop),

@@ -329,27 +329,6 @@ void ecp_sparse_input_dw(ecp_ws *ws, int n_in, const float *dz, size_t lddz, int
     ecp_sparse_input_parallel(ws, spmm_chunk, &j, (n_in + j.per - 1) / j.per);
 }
 
-void ecp_transpose(const float *src, int rows, int cols, size_t lds, float *dst, size_t ldd,
-                   int add)
-{
-    enum { BT = 32 };
-    for (int i0 = 0; i0 < rows; i0 += BT) {
-        int i1 = i0 + BT < rows ? i0 + BT : rows;
-        for (int j0 = 0; j0 < cols; j0 += BT) {
-            int j1 = j0 + BT < cols ? j0 + BT : cols;
-            for (int j = j0; j < j1; j++) {
-                float *d = dst + (size_t)j * ldd;
-                if (add)
-                    for (int i = i0; i < i1; i++)
-                        d[i] += src[(size_t)i * lds + j];
-                else
-                    for (int i = i0; i < i1; i++)
-                        d[i] = src[(size_t)i * lds + j];
-            }
-        }
-    }
-}
-
 ecp_status ecp_mlp_layout_begin(ecp_mlp *m, ecp_error *err)
 {
     if (m->w0t)

@@ -59,10 +59,6 @@ void ecp_sparse_input_parallel(ecp_ws *ws, void (*fn)(void *arg, int c), void *a
 /* The optimiser's update runs on the threads of ws (borrowed; NULL: the calling thread). */
 void ecp_optim_use_threads(ecp_optim *op, ecp_ws *ws);
 
-/* dst (cols x rows, row stride ldd) = src^T (rows x cols, row stride lds), or += when add. */
-void ecp_transpose(const float *src, int rows, int cols, size_t lds, float *dst, size_t ldd,
-                   int add);
-
 /* Row stride of the transposed layer-0 arrays: n rounded up to 16 floats, so that every row
  * starts on a 64-byte line; unaligned rows split most 64-byte loads across two lines
  * (docs/PERF.md). */

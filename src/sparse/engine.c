@@ -690,33 +690,13 @@ static ecp_status layer_bn(ecp_sparse_net *s, const sp_layer *S, const float *XT
     return ECP_OK;
 }
 
-/* dst (cols x rows) = src (rows x cols)^T, in bands of 16 rows: 16 sequential read streams
- * (the input batch usually comes from beyond L2, and the prefetchers follow a few streams, not
- * the 32 of a square tile) and 64-byte writes. 784-300-100-10, dense, batch 256: 32 x 32 tiles
- * 231-260k samples/s (3 runs), bands 280-336k. */
-static void transpose(const float *src, int rows, int cols, float *dst)
-{
-    enum { T = 16 };
-    int i0 = 0;
-    for (; i0 + T <= rows; i0 += T)
-        for (int j = 0; j < cols; j++) {
-            float *d = dst + (size_t)j * rows + i0;
-            const float *s = src + (size_t)i0 * cols + j;
-            for (int i = 0; i < T; i++)
-                d[i] = s[(size_t)i * cols];
-        }
-    for (int i = i0; i < rows; i++)
-        for (int j = 0; j < cols; j++)
-            dst[(size_t)j * rows + i] = src[(size_t)i * cols + j];
-}
-
 static ecp_status forward_chunk(ecp_sparse_net *s, const float *x, int B, float *y,
                                 ecp_error *err)
 {
     if (B == 1)
         return forward_b1(s, x, y, err);
     float *cur = s->buf[0], *nxt = s->buf[1];
-    transpose(x, B, s->n_in, cur);
+    ecp_transpose(x, B, s->n_in, (size_t)s->n_in, cur, (size_t)B, 0);
     for (int l = 0; l < s->n_layers; l++) {
         const sp_layer *S = &s->layer[l];
         ecp_status st = layer_bn(s, S, cur, B, nxt, err);
@@ -726,7 +706,7 @@ static ecp_status forward_chunk(ecp_sparse_net *s, const float *x, int B, float 
         cur = nxt;
         nxt = t;
     }
-    transpose(cur, s->n_out, B, y);
+    ecp_transpose(cur, s->n_out, B, (size_t)B, y, (size_t)s->n_out, 0);
     return ECP_OK;
 }
 
