@@ -86,7 +86,7 @@ static void run_nm(void *p)
         if (B == 1)
             ecp_nm_gemv(&c->a[l], in, Ly->b, out);
         else
-            ecp_nm_gemm(&c->a[l], in, B, Ly->b, out);
+            ecp_nm_gemm(&c->a[l], in, B, (size_t)B, Ly->b, out);
         act_inplace(Ly->act, out, (size_t)Ly->n_out * B);
         in = out;
     }

@@ -37,7 +37,7 @@ int main(int argc, char **argv)
     double tp = 1e30, tb = 1e30;
     for (int i = 0; i < reps; i++) {
         double t0 = ecp_now();
-        ecp_gemm_packed(&p, X, B, b, ECP_ACT_RELU, NULL, Y, work);
+        ecp_gemm_packed(&p, X, B, (size_t)B, b, ECP_ACT_RELU, NULL, Y, work);
         double t1 = ecp_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, B, K, 1.0f, W, K, X, B, 0.0f, Y,
                     B);

@@ -3,6 +3,7 @@
  * layout refusing a matrix that breaks the pattern. */
 #include "testutil.h"
 #include "sparse/nm.h"
+#include "sparse/sparse.h"
 
 /* A random n_out x n_in matrix obeying n:m, with some groups keeping fewer than n. */
 static float *nm_matrix(int n_out, int n_in, int n, int m, ecp_rng *r)
@@ -36,17 +37,19 @@ static void test_nm_kernels_match_dense(void **state)
         const int Bs[3] = {1, 32, 45};
         for (int k = 0; k < 3; k++) {
             int B = Bs[k];
-            float *x = malloc(sizeof(float) * ni * B), *XT = malloc(sizeof(float) * ni * B);
-            float *y = malloc(sizeof(float) * no * B);
+            /* the engine's padded row stride (B + 16 at 32 and 45) */
+            const size_t ld = ecp_fm_ld(B);
+            float *x = malloc(sizeof(float) * ni * B), *XT = malloc(sizeof(float) * ni * ld);
+            float *y = malloc(sizeof(float) * no * ld);
             for (int t = 0; t < ni * B; t++)
                 x[t] = (float)ecp_rng_normal(&r);
             for (int c = 0; c < B; c++)
                 for (int j = 0; j < ni; j++)
-                    XT[(size_t)j * B + c] = x[(size_t)c * ni + j];
+                    XT[(size_t)j * ld + c] = x[(size_t)c * ni + j];
             if (B == 1)
                 ecp_nm_gemv(&a, x, b, y);
             else
-                ecp_nm_gemm(&a, XT, B, b, y);
+                ecp_nm_gemm(&a, XT, B, ld, b, y);
             for (int c = 0; c < B; c++)
                 for (int i = 0; i < no; i++) {
                     double s = b[i], mag = fabs(b[i]);
@@ -54,7 +57,7 @@ static void test_nm_kernels_match_dense(void **state)
                         s += (double)W[(size_t)i * ni + j] * x[(size_t)c * ni + j];
                         mag += fabs((double)W[(size_t)i * ni + j] * x[(size_t)c * ni + j]);
                     }
-                    float got = B == 1 ? y[i] : y[(size_t)i * B + c];
+                    float got = B == 1 ? y[i] : y[(size_t)i * ld + c];
                     assert_close(got, s, 0, 1e-6 * mag + 1e-7);
                 }
             free(x);

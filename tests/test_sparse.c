@@ -43,6 +43,30 @@ static void check_product(const float *W, const float *XT, const float *b, const
         }
 }
 
+/* A feature-major product with row stride ld = B + 16 (the engine pads its rows, ecp_fm_ld):
+ * the same values as with stride B (YT, computed before), bit for bit, and the padding of YT
+ * untouched. kind 0: SpMM (A), 1: packed GEMM (p). */
+static void check_strided(int kind, const ecp_spmat *A, const ecp_wpack *p, const float *XT,
+                          const float *b, const float *YT, int n_out, int n_in, int B, float *work)
+{
+    const size_t ld = (size_t)B + 16;
+    float *XP = malloc((size_t)n_in * ld * sizeof *XP), *YP = malloc((size_t)n_out * ld * sizeof *YP);
+    assert_true(XP && YP);
+    for (size_t i = 0; i < (size_t)n_in * ld; i++)
+        XP[i] = (i % ld) < (size_t)B ? XT[i / ld * B + i % ld] : NAN; /* padding must not be read */
+    for (size_t i = 0; i < (size_t)n_out * ld; i++)
+        YP[i] = -7.0f;
+    if (kind == 0)
+        ecp_spmm_csr(A, XP, B, ld, b, YP, 0, n_out);
+    else
+        ecp_gemm_packed(p, XP, B, ld, b, ECP_ACT_IDENTITY, NULL, YP, work);
+    for (int o = 0; o < n_out; o++)
+        for (size_t j = 0; j < ld; j++)
+            assert_true(YP[o * ld + j] == (j < (size_t)B ? YT[(size_t)o * B + j] : -7.0f));
+    free(XP);
+    free(YP);
+}
+
 /* The batch-1 list kernels: the non-zero list, CSC over it, DCOL over it (whole and split). */
 static void check_lists(const float *W, const ecp_spmat *csc, const float *x, const float *b, int n_out,
                         int n_in)
@@ -184,13 +208,14 @@ static void one_shape(ecp_rng *r, int n_out, int n_in, double keep, int empty_ro
             ecp_wperm_release(&wp);
             check_gemv_rows(W, XT, b, YT, n_out, n_in);
         }
-        ecp_spmm_csr(&csr, XT, B, b, YT, 0, n_out);
+        ecp_spmm_csr(&csr, XT, B, (size_t)B, b, YT, 0, n_out);
         check_product(W, XT, b, YT, n_out, n_in, B);
+        check_strided(0, &csr, NULL, XT, b, YT, n_out, n_in, B, NULL);
         for (int th = 2; th <= 3; th++) {
             ecp_pool *pool = NULL;
             assert_int_equal(ecp_pool_create(th, &pool, &err), ECP_OK);
             memset(YT, 0xff, (size_t)n_out * B * sizeof *YT); /* NaN: every entry must be set */
-            ecp_spmm_csr_mt(&csr, XT, B, b, YT, pool);
+            ecp_spmm_csr_mt(&csr, XT, B, (size_t)B, b, YT, pool);
             check_product(W, XT, b, YT, n_out, n_in, B);
             ecp_pool_free(pool);
         }
@@ -316,12 +341,13 @@ static void test_gemm_packed(void **state)
             assert_int_equal(ecp_wpack_build(&p, W, n_out, n_in, &err), ECP_OK);
             for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++) {
                 int B = batches[bi];
-                ecp_gemm_packed(&p, XT, B, b, ECP_ACT_IDENTITY, NULL, Y, work);
+                ecp_gemm_packed(&p, XT, B, (size_t)B, b, ECP_ACT_IDENTITY, NULL, Y, work);
                 check_product(W, XT, b, Y, n_out, n_in, B);
-                ecp_gemm_packed(&p, XT, B, b, ECP_ACT_RELU, NULL, Y2, work);
+                check_strided(1, NULL, &p, XT, b, Y, n_out, n_in, B, work);
+                ecp_gemm_packed(&p, XT, B, (size_t)B, b, ECP_ACT_RELU, NULL, Y2, work);
                 for (int i = 0; i < n_out * B; i++)
                     assert_true(Y2[i] == (Y[i] > 0.0f ? Y[i] : 0.0f));
-                ecp_gemm_packed(&p, XT, B, b, ECP_ACT_SIGMOID, NULL, Y2, work);
+                ecp_gemm_packed(&p, XT, B, (size_t)B, b, ECP_ACT_SIGMOID, NULL, Y2, work);
                 ecp_act_forward(ECP_ACT_SIGMOID, Y, Y, (size_t)n_out * B);
                 for (int i = 0; i < n_out * B; i++)
                     assert_true(Y2[i] == Y[i]);

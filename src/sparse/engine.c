@@ -537,7 +537,7 @@ ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_s
         s->n_weights += (int64_t)m->layer[l].n_in * m->layer[l].n_out;
     }
     free_layers(simple, m->n_layers);
-    size_t nbuf = (size_t)s->cap * (size_t)s->wmax;
+    size_t nbuf = ecp_fm_ld(s->cap) * (size_t)s->wmax;
     size_t wpad = (size_t)(s->wmax + ECP_VW - 1) / ECP_VW * ECP_VW;
     for (int i = 0; i < 2; i++) {
         s->buf[i] = ecp_alloc_aligned(nbuf > wpad ? nbuf : wpad, err);
@@ -654,39 +654,53 @@ static ecp_status forward_b1(ecp_sparse_net *s, const float *x, float *y, ecp_er
 }
 
 /* One layer at batch B > 1, activation included. */
+/* The layer's activation on the B used columns of each row of YT (row stride ld). */
+static void act_rows(const sp_layer *S, float *YT, int B, size_t ld)
+{
+    if (S->act == ECP_ACT_IDENTITY)
+        return;
+    if (ld == (size_t)B)
+        ecp_act_forward_p(S->act, S->act_p, YT, YT, (size_t)B * S->n_out);
+    else
+        for (int o = 0; o < S->n_out; o++)
+            ecp_act_forward_p(S->act, S->act_p, YT + (size_t)o * ld, YT + (size_t)o * ld,
+                              (size_t)B);
+}
+
+/* A batch of B > 1 feature-major, rows of XT and YT ld = ecp_fm_ld(B) apart. */
 static ecp_status layer_bn(ecp_sparse_net *s, const sp_layer *S, const float *XT, int B,
-                           float *YT, ecp_error *err)
+                           size_t ld, float *YT, ecp_error *err)
 {
     if (S->nm_bn) {
-        ecp_nm_gemm(&S->nm, XT, B, S->b, YT);
-        ecp_act_forward(S->act, YT, YT, (size_t)B * S->n_out);
+        ecp_nm_gemm(&S->nm, XT, B, ld, S->b, YT);
+        act_rows(S, YT, B, ld);
         return ECP_OK;
     }
     if (choose_bn(s, S) == ECP_KERNEL_CSR) {
-        ecp_spmm_csr_mt(&S->csr, XT, B, S->b, YT, s->pool);
-        ecp_act_forward_p(S->act, S->act_p, YT, YT, (size_t)B * S->n_out);
+        ecp_spmm_csr_mt(&S->csr, XT, B, ld, S->b, YT, s->pool);
+        act_rows(S, YT, B, ld);
         return ECP_OK;
     }
     /* up to 4 samples the dense layer is the batch-1 row kernel's walk over W with every
      * sample at once: one read of W, as at batch 1, where the packed kernel's 16-column tile
      * would do the work of 16 (docs/PERF.md) */
-    if (B <= ECP_GEMV_MAX_BATCH && s->xrows && S->W) {
+    if (B <= ECP_GEMV_MAX_BATCH && s->xrows && S->W) { /* here ld == B */
         ecp_gemv_rows_batch(S->W, S->n_out, S->n_in, XT, B, S->b, S->act, S->act_p, YT,
                             s->xrows);
         return ECP_OK;
     }
     if (S->wp.w) {
-        ecp_gemm_packed(&S->wp, XT, B, S->b, S->act, S->act_p, YT, s->gemm_work);
+        ecp_gemm_packed(&S->wp, XT, B, ld, S->b, S->act, S->act_p, YT, s->gemm_work);
         return ECP_OK;
     }
     for (int o = 0; o < S->n_out; o++) {
-        float *r = YT + (size_t)o * (size_t)B;
+        float *r = YT + (size_t)o * ld;
         for (int j = 0; j < B; j++)
             r[j] = S->b[o];
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S->n_out, B, S->n_in, 1.0f, S->W,
-                S->n_in, XT, B, 1.0f, YT, B);
-    ecp_act_forward_p(S->act, S->act_p, YT, YT, (size_t)B * S->n_out);
+                S->n_in, XT, (int)ld, 1.0f, YT, (int)ld);
+    act_rows(S, YT, B, ld);
     return ECP_OK;
 }
 
@@ -696,17 +710,18 @@ static ecp_status forward_chunk(ecp_sparse_net *s, const float *x, int B, float 
     if (B == 1)
         return forward_b1(s, x, y, err);
     float *cur = s->buf[0], *nxt = s->buf[1];
-    ecp_transpose(x, B, s->n_in, (size_t)s->n_in, cur, (size_t)B, 0);
+    const size_t ld = ecp_fm_ld(B);
+    ecp_transpose(x, B, s->n_in, (size_t)s->n_in, cur, ld, 0);
     for (int l = 0; l < s->n_layers; l++) {
         const sp_layer *S = &s->layer[l];
-        ecp_status st = layer_bn(s, S, cur, B, nxt, err);
+        ecp_status st = layer_bn(s, S, cur, B, ld, nxt, err);
         if (st)
             return st;
         float *t = cur;
         cur = nxt;
         nxt = t;
     }
-    ecp_transpose(cur, s->n_out, B, (size_t)B, y, (size_t)s->n_out, 0);
+    ecp_transpose(cur, s->n_out, B, ld, y, (size_t)s->n_out, 0);
     return ECP_OK;
 }
 
@@ -758,9 +773,9 @@ static double nm_time(ecp_sparse_net *s, const sp_layer *S, int B, int nm)
                 cblas_sgemv(CblasRowMajor, CblasNoTrans, S->n_out, S->n_in, 1.0f, S->W,
                             S->n_in, X, 1, 1.0f, Y, 1);
             else if (nm)
-                ecp_nm_gemm(&S->nm, X, B, S->b, Y);
+                ecp_nm_gemm(&S->nm, X, B, ecp_fm_ld(B), S->b, Y);
             else
-                layer_bn(s, S, X, B, Y, NULL);
+                layer_bn(s, S, X, B, ecp_fm_ld(B), Y, NULL);
         }
         double t = (ecp_now() - t0) / reps;
         if (trial == 0) /* the first is the warm-up and sets the count */
@@ -784,7 +799,7 @@ static void nm_pick(ecp_sparse_net *s, sp_layer *S, int force)
     if (s->mode != ECP_ENGINE_AUTO)
         return;
     int prev = ecp_blas_threads_push(s->threads);
-    size_t n = (size_t)s->cap * (size_t)s->wmax;
+    size_t n = ecp_fm_ld(s->cap) * (size_t)s->wmax;
     for (size_t i = 0; i < n; i++)
         s->buf[0][i] = (float)((i * 2654435761u) % 1000u) / 1000.0f;
     S->nm_b1 = nm_time(s, S, 1, 1) < nm_time(s, S, 1, 0);

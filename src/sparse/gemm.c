@@ -92,7 +92,7 @@ DEFINE_MICRO(2)
 
 /* Stores a tile of `rows` x `cols` (rows <= MR, cols <= nv * VW) at C (row stride ldc): on the
  * first block of steps C = acc + b, after it C += acc; on the last, ReLU when asked. */
-static void store_tile(int nv, vf acc[][2], int rows, int cols, float *C, int ldc,
+static void store_tile(int nv, vf acc[][2], int rows, int cols, float *C, size_t ldc,
                        const float *b, int first, int last, int relu)
 {
     for (int i = 0; i < rows; i++) {
@@ -110,15 +110,15 @@ static void store_tile(int nv, vf acc[][2], int rows, int cols, float *C, int ld
     }
 }
 
-/* bp[panel][k][NR] = XT[k0 + k][panel * NR + j], zero past B. */
-static void pack_xt(const float *XT, int B, int k0, int kc, int nr, float *bp)
+/* bp[panel][k][NR] = XT[k0 + k][panel * NR + j] (row stride ld), zero past B. */
+static void pack_xt(const float *XT, int B, size_t ld, int k0, int kc, int nr, float *bp)
 {
     const int n_p = (B + nr - 1) / nr;
     for (int p = 0; p < n_p; p++) {
         const int j0 = p * nr, w = B - j0 < nr ? B - j0 : nr;
         float *dst = bp + (size_t)p * kc * nr;
         for (int k = 0; k < kc; k++) {
-            const float *src = XT + (size_t)(k0 + k) * B + j0;
+            const float *src = XT + (size_t)(k0 + k) * ld + j0;
             memcpy(dst + (size_t)k * nr, src, (size_t)w * sizeof *src);
             for (int j = w; j < nr; j++)
                 dst[(size_t)k * nr + j] = 0.0f;
@@ -141,8 +141,8 @@ static void prefetch_next(const float *a, int kc, int more, int q, int n_p)
         __builtin_prefetch(next + (size_t)l * 64, 0, 3);
 }
 
-void ecp_gemm_packed(const ecp_wpack *p, const float *XT, int B, const float *b, ecp_act act,
-                     const float *act_p, float *YT, float *work)
+void ecp_gemm_packed(const ecp_wpack *p, const float *XT, int B, size_t ld, const float *b,
+                     ecp_act act, const float *act_p, float *YT, float *work)
 {
     const int K = p->n_in, N = p->n_out, n_rb = (N + MR - 1) / MR;
     const int nv = B <= VW ? 1 : 2, nr = nv * VW, n_p = (B + nr - 1) / nr;
@@ -151,7 +151,7 @@ void ecp_gemm_packed(const ecp_wpack *p, const float *XT, int B, const float *b,
         return;
     for (int k0 = 0; k0 < K; k0 += KC) {
         const int kc = K - k0 < KC ? K - k0 : KC, first = k0 == 0, last = k0 + kc == K;
-        pack_xt(XT, B, k0, kc, nr, work);
+        pack_xt(XT, B, ld, k0, kc, nr, work);
         for (int rb = 0; rb < n_rb; rb++) {
             const float *a = p->w + wpack_at(n_rb, k0, kc, rb);
             const int r0 = rb * MR, rows = N - r0 < MR ? N - r0 : MR;
@@ -167,11 +167,12 @@ void ecp_gemm_packed(const ecp_wpack *p, const float *XT, int B, const float *b,
                 } else
                     micro_2(kc, a, bp, acc);
                 const int j0 = q * nr, cols = B - j0 < nr ? B - j0 : nr;
-                store_tile(nv, acc, rows, cols, YT + (size_t)r0 * B + j0, B, b + r0, first,
+                store_tile(nv, acc, rows, cols, YT + (size_t)r0 * ld + j0, ld, b + r0, first,
                            last, relu);
             }
         }
     }
     if (act != ECP_ACT_RELU && act != ECP_ACT_IDENTITY)
-        ecp_act_forward_p(act, act_p, YT, YT, (size_t)N * B);
+        for (int o = 0; o < N; o++)
+            ecp_act_forward_p(act, act_p, YT + (size_t)o * ld, YT + (size_t)o * ld, (size_t)B);
 }

@@ -60,17 +60,17 @@
                                                                                                 \
     /* Columns [j, B) of a batch too narrow for a vector tile: accumulate in place in YT. */  \
     static void spmm_tail_##SUF(const int64_t *ptr, const ITYPE *idx, const float *val,         \
-                                const float *XT, int B, int j, const float *b, float *YT,      \
-                                int r0, int r1)                                                \
+                                const float *XT, int B, size_t ld, int j, const float *b,      \
+                                float *YT, int r0, int r1)                                     \
     {                                                                                          \
         const int w = B - j;                                                                   \
         for (int o = r0; o < r1; o++) {                                                        \
-            float *yr = YT + (size_t)o * (size_t)B + (size_t)j;                                \
+            float *yr = YT + (size_t)o * ld + (size_t)j;                                       \
             for (int t = 0; t < w; t++)                                                        \
                 yr[t] = b[o];                                                                  \
             for (int64_t k = ptr[o]; k < ptr[o + 1]; k++) {                                    \
                 const float v = val[k];                                                        \
-                const float *xr = XT + (size_t)idx[k] * (size_t)B + (size_t)j;                 \
+                const float *xr = XT + (size_t)idx[k] * ld + (size_t)j;                        \
                 for (int t = 0; t < w; t++)                                                    \
                     yr[t] = MADD(v, xr[t], yr[t]);                                             \
             }                                                                                  \
@@ -80,16 +80,16 @@
     SPMM_TILE(SUF, ITYPE, 1, 4)                                                                \
                                                                                                \
     static void spmm_csr_##SUF(const int64_t *ptr, const ITYPE *idx, const float *val,         \
-                               const float *XT, int B, const float *b, float *YT, int r0,      \
-                               int r1)                                                         \
+                               const float *XT, int B, size_t ld, const float *b, float *YT,   \
+                               int r0, int r1)                                                 \
     {                                                                                          \
         int j = 0;                                                                             \
         for (; j + TNV * VW <= B; j += TNV * VW)                                               \
-            SPMM_TNAME(TNV, SUF)(ptr, idx, val, XT + j, (size_t)B, b, YT + j, (size_t)B, r0, r1);  \
+            SPMM_TNAME(TNV, SUF)(ptr, idx, val, XT + j, ld, b, YT + j, ld, r0, r1);            \
         for (; j + VW <= B; j += VW)                                                           \
-            spmm_tile1_##SUF(ptr, idx, val, XT + j, (size_t)B, b, YT + j, (size_t)B, r0, r1);  \
+            spmm_tile1_##SUF(ptr, idx, val, XT + j, ld, b, YT + j, ld, r0, r1);                \
         if (j < B)                                                                             \
-            spmm_tail_##SUF(ptr, idx, val, XT, B, j, b, YT, r0, r1);                           \
+            spmm_tail_##SUF(ptr, idx, val, XT, B, ld, j, b, YT, r0, r1);                       \
     }
 
 /* NV vectors (NV * VW batch columns) of one output row held in registers, the row's non-zeros
@@ -153,13 +153,13 @@ void ecp_spmv_csc(const ecp_spmat *A, const float *x, const float *b, float *y)
         spmv_csc_i32(A->ptr, A->idx32, A->val, A->n_in, x, y);
 }
 
-void ecp_spmm_csr(const ecp_spmat *A, const float *XT, int B, const float *b, float *YT, int r0,
-                  int r1)
+void ecp_spmm_csr(const ecp_spmat *A, const float *XT, int B, size_t ld, const float *b,
+                  float *YT, int r0, int r1)
 {
     if (A->idx16)
-        spmm_csr_u16(A->ptr, A->idx16, A->val, XT, B, b, YT, r0, r1);
+        spmm_csr_u16(A->ptr, A->idx16, A->val, XT, B, ld, b, YT, r0, r1);
     else
-        spmm_csr_i32(A->ptr, A->idx32, A->val, XT, B, b, YT, r0, r1);
+        spmm_csr_i32(A->ptr, A->idx32, A->val, XT, B, ld, b, YT, r0, r1);
 }
 
 /* ------------------------------------------------------------------ batch 1 over non-zero inputs */
@@ -350,6 +350,7 @@ typedef struct {
     const float *x, *b;
     float *y;
     int B; /* 0: SpMV */
+    size_t ld;
     int blocks;
 } mt_job;
 
@@ -379,11 +380,11 @@ static void mt_block(void *arg, int t)
     if (j->B == 0)
         ecp_spmv_csr(A, j->x, j->b, j->y, r0, r1);
     else
-        ecp_spmm_csr(A, j->x, j->B, j->b, j->y, r0, r1);
+        ecp_spmm_csr(A, j->x, j->B, j->ld, j->b, j->y, r0, r1);
 }
 
-static void mt_product(const ecp_spmat *A, const float *x, int B, const float *b, float *y,
-                       ecp_pool *pool)
+static void mt_product(const ecp_spmat *A, const float *x, int B, size_t ld, const float *b,
+                       float *y, ecp_pool *pool)
 {
     int64_t work = A->nnz * (int64_t)(B ? B : 1);
     int blocks = ecp_pool_threads(pool);
@@ -391,18 +392,18 @@ static void mt_product(const ecp_spmat *A, const float *x, int B, const float *b
         blocks = A->n_major;
     if (work < MT_MIN_WORK || blocks < 1)
         blocks = 1;
-    mt_job j = {A, x, b, y, B, blocks};
+    mt_job j = {A, x, b, y, B, ld, blocks};
     ecp_pool_run(pool, mt_block, &j, blocks);
 }
 
 void ecp_spmv_csr_mt(const ecp_spmat *A, const float *x, const float *b, float *y,
                      ecp_pool *pool)
 {
-    mt_product(A, x, 0, b, y, pool);
+    mt_product(A, x, 0, 0, b, y, pool);
 }
 
-void ecp_spmm_csr_mt(const ecp_spmat *A, const float *XT, int B, const float *b, float *YT,
-                     ecp_pool *pool)
+void ecp_spmm_csr_mt(const ecp_spmat *A, const float *XT, int B, size_t ld, const float *b,
+                     float *YT, ecp_pool *pool)
 {
-    mt_product(A, XT, B, b, YT, pool);
+    mt_product(A, XT, B, ld, b, YT, pool);
 }

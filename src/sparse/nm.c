@@ -96,7 +96,8 @@ void ecp_nm_gemv(const ecp_nmmat *a, const float *x, const float *b, float *y)
     }
 }
 
-void ecp_nm_gemm(const ecp_nmmat *a, const float *XT, int B, const float *b, float *YT)
+void ecp_nm_gemm(const ecp_nmmat *a, const float *XT, int B, size_t ld, const float *b,
+                 float *YT)
 {
     int G = a->groups, n = a->n, m = a->m;
     /* batch tiles outside, rows inside: the n_in x TB tile of XT stays in cache for every row */
@@ -111,30 +112,30 @@ void ecp_nm_gemm(const ecp_nmmat *a, const float *XT, int B, const float *b, flo
              * (a float array here went through memory on every step: 2.5x slower) */
             __m512 acc0 = _mm512_set1_ps(bi), acc1 = acc0;
             for (int g = 0; g < G; g++) {
-                const float *xg = XT + (size_t)g * m * B + c0;
+                const float *xg = XT + (size_t)g * m * ld + c0;
                 for (int t = 0; t < n; t++) {
-                    const float *xr = xg + (size_t)o[t * G + g] * B;
+                    const float *xr = xg + (size_t)o[t * G + g] * ld;
                     __m512 w = _mm512_set1_ps(v[t * G + g]);
                     acc0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(xr), acc0);
                     acc1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(xr + 16), acc1);
                 }
             }
-            _mm512_storeu_ps(YT + (size_t)i * B + c0, acc0);
-            _mm512_storeu_ps(YT + (size_t)i * B + c0 + 16, acc1);
+            _mm512_storeu_ps(YT + (size_t)i * ld + c0, acc0);
+            _mm512_storeu_ps(YT + (size_t)i * ld + c0 + 16, acc1);
 #else
             float acc[TB];
             for (int c = 0; c < TB; c++)
                 acc[c] = bi;
             for (int g = 0; g < G; g++) {
-                const float *xg = XT + (size_t)g * m * B + c0;
+                const float *xg = XT + (size_t)g * m * ld + c0;
                 for (int t = 0; t < n; t++) {
-                    const float *xr = xg + (size_t)o[t * G + g] * B;
+                    const float *xr = xg + (size_t)o[t * G + g] * ld;
                     float w = v[t * G + g];
                     for (int c = 0; c < TB; c++)
                         acc[c] = MADD(w, xr[c], acc[c]);
                 }
             }
-            memcpy(YT + (size_t)i * B + c0, acc, sizeof acc);
+            memcpy(YT + (size_t)i * ld + c0, acc, sizeof acc);
 #endif
         }
     for (int i = 0; i < a->n_out; i++) {
@@ -145,8 +146,8 @@ void ecp_nm_gemm(const ecp_nmmat *a, const float *XT, int B, const float *b, flo
             float s = bi;
             for (int g = 0; g < G; g++)
                 for (int t = 0; t < n; t++)
-                    s = MADD(v[t * G + g], XT[((size_t)g * m + o[t * G + g]) * B + c], s);
-            YT[(size_t)i * B + c] = s;
+                    s = MADD(v[t * G + g], XT[((size_t)g * m + o[t * G + g]) * ld + c], s);
+            YT[(size_t)i * ld + c] = s;
         }
     }
 }

@@ -20,7 +20,9 @@ ecp_status ecp_nmmat_build(ecp_nmmat *a, const float *W, int n_out, int n_in, in
 void ecp_nmmat_release(ecp_nmmat *a);
 /* y = W x + b, one sample. */
 void ecp_nm_gemv(const ecp_nmmat *a, const float *x, const float *b, float *y);
-/* YT = W XT + b for a batch held feature-major (XT n_in x B, YT n_out x B), as ecp_spmm_csr. */
-void ecp_nm_gemm(const ecp_nmmat *a, const float *XT, int B, const float *b, float *YT);
+/* YT = W XT + b for a batch held feature-major (XT n_in x B, YT n_out x B, row stride ld), as
+ * ecp_spmm_csr. */
+void ecp_nm_gemm(const ecp_nmmat *a, const float *XT, int B, size_t ld, const float *b,
+                 float *YT);
 
 #endif

@@ -35,18 +35,32 @@ int64_t ecp_spmat_count(const float *W, const uint8_t *pruned, int n_out, int n_
 void ecp_spmv_csr(const ecp_spmat *A, const float *x, const float *b, float *y, int r0, int r1);
 /* y = W x + b for one sample (CSC): walks only the non-zero inputs and scatters into y. */
 void ecp_spmv_csc(const ecp_spmat *A, const float *x, const float *b, float *y);
-/* YT = W XT + b for a batch held feature-major: XT is n_in x B, YT is n_out x B (row-major), so
- * the batch is the inner, contiguous dimension. Rows [r0, r1) only. */
-void ecp_spmm_csr(const ecp_spmat *A, const float *XT, int B, const float *b, float *YT, int r0,
-                  int r1);
+/* YT = W XT + b for a batch held feature-major: XT is n_in x B, YT is n_out x B, both with row
+ * stride ld >= B (ecp_fm_ld), so the batch is the inner, contiguous dimension. Rows [r0, r1)
+ * only. */
+void ecp_spmm_csr(const ecp_spmat *A, const float *XT, int B, size_t ld, const float *b,
+                  float *YT, int r0, int r1);
 /* The same two products split over the threads of pool (NULL: the calling thread) by row
  * blocks of equal non-zero count (on the calling thread alone when the work is too small to pay
  * for waking the workers). Every row is computed whole by one thread: the results do not depend
  * on the thread count. */
 void ecp_spmv_csr_mt(const ecp_spmat *A, const float *x, const float *b, float *y,
                      ecp_pool *pool);
-void ecp_spmm_csr_mt(const ecp_spmat *A, const float *XT, int B, const float *b, float *YT,
-                     ecp_pool *pool);
+void ecp_spmm_csr_mt(const ecp_spmat *A, const float *XT, int B, size_t ld, const float *b,
+                     float *YT, ecp_pool *pool);
+
+/* Row stride of the engine's feature-major activations for a batch of B (B >= 16: whole 64-byte
+ * lines, an odd count of them). With a stride of 2^k lines (batch 256: 1 KB) the rows of a
+ * 4096-input layer fall in 1/16 of the L2 sets and 1/8 of the L1 sets, and the SpMM, which
+ * reads a 128-byte segment of a different row per non-zero, missed L2: 1024-4096-4096-1024 at
+ * 90 %, batch 256, 5.9k samples/s against 9.9k at batch 240 (docs/PERF.md). */
+static inline size_t ecp_fm_ld(int B)
+{
+    if (B < 16)
+        return (size_t)B;
+    size_t lines = ((size_t)B + 15) / 16;
+    return (lines | 1) * 16;
+}
 
 
 /* Batch-1 helpers over the list of non-zero inputs (the engine builds it once per layer while
@@ -87,11 +101,11 @@ ecp_status ecp_wpack_build(ecp_wpack *p, const float *W, int n_out, int n_in, ec
 void ecp_wpack_release(ecp_wpack *p);
 /* Floats of the work buffer ecp_gemm_packed needs for batches up to max_batch (64-byte aligned). */
 size_t ecp_gemm_work_floats(int max_batch);
-/* YT = act(W XT + b), feature-major as ecp_spmm_csr (XT n_in x B, YT n_out x B, row stride B);
+/* YT = act(W XT + b), feature-major as ecp_spmm_csr (XT n_in x B, YT n_out x B, row stride ld);
  * ReLU and identity are applied in the register tile, other activations (parameters act_p,
  * NULL = the defaults) after. */
-void ecp_gemm_packed(const ecp_wpack *p, const float *XT, int B, const float *b, ecp_act act,
-                     const float *act_p, float *YT, float *work);
+void ecp_gemm_packed(const ecp_wpack *p, const float *XT, int B, size_t ld, const float *b,
+                     ecp_act act, const float *act_p, float *YT, float *work);
 
 /* y = act(W x + b) for one sample, W row-major n_out x n_in (gemv.c). ReLU and identity are
  * applied as each row is stored, other activations after. */

@@ -48,11 +48,11 @@ static ecp_status layer_make(bench_layer *L, int n_out, int n_in, int B, ecp_rng
     L->B = B;
     L->W = ecp_alloc((size_t)n_out * n_in, sizeof(float), "tune", err);
     /* 64-byte aligned like the engine's buffers (the SpMM tiles read 128-byte row segments) */
-    size_t xb = ((size_t)n_in * B * sizeof(float) + 63) / 64 * 64;
+    size_t xb = ((size_t)n_in * ecp_fm_ld(B) * sizeof(float) + 63) / 64 * 64;
     L->x = aligned_alloc(64, xb);
     if (!L->x)
         ecp_fail(err, ECP_ERR_MEMORY, "tune: out of memory");
-    L->y = ecp_alloc((size_t)n_out * B, sizeof(float), "tune", err);
+    L->y = ecp_alloc((size_t)n_out * ecp_fm_ld(B), sizeof(float), "tune", err);
     L->b = ecp_zalloc((size_t)n_out, sizeof(float), "tune", err);
     if (!L->W || !L->x || !L->y || !L->b) {
         layer_free(L);
@@ -60,7 +60,7 @@ static ecp_status layer_make(bench_layer *L, int n_out, int n_in, int B, ecp_rng
     }
     for (size_t i = 0; i < (size_t)n_out * n_in; i++)
         L->W[i] = (float)(ecp_rng_uniform(r) - 0.5);
-    for (size_t i = 0; i < (size_t)n_in * B; i++)
+    for (size_t i = 0; i < (size_t)n_in * ecp_fm_ld(B); i++)
         L->x[i] = (float)ecp_rng_uniform(r) + 0.01f; /* dense: no zero inputs */
     return ECP_OK;
 }
@@ -86,7 +86,8 @@ static ecp_status time_dense(const bench_layer *L, int threads, double *out, ecp
         double t0 = ecp_now();
         for (int i = 0; i < reps; i++) {
             if (p.w)
-                ecp_gemm_packed(&p, L->x, L->B, L->b, ECP_ACT_IDENTITY, NULL, L->y, work);
+                ecp_gemm_packed(&p, L->x, L->B, ecp_fm_ld(L->B), L->b, ECP_ACT_IDENTITY, NULL,
+                                L->y, work);
             else if (L->B == 1 && threads == 1)
                 ecp_gemv_rows(L->W, L->n_out, L->n_in, L->x, L->b, ECP_ACT_IDENTITY, NULL,
                               L->y);
@@ -95,7 +96,8 @@ static ecp_status time_dense(const bench_layer *L, int threads, double *out, ecp
                             L->x, 1, 0.0f, L->y, 1);
             else
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L->n_out, L->B, L->n_in,
-                            1.0f, L->W, L->n_in, L->x, L->B, 0.0f, L->y, L->B);
+                            1.0f, L->W, L->n_in, L->x, (int)ecp_fm_ld(L->B), 0.0f, L->y,
+                            (int)ecp_fm_ld(L->B));
         }
         double t = (ecp_now() - t0) / reps;
         if (rep > 0 && t < best) /* rep 0 sizes reps and warms the caches */
@@ -131,7 +133,7 @@ static ecp_status time_sparse(const bench_layer *L, double d, ecp_pool *pool, ec
             if (L->B == 1)
                 ecp_spmv_csr_mt(&A, L->x, L->b, L->y, pool);
             else
-                ecp_spmm_csr_mt(&A, L->x, L->B, L->b, L->y, pool);
+                ecp_spmm_csr_mt(&A, L->x, L->B, ecp_fm_ld(L->B), L->b, L->y, pool);
         double t = (ecp_now() - t0) / reps;
         if (rep > 0 && t < best)
             best = t;
