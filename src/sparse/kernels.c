@@ -20,11 +20,12 @@
 /* SpMM tile: TNV vectors of batch columns per output row (32 columns with AVX-512), TS
  * accumulator sets, the fastest of the tiles tried (docs/PERF.md). XT must be 64-byte aligned
  * (row segments that straddle lines nearly halve the speed).
- * The tile is bound by pulling XT rows from L2 (one 128-byte segment per non-zero), not by FMA
- * latency, so more accumulator chains do not help; 2 x 16 columns keeps the XT slab of a
- * 4096-input layer at 512 KB, inside L2. */
+ * 2 x 16 columns keep the XT slab of a 4096-input layer at 512 KB, inside L2 (with the engine's
+ * padded row stride, ecp_fm_ld: at a stride of 2^k lines it missed L2 and one accumulator set
+ * was as fast as two). Two sets (4 FMA chains), 784-300-100-10 at 90 %, batch 256:
+ * 1.14-1.18M -> 1.25M samples/s; 1024-4096-4096-1024: 9.9-10.5k -> 9.6-12.0k (noisy). */
 #define TNV 2
-#define TS 1
+#define TS 2
 #define DEFINE_KERNELS(SUF, ITYPE)                                                              \
     static void spmv_csr_##SUF(const int64_t *ptr, const ITYPE *idx, const float *val,          \
                                const float *x, const float *b, float *y, int r0, int r1)        \
