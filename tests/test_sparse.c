@@ -45,7 +45,8 @@ static void check_product(const float *W, const float *XT, const float *b, const
 
 /* A feature-major product with row stride ld = B + 16 (the engine pads its rows, ecp_fm_ld):
  * the same values as with stride B (YT, computed before), bit for bit, and the padding of YT
- * untouched. kind 0: SpMM (A), 1: packed GEMM (p). */
+ * untouched. kind 0: SpMM (A), 1: packed GEMM (p), 2: packed GEMM from the batch as rows
+ * (B x n_in, row stride n_in + 3, transposed while packing). */
 static void check_strided(int kind, const ecp_spmat *A, const ecp_wpack *p, const float *XT,
                           const float *b, const float *YT, int n_out, int n_in, int B, float *work)
 {
@@ -58,8 +59,17 @@ static void check_strided(int kind, const ecp_spmat *A, const ecp_wpack *p, cons
         YP[i] = -7.0f;
     if (kind == 0)
         ecp_spmm_csr(A, XP, B, ld, b, YP, 0, n_out);
-    else
+    else if (kind == 1)
         ecp_gemm_packed(p, XP, B, ld, b, ECP_ACT_IDENTITY, NULL, YP, work);
+    else {
+        const size_t ldx = (size_t)n_in + 3;
+        float *XR = malloc(((size_t)B * ldx + 1) * sizeof *XR);
+        assert_non_null(XR);
+        for (size_t i = 0; i < (size_t)B * ldx; i++)
+            XR[i] = (i % ldx) < (size_t)n_in ? XT[(i % ldx) * B + i / ldx] : NAN;
+        ecp_gemm_packed_rows(p, XR, B, ldx, ld, b, ECP_ACT_IDENTITY, NULL, YP, work);
+        free(XR);
+    }
     for (int o = 0; o < n_out; o++)
         for (size_t j = 0; j < ld; j++)
             assert_true(YP[o * ld + j] == (j < (size_t)B ? YT[(size_t)o * B + j] : -7.0f));
@@ -344,6 +354,7 @@ static void test_gemm_packed(void **state)
                 ecp_gemm_packed(&p, XT, B, (size_t)B, b, ECP_ACT_IDENTITY, NULL, Y, work);
                 check_product(W, XT, b, Y, n_out, n_in, B);
                 check_strided(1, NULL, &p, XT, b, Y, n_out, n_in, B, work);
+                check_strided(2, NULL, &p, XT, b, Y, n_out, n_in, B, work);
                 ecp_gemm_packed(&p, XT, B, (size_t)B, b, ECP_ACT_RELU, NULL, Y2, work);
                 for (int i = 0; i < n_out * B; i++)
                     assert_true(Y2[i] == (Y[i] > 0.0f ? Y[i] : 0.0f));

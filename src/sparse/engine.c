@@ -667,6 +667,14 @@ static void act_rows(const sp_layer *S, float *YT, int B, size_t ld)
                               (size_t)B);
 }
 
+/* 1 when layer_bn runs the layer on the packed GEMM at this batch (the branches before it in
+ * layer_bn not taken). */
+static int packed_bn(const ecp_sparse_net *s, const sp_layer *S, int B)
+{
+    return !S->nm_bn && choose_bn(s, S) != ECP_KERNEL_CSR &&
+           !(B <= ECP_GEMV_MAX_BATCH && s->xrows && S->W) && S->wp.w;
+}
+
 /* A batch of B > 1 feature-major, rows of XT and YT ld = ecp_fm_ld(B) apart. */
 static ecp_status layer_bn(ecp_sparse_net *s, const sp_layer *S, const float *XT, int B,
                            size_t ld, float *YT, ecp_error *err)
@@ -711,8 +719,15 @@ static ecp_status forward_chunk(ecp_sparse_net *s, const float *x, int B, float 
         return forward_b1(s, x, y, err);
     float *cur = s->buf[0], *nxt = s->buf[1];
     const size_t ld = ecp_fm_ld(B);
-    ecp_transpose(x, B, s->n_in, (size_t)s->n_in, cur, ld, 0);
-    for (int l = 0; l < s->n_layers; l++) {
+    int l0 = 0;
+    if (packed_bn(s, &s->layer[0], B)) { /* the transpose happens in its packing */
+        const sp_layer *S = &s->layer[0];
+        ecp_gemm_packed_rows(&S->wp, x, B, (size_t)s->n_in, ld, S->b, S->act, S->act_p, cur,
+                             s->gemm_work);
+        l0 = 1;
+    } else
+        ecp_transpose(x, B, s->n_in, (size_t)s->n_in, cur, ld, 0);
+    for (int l = l0; l < s->n_layers; l++) {
         const sp_layer *S = &s->layer[l];
         ecp_status st = layer_bn(s, S, cur, B, ld, nxt, err);
         if (st)

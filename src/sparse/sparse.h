@@ -106,6 +106,11 @@ size_t ecp_gemm_work_floats(int max_batch);
  * NULL = the defaults) after. */
 void ecp_gemm_packed(const ecp_wpack *p, const float *XT, int B, size_t ld, const float *b,
                      ecp_act act, const float *act_p, float *YT, float *work);
+/* The same from the batch as rows: X is B x n_in with row stride ldx (the transpose into the
+ * feature-major layout happens while packing). */
+void ecp_gemm_packed_rows(const ecp_wpack *p, const float *X, int B, size_t ldx, size_t ld,
+                          const float *b, ecp_act act, const float *act_p, float *YT,
+                          float *work);
 
 /* y = act(W x + b) for one sample, W row-major n_out x n_in (gemv.c). ReLU and identity are
  * applied as each row is stored, other activations after. */
