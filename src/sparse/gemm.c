@@ -147,43 +147,6 @@ static void prefetch_next(const float *a, int kc, int more, int q, int n_p)
         __builtin_prefetch(next + (size_t)l * 64, 0, 3);
 }
 
-/* The part `c` of n_calls of the input block pack_x will read next (steps [k0, k0 + kc)), into
- * L2 while the current block is multiplied: the batch's rows come from beyond L2 (a batch of
- * 1024 is split into chunks of 256, each chunk's inputs read once), and packing waited on them
- * in a phase of its own. The block is n_seg segments of seg floats, stride floats apart. */
-typedef struct {
-    const char *base;
-    size_t stride; /* bytes */
-    int n_seg, seg_lines;
-} next_block;
-
-static next_block next_of(const float *X, int by_rows, int B, size_t ldx, int k0, int kc)
-{
-    next_block n = {0};
-    if (kc <= 0)
-        return n;
-    n.stride = ldx * sizeof(float);
-    if (by_rows) {
-        n.base = (const char *)(X + k0);
-        n.n_seg = B;
-        n.seg_lines = (kc * (int)sizeof(float) + 63) / 64 + 1; /* + 1: unaligned segments */
-    } else {
-        n.base = (const char *)(X + (size_t)k0 * ldx);
-        n.n_seg = kc;
-        n.seg_lines = (B * (int)sizeof(float) + 63) / 64 + 1;
-    }
-    return n;
-}
-
-static void prefetch_block(const next_block *n, int c, int n_calls)
-{
-    const long lines = (long)n->n_seg * n->seg_lines, per = (lines + n_calls - 1) / n_calls;
-    for (long l = c * per; l < (c + 1) * per && l < lines; l++)
-        __builtin_prefetch(n->base + (size_t)(l / n->seg_lines) * n->stride +
-                               (size_t)(l % n->seg_lines) * 64,
-                           0, 1);
-}
-
 /* Both entry points: X as pack_x reads it (by_rows, ldx), YT feature-major with row stride ld. */
 static void gemm_run(const ecp_wpack *p, const float *X, int by_rows, size_t ldx, int B, size_t ld,
                      const float *b, ecp_act act, const float *act_p, float *YT, float *work)
@@ -196,8 +159,6 @@ static void gemm_run(const ecp_wpack *p, const float *X, int by_rows, size_t ldx
     for (int k0 = 0; k0 < K; k0 += KC) {
         const int kc = K - k0 < KC ? K - k0 : KC, first = k0 == 0, last = k0 + kc == K;
         pack_x(X, by_rows, B, ldx, k0, kc, nr, work);
-        const int k1 = k0 + kc, kc1 = K - k1 < KC ? K - k1 : KC;
-        const next_block nb = next_of(X, by_rows, B, ldx, k1, kc1);
         for (int rb = 0; rb < n_rb; rb++) {
             const float *a = p->w + wpack_at(n_rb, k0, kc, rb);
             const int r0 = rb * MR, rows = N - r0 < MR ? N - r0 : MR;
@@ -205,8 +166,6 @@ static void gemm_run(const ecp_wpack *p, const float *X, int by_rows, size_t ldx
                 vf acc[MR][2];
                 const float *bp = work + (size_t)q * kc * nr;
                 prefetch_next(a, kc, rb + 1 < n_rb, q, n_p);
-                if (nb.base)
-                    prefetch_block(&nb, rb * n_p + q, n_rb * n_p);
                 if (nv == 1) {
                     vf a1[MR][1];
                     micro_1(kc, a, bp, a1);
