@@ -132,21 +132,6 @@ static void pack_x(const float *X, int by_rows, int B, size_t ld, int k0, int kc
     }
 }
 
-/* Fetches the share q of n_p of the next row block's weights (kc x MR floats right after a)
- * into L1 while panel q is multiplied: the hardware prefetchers did not have them there in
- * time. A batch of one panel (n_p = 1) would take the whole block at once, which cost 300 x 784
- * at batch 16 13 %: there the next block is left to the hardware. 1024 x 4096 at batch 256:
- * 184-187 -> 197-202 GFLOP/s; 4096 x 4096 181-186 -> 185-200 (bench_gemm.sh, docs/PERF.md). */
-static void prefetch_next(const float *a, int kc, int more, int q, int n_p)
-{
-    if (!more || n_p == 1)
-        return;
-    const char *next = (const char *)(a + (size_t)kc * MR);
-    const int lines = kc * MR * (int)sizeof(float) / 64, per = (lines + n_p - 1) / n_p;
-    for (int l = q * per; l < (q + 1) * per && l < lines; l++)
-        __builtin_prefetch(next + (size_t)l * 64, 0, 3);
-}
-
 /* Both entry points: X as pack_x reads it (by_rows, ldx), YT feature-major with row stride ld. */
 static void gemm_run(const ecp_wpack *p, const float *X, int by_rows, size_t ldx, int B, size_t ld,
                      const float *b, ecp_act act, const float *act_p, float *YT, float *work)
@@ -165,7 +150,6 @@ static void gemm_run(const ecp_wpack *p, const float *X, int by_rows, size_t ldx
             for (int q = 0; q < n_p; q++) {
                 vf acc[MR][2];
                 const float *bp = work + (size_t)q * kc * nr;
-                prefetch_next(a, kc, rb + 1 < n_rb, q, n_p);
                 if (nv == 1) {
                     vf a1[MR][1];
                     micro_1(kc, a, bp, a1);
