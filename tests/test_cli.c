@@ -701,6 +701,16 @@ static void test_prune_bad_options(void **state)
         expect_error(&r, 2, cases[i].needle, what);
         assert_int_equal(tu_count_files(out), 0);
     }
+    /* the size under which training rows are read into memory: a byte count or an error */
+    static const char *const bad_env[] = {"12x", "-1", "", "1e6"};
+    for (size_t i = 0; i < sizeof bad_env / sizeof *bad_env; i++) {
+        setenv("ECPRUNE_STREAM_FROM", bad_env[i], 1);
+        run_result r = run("prune '%s' --data '%s' --sparsity 0.3 -o '%s'", P("reg.onnx"),
+                           P("reg"), o);
+        expect_error(&r, 2, "ECPRUNE_STREAM_FROM", "prune with a bad ECPRUNE_STREAM_FROM");
+        assert_int_equal(tu_count_files(out), 0);
+    }
+    unsetenv("ECPRUNE_STREAM_FROM");
     /* --calib equal to the training size is allowed. */
     run_result r = run("prune '%s' --data '%s' --calib 200 --sparsity 0.3 -o '%s'", P("reg.onnx"),
                        P("reg"), o);

@@ -304,20 +304,31 @@ ecp_status cli_open_err(const char *model, const char *data, const char *target_
  * chunk. ECPRUNE_STREAM_FROM=BYTES sets it (0: always leave the inputs on disk). */
 #define CLI_STREAM_FROM ((int64_t)64 << 20)
 
-static int64_t stream_from(void)
+/* The threshold: ECPRUNE_STREAM_FROM when set (a byte count, else an error), else the default. */
+static ecp_status stream_from(int64_t *out, ecp_error *err)
 {
     const char *e = getenv("ECPRUNE_STREAM_FROM");
+    *out = CLI_STREAM_FROM;
+    if (!e)
+        return ECP_OK;
     char *end;
-    long long v = e && *e ? strtoll(e, &end, 10) : -1;
-    return v >= 0 && !*end ? (int64_t)v : CLI_STREAM_FROM;
+    errno = 0;
+    long long v = strtoll(e, &end, 10);
+    if (!*e || *end || v < 0 || errno)
+        return ecp_fail(err, ECP_ERR_ARG,
+                        "ECPRUNE_STREAM_FROM '%.40s': expected a byte count (an integer >= 0)", e);
+    *out = (int64_t)v;
+    return ECP_OK;
 }
 
 /* *d, if its rows are on disk but few enough, replaced by the same rows in memory. */
 static ecp_status small_in_memory(ecp_dataset **d, ecp_error *err)
 {
     ecp_dataset *t = *d, *mem = NULL;
-    if (!t->rows || t->n >= stream_from() / 4 / t->n_in)
-        return ECP_OK;
+    int64_t limit;
+    ecp_status st = stream_from(&limit, err);
+    if (st || !t->rows || t->n >= limit / 4 / t->n_in)
+        return st;
     int64_t *idx = malloc((size_t)t->n * sizeof *idx);
     if (!idx)
         return ecp_fail(err, ECP_ERR_MEMORY, "training set: out of memory");
