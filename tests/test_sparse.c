@@ -46,7 +46,8 @@ static void check_product(const float *W, const float *XT, const float *b, const
 /* A feature-major product with row stride ld = B + 16 (the engine pads its rows, ecp_fm_ld):
  * the same values as with stride B (YT, computed before), bit for bit, and the padding of YT
  * untouched. kind 0: SpMM (A), 1: packed GEMM (p), 2: packed GEMM from the batch as rows
- * (B x n_in, row stride n_in + 3, transposed while packing). */
+ * (B x n_in, row stride n_in + 3, transposed while packing), 3: the narrow-batch kernel (YT then
+ * its own result at stride B). */
 static void check_strided(int kind, const ecp_spmat *A, const ecp_wpack *p, const float *XT,
                           const float *b, const float *YT, int n_out, int n_in, int B, float *work)
 {
@@ -61,6 +62,8 @@ static void check_strided(int kind, const ecp_spmat *A, const ecp_wpack *p, cons
         ecp_spmm_csr(A, XP, B, ld, b, YP, 0, n_out);
     else if (kind == 1)
         ecp_gemm_packed(p, XP, B, ld, b, ECP_ACT_IDENTITY, NULL, YP, work);
+    else if (kind == 3)
+        ecp_gemm_narrow(p, XP, B, ld, b, ECP_ACT_IDENTITY, NULL, YP, work);
     else {
         const size_t ldx = (size_t)n_in + 3;
         float *XR = malloc(((size_t)B * ldx + 1) * sizeof *XR);
@@ -329,7 +332,7 @@ static void test_gemm_packed(void **state)
 {
     (void)state;
     static const int shapes[][2] = {{1, 1}, {13, 9}, {25, 600}, {300, 784}, {7, 257}, {12, 33}};
-    static const int batches[] = {2, 3, 4, 5, 16, 17, 32, 33, 100};
+    static const int batches[] = {2, 3, 4, 5, 7, 8, 16, 17, 32, 33, 100};
     static const double keeps[] = {0.0, 0.01, 0.5, 1.0};
     ecp_rng r;
     ecp_rng_seed(&r, 77);
@@ -345,8 +348,6 @@ static void test_gemm_packed(void **state)
             fill_layer(&r, W, NULL, n_out, n_in, keeps[ki], si % 2);
             fill_input(&r, b, (size_t)n_out, 0.2);
             fill_input(&r, XT, (size_t)n_in * 100, 0.3);
-            float *X = ecp_alloc_aligned(ECP_GEMV_MAX_BATCH * ecp_gemv_ldx(n_in), &err);
-            assert_non_null(X);
             ecp_wpack p;
             assert_int_equal(ecp_wpack_build(&p, W, n_out, n_in, &err), ECP_OK);
             for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++) {
@@ -355,6 +356,21 @@ static void test_gemm_packed(void **state)
                 check_product(W, XT, b, Y, n_out, n_in, B);
                 check_strided(1, NULL, &p, XT, b, Y, n_out, n_in, B, work);
                 check_strided(2, NULL, &p, XT, b, Y, n_out, n_in, B, work);
+                if (B <= ECP_GEMM_NARROW_MAX) { /* the narrow-batch kernel: the same sums */
+                    ecp_gemm_narrow(&p, XT, B, (size_t)B, b, ECP_ACT_IDENTITY, NULL, Y2, work);
+                    assert_memory_equal(Y2, Y, (size_t)n_out * B * sizeof *Y);
+                    check_strided(3, NULL, &p, XT, b, Y2, n_out, n_in, B, work);
+                    float *Y3 = malloc((size_t)n_out * 100 * sizeof *Y3);
+                    assert_non_null(Y3);
+                    ecp_gemm_narrow(&p, XT, B, (size_t)B, b, ECP_ACT_RELU, NULL, Y3, work);
+                    for (int i = 0; i < n_out * B; i++)
+                        assert_true(Y3[i] == (Y2[i] > 0.0f ? Y2[i] : 0.0f));
+                    ecp_gemm_narrow(&p, XT, B, (size_t)B, b, ECP_ACT_SIGMOID, NULL, Y3, work);
+                    ecp_act_forward(ECP_ACT_SIGMOID, Y2, Y2, (size_t)n_out * B);
+                    for (int i = 0; i < n_out * B; i++)
+                        assert_true(Y3[i] == Y2[i]);
+                    free(Y3);
+                }
                 ecp_gemm_packed(&p, XT, B, (size_t)B, b, ECP_ACT_RELU, NULL, Y2, work);
                 for (int i = 0; i < n_out * B; i++)
                     assert_true(Y2[i] == (Y[i] > 0.0f ? Y[i] : 0.0f));
@@ -362,20 +378,7 @@ static void test_gemm_packed(void **state)
                 ecp_act_forward(ECP_ACT_SIGMOID, Y, Y, (size_t)n_out * B);
                 for (int i = 0; i < n_out * B; i++)
                     assert_true(Y2[i] == Y[i]);
-                if (B > ECP_GEMV_MAX_BATCH)
-                    continue;
-                /* the row kernel for small batches (gemv.c), same checks */
-                ecp_gemv_rows_batch(W, n_out, n_in, XT, B, b, ECP_ACT_IDENTITY, NULL, Y, X);
-                check_product(W, XT, b, Y, n_out, n_in, B);
-                ecp_gemv_rows_batch(W, n_out, n_in, XT, B, b, ECP_ACT_RELU, NULL, Y2, X);
-                for (int i = 0; i < n_out * B; i++)
-                    assert_true(Y2[i] == (Y[i] > 0.0f ? Y[i] : 0.0f));
-                ecp_gemv_rows_batch(W, n_out, n_in, XT, B, b, ECP_ACT_SIGMOID, NULL, Y2, X);
-                ecp_act_forward(ECP_ACT_SIGMOID, Y, Y, (size_t)n_out * B);
-                for (int i = 0; i < n_out * B; i++)
-                    assert_true(Y2[i] == Y[i]);
             }
-            free(X);
             ecp_wpack_release(&p);
             free(W); free(b); free(XT); free(Y); free(Y2); free(work);
         }

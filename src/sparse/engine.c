@@ -1,7 +1,7 @@
 /* The whole-network inference engine: every layer runs dense or sparse, chosen per layer and
  * per call from its weight density, the batch regime and (at batch 1) the density of its
  * input, against the break-even densities of this machine (`ecprune tune`, tune.c). Dense is
- * the row kernel of gemv.c at batch 1 and the packed kernel of gemm.c at larger batches on one
+ * the row kernel of gemv.c at batch 1 and the packed kernels of gemm.c at larger batches on one
  * thread (OpenBLAS sgemv and sgemm on more: those kernels have no threads yet).
  *
  * Layout: a batch is kept feature-major between layers (n x B, the batch contiguous), so that
@@ -87,7 +87,6 @@ struct ecp_sparse_net {
     sp_layer *layer;
     float *buf[2];  /* max(cap x wmax, padded width) each, 64-byte aligned, feature-major */
     float *gemm_work; /* ecp_gemm_packed's packed block of the input, NULL if no layer packs */
-    float *xrows;   /* batches of 2-4 as rows for the dense row kernel (one thread), or NULL */
     int32_t *nz;    /* batch-1 list of non-zero inputs, wmax entries */
     int32_t *ld_x, *ld_r, *ls; /* its split: dense-typed inputs and their WT rows; CSC inputs */
     uint16_t *in_live; /* bit mask of the input columns with a kept weight, NULL when all are */
@@ -129,7 +128,6 @@ void ecp_sparse_free(ecp_sparse_net *s)
     free(s->buf[0]);
     free(s->buf[1]);
     free(s->gemm_work);
-    free(s->xrows);
     free(s->nz);
     free(s->ld_x);
     free(s->ld_r);
@@ -552,11 +550,6 @@ ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_s
             ecp_sparse_free(s);
             return ECP_ERR_MEMORY;
         }
-    if (s->threads == 1 && s->cap > 1 &&
-        !(s->xrows = ecp_alloc_aligned(ECP_GEMV_MAX_BATCH * ecp_gemv_ldx(s->wmax), err))) {
-        ecp_sparse_free(s);
-        return ECP_ERR_MEMORY;
-    }
     s->nz = ecp_alloc((size_t)s->wmax, sizeof *s->nz, "sparse engine", err);
     s->ld_x = ecp_alloc((size_t)s->wmax, sizeof *s->nz, "sparse engine", err);
     s->ld_r = ecp_alloc((size_t)s->wmax, sizeof *s->nz, "sparse engine", err);
@@ -672,7 +665,7 @@ static void act_rows(const sp_layer *S, float *YT, int B, size_t ld)
 static int packed_bn(const ecp_sparse_net *s, const sp_layer *S, int B)
 {
     return !S->nm_bn && choose_bn(s, S) != ECP_KERNEL_CSR &&
-           !(B <= ECP_GEMV_MAX_BATCH && s->xrows && S->W) && S->wp.w;
+           B > ECP_GEMM_NARROW_MAX && S->wp.w;
 }
 
 /* A batch of B > 1 feature-major, rows of XT and YT ld = ecp_fm_ld(B) apart. */
@@ -689,12 +682,8 @@ static ecp_status layer_bn(ecp_sparse_net *s, const sp_layer *S, const float *XT
         act_rows(S, YT, B, ld);
         return ECP_OK;
     }
-    /* up to 4 samples the dense layer is the batch-1 row kernel's walk over W with every
-     * sample at once: one read of W, as at batch 1, where the packed kernel's 16-column tile
-     * would do the work of 16 (docs/PERF.md) */
-    if (B <= ECP_GEMV_MAX_BATCH && s->xrows && S->W) { /* here ld == B */
-        ecp_gemv_rows_batch(S->W, S->n_out, S->n_in, XT, B, S->b, S->act, S->act_p, YT,
-                            s->xrows);
+    if (S->wp.w && B <= ECP_GEMM_NARROW_MAX) {
+        ecp_gemm_narrow(&S->wp, XT, B, ld, S->b, S->act, S->act_p, YT, s->gemm_work);
         return ECP_OK;
     }
     if (S->wp.w) {

@@ -19,6 +19,15 @@
 #define MR 6
 #endif
 #define KC 256 /* steps per packed block: 256 x 32 columns x 4 B = 32 KB of XT per panel */
+/* Steps ahead (x MR floats: 4.5 KB) the kernels prefetch the weights they stream, non-temporal
+ * (each is read once per pass). The hardware prefetchers alone fell behind wherever the
+ * weights come from memory: in one process, alternating calls, 4096 x 4096 ran at 120 GFLOP/s
+ * at batches 32 and 64 without it and 161-180 with it, 158 -> 172 at batch 256, 300 x 784 at
+ * batch 256 194 -> 210; 24, 48, 96 and 192 steps ahead differ only at batch 16 (133, 139, 152,
+ * 158). */
+#ifndef AHEAD
+#define AHEAD 96
+#endif
 
 /* Offset of row block rb of the block of kc steps starting at k0. */
 static size_t wpack_at(int n_rb, int k0, int kc, int rb)
@@ -77,6 +86,7 @@ size_t ecp_gemm_work_floats(int max_batch)
                 c[i][v] = vsplat(0.0f);                                                        \
         for (int k = 0; k < kc; k++) {                                                         \
             vf b[NV];                                                                          \
+            __builtin_prefetch(a + (size_t)(k + AHEAD) * MR, 0, 0);                            \
             for (int v = 0; v < NV; v++)                                                       \
                 b[v] = vload(bp + (size_t)k * NV * VW + v * VW);                               \
             for (int i = 0; i < MR; i++) {                                                     \
@@ -179,4 +189,104 @@ void ecp_gemm_packed_rows(const ecp_wpack *p, const float *X, int B, size_t ldx,
                           float *work)
 {
     gemm_run(p, X, 1, ldx, B, ld, b, act, act_p, YT, work);
+}
+
+/* ------------------------------------------------------------------ narrow batches */
+
+/* Batches of 2 to ECP_GEMM_NARROW_MAX on the same packed weights, roles turned round: a row
+ * tile's MR weights of one step fill the lanes of one vector (MR = 12 of 16), each sample's
+ * input of that step is broadcast, and RT row tiles x B samples of accumulators stay in
+ * registers over a block of steps (RT * B >= 8 independent FMA chains: 4-cycle latency, 2 per
+ * cycle; RT * B + RT + 1 <= 32 registers). The batch-32 tile of the kernel above would do the
+ * work of 32 samples for B; the row kernel of gemv.c would reduce every dot product across
+ * lanes (784-300-100-10's 300 x 784 at batch 4: 24 us there, 15 us here). Blocks of steps outside, as above:
+ * the weights are then one sequential stream (a row tile's blocks lie 12 KB x tiles apart),
+ * and every output gets the same sums in the same order as from ecp_gemm_packed. */
+#if MR <= VW
+#define RT 4
+/* As AHEAD, for RT streams at once: 4096 x 4096 at batches 2 / 4 / 6 ran 3.5 / 4.1 / 4.7 ms
+ * without prefetching, 2.5 / 2.8 / 2.9 ms at 48 steps ahead, 2.5 / 2.8 / 3.1 at 96, 3.0 / 3.5 /
+ * 4.1 at 192 (alternating calls in one process). */
+#define NARROW_AHEAD 48
+static inline __attribute__((always_inline)) void narrow_tile(const float *a, size_t a_step,
+                                                              const int rt, const float *x,
+                                                              size_t ld, int kc, const int B,
+                                                              vf res[RT][ECP_GEMM_NARROW_MAX])
+{
+    vf acc[RT][ECP_GEMM_NARROW_MAX];
+#pragma GCC unroll 4
+    for (int r = 0; r < RT; r++)
+#pragma GCC unroll 8
+        for (int j = 0; j < ECP_GEMM_NARROW_MAX; j++)
+            acc[r][j] = vsplat(0.0f);
+    for (int k = 0; k < kc; k++, x += ld) {
+        vf w[RT];
+#pragma GCC unroll 4
+        for (int r = 0; r < rt; r++) {
+            w[r] = vload_part(a + r * a_step + (size_t)k * MR, MR);
+            __builtin_prefetch(a + r * a_step + (size_t)(k + NARROW_AHEAD) * MR, 0, 0);
+        }
+#pragma GCC unroll 8
+        for (int j = 0; j < B; j++) {
+            const vf xj = vsplat(x[j]);
+#pragma GCC unroll 4
+            for (int r = 0; r < rt; r++)
+                acc[r][j] = vfma(w[r], xj, acc[r][j]);
+        }
+    }
+    memcpy(res, acc, sizeof acc);
+}
+
+/* One call per constant B and tile count, so that each tile above is compiled for them. */
+#define NARROW_CASE(NB)                                                                        \
+    case NB:                                                                                   \
+        if (rt == RT)                                                                          \
+            narrow_tile(a, a_step, RT, x, ld, kc, NB, res);                                    \
+        else                                                                                   \
+            narrow_tile(a, a_step, 1, x, ld, kc, NB, res);                                     \
+        break;
+static void narrow_run(const float *a, size_t a_step, int rt, const float *x, size_t ld, int kc,
+                       int B, vf res[RT][ECP_GEMM_NARROW_MAX])
+{
+    switch (B) {
+        NARROW_CASE(2)
+        NARROW_CASE(3)
+        NARROW_CASE(4)
+        NARROW_CASE(5)
+    default:
+        NARROW_CASE(6)
+    }
+}
+#endif
+
+void ecp_gemm_narrow(const ecp_wpack *p, const float *XT, int B, size_t ld, const float *b,
+                     ecp_act act, const float *act_p, float *YT, float *work)
+{
+#if MR <= VW
+    const int K = p->n_in, N = p->n_out, n_rb = (N + MR - 1) / MR;
+    const int relu = act == ECP_ACT_RELU;
+    vf res[RT][ECP_GEMM_NARROW_MAX];
+    for (int k0 = 0; k0 < K; k0 += KC) {
+        const int kc = K - k0 < KC ? K - k0 : KC, first = k0 == 0, last = k0 + kc == K;
+        for (int rb = 0; rb < n_rb;) {
+            const int rt = n_rb - rb >= RT ? RT : 1, r0 = rb * MR;
+            narrow_run(p->w + wpack_at(n_rb, k0, kc, rb), (size_t)kc * MR, rt,
+                       XT + (size_t)k0 * ld, ld, kc, B, res);
+            for (int i = 0; i < rt * MR && r0 + i < N; i++) {
+                float *y = YT + (size_t)(r0 + i) * ld;
+                for (int j = 0; j < B; j++) {
+                    const float t = res[i / MR][j][i % MR] + (first ? b[r0 + i] : y[j]);
+                    y[j] = last && relu && !(t > 0.0f) ? 0.0f : t;
+                }
+            }
+            rb += rt;
+        }
+    }
+    if (act != ECP_ACT_RELU && act != ECP_ACT_IDENTITY)
+        for (int o = 0; o < N; o++)
+            ecp_act_forward_p(act, act_p, YT + (size_t)o * ld, YT + (size_t)o * ld, (size_t)B);
+    (void)work;
+#else
+    ecp_gemm_packed(p, XT, B, ld, b, act, act_p, YT, work);
+#endif
 }

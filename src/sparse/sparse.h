@@ -106,6 +106,11 @@ size_t ecp_gemm_work_floats(int max_batch);
  * NULL = the defaults) after. */
 void ecp_gemm_packed(const ecp_wpack *p, const float *XT, int B, size_t ld, const float *b,
                      ecp_act act, const float *act_p, float *YT, float *work);
+/* The same for 2 <= B <= ECP_GEMM_NARROW_MAX on the same pack (weights in the vector lanes, the
+ * samples broadcast; work unused). */
+#define ECP_GEMM_NARROW_MAX 6
+void ecp_gemm_narrow(const ecp_wpack *p, const float *XT, int B, size_t ld, const float *b,
+                     ecp_act act, const float *act_p, float *YT, float *work);
 /* The same from the batch as rows: X is B x n_in with row stride ldx (the transpose into the
  * feature-major layout happens while packing). */
 void ecp_gemm_packed_rows(const ecp_wpack *p, const float *X, int B, size_t ldx, size_t ld,
@@ -116,13 +121,6 @@ void ecp_gemm_packed_rows(const ecp_wpack *p, const float *X, int B, size_t ldx,
  * applied as each row is stored, other activations after. */
 void ecp_gemv_rows(const float *W, int n_out, int n_in, const float *x, const float *b,
                    ecp_act act, const float *act_p, float *y);
-
-/* The same for 2 <= B <= ECP_GEMV_MAX_BATCH samples in the engine's feature-major layout (XT
- * n_in x B, YT n_out x B); X is scratch of B x ecp_gemv_ldx(n_in) floats. */
-#define ECP_GEMV_MAX_BATCH 4
-size_t ecp_gemv_ldx(int n_in);
-void ecp_gemv_rows_batch(const float *W, int n_out, int n_in, const float *XT, int B,
-                         const float *b, ecp_act act, const float *act_p, float *YT, float *X);
 
 /* Name of the tuning cache file inside ecp_cache_dir(). */
 #define ECP_SPARSE_TUNE_FILE "sparse_tune.txt"
