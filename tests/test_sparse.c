@@ -197,6 +197,37 @@ static void check_wperm_bf16(const float *W, const uint8_t *pr, const float *x, 
     free(y2);
 }
 
+/* The CSR products with bf16 values h: the double reference on the rounded weights Wr, and bit
+ * for bit the float CSR hr of Wr; batch 1 also on two threads. */
+static void check_csr_bf16(const ecp_spmat *h, const ecp_spmat *hr, const float *Wr,
+                           const float *XT, int B, const float *b, int n_out, int n_in)
+{
+    ecp_error err;
+    const size_t n = (size_t)n_out * B * sizeof(float);
+    float *Y = malloc(n), *Y2 = malloc(n);
+    assert_true(Y && Y2);
+    memset(Y, 0xff, n);
+    if (B == 1) {
+        ecp_spmv_csr(h, XT, b, Y, 0, n_out);
+        ecp_spmv_csr(hr, XT, b, Y2, 0, n_out);
+    } else {
+        ecp_spmm_csr(h, XT, B, (size_t)B, b, Y, 0, n_out);
+        ecp_spmm_csr(hr, XT, B, (size_t)B, b, Y2, 0, n_out);
+    }
+    check_product(Wr, XT, b, Y, n_out, n_in, B);
+    assert_memory_equal(Y, Y2, n);
+    if (B == 1) {
+        ecp_pool *pool = NULL;
+        assert_int_equal(ecp_pool_create(2, &pool, &err), ECP_OK);
+        memset(Y, 0xff, n);
+        ecp_spmv_csr_mt(h, XT, b, Y, pool);
+        assert_memory_equal(Y, Y2, n);
+        ecp_pool_free(pool);
+    }
+    free(Y);
+    free(Y2);
+}
+
 static void one_shape(ecp_rng *r, int n_out, int n_in, double keep, int empty_row)
 {
     /* 15, 16, 31, 32, 33, 47, 64: around the SpMM register tiles (16 and 32 columns with AVX-512,
@@ -218,6 +249,19 @@ static void one_shape(ecp_rng *r, int n_out, int n_in, double keep, int empty_ro
     assert_int_equal(csc.ptr[n_in], csc.nnz);
     assert_true((csr.idx16 != NULL) == (n_in <= 65535));
     assert_true((csc.idx16 != NULL) == (n_out <= 65535));
+    /* the CSR with bf16 values, and the float CSR of the rounded weights it must match bit for
+     * bit (same non-zeros, same order of the sums) */
+    ecp_spmat h, hr;
+    float *Wr = malloc((size_t)n_out * n_in * sizeof *Wr);
+    assert_non_null(Wr);
+    for (size_t i = 0; i < (size_t)n_out * n_in; i++)
+        Wr[i] = ecp_bf16_round(W[i]);
+    assert_int_equal(ecp_spmat_build(&h, W, pr, n_out, n_in, 0, &err), ECP_OK);
+    assert_int_equal(ecp_spmat_bf16(&h, &err), ECP_OK);
+    assert_true(h.val16 && !h.val);
+    assert_int_equal(ecp_spmat_bf16(&h, &err), ECP_ERR_ARG); /* already bf16 */
+    assert_int_equal(ecp_spmat_bf16(&csc, &err), ECP_ERR_ARG);
+    assert_int_equal(ecp_spmat_build(&hr, Wr, pr, n_out, n_in, 0, &err), ECP_OK);
     for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++) {
         int B = batches[bi];
         if ((size_t)B * ((size_t)n_in + n_out) > (size_t)4 << 20)
@@ -250,6 +294,7 @@ static void one_shape(ecp_rng *r, int n_out, int n_in, double keep, int empty_ro
             check_wperm_bf16(W, pr, XT, b, n_out, n_in);
             check_gemv_rows(W, XT, b, YT, n_out, n_in);
         }
+        check_csr_bf16(&h, &hr, Wr, XT, B, b, n_out, n_in);
         ecp_spmm_csr(&csr, XT, B, (size_t)B, b, YT, 0, n_out);
         check_product(W, XT, b, YT, n_out, n_in, B);
         check_strided(0, &csr, NULL, XT, b, YT, n_out, n_in, B, NULL);
@@ -266,7 +311,10 @@ static void one_shape(ecp_rng *r, int n_out, int n_in, double keep, int empty_ro
     }
     ecp_spmat_release(&csr);
     ecp_spmat_release(&csc);
+    ecp_spmat_release(&h);
+    ecp_spmat_release(&hr);
     free(W);
+    free(Wr);
     free(pr);
     free(b);
 }

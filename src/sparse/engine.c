@@ -252,6 +252,8 @@ static ecp_status build_layer(sp_layer *S, const ecp_layer *L, ecp_engine_mode m
     }
     if (need_sparse) {
         ecp_status st = ecp_spmat_build(&S->csr, L->W, L->pruned, L->n_out, L->n_in, 0, err);
+        if (!st && bf16)
+            st = ecp_spmat_bf16(&S->csr, err);
         if (st)
             return st;
         if (S->k_row == ECP_KERNEL_WPERM &&
@@ -910,7 +912,9 @@ ecp_sparse_kernel ecp_sparse_layer_kernel(const ecp_sparse_net *s, int l, int ba
 
 static double spmat_bytes(const ecp_spmat *a)
 {
-    return a->ptr ? (double)a->nnz * (a->idx16 ? 6 : 8) + 8.0 * (a->n_major + 1) : 0;
+    return a->ptr ? (double)a->nnz * ((a->idx16 ? 2 : 4) + (a->val16 ? 2 : 4)) +
+                        8.0 * (a->n_major + 1)
+                  : 0;
 }
 
 double ecp_sparse_b1_bytes(const ecp_sparse_net *s)
