@@ -1110,8 +1110,9 @@ static ecp_sparse_kernel row_kernel_b1(void)
     return ECP_WPERM_FAST ? ECP_KERNEL_WPERM : ECP_KERNEL_CSR;
 }
 
-/* A layer streamed from memory at batch 1 runs the window-permute layout with 16-bit values:
- * b1_bytes drops by exactly 2 bytes per slot; and the option takes only 0 or 1. */
+/* A layer streamed from memory at batch 1 runs a row layout (window-permute, CSR without
+ * AVX-512) with 16-bit values: b1_bytes drops by exactly 2 bytes per slot or non-zero of those
+ * layouts; and the option takes only 0 or 1. */
 static void test_engine_bf16_bytes(void **state)
 {
     (void)state;
@@ -1130,13 +1131,17 @@ static void test_engine_bf16_bytes(void **state)
     assert_int_equal(ecp_sparse_create(&sh, m, &o, &err), ECP_OK);
     /* layer 1 dense: every neuron keeps weights in and out, the engine's layers are the model's */
     assert_int_equal(ecp_sparse_layer_kernel(sh, 0, 1), row_kernel_b1());
-    double saved = 0;
+    double saved = 0; /* 2 bytes per slot of a permute layout, per non-zero of a CSR */
     for (int l = 0; l < 2; l++) {
-        assert_int_equal(ecp_sparse_layer_kernel(sh, l, 1), ecp_sparse_layer_kernel(sf, l, 1));
-        if (ecp_sparse_layer_kernel(sh, l, 1) == ECP_KERNEL_WPERM)
-            saved += 2.0 * (double)ecp_wperm_slots(ecp_mlp_weights(m, l), ecp_mlp_pruned(m, l),
-                                                   ecp_mlp_layer_out(m, l),
-                                                   ecp_mlp_layer_in(m, l));
+        const ecp_sparse_kernel k = ecp_sparse_layer_kernel(sh, l, 1);
+        const float *W = ecp_mlp_weights(m, l);
+        const uint8_t *p = ecp_mlp_pruned(m, l);
+        const int n_out = ecp_mlp_layer_out(m, l), n_in = ecp_mlp_layer_in(m, l);
+        assert_int_equal(k, ecp_sparse_layer_kernel(sf, l, 1));
+        if (k == ECP_KERNEL_WPERM)
+            saved += 2.0 * (double)ecp_wperm_slots(W, p, n_out, n_in);
+        else if (k == ECP_KERNEL_CSR)
+            saved += 2.0 * (double)ecp_spmat_count(W, p, n_out, n_in);
     }
     assert_true(ecp_sparse_b1_bytes(sf) - ecp_sparse_b1_bytes(sh) == saved);
     ecp_sparse_free(sf);
