@@ -1112,7 +1112,7 @@ static ecp_sparse_kernel row_kernel_b1(void)
 
 /* A layer streamed from memory at batch 1 runs a row layout (window-permute, CSR without
  * AVX-512) with 16-bit values: b1_bytes drops by exactly 2 bytes per slot or non-zero of those
- * layouts; and the option takes only 0 or 1. */
+ * layouts; the option takes only 0 or 1; a model without any kept weight builds. */
 static void test_engine_bf16_bytes(void **state)
 {
     (void)state;
@@ -1150,6 +1150,30 @@ static void test_engine_bf16_bytes(void **state)
     assert_int_equal(ecp_sparse_create(&sh, m, &o, &err), ECP_ERR_ARG);
     assert_null(sh);
     assert_non_null(strstr(err.msg, "bf16 2"));
+    ecp_mlp_free(m);
+    /* every weight pruned (layouts without a non-zero): the output of the biases alone */
+    assert_int_equal(ecp_mlp_create_arch(&m, "9-7-3", ECP_ACT_TANH, &err), ECP_OK);
+    for (int l = 0; l < 2; l++)
+        for (int i = 0; i < ecp_mlp_layer_in(m, l) * ecp_mlp_layer_out(m, l); i++)
+            prune_w(m, l, i / ecp_mlp_layer_in(m, l), i % ecp_mlp_layer_in(m, l));
+    float x[3 * 9], y[3 * 3], yf[3 * 3];
+    for (int i = 0; i < 27; i++)
+        x[i] = (float)(i % 5) - 2.0f;
+    static const ecp_engine_mode modes[] = {ECP_ENGINE_AUTO, ECP_ENGINE_SPARSE, ECP_ENGINE_DENSE};
+    for (int mi = 0; mi < 3; mi++) {
+        ecp_sparse_opts_default(&o);
+        o.mode = modes[mi];
+        assert_int_equal(ecp_sparse_create(&sf, m, &o, &err), ECP_OK);
+        o.bf16 = 1;
+        assert_int_equal(ecp_sparse_create(&sh, m, &o, &err), ECP_OK);
+        for (int B = 1; B <= 3; B += 2) {
+            assert_int_equal(ecp_sparse_forward(sf, x, B, yf, &err), ECP_OK);
+            assert_int_equal(ecp_sparse_forward(sh, x, B, y, &err), ECP_OK);
+            assert_memory_equal(y, yf, (size_t)B * 3 * sizeof *y);
+        }
+        ecp_sparse_free(sf);
+        ecp_sparse_free(sh);
+    }
     ecp_mlp_free(m);
 }
 
