@@ -764,6 +764,12 @@ static void test_engine_kernel_choice(void **state)
     assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
     assert_int_equal(ecp_sparse_layer_kernel(s, 0, 1), ECP_KERNEL_DENSE);
     ecp_sparse_free(s);
+    /* with bf16 values the layout reads 3 bytes per weight: it may take the layer */
+    o.bf16 = 1;
+    assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
+    assert_int_equal(ecp_sparse_layer_kernel(s, 0, 1),
+                     ECP_WPERM_FAST ? ECP_KERNEL_WPERM : ECP_KERNEL_DENSE);
+    ecp_sparse_free(s);
     ecp_mlp_free(m);
 }
 
