@@ -599,7 +599,8 @@ int cmd_bench_infer(int argc, char **argv)
         fprintf(stderr, "ecprune bench-infer: out of memory\n");
         rc = 1;
     }
-    if (!rc && !(rc = make_inputs(&a, m, n_x, x)) && !(rc = make_engines(m, a.threads, o.maxb, o.bf16, eng)))
+    if (!rc && !(rc = make_inputs(&a, m, n_x, x)) &&
+        !(rc = make_engines(m, a.threads, o.maxb, o.bf16, eng)))
         rc = time_rounds(&a, &o, m, eng, x, n_x, y);
     for (int k = 0; k < 3; k++)
         ecp_sparse_free(eng[k]);

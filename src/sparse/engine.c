@@ -573,8 +573,8 @@ static void round_bf16_free(ecp_mlp *r)
 /* The model with every weight rounded to the nearest bf16 (ecp_sparse_opts.bf16): a shallow
  * copy of m whose layers hold rounded copies of W (biases, masks and all the rest are m's).
  * The engine builds every layout from it, so each kernel computes with the same bf16 values
- * and the result does not depend on which one runs; only the batch-1 layouts that stream
- * their values also store them in 16 bits. r->layer is NULL when this fails. */
+ * and the result does not depend on which one runs; the row layouts (window-permute, CSR)
+ * also store them in 16 bits. r->layer is NULL when this fails. */
 static ecp_status round_bf16(const ecp_mlp *m, ecp_mlp *r, ecp_error *err)
 {
     *r = *m;
@@ -932,8 +932,9 @@ double ecp_sparse_b1_bytes(const ecp_sparse_net *s)
         case ECP_KERNEL_WPERM: {
             const ecp_wperm *w = &S->wperm;
             /* 16 slots per step: 4-byte values (2 as bf16) and 1-byte offsets */
-            bytes += (w->val16 ? 48.0 : 80.0) * w->steps + 4.0 * w->n_seg + 8.0 * (w->n_groups + 1) +
-                     (w->sorted ? 64.0 * w->n_groups : 0) + (w->cols ? 4.0 * w->n_cols : 0);
+            bytes += (w->val16 ? 48.0 : 80.0) * w->steps + 4.0 * w->n_seg +
+                     8.0 * (w->n_groups + 1) + (w->sorted ? 64.0 * w->n_groups : 0) +
+                     (w->cols ? 4.0 * w->n_cols : 0);
             break;
         }
         }
