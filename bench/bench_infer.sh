@@ -11,7 +11,8 @@
 # the ratios against ONNX Runtime (goals: ecprune dense >= ORT at every batch; sparse >= 3x ORT
 # at batch 1 and >= 2.5x at batch 256), then batch 1 of the pruned small model on random dense
 # inputs (goal: sparse >= 5x dense), bytes per non-zero and the fraction of a STREAM-like copy
-# bandwidth the batch-1 sparse pass on the large model reaches (goal >= 80 %).
+# bandwidth the batch-1 sparse pass on the large model reaches (goal >= 80 %), with float32 and
+# with bf16 weights (--bf16: 16-bit values in the batch-1 layout).
 # ORT's figures include the fixed cost of a call through its node binding; that cost is timed
 # on a 1-1 model and printed, with the ratio against ORT without it in brackets.
 # Every figure is the best over ROUNDS rounds (each contender timed once per round, in turn) of the
@@ -53,6 +54,7 @@ run small_90 "$work/small_90.onnx" --batch $batches "${small_data[@]}"
 run small_90_rand "$work/small_90.onnx" --batch 1 --no-torch
 run large_dense "$work/large_dense.onnx" --batch $batches
 run large_90 "$work/large_90.onnx" --batch $batches
+run large_90_bf16 "$work/large_90.onnx" --batch 1 --no-torch --no-ort --bf16
 bw=$("$work/stream_copy" 128)
 
 /usr/bin/python3 - "$work" "$bw" "$threads" "$how" "${small_data[*]:-random inputs}" "$batches" <<'PY'
@@ -99,16 +101,17 @@ r = load("small_90_rand")
 d, s = sps(r, 1, "dense"), sps(r, 1, "sparse")
 print(f"\nsmall_90, batch 1 on random dense inputs: dense {fig(1, d)}, sparse {fig(1, s)}: "
       f"sparse {x(s, d)} dense (goal >= 5x)")
-r = load("large_90")
 sizes = [1024, 4096, 4096, 1024]
-# the bytes of weights, indices and pointers a batch-1 pass reads in the layouts the engine
-# chose (bench-infer's b1_bytes); dense sgemv reads 4 bytes per weight
-nnz, sp_bytes = r["nnz"], r["b1_bytes"]
-bpn = sp_bytes / nnz
 dense_bytes = 4 * sum(a * b for a, b in zip(sizes, sizes[1:]))
-b1 = r["batch1"]
-sgb, dgb = sp_bytes / b1["sparse_us"] * 1e-3, dense_bytes / b1["dense_us"] * 1e-3
-print(f"large_90, batch 1: {bpn:.2f} bytes per non-zero; sparse {sgb:.1f} GB/s = "
-      f"{100 * sgb / bw:.0f} % of the copy bandwidth {bw:.1f} GB/s (goal >= 80 %); "
-      f"dense {dgb:.1f} GB/s = {100 * dgb / bw:.0f} %")
+for name in ("large_90", "large_90_bf16"):
+    r = load(name)
+    # the bytes of weights, indices and pointers a batch-1 pass reads in the layouts the engine
+    # chose (bench-infer's b1_bytes); dense sgemv reads 4 bytes per weight
+    nnz, sp_bytes = r["nnz"], r["b1_bytes"]
+    bpn = sp_bytes / nnz
+    b1 = r["batch1"]
+    sgb, dgb = sp_bytes / b1["sparse_us"] * 1e-3, dense_bytes / b1["dense_us"] * 1e-3
+    print(f"large_90, batch 1, {r['values']} weights: {bpn:.2f} bytes per non-zero; sparse "
+          f"{b1['sparse_us']:.0f} us, {sgb:.1f} GB/s = {100 * sgb / bw:.0f} % of the copy "
+          f"bandwidth {bw:.1f} GB/s (goal >= 80 %); dense {dgb:.1f} GB/s = {100 * dgb / bw:.0f} %")
 PY

@@ -756,6 +756,16 @@ typedef struct {
      * measures faster at creation than the kernel the engine would use (auto mode only),
      * 1 wherever the pattern holds, -1 never. */
     int nm;
+    /* 1: every weight rounded once, at creation, to the nearest bfloat16 (8 significant bits,
+     * ties to even), so that every kernel computes with the same values; the row layouts
+     * (window-permute and CSR) also store them in 16 bits: 3 bytes per slot instead of 5, 4 per
+     * non-zero instead of 6, which is what a large layer at batch 1, bound by the bytes it
+     * streams, gains. Biases, inputs and sums stay float32. Bound: a weight's relative error
+     * is at most 2^-8 (absolute 2^-134 below 2^-126), so for the same layer input x each
+     * pre-activation moves by at most 2^-8 * sum_k |w_k x_k| beyond float32 rounding; through
+     * 1-Lipschitz activations (ReLU, tanh, ...) the errors of a network add layer by layer
+     * through |W| (docs/PERF.md). 0 (default): float32 weights as they are. */
+    int bf16;
 } ecp_sparse_opts;
 void ecp_sparse_opts_default(ecp_sparse_opts *o);
 

@@ -719,6 +719,34 @@ static void test_prune_bad_options(void **state)
     assert_int_equal(tu_count_files(out), 1);
 }
 
+/* --bf16 on run and bench-infer: the values say so, the outputs move (a little: the loss within
+ * 1 %), and the flag takes no value. */
+static void test_bf16_flag(void **state)
+{
+    (void)state;
+    double loss[2];
+    for (int h = 0; h < 2; h++) {
+        run_result r = run("run '%s' --data '%s' --batch 1 --json --predictions '%s'%s",
+                           P("cls.onnx"), P("cls"), h ? P("pred_h.npy") : P("pred_f.npy"),
+                           h ? " --bf16" : "");
+        assert_int_equal(r.status, 0);
+        assert_json_object(r.out);
+        assert_non_null(strstr(r.out, h ? "\"values\":\"bf16\"" : "\"values\":\"float32\""));
+        loss[h] = json_num(r.out, "loss", NULL);
+        run_free(&r);
+        r = run("bench-infer '%s' --batch 1 --no-torch --no-ort --seconds 0.01 --rounds 1 "
+                "--json%s", P("cls.onnx"), h ? " --bf16" : "");
+        assert_int_equal(r.status, 0);
+        assert_json_object(r.out);
+        assert_non_null(strstr(r.out, h ? "\"values\":\"bf16\"" : "\"values\":\"float32\""));
+        run_free(&r);
+    }
+    assert_false(files_equal(P("pred_f.npy"), P("pred_h.npy")));
+    assert_close(loss[1], loss[0], 0.01, 0);
+    run_result r = run("run '%s' --data '%s' --bf16=1", P("cls.onnx"), P("cls"));
+    expect_error(&r, 2, "bf16", "run --bf16=1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -737,6 +765,7 @@ int main(void)
         cmocka_unit_test(test_width_mismatch),
         cmocka_unit_test(test_unwritable_output),
         cmocka_unit_test(test_prune_bad_options),
+        cmocka_unit_test(test_bf16_flag),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, teardown);
 }

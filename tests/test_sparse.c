@@ -5,6 +5,7 @@
 #include "testutil.h"
 #include "sparse/sparse.h"
 #include "sparse/wperm.h"
+#include "core/bf16.h"
 
 static void fill_layer(ecp_rng *r, float *W, uint8_t *pruned, int n_out, int n_in, double keep,
                        int empty_row)
@@ -169,6 +170,67 @@ static void check_gemv_rows(const float *W, const float *x, const float *b, floa
     free(y2);
 }
 
+/* The window-permute layout with bf16 values: the product of the weights rounded to bf16,
+ * against the double reference on those weights, and bit for bit the float layout of the same
+ * rounded weights (same slots, same order of the sums). */
+static void check_wperm_bf16(const float *W, const uint8_t *pr, const float *x, const float *b,
+                             int n_out, int n_in)
+{
+    ecp_error err;
+    const size_t nw = (size_t)n_out * n_in;
+    float *Wr = malloc(nw * sizeof *Wr), *y = malloc((size_t)n_out * sizeof *y);
+    float *y2 = malloc((size_t)n_out * sizeof *y2);
+    assert_true(Wr && y && y2);
+    for (size_t i = 0; i < nw; i++)
+        Wr[i] = pr && pr[i] ? 0.0f : ecp_bf16_round(W[i]);
+    ecp_wperm h, f;
+    assert_int_equal(ecp_wperm_build(&h, W, pr, n_out, n_in, 1, &err), ECP_OK);
+    assert_true(h.val16 != NULL && h.val == NULL);
+    assert_int_equal(ecp_wperm_build(&f, Wr, NULL, n_out, n_in, 0, &err), ECP_OK);
+    assert_int_equal(h.steps, f.steps);
+    memset(y, 0xff, (size_t)n_out * sizeof *y);
+    ecp_wperm_gemv(&h, x, b, y);
+    check_product(Wr, x, b, y, n_out, n_in, 1);
+    ecp_wperm_gemv(&f, x, b, y2);
+    assert_memory_equal(y, y2, (size_t)n_out * sizeof *y);
+    ecp_wperm_release(&h);
+    ecp_wperm_release(&f);
+    free(Wr);
+    free(y);
+    free(y2);
+}
+
+/* The CSR products with bf16 values h: the double reference on the rounded weights Wr, and bit
+ * for bit the float CSR hr of Wr; batch 1 also on two threads. */
+static void check_csr_bf16(const ecp_spmat *h, const ecp_spmat *hr, const float *Wr,
+                           const float *XT, int B, const float *b, int n_out, int n_in)
+{
+    ecp_error err;
+    const size_t n = (size_t)n_out * B * sizeof(float);
+    float *Y = malloc(n), *Y2 = malloc(n);
+    assert_true(Y && Y2);
+    memset(Y, 0xff, n);
+    if (B == 1) {
+        ecp_spmv_csr(h, XT, b, Y, 0, n_out);
+        ecp_spmv_csr(hr, XT, b, Y2, 0, n_out);
+    } else {
+        ecp_spmm_csr(h, XT, B, (size_t)B, b, Y, 0, n_out);
+        ecp_spmm_csr(hr, XT, B, (size_t)B, b, Y2, 0, n_out);
+    }
+    check_product(Wr, XT, b, Y, n_out, n_in, B);
+    assert_memory_equal(Y, Y2, n);
+    if (B == 1) {
+        ecp_pool *pool = NULL;
+        assert_int_equal(ecp_pool_create(2, &pool, &err), ECP_OK);
+        memset(Y, 0xff, n);
+        ecp_spmv_csr_mt(h, XT, b, Y, pool);
+        assert_memory_equal(Y, Y2, n);
+        ecp_pool_free(pool);
+    }
+    free(Y);
+    free(Y2);
+}
+
 static void one_shape(ecp_rng *r, int n_out, int n_in, double keep, int empty_row)
 {
     /* 15, 16, 31, 32, 33, 47, 64: around the SpMM register tiles (16 and 32 columns with AVX-512,
@@ -190,6 +252,19 @@ static void one_shape(ecp_rng *r, int n_out, int n_in, double keep, int empty_ro
     assert_int_equal(csc.ptr[n_in], csc.nnz);
     assert_true((csr.idx16 != NULL) == (n_in <= 65535));
     assert_true((csc.idx16 != NULL) == (n_out <= 65535));
+    /* the CSR with bf16 values, and the float CSR of the rounded weights it must match bit for
+     * bit (same non-zeros, same order of the sums) */
+    ecp_spmat h, hr;
+    float *Wr = malloc((size_t)n_out * n_in * sizeof *Wr);
+    assert_non_null(Wr);
+    for (size_t i = 0; i < (size_t)n_out * n_in; i++)
+        Wr[i] = ecp_bf16_round(W[i]);
+    assert_int_equal(ecp_spmat_build(&h, W, pr, n_out, n_in, 0, &err), ECP_OK);
+    assert_int_equal(ecp_spmat_bf16(&h, &err), ECP_OK);
+    assert_true(h.val16 && !h.val);
+    assert_int_equal(ecp_spmat_bf16(&h, &err), ECP_ERR_ARG); /* already bf16 */
+    assert_int_equal(ecp_spmat_bf16(&csc, &err), ECP_ERR_ARG);
+    assert_int_equal(ecp_spmat_build(&hr, Wr, pr, n_out, n_in, 0, &err), ECP_OK);
     for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++) {
         int B = batches[bi];
         if ((size_t)B * ((size_t)n_in + n_out) > (size_t)4 << 20)
@@ -212,15 +287,17 @@ static void one_shape(ecp_rng *r, int n_out, int n_in, double keep, int empty_ro
             }
             check_lists(W, &csc, XT, b, n_out, n_in);
             ecp_wperm wp;
-            assert_int_equal(ecp_wperm_build(&wp, W, pr, n_out, n_in, &err), ECP_OK);
+            assert_int_equal(ecp_wperm_build(&wp, W, pr, n_out, n_in, 0, &err), ECP_OK);
             assert_int_equal(wp.nnz, csr.nnz);
             assert_int_equal(ecp_wperm_slots(W, pr, n_out, n_in), wp.steps * 16);
             memset(YT, 0xff, (size_t)n_out * sizeof *YT);
             ecp_wperm_gemv(&wp, XT, b, YT);
             check_product(W, XT, b, YT, n_out, n_in, 1);
             ecp_wperm_release(&wp);
+            check_wperm_bf16(W, pr, XT, b, n_out, n_in);
             check_gemv_rows(W, XT, b, YT, n_out, n_in);
         }
+        check_csr_bf16(&h, &hr, Wr, XT, B, b, n_out, n_in);
         ecp_spmm_csr(&csr, XT, B, (size_t)B, b, YT, 0, n_out);
         check_product(W, XT, b, YT, n_out, n_in, B);
         check_strided(0, &csr, NULL, XT, b, YT, n_out, n_in, B, NULL);
@@ -237,7 +314,10 @@ static void one_shape(ecp_rng *r, int n_out, int n_in, double keep, int empty_ro
     }
     ecp_spmat_release(&csr);
     ecp_spmat_release(&csc);
+    ecp_spmat_release(&h);
+    ecp_spmat_release(&hr);
     free(W);
+    free(Wr);
     free(pr);
     free(b);
 }
@@ -270,7 +350,7 @@ static void test_wperm_cols(void **state)
         fill_input(&r, b, (size_t)n_out, 0.1);
         fill_input(&r, x, (size_t)n_in, 0.0);
         ecp_wperm wp;
-        assert_int_equal(ecp_wperm_build(&wp, W, NULL, n_out, n_in, &err), ECP_OK);
+        assert_int_equal(ecp_wperm_build(&wp, W, NULL, n_out, n_in, 0, &err), ECP_OK);
         /* 5 x 41: one group, its live columns fit one window: the order would save nothing */
         assert_true((wp.cols != NULL) == (n_in > 41));
         int live = 0;
@@ -285,6 +365,7 @@ static void test_wperm_cols(void **state)
         ecp_wperm_gemv(&wp, x, b, y);
         check_product(W, x, b, y, n_out, n_in, 1);
         ecp_wperm_release(&wp);
+        check_wperm_bf16(W, NULL, x, b, n_out, n_in);
         free(W); free(b); free(x); free(y); free(cnt);
     }
 }
@@ -686,6 +767,12 @@ static void test_engine_kernel_choice(void **state)
     assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
     assert_int_equal(ecp_sparse_layer_kernel(s, 0, 1), ECP_KERNEL_DENSE);
     ecp_sparse_free(s);
+    /* with bf16 values the layout reads 3 bytes per weight: it may take the layer */
+    o.bf16 = 1;
+    assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
+    assert_int_equal(ecp_sparse_layer_kernel(s, 0, 1),
+                     ECP_WPERM_FAST ? ECP_KERNEL_WPERM : ECP_KERNEL_DENSE);
+    ecp_sparse_free(s);
     ecp_mlp_free(m);
 }
 
@@ -724,6 +811,381 @@ static void test_tune_cache(void **state)
     tu_rmdir(dir);
 }
 
+/* The value of bf16 bits h from the definition (sign, 8-bit exponent, 7-bit fraction), with the
+ * pattern of inf read as 2^128: the next step past the largest finite value, which is what
+ * rounding to nearest compares against at the top of the range. */
+static double bf16_value(uint16_t h)
+{
+    const int e = h >> 7 & 0xff, f = h & 0x7f;
+    const double v = e ? ldexp(1.0 + f / 128.0, e - 127) : ldexp((double)f, -133);
+    return h & 0x8000 ? -v : v;
+}
+
+/* The nearest bf16 to the finite float u by brute force: the two candidates around it (its
+ * bits truncated, and the next bf16 away from zero) compared in double, ties to the even one. */
+static uint16_t bf16_nearest(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    const uint16_t lo = (uint16_t)(u >> 16), hi = (uint16_t)(lo + 1);
+    const double el = fabs((double)f - bf16_value(lo)), eh = fabs(bf16_value(hi) - (double)f);
+    if (el != eh)
+        return el < eh ? lo : hi;
+    return lo & 1 ? hi : lo;
+}
+
+static void check_bf16_bits(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    const uint16_t h = ecp_bf16_from_float(f);
+    const float r = ecp_bf16_round(f);
+    if (isnan(f)) { /* stays a NaN of the same sign */
+        assert_true(isnan(ecp_bf16_to_float(h)) && isnan(r));
+        assert_int_equal(h >> 15, u >> 31);
+        return;
+    }
+    if (isinf(f)) {
+        assert_true(ecp_bf16_to_float(h) == f);
+        return;
+    }
+    if (h != bf16_nearest(u)) {
+        print_error("bits 0x%08x: 0x%04x, nearest 0x%04x\n", (unsigned)u, h, bf16_nearest(u));
+        fail();
+    }
+    assert_true(r == ecp_bf16_to_float(h) || (isnan(r) && isnan(ecp_bf16_to_float(h))));
+    /* the documented bound */
+    if (isfinite(r)) {
+        const double d = fabs((double)r - (double)f);
+        if (fabs((double)f) >= 0x1p-126)
+            assert_true(d <= 0x1p-8 * fabs((double)f));
+        else
+            assert_true(d <= 0x1p-134);
+    } else
+        assert_true(fabs((double)f) >= 0x1.ffp127);
+}
+
+/* Round to nearest even against brute force: every upper half with the lower halves at and
+ * around the tie, random patterns, and the special values. */
+static void test_bf16_round(void **state)
+{
+    (void)state;
+    static const uint32_t lows[] = {0x0000, 0x0001, 0x7fff, 0x8000, 0x8001, 0xffff};
+    for (uint32_t hi = 0; hi < 0x10000; hi++)
+        for (size_t k = 0; k < sizeof lows / sizeof *lows; k++)
+            check_bf16_bits(hi << 16 | lows[k]);
+    ecp_rng r;
+    ecp_rng_seed(&r, 16);
+    for (int i = 0; i < 200000; i++)
+        check_bf16_bits((uint32_t)(ecp_rng_uniform(&r) * 4294967296.0));
+    /* exact cases: ties to even, denormals, the top of the range, NaN payloads */
+    assert_int_equal(ecp_bf16_from_float(1.0f), 0x3f80);
+    assert_int_equal(ecp_bf16_from_float(1.0f + 0x1p-8f), 0x3f80);          /* tie, even down */
+    assert_int_equal(ecp_bf16_from_float(1.0f + 3 * 0x1p-8f), 0x3f82);      /* tie, even up */
+    assert_int_equal(ecp_bf16_from_float(-0.0f), 0x8000);
+    assert_int_equal(ecp_bf16_from_float(0x1p-149f), 0x0000);               /* below half */
+    assert_int_equal(ecp_bf16_from_float(0x1p-134f * 3), 0x0002);           /* tie, even up */
+    assert_int_equal(ecp_bf16_from_float(0x1.fep127f), 0x7f7f);             /* largest finite */
+    assert_int_equal(ecp_bf16_from_float(0x1.ffp127f), 0x7f80);             /* tie -> inf */
+    assert_int_equal(ecp_bf16_from_float(-0x1.fffffep127f), 0xff80);
+    uint32_t snan = 0x7f800001u;
+    float f;
+    memcpy(&f, &snan, sizeof f);
+    assert_true(isnan(ecp_bf16_to_float(ecp_bf16_from_float(f)))); /* not inf */
+}
+
+/* ---- bf16 weights in the engine: the error bound of ecp_sparse_opts.bf16 */
+
+static double act_d(ecp_act a, double z)
+{
+    switch (a) {
+    case ECP_ACT_IDENTITY: return z;
+    case ECP_ACT_RELU: return z > 0 ? z : 0;
+    case ECP_ACT_TANH: return tanh(z);
+    default: fail(); return 0;
+    }
+}
+
+/* The documented bound for one sample: the float network's activations h (in double from the
+ * float weights) and the bound e on |h_bf16 - h| go through the layers together. A layer's
+ * pre-activation moves by at most 2^-8 |W| |h_bf16| (the rounded weights) + |W| e (its moved
+ * input), |h_bf16| <= |h| + e; 2e-5 (1 + the same sums) covers the float rounding of the two
+ * engines (as in the other tests of this file), and a 1-Lipschitz activation passes the bound
+ * on. Writes the output bound per output. */
+static void bf16_bound(ecp_mlp *m, const float *x, double *bound)
+{
+    int wmax = ecp_mlp_n_in(m);
+    for (int l = 0; l < ecp_mlp_n_layers(m); l++)
+        wmax = ecp_mlp_layer_out(m, l) > wmax ? ecp_mlp_layer_out(m, l) : wmax;
+    double *h = malloc((size_t)wmax * sizeof *h), *e = calloc((size_t)wmax, sizeof *e);
+    double *h2 = malloc((size_t)wmax * sizeof *h2), *e2 = malloc((size_t)wmax * sizeof *e2);
+    assert_true(h && e && h2 && e2);
+    for (int i = 0; i < ecp_mlp_n_in(m); i++)
+        h[i] = x[i];
+    for (int l = 0; l < ecp_mlp_n_layers(m); l++) {
+        const int n_in = ecp_mlp_layer_in(m, l), n_out = ecp_mlp_layer_out(m, l);
+        const float *W = ecp_mlp_weights(m, l), *b = ecp_mlp_bias(m, l);
+        for (int o = 0; o < n_out; o++) {
+            double z = b[o], S = 0, E = 0;
+            for (int i = 0; i < n_in; i++) {
+                const double w = W[(size_t)o * n_in + i];
+                z += w * h[i];
+                S += fabs(w) * fabs(h[i]);
+                E += fabs(w) * e[i];
+            }
+            h2[o] = act_d(ecp_mlp_layer_act(m, l), z);
+            e2[o] = 0x1p-8 * (S + E) + E + 2e-5 * (1 + S + E);
+        }
+        memcpy(h, h2, (size_t)n_out * sizeof *h);
+        memcpy(e, e2, (size_t)n_out * sizeof *e);
+    }
+    memcpy(bound, e, (size_t)ecp_mlp_n_out(m) * sizeof *bound);
+    free(h);
+    free(e);
+    free(h2);
+    free(e2);
+}
+
+/* Keeps the largest keep-fraction of the weights of each of the first n layers by magnitude (a
+ * pruned model). */
+static void magnitude_prune(ecp_mlp *m, double keep, int n)
+{
+    for (int l = 0; l < n; l++) {
+        const size_t nw = (size_t)ecp_mlp_layer_in(m, l) * ecp_mlp_layer_out(m, l);
+        float *W = ecp_mlp_weights(m, l), *a = malloc(nw * sizeof *a);
+        uint8_t *p = ecp_mlp_pruned(m, l);
+        assert_non_null(a);
+        float lo = 0, hi = 0;
+        for (size_t i = 0; i < nw; i++) {
+            a[i] = fabsf(W[i]);
+            hi = a[i] > hi ? a[i] : hi;
+        }
+        /* the threshold: the (1 - keep) quantile, by bisection on the count */
+        for (int it = 0; it < 100; it++) {
+            const float mid = lo + (hi - lo) / 2;
+            size_t k = 0;
+            for (size_t i = 0; i < nw; i++)
+                k += a[i] >= mid;
+            if ((double)k > keep * (double)nw)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        for (size_t i = 0; i < nw; i++)
+            if (a[i] < hi) {
+                W[i] = 0.0f;
+                p[i] = 1;
+            }
+        free(a);
+    }
+}
+
+/* m with bf16 weights against the float engine on the N inputs x: within the bound, every
+ * mode, batch 1 (the row and column kernels) and N; and against the float reference forward of
+ * the rounded weights within the float tolerance (every kernel computes with the same rounded
+ * values). Returns the largest error and the largest bound relative to 1 + |output|. */
+static void check_bf16_model(ecp_mlp *m, const float *x, int N, double *max_err,
+                             double *max_ratio)
+{
+    ecp_error err;
+    const int n_in = ecp_mlp_n_in(m), n_out = ecp_mlp_n_out(m);
+    ecp_mlp *mr;
+    assert_int_equal(ecp_mlp_clone(m, &mr, &err), ECP_OK);
+    for (int l = 0; l < ecp_mlp_n_layers(mr); l++) {
+        float *W = ecp_mlp_weights(mr, l);
+        for (size_t i = 0; i < (size_t)ecp_mlp_layer_in(mr, l) * ecp_mlp_layer_out(mr, l); i++)
+            W[i] = ecp_bf16_round(W[i]);
+    }
+    float *y = malloc((size_t)N * n_out * sizeof *y), *yf = malloc((size_t)N * n_out * sizeof *yf);
+    double *bound = malloc((size_t)N * n_out * sizeof *bound);
+    assert_true(y && yf && bound);
+    for (int j = 0; j < N; j++)
+        bf16_bound(m, x + (size_t)j * n_in, bound + (size_t)j * n_out);
+    ecp_ws *ws;
+    assert_int_equal(ecp_ws_create(&ws, mr, N, &err), ECP_OK);
+    ecp_mlp_forward(mr, ws, x, N);
+    ecp_sparse_net *sf;
+    ecp_sparse_opts o;
+    ecp_sparse_opts_default(&o);
+    o.threads = 1;
+    assert_int_equal(ecp_sparse_create(&sf, m, &o, &err), ECP_OK);
+    assert_int_equal(ecp_sparse_forward(sf, x, N, yf, &err), ECP_OK);
+    static const ecp_engine_mode modes[] = {ECP_ENGINE_AUTO, ECP_ENGINE_SPARSE, ECP_ENGINE_DENSE};
+    *max_err = *max_ratio = 0;
+    for (size_t mi = 0; mi < 3; mi++)
+        for (int B = 1; B <= N; B += N - 1) {
+            o.mode = modes[mi];
+            o.bf16 = 1;
+            ecp_sparse_net *s;
+            assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
+            assert_int_equal(ecp_sparse_nnz(s), ecp_sparse_nnz(sf));
+            for (int j = 0; j < N; j += B)
+                assert_int_equal(ecp_sparse_forward(s, x + (size_t)j * n_in, B,
+                                                    y + (size_t)j * n_out, &err), ECP_OK);
+            for (size_t at = 0; at < (size_t)N * n_out; at++) {
+                const double d = fabs((double)y[at] - (double)yf[at]);
+                if (!(d <= bound[at])) {
+                    print_error("output %zu: bf16 %.9g, float %.9g, bound %.3g\n", at, y[at],
+                                yf[at], bound[at]);
+                    fail();
+                }
+                *max_err = d > *max_err ? d : *max_err;
+                const double ratio = bound[at] / (1 + fabs((double)yf[at]));
+                *max_ratio = ratio > *max_ratio ? ratio : *max_ratio;
+                assert_close(y[at], ecp_ws_output(ws)[at], 1e-5, 1e-5);
+            }
+            ecp_sparse_free(s);
+        }
+    ecp_sparse_free(sf);
+    ecp_ws_free(ws);
+    ecp_mlp_free(mr);
+    free(y);
+    free(yf);
+    free(bound);
+}
+
+/* Layer l of m alone, with the identity: its bound is the documented per-layer one. */
+static ecp_mlp *layer_alone(ecp_mlp *m, int l)
+{
+    ecp_error err;
+    ecp_mlp *one;
+    const int sizes[2] = {ecp_mlp_layer_in(m, l), ecp_mlp_layer_out(m, l)};
+    const ecp_act id = ECP_ACT_IDENTITY;
+    assert_int_equal(ecp_mlp_create(&one, 1, sizes, &id, &err), ECP_OK);
+    const size_t nw = (size_t)sizes[0] * sizes[1];
+    memcpy(ecp_mlp_weights(one, 0), ecp_mlp_weights(m, l), nw * sizeof(float));
+    memcpy(ecp_mlp_pruned(one, 0), ecp_mlp_pruned(m, l), nw);
+    memcpy(ecp_mlp_bias(one, 0), ecp_mlp_bias(m, l), (size_t)sizes[1] * sizeof(float));
+    return one;
+}
+
+/* Random and pruned models: the whole network within its bound (a worst case through |W|:
+ * after a few wide dense layers it is loose by orders of magnitude, so it must say something
+ * only on the pruned ones), then every layer alone on the inputs it sees in the network,
+ * within the per-layer bound, which must be tight enough to say something. */
+static void test_engine_bf16(void **state)
+{
+    (void)state;
+    enum { N = 24 };
+    static const struct {
+        const char *arch;
+        ecp_act act;
+        double keep;
+    } cases[] = {
+        {"64-33-17-3", ECP_ACT_TANH, 1.0}, /* random, dense */
+        {"784-300-100-10", ECP_ACT_RELU, 1.0},
+        {"784-300-100-10", ECP_ACT_RELU, 0.1}, /* pruned to 90 % */
+        {"40-12-10-4", ECP_ACT_TANH, 0.3},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        ecp_error err;
+        ecp_mlp *m;
+        assert_int_equal(ecp_mlp_create_arch(&m, cases[c].arch, cases[c].act, &err), ECP_OK);
+        ecp_mlp_init(m, 500 + c);
+        if (cases[c].keep < 1)
+            magnitude_prune(m, cases[c].keep, ecp_mlp_n_layers(m));
+        const int n_in = ecp_mlp_n_in(m);
+        float *x = malloc((size_t)N * n_in * sizeof *x);
+        assert_non_null(x);
+        ecp_rng r;
+        ecp_rng_seed(&r, 600 + c);
+        fill_input(&r, x, (size_t)N / 2 * n_in, 0.0);                       /* dense inputs */
+        fill_input(&r, x + (size_t)N / 2 * n_in, (size_t)N / 2 * n_in, 0.7); /* mostly zero */
+        double e, ratio;
+        check_bf16_model(m, x, N, &e, &ratio);
+        assert_true(e > 0); /* the weights did move */
+        /* pruned, the worst case through |W| stays informative (784-300-100-10 at 90 %:
+         * 0.013 of 1 + |output|; dense, 1.3) */
+        if (cases[c].keep < 1)
+            assert_true(ratio < 0.05);
+        ecp_ws *ws;
+        assert_int_equal(ecp_ws_create(&ws, m, N, &err), ECP_OK);
+        ecp_mlp_forward(m, ws, x, N);
+        for (int l = 0; l < ecp_mlp_n_layers(m); l++) {
+            ecp_mlp *one = layer_alone(m, l);
+            check_bf16_model(one, ecp_ws_act(ws, l), N, &e, &ratio);
+            assert_true(e > 0);
+            assert_true(ratio < 0.05);
+            ecp_mlp_free(one);
+        }
+        ecp_ws_free(ws);
+        free(x);
+        ecp_mlp_free(m);
+    }
+}
+
+static ecp_sparse_kernel row_kernel_b1(void)
+{
+    return ECP_WPERM_FAST ? ECP_KERNEL_WPERM : ECP_KERNEL_CSR;
+}
+
+/* A layer streamed from memory at batch 1 runs a row layout (window-permute, CSR without
+ * AVX-512) with 16-bit values: b1_bytes drops by exactly 2 bytes per slot or non-zero of those
+ * layouts; the option takes only 0 or 1; a model without any kept weight builds. */
+static void test_engine_bf16_bytes(void **state)
+{
+    (void)state;
+    ecp_error err;
+    ecp_mlp *m;
+    assert_int_equal(ecp_mlp_create_arch(&m, "1100-1000-10", ECP_ACT_RELU, &err), ECP_OK);
+    ecp_mlp_init(m, 700);
+    magnitude_prune(m, 0.1, 1);
+    ecp_sparse_opts o;
+    ecp_sparse_opts_default(&o);
+    o.threads = 1;
+    o.max_batch = 1;
+    ecp_sparse_net *sf, *sh;
+    assert_int_equal(ecp_sparse_create(&sf, m, &o, &err), ECP_OK);
+    o.bf16 = 1;
+    assert_int_equal(ecp_sparse_create(&sh, m, &o, &err), ECP_OK);
+    /* layer 1 dense: every neuron keeps weights in and out, the engine's layers are the model's */
+    assert_int_equal(ecp_sparse_layer_kernel(sh, 0, 1), row_kernel_b1());
+    double saved = 0; /* 2 bytes per slot of a permute layout, per non-zero of a CSR */
+    for (int l = 0; l < 2; l++) {
+        const ecp_sparse_kernel k = ecp_sparse_layer_kernel(sh, l, 1);
+        const float *W = ecp_mlp_weights(m, l);
+        const uint8_t *p = ecp_mlp_pruned(m, l);
+        const int n_out = ecp_mlp_layer_out(m, l), n_in = ecp_mlp_layer_in(m, l);
+        assert_int_equal(k, ecp_sparse_layer_kernel(sf, l, 1));
+        if (k == ECP_KERNEL_WPERM)
+            saved += 2.0 * (double)ecp_wperm_slots(W, p, n_out, n_in);
+        else if (k == ECP_KERNEL_CSR)
+            saved += 2.0 * (double)ecp_spmat_count(W, p, n_out, n_in);
+    }
+    assert_true(ecp_sparse_b1_bytes(sf) - ecp_sparse_b1_bytes(sh) == saved);
+    ecp_sparse_free(sf);
+    ecp_sparse_free(sh);
+    o.bf16 = 2;
+    assert_int_equal(ecp_sparse_create(&sh, m, &o, &err), ECP_ERR_ARG);
+    assert_null(sh);
+    assert_non_null(strstr(err.msg, "bf16 2"));
+    ecp_mlp_free(m);
+    /* every weight pruned (layouts without a non-zero): the output of the biases alone */
+    assert_int_equal(ecp_mlp_create_arch(&m, "9-7-3", ECP_ACT_TANH, &err), ECP_OK);
+    for (int l = 0; l < 2; l++)
+        for (int i = 0; i < ecp_mlp_layer_in(m, l) * ecp_mlp_layer_out(m, l); i++)
+            prune_w(m, l, i / ecp_mlp_layer_in(m, l), i % ecp_mlp_layer_in(m, l));
+    float x[3 * 9], y[3 * 3], yf[3 * 3];
+    for (int i = 0; i < 27; i++)
+        x[i] = (float)(i % 5) - 2.0f;
+    static const ecp_engine_mode modes[] = {ECP_ENGINE_AUTO, ECP_ENGINE_SPARSE, ECP_ENGINE_DENSE};
+    for (int mi = 0; mi < 3; mi++) {
+        ecp_sparse_opts_default(&o);
+        o.mode = modes[mi];
+        assert_int_equal(ecp_sparse_create(&sf, m, &o, &err), ECP_OK);
+        o.bf16 = 1;
+        assert_int_equal(ecp_sparse_create(&sh, m, &o, &err), ECP_OK);
+        for (int B = 1; B <= 3; B += 2) {
+            assert_int_equal(ecp_sparse_forward(sf, x, B, yf, &err), ECP_OK);
+            assert_int_equal(ecp_sparse_forward(sh, x, B, y, &err), ECP_OK);
+            assert_memory_equal(y, yf, (size_t)B * 3 * sizeof *y);
+        }
+        ecp_sparse_free(sf);
+        ecp_sparse_free(sh);
+    }
+    ecp_mlp_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -738,6 +1200,9 @@ int main(void)
         cmocka_unit_test(test_engine_split_columns),
         cmocka_unit_test(test_engine_simplify),
         cmocka_unit_test(test_tune_cache),
+        cmocka_unit_test(test_bf16_round),
+        cmocka_unit_test(test_engine_bf16),
+        cmocka_unit_test(test_engine_bf16_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,7 +27,7 @@ static void help(FILE *f)
     fprintf(f,
             "usage: ecprune bench-infer MODEL.onnx [--batch 1,256] [--threads T] [--data D]\n"
             "                           [--seconds S] [--rounds R] [--no-torch] [--no-ort]\n"
-            "                           [--json]\n\n"
+            "                           [--bf16] [--json]\n\n"
             "Times the model four ways on this machine with the same inputs and thread count:\n"
             "ecprune's dense path, the sparse engine (auto: per layer sparse or dense by the\n"
             "break-even of 'ecprune tune'), ONNX Runtime CPU on the same file, and PyTorch CPU.\n"
@@ -45,11 +45,19 @@ static void help(FILE *f)
             "                 then disturbs one round, not one contender)\n"
             "  --no-torch     skip PyTorch (reported as null)\n"
             "  --no-ort       skip ONNX Runtime (reported as null)\n"
+            "  --bf16         the sparse engine with its weights rounded to bfloat16 (8\n"
+            "                 significant bits: each weight within 2^-8 of itself, so a layer's\n"
+            "                 pre-activation within 2^-8 x sum |w x|) and, at batch 1, stored in\n"
+            "                 16 bits by the window-permute layout: 3 bytes per slot instead of\n"
+            "                 5. It pays where batch 1 streams a large layer from memory; in\n"
+            "                 cache and at larger batches the speed is that of float32. The\n"
+            "                 dense path and the peers keep float32 weights\n"
             "  --json         {\"batch1\":{\"dense_us\":..,\"sparse_us\":..,\"ort_us\":..,\n"
             "                  \"torch_us\":..},\"batch256\":{\"dense_sps\":..,\"sparse_sps\":..,\n"
             "                  \"ort_sps\":..,\"torch_sps\":..},\"density\":..,\"ort_overhead_us\":..}\n"
             "                 plus forced-sparse figures, GFLOP/s and b1_bytes (weights,\n"
-            "                 indices and pointers a batch-1 pass on a dense input reads)\n\n"
+            "                 indices and pointers a batch-1 pass on a dense input reads) and\n"
+            "                 values (\"float32\" or \"bf16\": the sparse engine's weights)\n\n"
             "ONNX Runtime runs in node (npm onnxruntime-node, installed by scripts/setup.sh into\n"
             "the cache directory) on bench/ort_infer.js ($ECPRUNE_ORT_INFER overrides); its\n"
             "fixed cost per call through the binding is timed on a 1-1 model and printed apart,\n"
@@ -368,8 +376,9 @@ static void ratio(const char *what, double ours, double theirs)
         printf("%s %.2fx", what, ours / theirs);
 }
 
-static void report_json(const ecp_sparse_net *e, long threads, long rounds, const long *batches, int nb,
-                        double t[3][MAX_BATCHES], const peer_result *pt, const peer_result *po)
+static void report_json(const ecp_sparse_net *e, int bf16, long threads, long rounds,
+                        const long *batches, int nb, double t[3][MAX_BATCHES],
+                        const peer_result *pt, const peer_result *po)
 {
     double nnz = (double)ecp_sparse_nnz(e);
     printf("{");
@@ -399,22 +408,23 @@ static void report_json(const ecp_sparse_net *e, long threads, long rounds, cons
            "\"ort_overhead_us\":", ecp_sparse_density(e), nnz, ecp_sparse_b1_bytes(e), threads,
            rounds);
     json_num(po->overhead);
-    printf(",\"torch\":%s,\"ort\":%s}\n", pt->why[0] ? "null" : "true",
-           po->why[0] ? "null" : "true");
+    printf(",\"torch\":%s,\"ort\":%s,\"values\":\"%s\"}\n", pt->why[0] ? "null" : "true",
+           po->why[0] ? "null" : "true", bf16 ? "bf16" : "float32");
 }
 
 static void report(int json, const char *model, const char *data, const ecp_sparse_net *e,
-                   long threads, long rounds, const long *batches, int nb, double t[3][MAX_BATCHES],
-                   const peer_result *pt, const peer_result *po)
+                   int bf16, long threads, long rounds, const long *batches, int nb,
+                   double t[3][MAX_BATCHES], const peer_result *pt, const peer_result *po)
 {
     if (json) {
-        report_json(e, threads, rounds, batches, nb, t, pt, po);
+        report_json(e, bf16, threads, rounds, batches, nb, t, pt, po);
         return;
     }
     double nnz = (double)ecp_sparse_nnz(e);
-    printf("%s: %.2f%% of %lld weights kept, %ld thread(s), best of %ld round(s)%s%s\n",
+    printf("%s: %.2f%% of %lld weights kept, %ld thread(s), best of %ld round(s)%s%s%s\n",
            model, 100 * ecp_sparse_density(e), (long long)ecp_sparse_n_weights(e), threads,
-           rounds, data ? ", inputs from " : "", data ? data : "");
+           rounds, data ? ", inputs from " : "", data ? data : "",
+           bf16 ? ", sparse engine with bf16 weights" : "");
     for (int i = 0; i < nb; i++) {
         long b = batches[i];
         /* everything as samples/s so that every ratio reads "higher is better for ecprune" */
@@ -461,7 +471,7 @@ static void report(int json, const char *model, const char *data, const ecp_spar
 /* bench-infer's own options. */
 typedef struct {
     long batches[MAX_BATCHES], rounds, maxb;
-    int nb, torch, ort;
+    int nb, torch, ort, bf16;
     double secs;
 } bench_opts;
 
@@ -473,6 +483,7 @@ static int bench_opt(void *ctx, int c, char *arg)
     case 's': return cli_parse_double("bench-infer", "--seconds", arg, 0.01, 60, &o->secs);
     case 'r': return cli_parse_int("bench-infer", "--rounds", arg, 1, 100, &o->rounds);
     case 'n': o->torch = 0; return 0;
+    case 'f': o->bf16 = 1; return 0;
     default: o->ort = 0; return 0; /* 'O' */
     }
 }
@@ -504,8 +515,9 @@ static int make_inputs(const cli_args *a, const ecp_mlp *m, size_t n_x, float *x
     return rc;
 }
 
-/* The engines timed: dense, auto, forced sparse. */
-static int make_engines(const ecp_mlp *m, long threads, long maxb, ecp_sparse_net *eng[3])
+/* The engines timed: dense, auto, forced sparse (the last two with bf16 weights if asked). */
+static int make_engines(const ecp_mlp *m, long threads, long maxb, int bf16,
+                        ecp_sparse_net *eng[3])
 {
     static const ecp_engine_mode modes[3] = {ECP_ENGINE_DENSE, ECP_ENGINE_AUTO, ECP_ENGINE_SPARSE};
     ecp_error err = {0};
@@ -515,6 +527,7 @@ static int make_engines(const ecp_mlp *m, long threads, long maxb, ecp_sparse_ne
         so.mode = modes[k];
         so.threads = (int)threads;
         so.max_batch = (int)maxb;
+        so.bf16 = k > 0 && bf16;
         if (ecp_sparse_create(&eng[k], m, &so, &err))
             return cli_die("bench-infer", &err);
     }
@@ -547,8 +560,8 @@ static int time_rounds(const cli_args *a, const bench_opts *o, const ecp_mlp *m,
         run_peers(m, a->model, x, n_x * (size_t)n_in, o->batches, o->nb, a->threads, o->secs,
                   o->torch ? &pt : NULL, o->ort ? &po : NULL);
     }
-    report(a->json, a->model, a->data, eng[1], a->threads, o->rounds, o->batches, o->nb, t, &pt,
-           &po);
+    report(a->json, a->model, a->data, eng[1], o->bf16, a->threads, o->rounds, o->batches, o->nb,
+           t, &pt, &po);
     if (pt.why[0] && o->torch)
         fprintf(stderr, "ecprune bench-infer: %s\n", pt.why);
     if (po.why[0] && o->ort)
@@ -561,9 +574,10 @@ int cmd_bench_infer(int argc, char **argv)
     static const struct option opts[] = {
         {"batch", required_argument, 0, 'b'}, CLI_OPT_THREADS, CLI_OPT_DATA,
         {"seconds", required_argument, 0, 's'}, {"no-torch", no_argument, 0, 'n'},
-        {"no-ort", no_argument, 0, 'O'}, {"rounds", required_argument, 0, 'r'}, CLI_OPT_JSON,
+        {"no-ort", no_argument, 0, 'O'}, {"rounds", required_argument, 0, 'r'},
+        {"bf16", no_argument, 0, 'f'}, CLI_OPT_JSON,
         CLI_OPT_HELP, {0, 0, 0, 0}};
-    bench_opts o = {{1, 256}, 3, 1, 2, 1, 1, 0.5};
+    bench_opts o = {{1, 256}, 3, 1, 2, 1, 1, 0, 0.5};
     cli_args a;
     int rc = cli_parse(&a, "bench-infer", argc, argv, opts, bench_opt, &o, help);
     if (rc)
@@ -585,7 +599,8 @@ int cmd_bench_infer(int argc, char **argv)
         fprintf(stderr, "ecprune bench-infer: out of memory\n");
         rc = 1;
     }
-    if (!rc && !(rc = make_inputs(&a, m, n_x, x)) && !(rc = make_engines(m, a.threads, o.maxb, eng)))
+    if (!rc && !(rc = make_inputs(&a, m, n_x, x)) &&
+        !(rc = make_engines(m, a.threads, o.maxb, o.bf16, eng)))
         rc = time_rounds(&a, &o, m, eng, x, n_x, y);
     for (int k = 0; k < 3; k++)
         ecp_sparse_free(eng[k]);

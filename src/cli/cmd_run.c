@@ -10,10 +10,11 @@ static void help(FILE *f)
     fprintf(f,
             "usage: ecprune run MODEL.onnx --data D [--split test|train]\n"
             "                   [--engine dense|sparse|auto] [--batch B] [--threads T] [--json]\n"
-            "                   [--predictions OUT.npy]\n\n"
+            "                   [--bf16] [--predictions OUT.npy]\n\n"
             "Runs the model over a dataset split with the inference engine and prints the loss,\n"
             "the accuracy (classification), the sample count and the time taken. The result is\n"
-            "the same as 'ecprune eval' (to float rounding); only the speed differs.\n\n"
+            "the same as 'ecprune eval' (to float rounding; with --bf16 within its bound);\n"
+            "only the speed differs.\n\n"
             "  --data D         mnist | fashion | diffsorp[:noise] | DIR | FILE.csv\n"
             "  --split S        test (default) or train\n"
             "  --engine E       auto (default): per layer, sparse when its density is below this\n"
@@ -22,6 +23,13 @@ static void help(FILE *f)
             "  --batch B        samples per forward call, 1..65536 (default 256); 1 measures\n"
             "                   latency, where the engine also skips zero inputs\n"
             "  --threads T      threads for OpenBLAS and the sparse kernels (default: all cores)\n"
+            "  --bf16           round every weight to bfloat16 (8 significant bits) when the\n"
+            "                   engine is built: each weight moves by at most 2^-8 of itself,\n"
+            "                   so a layer's pre-activation by at most 2^-8 x sum |w x| (biases\n"
+            "                   and sums stay float32). At batch 1 the window-permute layout\n"
+            "                   then stores 16-bit values, 3 bytes per slot instead of 5: the\n"
+            "                   gain is on large layers streamed from memory; run this to see\n"
+            "                   what it costs in loss and accuracy first\n"
             "  --target-cols C  CSV data: target column numbers (default: last)\n"
             "  --predictions F  also write the model's outputs (N x K float32 .npy), after its\n"
             "                   output transform (Softmax/LogSoftmax) when it has one\n"
@@ -87,6 +95,7 @@ typedef struct {
     ecp_engine_mode mode;
     long batch;
     const char *pred;
+    int bf16;
 } run_opts;
 
 static int run_opt(void *ctx, int c, char *arg)
@@ -100,6 +109,10 @@ static int run_opt(void *ctx, int c, char *arg)
         r->pred = arg;
         return 0;
     }
+    if (c == 'f') {
+        r->bf16 = 1;
+        return 0;
+    }
     return cli_parse_int("run", "--batch", arg, 1, 65536, &r->batch); /* 'b' */
 }
 
@@ -110,11 +123,12 @@ static void print_result(const cli_args *a, const run_opts *r, const ecp_eval_re
     cli_print_eval(a, ev);
     if (a->json)
         printf(",\"n\":%lld,\"seconds\":%.6f,\"samples_per_s\":%.1f,\"engine\":\"%s\","
-               "\"batch\":%ld,\"density\":%.6f}\n",
-               (long long)ev->n, secs, sps, r->engine, r->batch, density);
+               "\"batch\":%ld,\"density\":%.6f,\"values\":\"%s\"}\n",
+               (long long)ev->n, secs, sps, r->engine, r->batch, density,
+               r->bf16 ? "bf16" : "float32");
     else
-        printf("\nengine %s, batch %ld, weight density %.2f%%: %.3f s (%.0f samples/s)\n",
-               r->engine, r->batch, 100 * density, secs, sps);
+        printf("\nengine %s%s, batch %ld, weight density %.2f%%: %.3f s (%.0f samples/s)\n",
+               r->engine, r->bf16 ? " (bf16 weights)" : "", r->batch, 100 * density, secs, sps);
 }
 
 int cmd_run(int argc, char **argv)
@@ -122,10 +136,11 @@ int cmd_run(int argc, char **argv)
     static const struct option opts[] = {
         CLI_OPT_DATA, CLI_OPT_SPLIT, {"engine", required_argument, 0, 'e'},
         {"batch", required_argument, 0, 'b'}, {"predictions", required_argument, 0, 'p'},
+        {"bf16", no_argument, 0, 'f'},
         CLI_OPT_THREADS, CLI_OPT_TARGET_COLS, CLI_OPT_JSON,
         CLI_OPT_HELP, {0, 0, 0, 0}};
     cli_args a;
-    run_opts r = {"auto", ECP_ENGINE_AUTO, 256, NULL};
+    run_opts r = {"auto", ECP_ENGINE_AUTO, 256, NULL, 0};
     int rc = cli_parse(&a, "run", argc, argv, opts, run_opt, &r, help);
     if (rc)
         return rc < 0 ? 0 : rc;
@@ -143,6 +158,7 @@ int cmd_run(int argc, char **argv)
     so.mode = r.mode;
     so.threads = a.threads ? (int)a.threads : ecp_dist_default_threads();
     so.max_batch = r.batch < 256 ? (int)r.batch : 256;
+    so.bf16 = r.bf16;
     ecp_sparse_net *s = NULL;
     ecp_eval_result ev;
     double secs = 0;

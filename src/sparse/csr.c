@@ -8,6 +8,7 @@
  * uint16 column indices whenever the minor dimension fits (every layer of the models we ship)
  * save a quarter of the bytes of int32 CSR, and at batch 1 on a large layer bytes are time. */
 #include "sparse.h"
+#include "../core/bf16.h"
 
 static int keep(const float *W, const uint8_t *pruned, size_t i)
 {
@@ -31,6 +32,7 @@ void ecp_spmat_release(ecp_spmat *s)
     free(s->idx16);
     free(s->idx32);
     free(s->val);
+    free(s->val16);
     memset(s, 0, sizeof *s);
 }
 
@@ -107,5 +109,20 @@ ecp_status ecp_spmat_build(ecp_spmat *s, const float *W, const uint8_t *pruned, 
         ecp_spmat_release(s);
         return ecp_fail(err, ECP_ERR_FORMAT, "sparse layer: inconsistent non-zero count");
     }
+    return ECP_OK;
+}
+
+ecp_status ecp_spmat_bf16(ecp_spmat *s, ecp_error *err)
+{
+    if (s->by_col || !s->val)
+        return ecp_fail(err, ECP_ERR_ARG, "sparse layer: bf16 values are for a float CSR");
+    uint16_t *h = ecp_alloc((size_t)s->nnz, sizeof *h, "sparse layer", err);
+    if (!h)
+        return ECP_ERR_MEMORY;
+    for (int64_t k = 0; k < s->nnz; k++)
+        h[k] = ecp_bf16_from_float(s->val[k]);
+    free(s->val);
+    s->val = NULL;
+    s->val16 = h;
     return ECP_OK;
 }

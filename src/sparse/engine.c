@@ -20,6 +20,7 @@
  * simplification of simplify()) was kept because it lowered the batch-1 latency; what is left is
  * bound by L2 bandwidth. The measurements are in docs/PERF.md ("Sparse inference engine"). */
 #include "sparse.h"
+#include "../core/bf16.h"
 #include "nm.h"
 #include "wperm.h"
 #include <cblas.h>
@@ -137,7 +138,7 @@ void ecp_sparse_free(ecp_sparse_net *s)
 }
 
 static ecp_status build_layer(sp_layer *S, const ecp_layer *L, ecp_engine_mode mode,
-                              double be_b1, double be_bn, int pack, int threads,
+                              double be_b1, double be_bn, int pack, int threads, int bf16,
                               ecp_error *err)
 {
     S->n_in = L->n_in;
@@ -205,9 +206,11 @@ static ecp_status build_layer(sp_layer *S, const ecp_layer *L, ecp_engine_mode m
             double slots = (double)ecp_wperm_slots(L->W, L->pruned, L->n_out, L->n_in);
             double rp = (big ? WPERM_SLOT_MEM : WPERM_SLOT_CACHE) * slots;
             /* streamed from memory, a layout that reads more bytes than the dense weights
-             * (5 per slot against 4 per weight) cannot beat them, whatever the constants say:
-             * 1024-4096-4096-1024 dense took it in auto mode and ran at half dense's speed */
-            int more_bytes = big && S->k_row == ECP_KERNEL_DENSE && 5.0 * slots >= 4.0 * n_w;
+             * (5 per slot, 3 with bf16 values, against 4 per weight) cannot beat them, whatever
+             * the constants say: 1024-4096-4096-1024 dense took it in auto mode and ran at half
+             * dense's speed */
+            int more_bytes = big && S->k_row == ECP_KERNEL_DENSE &&
+                             (bf16 ? 3.0 : 5.0) * slots >= 4.0 * n_w;
             if (rp >= 0 && rp < R && !more_bytes) {
                 S->k_row = ECP_KERNEL_WPERM;
                 R = rp;
@@ -247,10 +250,12 @@ static ecp_status build_layer(sp_layer *S, const ecp_layer *L, ecp_engine_mode m
     }
     if (need_sparse) {
         ecp_status st = ecp_spmat_build(&S->csr, L->W, L->pruned, L->n_out, L->n_in, 0, err);
+        if (!st && bf16)
+            st = ecp_spmat_bf16(&S->csr, err);
         if (st)
             return st;
         if (S->k_row == ECP_KERNEL_WPERM &&
-            (st = ecp_wperm_build(&S->wperm, L->W, L->pruned, L->n_out, L->n_in, err)))
+            (st = ecp_wperm_build(&S->wperm, L->W, L->pruned, L->n_out, L->n_in, bf16, err)))
             return st;
         if (S->n_dcols < L->n_in) {
             /* the CSC holds only the columns that are not dense-typed */
@@ -459,26 +464,11 @@ done:
 
 static void nm_pick(ecp_sparse_net *s, sp_layer *S, int force);
 
-ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_sparse_opts *o,
-                             ecp_error *err)
+/* The engine of w (m itself, or its weights rounded to bf16); m's own weights are what
+ * introspection counts. o is valid. */
+static ecp_status create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_mlp *w,
+                         const ecp_sparse_opts *o, ecp_error *err)
 {
-    ECP_REQUIRE(out, err);
-    *out = NULL;
-    ECP_REQUIRE(m, err);
-    *out = NULL;
-    ecp_sparse_opts def;
-    if (!o) {
-        ecp_sparse_opts_default(&def);
-        o = &def;
-    }
-    if ((unsigned)o->mode > ECP_ENGINE_SPARSE)
-        return ecp_fail(err, ECP_ERR_ARG, "sparse engine: invalid mode %d", (int)o->mode);
-    if (o->max_batch < 1 || o->max_batch > (1 << 20))
-        return ecp_fail(err, ECP_ERR_ARG, "sparse engine: max_batch %d out of range [1, 2^20]",
-                        o->max_batch);
-    if (o->threads < 0 || o->threads > 256)
-        return ecp_fail(err, ECP_ERR_ARG, "sparse engine: threads %d out of range [0, 256]",
-                        o->threads);
     ecp_sparse_tune_result tr;
     ecp_sparse_tune_load(&tr, NULL); /* defaults when there is no (valid) cache file */
     double b1s = o->be_b1_small >= 0 ? o->be_b1_small : tr.b1_small;
@@ -488,9 +478,9 @@ ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_s
     ecp_sparse_net *s = ecp_zalloc(1, sizeof *s, "sparse engine", err);
     if (!s)
         return ECP_ERR_MEMORY;
-    s->n_layers = m->n_layers;
-    s->n_in = m->sizes[0];
-    s->n_out = m->sizes[m->n_layers];
+    s->n_layers = w->n_layers;
+    s->n_in = w->sizes[0];
+    s->n_out = w->sizes[w->n_layers];
     s->cap = o->max_batch < CHUNK ? o->max_batch : CHUNK;
     s->mode = o->mode;
     s->be_bn = bn;
@@ -500,41 +490,41 @@ ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_s
         ecp_sparse_free(s);
         return pst;
     }
-    s->layer = ecp_zalloc((size_t)m->n_layers, sizeof *s->layer, "sparse engine", err);
+    s->layer = ecp_zalloc((size_t)w->n_layers, sizeof *s->layer, "sparse engine", err);
     if (!s->layer) {
         ecp_sparse_free(s);
         return ECP_ERR_MEMORY;
     }
-    for (int i = 0; i <= m->n_layers; i++)
-        s->wmax = m->sizes[i] > s->wmax ? m->sizes[i] : s->wmax;
+    for (int i = 0; i <= w->n_layers; i++)
+        s->wmax = w->sizes[i] > s->wmax ? w->sizes[i] : s->wmax;
     ecp_layer *simple = NULL;
     if (o->mode != ECP_ENGINE_DENSE) {
-        ecp_status st = simplify(m, &simple, &s->in_live, err);
+        ecp_status st = simplify(w, &simple, &s->in_live, err);
         if (st) {
             ecp_sparse_free(s);
             return st;
         }
     }
-    for (int l = 0; l < m->n_layers; l++) {
-        const ecp_layer *L = simple ? &simple[l] : &m->layer[l];
+    for (int l = 0; l < w->n_layers; l++) {
+        const ecp_layer *L = simple ? &simple[l] : &w->layer[l];
         int big = (double)L->n_in * L->n_out * sizeof(float) > BIG_LAYER_BYTES;
         ecp_status st = build_layer(&s->layer[l], L, o->mode, big ? b1l : b1s, bn,
-                                     s->threads == 1 && s->cap > 1, s->threads, err);
+                                     s->threads == 1 && s->cap > 1, s->threads, o->bf16, err);
         if (st) {
-            free_layers(simple, m->n_layers);
+            free_layers(simple, w->n_layers);
             ecp_sparse_free(s);
             return st;
         }
-        if (o->nm >= 0 && o->mode != ECP_ENGINE_DENSE && m->nm_n && l < 64 &&
-            ((m->nm_layers >> l) & 1) &&
-            ecp_nmmat_build(&s->layer[l].nm, L->W, L->n_out, L->n_in, m->nm_n, m->nm_m, NULL))
+        if (o->nm >= 0 && o->mode != ECP_ENGINE_DENSE && w->nm_n && l < 64 &&
+            ((w->nm_layers >> l) & 1) &&
+            ecp_nmmat_build(&s->layer[l].nm, L->W, L->n_out, L->n_in, w->nm_n, w->nm_m, NULL))
             memset(&s->layer[l].nm, 0, sizeof s->layer[l].nm); /* simplify broke the groups */
         /* introspection reports the model's weights, kept and all */
         s->nnz += ecp_spmat_count(m->layer[l].W, m->layer[l].pruned, m->layer[l].n_out,
                                   m->layer[l].n_in);
         s->n_weights += (int64_t)m->layer[l].n_in * m->layer[l].n_out;
     }
-    free_layers(simple, m->n_layers);
+    free_layers(simple, w->n_layers);
     size_t nbuf = ecp_fm_ld(s->cap) * (size_t)s->wmax;
     size_t wpad = (size_t)(s->wmax + ECP_VW - 1) / ECP_VW * ECP_VW;
     for (int i = 0; i < 2; i++) {
@@ -563,6 +553,73 @@ ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_s
             nm_pick(s, &s->layer[l], o->nm > 0);
     *out = s;
     return ECP_OK;
+}
+
+static void round_bf16_free(ecp_mlp *r)
+{
+    for (int l = 0; r->layer && l < r->n_layers; l++)
+        free(r->layer[l].W);
+    free(r->layer);
+    r->layer = NULL;
+}
+
+/* The model with every weight rounded to the nearest bf16 (ecp_sparse_opts.bf16): a shallow
+ * copy of m whose layers hold rounded copies of W (biases, masks and all the rest are m's).
+ * The engine builds every layout from it, so each kernel computes with the same bf16 values
+ * and the result does not depend on which one runs; the row layouts (window-permute, CSR)
+ * also store them in 16 bits. r->layer is NULL when this fails. */
+static ecp_status round_bf16(const ecp_mlp *m, ecp_mlp *r, ecp_error *err)
+{
+    *r = *m;
+    r->layer = ecp_zalloc((size_t)m->n_layers, sizeof *r->layer, "sparse engine", err);
+    if (!r->layer)
+        return ECP_ERR_MEMORY;
+    for (int l = 0; l < m->n_layers; l++) {
+        const ecp_layer *L = &m->layer[l];
+        const size_t nw = (size_t)L->n_in * (size_t)L->n_out;
+        r->layer[l] = *L;
+        r->layer[l].W = ecp_alloc(nw, sizeof *L->W, "sparse engine", err);
+        if (!r->layer[l].W) {
+            round_bf16_free(r);
+            return ECP_ERR_MEMORY;
+        }
+        for (size_t i = 0; i < nw; i++)
+            r->layer[l].W[i] = ecp_bf16_round(L->W[i]);
+    }
+    return ECP_OK;
+}
+
+ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_sparse_opts *o,
+                             ecp_error *err)
+{
+    ECP_REQUIRE(out, err);
+    *out = NULL;
+    ECP_REQUIRE(m, err);
+    *out = NULL;
+    ecp_sparse_opts def;
+    if (!o) {
+        ecp_sparse_opts_default(&def);
+        o = &def;
+    }
+    if ((unsigned)o->mode > ECP_ENGINE_SPARSE)
+        return ecp_fail(err, ECP_ERR_ARG, "sparse engine: invalid mode %d", (int)o->mode);
+    if (o->max_batch < 1 || o->max_batch > (1 << 20))
+        return ecp_fail(err, ECP_ERR_ARG, "sparse engine: max_batch %d out of range [1, 2^20]",
+                        o->max_batch);
+    if (o->threads < 0 || o->threads > 256)
+        return ecp_fail(err, ECP_ERR_ARG, "sparse engine: threads %d out of range [0, 256]",
+                        o->threads);
+    if (o->bf16 != 0 && o->bf16 != 1)
+        return ecp_fail(err, ECP_ERR_ARG, "sparse engine: bf16 %d: 0 (float32 weights) or 1 "
+                        "(weights rounded to bfloat16)", o->bf16);
+    if (!o->bf16)
+        return create(out, m, m, o, err);
+    ecp_mlp rounded;
+    ecp_status st = round_bf16(m, &rounded, err);
+    if (!st)
+        st = create(out, m, &rounded, o, err);
+    round_bf16_free(&rounded);
+    return st;
 }
 
 /* ------------------------------------------------------------------ choice of kernel */
@@ -844,7 +901,9 @@ ecp_sparse_kernel ecp_sparse_layer_kernel(const ecp_sparse_net *s, int l, int ba
 
 static double spmat_bytes(const ecp_spmat *a)
 {
-    return a->ptr ? (double)a->nnz * (a->idx16 ? 6 : 8) + 8.0 * (a->n_major + 1) : 0;
+    return a->ptr ? (double)a->nnz * ((a->idx16 ? 2 : 4) + (a->val16 ? 2 : 4)) +
+                        8.0 * (a->n_major + 1)
+                  : 0;
 }
 
 double ecp_sparse_b1_bytes(const ecp_sparse_net *s)
@@ -861,8 +920,10 @@ double ecp_sparse_b1_bytes(const ecp_sparse_net *s)
             break;
         case ECP_KERNEL_WPERM: {
             const ecp_wperm *w = &S->wperm;
-            bytes += 80.0 * w->steps + 4.0 * w->n_seg + 8.0 * (w->n_groups + 1) +
-                     (w->sorted ? 64.0 * w->n_groups : 0) + (w->cols ? 4.0 * w->n_cols : 0);
+            /* 16 slots per step: 4-byte values (2 as bf16) and 1-byte offsets */
+            bytes += (w->val16 ? 48.0 : 80.0) * w->steps + 4.0 * w->n_seg +
+                     8.0 * (w->n_groups + 1) + (w->sorted ? 64.0 * w->n_groups : 0) +
+                     (w->cols ? 4.0 * w->n_cols : 0);
             break;
         }
         }

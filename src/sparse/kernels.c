@@ -1,7 +1,8 @@
 /* Sparse kernels: SpMV (one sample) and SpMM (a batch, feature-major), plain C11 written so that
  * gcc -O3 -march=native vectorises the inner loops (AVX2 / AVX-512) while any compiler still
- * gets a correct scalar loop. Every kernel is instantiated twice, for uint16 and int32 indices,
- * by a macro, so that the index width is a compile-time fact inside the hot loop.
+ * gets a correct scalar loop. Every kernel is instantiated for uint16 and int32 indices by a
+ * macro, so that the index width is a compile-time fact inside the hot loop, and the CSR ones
+ * also for bf16 values (a CSR of 4 bytes per non-zero instead of 6; widening a bf16 is a shift).
  *
  * The choices (their measurements are in docs/PERF.md):
  *  - SpMV by rows keeps 16 partial sums per row: C forbids the compiler to reassociate a float
@@ -16,6 +17,27 @@
  *    of WT, whole output vectors in registers); the engine chooses (engine.c).
  */
 #include "sparse.h"
+#include "../core/bf16.h"
+
+/* Values as the kernels read them: float32, or bf16 widened; and one value at p in every lane.
+ * The SpMM broadcasts a value per non-zero: a bf16 one in a register is 4 instructions against
+ * the float's one broadcast from memory, which cost its tile 13-15 % (1024-4096-4096-1024 at
+ * 90 %, batch 256); a 16-bit broadcast from memory and a shift is 2. */
+#define F32(v) (v)
+#define BF16(v) ecp_bf16_to_float(v)
+#define SPLAT_F32(p) vsplat(*(p))
+#define SPLAT_BF16(p) vsplat_bf16(p)
+
+static inline vf vsplat_bf16(const uint16_t *p)
+{
+#if VW == 16
+    return (vf)_mm512_slli_epi32(_mm512_set1_epi16((short)*p), 16);
+#elif VW == 8 && defined(__AVX2__)
+    return (vf)_mm256_slli_epi32(_mm256_set1_epi16((short)*p), 16);
+#else
+    return vsplat(ecp_bf16_to_float(*p));
+#endif
+}
 
 /* SpMM tile: TNV vectors of batch columns per output row (32 columns with AVX-512), TS
  * accumulator sets, the fastest of the tiles tried (docs/PERF.md). XT must be 64-byte aligned
@@ -26,8 +48,8 @@
  * 1.14-1.18M -> 1.25M samples/s; 1024-4096-4096-1024: 9.9-10.5k -> 9.6-12.0k (noisy). */
 #define TNV 2
 #define TS 2
-#define DEFINE_KERNELS(SUF, ITYPE)                                                              \
-    static void spmv_csr_##SUF(const int64_t *ptr, const ITYPE *idx, const float *val,          \
+#define DEFINE_KERNELS(SUF, ITYPE, VTYPE, TOF)                                                  \
+    static void spmv_csr_##SUF(const int64_t *ptr, const ITYPE *idx, const VTYPE *val,          \
                                const float *x, const float *b, float *y, int r0, int r1)        \
     {                                                                                           \
         for (int o = r0; o < r1; o++) {                                                         \
@@ -36,31 +58,18 @@
             float acc[16] = {0};                                                                \
             for (; k + 16 <= e; k += 16)                                                        \
                 for (int t = 0; t < 16; t++)                                                    \
-                    acc[t] = MADD(val[k + t], x[idx[k + t]], acc[t]);                                       \
+                    acc[t] = MADD(TOF(val[k + t]), x[idx[k + t]], acc[t]);              \
             float s = 0.0f;                                                                     \
             for (int t = 0; t < 16; t++)                                                        \
                 s += acc[t];                                                                    \
             for (; k < e; k++)                                                                  \
-                s = MADD(val[k], x[idx[k]], s);                                                        \
+                s = MADD(TOF(val[k]), x[idx[k]], s);                                            \
             y[o] = b[o] + s;                                                                    \
         }                                                                                       \
     }                                                                                           \
                                                                                                 \
-    static void spmv_csc_##SUF(const int64_t *ptr, const ITYPE *idx, const float *val,          \
-                               int n_in, const float *x, float *y)                              \
-    {                                                                                           \
-        for (int c = 0; c < n_in; c++) {                                                        \
-            const float xc = x[c];                                                              \
-            if (xc == 0.0f)                                                                     \
-                continue;                                                                       \
-            const int64_t e = ptr[c + 1];                                                       \
-            for (int64_t k = ptr[c]; k < e; k++)                                                \
-                y[idx[k]] = MADD(val[k], xc, y[idx[k]]);                                                       \
-        }                                                                                       \
-    }                                                                                           \
-                                                                                                \
     /* Columns [j, B) of a batch too narrow for a vector tile: accumulate in place in YT. */  \
-    static void spmm_tail_##SUF(const int64_t *ptr, const ITYPE *idx, const float *val,         \
+    static void spmm_tail_##SUF(const int64_t *ptr, const ITYPE *idx, const VTYPE *val,         \
                                 const float *XT, int B, size_t ld, int j, const float *b,      \
                                 float *YT, int r0, int r1)                                     \
     {                                                                                          \
@@ -70,17 +79,17 @@
             for (int t = 0; t < w; t++)                                                        \
                 yr[t] = b[o];                                                                  \
             for (int64_t k = ptr[o]; k < ptr[o + 1]; k++) {                                    \
-                const float v = val[k];                                                        \
+                const float v = TOF(val[k]);                                                   \
                 const float *xr = XT + (size_t)idx[k] * ld + (size_t)j;                        \
                 for (int t = 0; t < w; t++)                                                    \
                     yr[t] = MADD(v, xr[t], yr[t]);                                             \
             }                                                                                  \
         }                                                                                      \
     }                                                                                          \
-    SPMM_TILE(SUF, ITYPE, TNV, TS)                                                                \
-    SPMM_TILE(SUF, ITYPE, 1, 4)                                                                \
+    SPMM_TILE(SUF, ITYPE, VTYPE, TOF, TNV, TS)                                                 \
+    SPMM_TILE(SUF, ITYPE, VTYPE, TOF, 1, 4)                                                    \
                                                                                                \
-    static void spmm_csr_##SUF(const int64_t *ptr, const ITYPE *idx, const float *val,         \
+    static void spmm_csr_##SUF(const int64_t *ptr, const ITYPE *idx, const VTYPE *val,         \
                                const float *XT, int B, size_t ld, const float *b, float *YT,   \
                                int r0, int r1)                                                 \
     {                                                                                          \
@@ -99,8 +108,8 @@
  * index, one broadcast value, NV contiguous loads from the XT row and NV FMAs; no stores. */
 #define SPMM_TNAME_(NV, SUF) spmm_tile##NV##_##SUF
 #define SPMM_TNAME(NV, SUF) SPMM_TNAME_(NV, SUF)
-#define SPMM_TILE(SUF, ITYPE, NV, S)                                                            \
-    static void SPMM_TNAME(NV, SUF)(const int64_t *ptr, const ITYPE *idx, const float *val,   \
+#define SPMM_TILE(SUF, ITYPE, VTYPE, TOF, NV, S)                                                \
+    static void SPMM_TNAME(NV, SUF)(const int64_t *ptr, const ITYPE *idx, const VTYPE *val,   \
                                       const float *X, size_t ldx, const float *b, float *Y,    \
                                       size_t ldy, int r0, int r1)                              \
     {                                                                                          \
@@ -114,14 +123,14 @@
             for (; k + S <= k1; k += S)                                                        \
                 for (int s = 0; s < S; s++) {                                                  \
                     const float *xr = X + (size_t)idx[k + s] * ldx;                            \
-                    const vf v = vsplat(val[k + s]);                                 \
+                    const vf v = SPLAT_##TOF(val + k + s);                                     \
                     for (int t = 0; t < NV; t++)                                               \
                         acc[s][t] = vfma(v, vload(xr + t * VW), acc[s][t]);                    \
                 }                                                                              \
             for (int s = 0; s < S - 1; s++) /* constant s: acc stays in registers */         \
                 if (k + s < k1) {                                                              \
                     const float *xr = X + (size_t)idx[k + s] * ldx;                            \
-                    const vf v = vsplat(val[k + s]);                                 \
+                    const vf v = SPLAT_##TOF(val + k + s);                                     \
                     for (int t = 0; t < NV; t++)                                               \
                         acc[s][t] = vfma(v, vload(xr + t * VW), acc[s][t]);                    \
                 }                                                                              \
@@ -134,12 +143,34 @@
         }                                                                                      \
     }
 
-DEFINE_KERNELS(u16, uint16_t)
-DEFINE_KERNELS(i32, int32_t)
+DEFINE_KERNELS(u16, uint16_t, float, F32)
+DEFINE_KERNELS(i32, int32_t, float, F32)
+DEFINE_KERNELS(u16h, uint16_t, uint16_t, BF16)
+DEFINE_KERNELS(i32h, int32_t, uint16_t, BF16)
+
+#define DEFINE_CSC(SUF, ITYPE)                                                                  \
+    static void spmv_csc_##SUF(const int64_t *ptr, const ITYPE *idx, const float *val,          \
+                               int n_in, const float *x, float *y)                              \
+    {                                                                                           \
+        for (int c = 0; c < n_in; c++) {                                                        \
+            const float xc = x[c];                                                              \
+            if (xc == 0.0f)                                                                     \
+                continue;                                                                       \
+            const int64_t e = ptr[c + 1];                                                       \
+            for (int64_t k = ptr[c]; k < e; k++)                                                \
+                y[idx[k]] = MADD(val[k], xc, y[idx[k]]);                                        \
+        }                                                                                       \
+    }
+DEFINE_CSC(u16, uint16_t)
+DEFINE_CSC(i32, int32_t)
 
 void ecp_spmv_csr(const ecp_spmat *A, const float *x, const float *b, float *y, int r0, int r1)
 {
-    if (A->idx16)
+    if (A->val16 && A->idx16)
+        spmv_csr_u16h(A->ptr, A->idx16, A->val16, x, b, y, r0, r1);
+    else if (A->val16)
+        spmv_csr_i32h(A->ptr, A->idx32, A->val16, x, b, y, r0, r1);
+    else if (A->idx16)
         spmv_csr_u16(A->ptr, A->idx16, A->val, x, b, y, r0, r1);
     else
         spmv_csr_i32(A->ptr, A->idx32, A->val, x, b, y, r0, r1);
@@ -157,7 +188,11 @@ void ecp_spmv_csc(const ecp_spmat *A, const float *x, const float *b, float *y)
 void ecp_spmm_csr(const ecp_spmat *A, const float *XT, int B, size_t ld, const float *b,
                   float *YT, int r0, int r1)
 {
-    if (A->idx16)
+    if (A->val16 && A->idx16)
+        spmm_csr_u16h(A->ptr, A->idx16, A->val16, XT, B, ld, b, YT, r0, r1);
+    else if (A->val16)
+        spmm_csr_i32h(A->ptr, A->idx32, A->val16, XT, B, ld, b, YT, r0, r1);
+    else if (A->idx16)
         spmm_csr_u16(A->ptr, A->idx16, A->val, XT, B, ld, b, YT, r0, r1);
     else
         spmm_csr_i32(A->ptr, A->idx32, A->val, XT, B, ld, b, YT, r0, r1);

@@ -11,7 +11,9 @@
  * columns (CSC, major = inputs). Minor indices are uint16 when the minor dimension is at most
  * 65,535 (6 bytes per non-zero instead of 8: the format is memory-bound at batch 1 on large
  * layers, so bytes per non-zero is the speed), int32 otherwise; exactly one of idx16/idx32 is
- * set. ptr has n_major + 1 entries, 64-bit because nnz can pass 2^31 (2^24 x 2^24 layers). */
+ * set. ptr has n_major + 1 entries, 64-bit because nnz can pass 2^31 (2^24 x 2^24 layers).
+ * A CSR may hold its values as bf16 instead (val16, val NULL: ecp_spmat_bf16), which only the
+ * CSR products read; the other users of the format need val. */
 typedef struct {
     int by_col;      /* 0: CSR (rows = outputs); 1: CSC (rows = inputs) */
     int n_out, n_in;
@@ -21,6 +23,7 @@ typedef struct {
     uint16_t *idx16; /* nnz minor indices, when the minor dimension <= 65535 */
     int32_t *idx32;  /* otherwise */
     float *val;      /* nnz */
+    uint16_t *val16; /* nnz bf16 values instead of val, or NULL */
 } ecp_spmat;
 
 /* Builds the compressed form of W (n_out x n_in row-major) without the weights that are marked
@@ -28,6 +31,9 @@ typedef struct {
 ecp_status ecp_spmat_build(ecp_spmat *s, const float *W, const uint8_t *pruned, int n_out,
                            int n_in, int by_col, ecp_error *err);
 void ecp_spmat_release(ecp_spmat *s);
+/* Replaces the values of a CSR by their nearest bf16 (core/bf16.h): 4 bytes per non-zero with
+ * uint16 indices instead of 6. On failure s is unchanged. */
+ecp_status ecp_spmat_bf16(ecp_spmat *s, ecp_error *err);
 /* Non-zeros of W that ecp_spmat_build would keep. */
 int64_t ecp_spmat_count(const float *W, const uint8_t *pruned, int n_out, int n_in);
 

@@ -10,6 +10,7 @@
  * memory the bytes decide, and the engine chooses by its cost model (engine.c). */
 #include "wperm.h"
 #include "sparse.h"
+#include "../core/bf16.h"
 #if ECP_WPERM_FAST
 #include <immintrin.h>
 #endif
@@ -172,12 +173,13 @@ void ecp_wperm_release(ecp_wperm *a)
     free(a->cols);
     free(a->xp);
     free(a->val);
+    free(a->val16);
     free(a->off);
     memset(a, 0, sizeof *a);
 }
 
 ecp_status ecp_wperm_build(ecp_wperm *a, const float *W, const uint8_t *pruned, int n_out,
-                           int n_in, ecp_error *err)
+                           int n_in, int bf16, ecp_error *err)
 {
     memset(a, 0, sizeof *a);
     if (n_out < 1 || n_in < 1)
@@ -211,16 +213,19 @@ ecp_status ecp_wperm_build(ecp_wperm *a, const float *W, const uint8_t *pruned, 
     int *cnt = ecp_alloc((size_t)nw, 2 * sizeof *cnt, "sparse layer", err);
     a->gseg = ecp_alloc((size_t)ng + 1, sizeof *a->gseg, "sparse layer", err);
     a->seg = ecp_alloc((size_t)n_seg + 1, sizeof *a->seg, "sparse layer", err);
-    a->val = ecp_alloc_aligned(((size_t)steps + 1) * LANES, err);
-    a->off = ecp_zalloc(((size_t)steps + 1) * LANES, 1, "sparse layer", err);
+    const size_t n_slots = ((size_t)steps + 1) * LANES;
+    if (bf16) /* zero-filled: bf16 0 is +0.0f, the padding slots' weight */
+        a->val16 = ecp_aligned_zalloc(n_slots, sizeof *a->val16, "sparse layer", err);
+    else
+        a->val = ecp_aligned_zalloc(n_slots, sizeof *a->val, "sparse layer", err);
+    a->off = ecp_zalloc(n_slots, 1, "sparse layer", err);
     if (cols)
         a->xp = ecp_alloc_aligned((size_t)nc, err);
-    if (!cnt || !a->gseg || !a->seg || !a->val || !a->off || (cols && !a->xp)) {
+    if (!cnt || !a->gseg || !a->seg || !(a->val || a->val16) || !a->off || (cols && !a->xp)) {
         free(cnt);
         ecp_wperm_release(a);
         return ECP_ERR_MEMORY;
     }
-    memset(a->val, 0, ((size_t)steps + 1) * LANES * sizeof *a->val);
     int64_t q = 0, s0 = 0;
     for (int g = 0; g < ng; g++) {
         a->gseg[g] = q;
@@ -235,7 +240,11 @@ ecp_status ecp_wperm_build(ecp_wperm *a, const float *W, const uint8_t *pruned, 
                 int64_t s = s0;
                 for (int i = w * WIN; i < nc && i < (w + 1) * WIN; i++)
                     if (kept(W, pruned, row + col(cols, i))) {
-                        a->val[s * LANES + l] = W[row + col(cols, i)];
+                        const float wt = W[row + col(cols, i)];
+                        if (bf16)
+                            a->val16[s * LANES + l] = ecp_bf16_from_float(wt);
+                        else
+                            a->val[s * LANES + l] = wt;
                         a->off[s * LANES + l] = (uint8_t)(i - w * WIN);
                         a->nnz++;
                         s++;
@@ -250,11 +259,23 @@ ecp_status ecp_wperm_build(ecp_wperm *a, const float *W, const uint8_t *pruned, 
 }
 
 #if ECP_WPERM_FAST
-/* One step: acc += val * x[window base + off], lanes from the window held in lo:hi. */
-static inline __m512 step(const float *v, const uint8_t *off, __m512 lo, __m512 hi, __m512 acc)
+/* The 16 weights of slot p: floats, or bf16 widened (zero-extend, shift into the top half). */
+static inline __attribute__((always_inline)) __m512 weights(const float *v, const uint16_t *h,
+                                                            int64_t p, int bf16)
 {
-    const __m512i i = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)off));
-    return _mm512_fmadd_ps(_mm512_load_ps(v), _mm512_permutex2var_ps(lo, i, hi), acc);
+    if (bf16)
+        return _mm512_castsi512_ps(_mm512_slli_epi32(
+            _mm512_cvtepu16_epi32(_mm256_load_si256((const __m256i *)(h + p))), 16));
+    return _mm512_load_ps(v + p);
+}
+
+/* One step: acc += w * x[window base + off], lanes from the window held in lo:hi. */
+static inline __attribute__((always_inline)) __m512 step(const float *v, const uint16_t *h,
+                                                         const uint8_t *off, int64_t p, int bf16,
+                                                         __m512 lo, __m512 hi, __m512 acc)
+{
+    const __m512i i = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(off + p)));
+    return _mm512_fmadd_ps(weights(v, h, p, bf16), _mm512_permutex2var_ps(lo, i, hi), acc);
 }
 
 /* Four accumulator chains (an FMA has a 4-cycle latency, two issue per cycle); a window's steps go
@@ -262,25 +283,16 @@ static inline __m512 step(const float *v, const uint8_t *off, __m512 lo, __m512 
  * 10 %: 1.65 against 1.60 us): what bounds the kernel is streaming its 80 bytes per step from
  * L2 (~43 bytes per cycle), so fewer slots or bytes per slot are what would help, not more
  * chains; 64-input windows (two permutes and a blend per step) would cut the slots of the
- * 90 % ec mnist model's first layer by 15 %. */
-void ecp_wperm_gemv(const ecp_wperm *a, const float *x, const float *b, float *y)
+ * 90 % ec mnist model's first layer by 15 %. Halving the value bytes (bf16: 48 bytes per
+ * step) is the other lever. bf16 is a constant at each call, so each form is compiled apart. */
+static inline __attribute__((always_inline)) void gemv_groups(const ecp_wperm *a, const float *x,
+                                                         const float *b, float *y, int bf16)
 {
     const float *v = a->val;
+    const uint16_t *h = a->val16;
     const uint8_t *off = a->off;
     const int n_in = a->n_cols;
-    if (a->cols) {
-        int i = 0;
-        for (; i + 16 <= n_in; i += 16)
-            _mm512_store_ps(a->xp + i, _mm512_i32gather_ps(
-                                           _mm512_loadu_si512((const void *)(a->cols + i)), x, 4));
-        if (i < n_in) {
-            const __mmask16 m = (__mmask16)((1u << (n_in - i)) - 1);
-            const __m512i c = _mm512_maskz_loadu_epi32(m, a->cols + i);
-            _mm512_mask_storeu_ps(a->xp + i, m,
-                                  _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, c, x, 4));
-        }
-        x = a->xp;
-    }
+    int64_t p = 0; /* the first slot of the current step */
     for (int g = 0; g < a->n_groups; g++) {
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int64_t q = a->gseg[g]; q < a->gseg[g + 1]; q++) {
@@ -296,20 +308,19 @@ void ecp_wperm_gemv(const ecp_wperm *a, const float *x, const float *b, float *y
                                            x + x0 + 16);
             }
             int s = 0;
-            for (; s + 4 <= n; s += 4, v += 4 * LANES, off += 4 * LANES) {
-                a0 = step(v, off, lo, hi, a0);
-                a1 = step(v + LANES, off + LANES, lo, hi, a1);
-                a2 = step(v + 2 * LANES, off + 2 * LANES, lo, hi, a2);
-                a3 = step(v + 3 * LANES, off + 3 * LANES, lo, hi, a3);
+            for (; s + 4 <= n; s += 4, p += 4 * LANES) {
+                a0 = step(v, h, off, p, bf16, lo, hi, a0);
+                a1 = step(v, h, off, p + LANES, bf16, lo, hi, a1);
+                a2 = step(v, h, off, p + 2 * LANES, bf16, lo, hi, a2);
+                a3 = step(v, h, off, p + 3 * LANES, bf16, lo, hi, a3);
             }
             if (s < n)
-                a0 = step(v, off, lo, hi, a0);
+                a0 = step(v, h, off, p, bf16, lo, hi, a0);
             if (s + 1 < n)
-                a1 = step(v + LANES, off + LANES, lo, hi, a1);
+                a1 = step(v, h, off, p + LANES, bf16, lo, hi, a1);
             if (s + 2 < n)
-                a2 = step(v + 2 * LANES, off + 2 * LANES, lo, hi, a2);
-            v += (n - s) * LANES;
-            off += (n - s) * LANES;
+                a2 = step(v, h, off, p + 2 * LANES, bf16, lo, hi, a2);
+            p += (int64_t)(n - s) * LANES;
         }
         const int r0 = g * LANES, n = a->n_out - r0 < LANES ? a->n_out - r0 : LANES;
         const __mmask16 m = (__mmask16)((1u << n) - 1);
@@ -323,11 +334,33 @@ void ecp_wperm_gemv(const ecp_wperm *a, const float *x, const float *b, float *y
         }
     }
 }
+
+void ecp_wperm_gemv(const ecp_wperm *a, const float *x, const float *b, float *y)
+{
+    const int n_in = a->n_cols;
+    if (a->cols) {
+        int i = 0;
+        for (; i + 16 <= n_in; i += 16)
+            _mm512_store_ps(a->xp + i, _mm512_i32gather_ps(
+                                           _mm512_loadu_si512((const void *)(a->cols + i)), x, 4));
+        if (i < n_in) {
+            const __mmask16 m = (__mmask16)((1u << (n_in - i)) - 1);
+            const __m512i c = _mm512_maskz_loadu_epi32(m, a->cols + i);
+            _mm512_mask_storeu_ps(a->xp + i, m,
+                                  _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, c, x, 4));
+        }
+        x = a->xp;
+    }
+    if (a->val16)
+        gemv_groups(a, x, b, y, 1);
+    else
+        gemv_groups(a, x, b, y, 0);
+}
 #else
 void ecp_wperm_gemv(const ecp_wperm *a, const float *x, const float *b, float *y)
 {
-    const float *v = a->val;
     const uint8_t *off = a->off;
+    int64_t p = 0;
     if (a->cols) {
         for (int i = 0; i < a->n_cols; i++)
             a->xp[i] = x[a->cols[i]];
@@ -337,9 +370,11 @@ void ecp_wperm_gemv(const ecp_wperm *a, const float *x, const float *b, float *y
         float acc[LANES] = {0};
         for (int64_t q = a->gseg[g]; q < a->gseg[g + 1]; q++) {
             const int x0 = (int)(a->seg[q] >> 6) * WIN, n = (int)(a->seg[q] & 63);
-            for (int s = 0; s < n; s++, v += LANES, off += LANES)
-                for (int l = 0; l < LANES; l++)
-                    acc[l] += v[l] * (x0 + off[l] < a->n_cols ? x[x0 + off[l]] : 0.0f);
+            for (int s = 0; s < n; s++, p += LANES)
+                for (int l = 0; l < LANES; l++) {
+                    const float w = a->val16 ? ecp_bf16_to_float(a->val16[p + l]) : a->val[p + l];
+                    acc[l] += w * (x0 + off[p + l] < a->n_cols ? x[x0 + off[p + l]] : 0.0f);
+                }
         }
         for (int l = 0; l < LANES && g * LANES + l < a->n_out; l++)
             y[a->row[g * LANES + l]] = b[a->row[g * LANES + l]] + acc[l];

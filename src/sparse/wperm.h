@@ -30,7 +30,8 @@ typedef struct {
     int64_t n_seg;             /* segments (group, window) */
     int64_t *gseg;             /* n_groups + 1: the segments of group g are [gseg[g], gseg[g+1]) */
     uint32_t *seg;             /* per segment: window << 6 | steps (steps <= 32) */
-    float *val;                /* steps x 16, 64-byte aligned */
+    float *val;                /* steps x 16, 64-byte aligned; NULL when val16 holds them */
+    uint16_t *val16;           /* the same as bf16 (a slot of 3 bytes instead of 5), or NULL */
     uint8_t *off;              /* steps x 16 */
     /* The layout's inputs: x[cols[0..n_cols)] (the columns that keep a weight, busiest first),
      * gathered into xp by each call; cols NULL: x itself (n_cols = n_in). So a layout serves
@@ -43,9 +44,10 @@ typedef struct {
 /* Slots (16 per step) the layout of W would hold, without building it: the engine's cost. */
 int64_t ecp_wperm_slots(const float *W, const uint8_t *pruned, int n_out, int n_in);
 /* Builds the layout of W (n_out x n_in row-major) without the weights marked in pruned (may be
- * NULL) or exactly zero. */
+ * NULL) or exactly zero. bf16: the values are stored as bf16 (core/bf16.h), each weight rounded
+ * to the nearest; the product is then that of the rounded weights. */
 ecp_status ecp_wperm_build(ecp_wperm *a, const float *W, const uint8_t *pruned, int n_out,
-                           int n_in, ecp_error *err);
+                           int n_in, int bf16, ecp_error *err);
 void ecp_wperm_release(ecp_wperm *a);
 /* y = W x + b for one sample (x: n_in floats, nothing read past them). As with dense columns,
  * a padding slot multiplies 0 by an input of its window, so a non-finite input can reach rows

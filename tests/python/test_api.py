@@ -213,6 +213,10 @@ def test_engine_info_and_sparse_predict():
     assert len(info["kernels"]) == 3
     np.testing.assert_allclose(e.predict(x), p.predict(x), rtol=1e-5, atol=1e-5)
     assert e.predict(x[0]).shape == (1, 3)
+    # bf16 weights reach the engine: the outputs move, a little (the bound is tested in C)
+    h = p.engine("sparse", bf16=True).predict(x)
+    d = np.abs(h - p.predict(x))
+    assert d.max() > 0 and d.max() < 0.05 * (1 + np.abs(p.predict(x)).max())
 
 
 def test_plain_progress_line_and_finetune_options(capsys):
