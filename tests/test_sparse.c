@@ -413,7 +413,7 @@ static void test_gemm_packed(void **state)
 {
     (void)state;
     static const int shapes[][2] = {{1, 1}, {13, 9}, {25, 600}, {300, 784}, {7, 257}, {12, 33}};
-    static const int batches[] = {2, 3, 4, 5, 7, 8, 16, 17, 32, 33, 100};
+    static const int batches[] = {2, 3, 4, 5, 7, 8, 12, 16, 17, 32, 33, 100};
     static const double keeps[] = {0.0, 0.01, 0.5, 1.0};
     ecp_rng r;
     ecp_rng_seed(&r, 77);

@@ -717,12 +717,20 @@ static void act_rows(const sp_layer *S, float *YT, int B, size_t ld)
                               (size_t)B);
 }
 
-/* 1 when layer_bn runs the layer on the packed GEMM at this batch (the branches before it in
- * layer_bn not taken). */
+/* 1 when a dense layer at batch B runs the narrow kernel rather than the wide one: up to 6
+ * samples always; up to 12 when its weights stay in cache (300 x 784 at batch 12: 40 against
+ * 52 us), not beyond (4096 x 4096 at batch 8-12: 4.6-5.8 against 3.8-3.9 ms). docs/PERF.md. */
+static int narrow_bn(const sp_layer *S, int B)
+{
+    const int big = (double)S->n_in * S->n_out * sizeof(float) > BIG_LAYER_BYTES;
+    return B <= 6 || (B <= ECP_GEMM_NARROW_MAX && !big);
+}
+
+/* 1 when layer_bn runs the layer on the wide packed GEMM at this batch (the branches before it
+ * in layer_bn not taken). */
 static int packed_bn(const ecp_sparse_net *s, const sp_layer *S, int B)
 {
-    return !S->nm_bn && choose_bn(s, S) != ECP_KERNEL_CSR &&
-           B > ECP_GEMM_NARROW_MAX && S->wp.w;
+    return !S->nm_bn && choose_bn(s, S) != ECP_KERNEL_CSR && !narrow_bn(S, B) && S->wp.w;
 }
 
 /* A batch of B > 1 feature-major, rows of XT and YT ld = ecp_fm_ld(B) apart. */
@@ -739,7 +747,7 @@ static ecp_status layer_bn(ecp_sparse_net *s, const sp_layer *S, const float *XT
         act_rows(S, YT, B, ld);
         return ECP_OK;
     }
-    if (S->wp.w && B <= ECP_GEMM_NARROW_MAX) {
+    if (S->wp.w && narrow_bn(S, B)) {
         ecp_gemm_narrow(&S->wp, XT, B, ld, S->b, S->act, S->act_p, YT, s->gemm_work);
         return ECP_OK;
     }

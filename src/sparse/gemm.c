@@ -195,9 +195,9 @@ void ecp_gemm_packed_rows(const ecp_wpack *p, const float *X, int B, size_t ldx,
 
 /* Batches of 2 to ECP_GEMM_NARROW_MAX on the same packed weights, roles turned round: a row
  * tile's MR weights of one step fill the lanes of one vector (MR = 12 of 16), each sample's
- * input of that step is broadcast, and RT row tiles x B samples of accumulators stay in
- * registers over a block of steps (RT * B >= 8 independent FMA chains: 4-cycle latency, 2 per
- * cycle; RT * B + RT + 1 <= 32 registers). The batch-32 tile of the kernel above would do the
+ * input of that step is broadcast, and rt row tiles x B samples of accumulators stay in
+ * registers over a block of steps (4 tiles up to 6 samples, 2 up to 12: rt * B >= 8 independent
+ * FMA chains for a 4-cycle latency at 2 per cycle, rt * B + rt + 1 <= 32 registers). The batch-32 tile of the kernel above would do the
  * work of 32 samples for B; the row kernel of gemv.c would reduce every dot product across
  * lanes (784-300-100-10's 300 x 784 at batch 4: 24 us there, 15 us here). Blocks of steps outside, as above:
  * the weights are then one sequential stream (a row tile's blocks lie 12 KB x tiles apart),
@@ -215,18 +215,18 @@ static inline __attribute__((always_inline)) void narrow_tile(const float *a, si
 {
     vf acc[RT][ECP_GEMM_NARROW_MAX];
 #pragma GCC unroll 4
-    for (int r = 0; r < RT; r++)
-#pragma GCC unroll 8
-        for (int j = 0; j < ECP_GEMM_NARROW_MAX; j++)
+    for (int r = 0; r < rt; r++)
+#pragma GCC unroll 12
+        for (int j = 0; j < B; j++)
             acc[r][j] = vsplat(0.0f);
     for (int k = 0; k < kc; k++, x += ld) {
         vf w[RT];
 #pragma GCC unroll 4
         for (int r = 0; r < rt; r++) {
             w[r] = vload_part(a + r * a_step + (size_t)k * MR, MR);
-            __builtin_prefetch(a + r * a_step + (size_t)(k + NARROW_AHEAD) * MR, 0, 0);
+            __builtin_prefetch(a + r * a_step + (size_t)(k + NARROW_AHEAD * RT / rt) * MR, 0, 0);
         }
-#pragma GCC unroll 8
+#pragma GCC unroll 12
         for (int j = 0; j < B; j++) {
             const vf xj = vsplat(x[j]);
 #pragma GCC unroll 4
@@ -234,14 +234,21 @@ static inline __attribute__((always_inline)) void narrow_tile(const float *a, si
                 acc[r][j] = vfma(w[r], xj, acc[r][j]);
         }
     }
-    memcpy(res, acc, sizeof acc);
+#pragma GCC unroll 4
+    for (int r = 0; r < rt; r++)
+#pragma GCC unroll 12
+        for (int j = 0; j < B; j++)
+            res[r][j] = acc[r][j];
 }
 
+/* Row tiles per pass for B samples: RT * B + RT + 1 vector registers of 32. */
+static int narrow_rt(int B) { return B <= 6 ? RT : 2; }
+
 /* One call per constant B and tile count, so that each tile above is compiled for them. */
-#define NARROW_CASE(NB)                                                                        \
+#define NARROW_CASE(NB, R)                                                                     \
     case NB:                                                                                   \
-        if (rt == RT)                                                                          \
-            narrow_tile(a, a_step, RT, x, ld, kc, NB, res);                                    \
+        if (rt == R)                                                                           \
+            narrow_tile(a, a_step, R, x, ld, kc, NB, res);                                     \
         else                                                                                   \
             narrow_tile(a, a_step, 1, x, ld, kc, NB, res);                                     \
         break;
@@ -249,12 +256,18 @@ static void narrow_run(const float *a, size_t a_step, int rt, const float *x, si
                        int B, vf res[RT][ECP_GEMM_NARROW_MAX])
 {
     switch (B) {
-        NARROW_CASE(2)
-        NARROW_CASE(3)
-        NARROW_CASE(4)
-        NARROW_CASE(5)
+        NARROW_CASE(2, RT)
+        NARROW_CASE(3, RT)
+        NARROW_CASE(4, RT)
+        NARROW_CASE(5, RT)
+        NARROW_CASE(6, RT)
+        NARROW_CASE(7, 2)
+        NARROW_CASE(8, 2)
+        NARROW_CASE(9, 2)
+        NARROW_CASE(10, 2)
+        NARROW_CASE(11, 2)
     default:
-        NARROW_CASE(6)
+        NARROW_CASE(12, 2)
     }
 }
 #endif
@@ -264,12 +277,12 @@ void ecp_gemm_narrow(const ecp_wpack *p, const float *XT, int B, size_t ld, cons
 {
 #if MR <= VW
     const int K = p->n_in, N = p->n_out, n_rb = (N + MR - 1) / MR;
-    const int relu = act == ECP_ACT_RELU;
+    const int relu = act == ECP_ACT_RELU, rt_full = narrow_rt(B);
     vf res[RT][ECP_GEMM_NARROW_MAX];
     for (int k0 = 0; k0 < K; k0 += KC) {
         const int kc = K - k0 < KC ? K - k0 : KC, first = k0 == 0, last = k0 + kc == K;
         for (int rb = 0; rb < n_rb;) {
-            const int rt = n_rb - rb >= RT ? RT : 1, r0 = rb * MR;
+            const int rt = n_rb - rb >= rt_full ? rt_full : 1, r0 = rb * MR;
             narrow_run(p->w + wpack_at(n_rb, k0, kc, rb), (size_t)kc * MR, rt,
                        XT + (size_t)k0 * ld, ld, kc, B, res);
             for (int i = 0; i < rt * MR && r0 + i < N; i++) {

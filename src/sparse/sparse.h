@@ -114,7 +114,7 @@ void ecp_gemm_packed(const ecp_wpack *p, const float *XT, int B, size_t ld, cons
                      ecp_act act, const float *act_p, float *YT, float *work);
 /* The same for 2 <= B <= ECP_GEMM_NARROW_MAX on the same pack (weights in the vector lanes, the
  * samples broadcast; work unused). */
-#define ECP_GEMM_NARROW_MAX 6
+#define ECP_GEMM_NARROW_MAX 12
 void ecp_gemm_narrow(const ecp_wpack *p, const float *XT, int B, size_t ld, const float *b,
                      ecp_act act, const float *act_p, float *YT, float *work);
 /* The same from the batch as rows: X is B x n_in with row stride ldx (the transpose into the
