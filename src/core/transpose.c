@@ -4,18 +4,21 @@
  *
  * With AVX-512 the full 16 x 16 blocks go through registers (16 loads, 64 shuffles, 16 stores);
  * the element loop it replaced did one scalar load per float and was 8 % of a batch-256 forward
- * of 784-300-100-10 (docs/PERF.md). Edges and other targets take the element loop. */
+ * of 784-300-100-10 (docs/PERF.md); partial blocks at the edges go the same way, masked. Other
+ * targets take the element loop. */
 #include "../internal.h"
 #include "simd.h"
 
 #if VW == 16
-/* One 16 x 16 block: rows interleaved by 32-bit pairs, then 64-bit pairs, then 128-bit lanes
- * twice; out[j] holds column j of the 16 rows. */
-static void block16(const float *src, size_t lds, float *dst, size_t ldd, int add)
+/* One block of nr x nc <= 16 x 16 (the rest of the registers zero, loads and stores masked, so
+ * nothing outside the block is touched): rows interleaved by 32-bit pairs, then 64-bit pairs,
+ * then 128-bit lanes twice; out[j] holds column j of the 16 rows. */
+static void block16(const float *src, size_t lds, float *dst, size_t ldd, int add, int nr, int nc)
 {
+    const __mmask16 mc = (__mmask16)((1u << nc) - 1), mr = (__mmask16)((1u << nr) - 1);
     __m512 r[16], t[16];
     for (int i = 0; i < 16; i++)
-        r[i] = _mm512_loadu_ps(src + (size_t)i * lds);
+        r[i] = i < nr ? _mm512_maskz_loadu_ps(mc, src + (size_t)i * lds) : _mm512_setzero_ps();
     for (int i = 0; i < 16; i += 2) {
         t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
         t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
@@ -36,13 +39,17 @@ static void block16(const float *src, size_t lds, float *dst, size_t ldd, int ad
         const __m512 col[4] = {_mm512_shuffle_f32x4(u0, v0, 0x88), _mm512_shuffle_f32x4(u0, v0, 0xDD),
                                _mm512_shuffle_f32x4(u1, v1, 0x88), _mm512_shuffle_f32x4(u1, v1, 0xDD)};
         for (int L = 0; L < 4; L++) {
+            if (4 * L + c >= nc)
+                continue;
             float *d = dst + (size_t)(4 * L + c) * ldd;
-            _mm512_storeu_ps(d, add ? _mm512_add_ps(_mm512_loadu_ps(d), col[L]) : col[L]);
+            _mm512_mask_storeu_ps(d, mr, add ? _mm512_add_ps(_mm512_maskz_loadu_ps(mr, d), col[L])
+                                             : col[L]);
         }
     }
 }
 #endif
 
+#if VW != 16
 /* Rows [i0, i1) x columns [j0, j1) one element at a time. */
 static void block_scalar(const float *src, size_t lds, float *dst, size_t ldd, int add, int i0,
                          int i1, int j0, int j1)
@@ -53,6 +60,7 @@ static void block_scalar(const float *src, size_t lds, float *dst, size_t ldd, i
             d[i] = add ? d[i] + src[(size_t)i * lds + j] : src[(size_t)i * lds + j];
     }
 }
+#endif
 
 void ecp_transpose(const float *src, int rows, int cols, size_t lds, float *dst, size_t ldd,
                    int add)
@@ -65,16 +73,15 @@ void ecp_transpose(const float *src, int rows, int cols, size_t lds, float *dst,
         const int i1 = i0 + BT < rows ? i0 + BT : rows;
         for (int j0 = 0; j0 < cols; j0 += BT) {
             const int j1 = j0 + BT < cols ? j0 + BT : cols;
-            int iv = i0, jv = j0; /* [i0, iv) x [j0, jv): whole 16 x 16 blocks */
 #if VW == 16
-            iv = i0 + (i1 - i0) / 16 * 16;
-            jv = j0 + (j1 - j0) / 16 * 16;
-            for (int i = i0; i < iv; i += 16)
-                for (int j = j0; j < jv; j += 16)
-                    block16(src + (size_t)i * lds + j, lds, dst + (size_t)j * ldd + i, ldd, add);
+            /* partial blocks too: a batch of 6 entering the engine is all edge */
+            for (int i = i0; i < i1; i += 16)
+                for (int j = j0; j < j1; j += 16)
+                    block16(src + (size_t)i * lds + j, lds, dst + (size_t)j * ldd + i, ldd, add,
+                            i1 - i < 16 ? i1 - i : 16, j1 - j < 16 ? j1 - j : 16);
+#else
+            block_scalar(src, lds, dst, ldd, add, i0, i1, j0, j1);
 #endif
-            block_scalar(src, lds, dst, ldd, add, i0, iv, jv, j1);
-            block_scalar(src, lds, dst, ldd, add, iv, i1, j0, j1);
         }
     }
 }
