@@ -53,7 +53,8 @@ static void check_strided(int kind, const ecp_spmat *A, const ecp_wpack *p, cons
                           const float *b, const float *YT, int n_out, int n_in, int B, float *work)
 {
     const size_t ld = (size_t)B + 16;
-    float *XP = malloc((size_t)n_in * ld * sizeof *XP), *YP = malloc((size_t)n_out * ld * sizeof *YP);
+    float *XP = malloc((size_t)n_in * ld * sizeof *XP);
+    float *YP = malloc((size_t)n_out * ld * sizeof *YP);
     assert_true(XP && YP);
     for (size_t i = 0; i < (size_t)n_in * ld; i++)
         XP[i] = (i % ld) < (size_t)B ? XT[i / ld * B + i % ld] : NAN; /* padding must not be read */

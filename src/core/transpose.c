@@ -36,8 +36,9 @@ static void block16(const float *src, size_t lds, float *dst, size_t ldd, int ad
         const __m512 u1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xEE);
         const __m512 v0 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44);
         const __m512 v1 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xEE);
-        const __m512 col[4] = {_mm512_shuffle_f32x4(u0, v0, 0x88), _mm512_shuffle_f32x4(u0, v0, 0xDD),
-                               _mm512_shuffle_f32x4(u1, v1, 0x88), _mm512_shuffle_f32x4(u1, v1, 0xDD)};
+        const __m512 col[4] = {
+            _mm512_shuffle_f32x4(u0, v0, 0x88), _mm512_shuffle_f32x4(u0, v0, 0xDD),
+            _mm512_shuffle_f32x4(u1, v1, 0x88), _mm512_shuffle_f32x4(u1, v1, 0xDD)};
         for (int L = 0; L < 4; L++) {
             if (4 * L + c >= nc)
                 continue;
