@@ -434,6 +434,12 @@ static void test_gemm_packed(void **state)
     (void)state;
     static const int shapes[][2] = {{1, 1}, {13, 9}, {25, 600}, {300, 784}, {7, 257}, {12, 33}};
     static const int batches[] = {2, 3, 4, 5, 7, 8, 12, 16, 17, 32, 33, 100};
+    /* the engine's choice between the two kernels: only inside the narrow kernel's range */
+    assert_false(ecp_gemm_narrow_pays(1, 1));
+    assert_false(ecp_gemm_narrow_pays(ECP_GEMM_NARROW_MAX + 1, 1));
+    if (ECP_VW == 16) /* 4 row tiles up to 6 samples; in cache up to the maximum */
+        assert_true(ecp_gemm_narrow_pays(6, 0) && !ecp_gemm_narrow_pays(7, 0) &&
+                    ecp_gemm_narrow_pays(ECP_GEMM_NARROW_MAX, 1));
     static const double keeps[] = {0.0, 0.01, 0.5, 1.0};
     ecp_rng r;
     ecp_rng_seed(&r, 77);

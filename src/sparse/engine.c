@@ -717,13 +717,12 @@ static void act_rows(const sp_layer *S, float *YT, int B, size_t ld)
                               (size_t)B);
 }
 
-/* 1 when a dense layer at batch B runs the narrow kernel rather than the wide one: up to 6
- * samples always; up to 12 when its weights stay in cache (300 x 784 at batch 12: 40 against
- * 52 us), not beyond (4096 x 4096 at batch 8-12: 4.6-5.8 against 3.8-3.9 ms). docs/PERF.md. */
+/* 1 when a dense layer at batch B runs the narrow kernel rather than the wide one (with
+ * AVX-512: up to 6 samples always, up to 12 when its weights stay in cache). */
 static int narrow_bn(const sp_layer *S, int B)
 {
     const int big = (double)S->n_in * S->n_out * sizeof(float) > BIG_LAYER_BYTES;
-    return B <= 6 || (B <= ECP_GEMM_NARROW_MAX && !big);
+    return ecp_gemm_narrow_pays(B, !big);
 }
 
 /* 1 when layer_bn runs the layer on the wide packed GEMM at this batch (the branches before it

@@ -214,9 +214,9 @@ void ecp_gemm_packed_rows(const ecp_wpack *p, const float *X, int B, size_t ldx,
 /* Batches of 2 to ECP_GEMM_NARROW_MAX on the same packed weights, roles turned round: a row
  * tile's MR weights of one step fill the lanes of one vector (MR = 12 of 16), each sample's
  * input of that step is broadcast, and rt row tiles x B samples of accumulators stay in
- * registers over a block of steps (4 tiles up to 6 samples, 2 up to 12: rt * B >= 8
- * independent FMA chains for a 4-cycle latency at 2 per cycle, rt * B + rt + 1 <= 32
- * registers). The batch-32 tile of the kernel above would do the work of 32 samples for B; the
+ * registers over a block of steps (with AVX-512 4 tiles up to 6 samples, 2 up to 12: rt * B
+ * >= 8 independent FMA chains for a 4-cycle latency at 2 per cycle, rt * B + rt + 1 <= 32
+ * registers; NARROW_TILES). The batch-32 tile of the kernel above would do the work of 32 samples for B; the
  * row kernel of gemv.c would reduce every dot product across lanes (784-300-100-10's 300 x 784
  * at batch 4: 24 us there, 15 us here). Blocks of steps outside, as above: the weights are then
  * one sequential stream (a row tile's blocks lie 12 KB x tiles apart), and every output gets
@@ -260,14 +260,22 @@ static inline __attribute__((always_inline)) void narrow_tile(const float *a, si
             res[r][j] = acc[r][j];
 }
 
-/* Row tiles per pass for B samples: RT * B + RT + 1 vector registers of 32. */
-static int narrow_rt(int B) { return B <= 6 ? RT : 2; }
+/* Row tiles per pass for B samples: 4, 2 or 1, as many as keep rt * B accumulators, rt weight
+ * vectors and a broadcast within the vector registers (32 with AVX-512, 16 with AVX2; more
+ * spill to the stack). A constant expression, so that each case below is compiled for it. */
+#if VW == 16
+#define NREG 32
+#else
+#define NREG 16
+#endif
+#define NARROW_TILES(B) (4 * (B) + 5 <= NREG ? 4 : 2 * (B) + 3 <= NREG ? 2 : 1)
+static int narrow_rt(int B) { return NARROW_TILES(B); }
 
 /* One call per constant B and tile count, so that each tile above is compiled for them. */
-#define NARROW_CASE(NB, R)                                                                     \
+#define NARROW_CASE(NB)                                                                        \
     case NB:                                                                                   \
-        if (rt == R)                                                                           \
-            narrow_tile(a, a_step, R, x, ld, kc, NB, res);                                     \
+        if (rt == NARROW_TILES(NB))                                                            \
+            narrow_tile(a, a_step, NARROW_TILES(NB), x, ld, kc, NB, res);                      \
         else                                                                                   \
             narrow_tile(a, a_step, 1, x, ld, kc, NB, res);                                     \
         break;
@@ -275,21 +283,40 @@ static void narrow_run(const float *a, size_t a_step, int rt, const float *x, si
                        int B, vf res[RT][ECP_GEMM_NARROW_MAX])
 {
     switch (B) {
-        NARROW_CASE(2, RT)
-        NARROW_CASE(3, RT)
-        NARROW_CASE(4, RT)
-        NARROW_CASE(5, RT)
-        NARROW_CASE(6, RT)
-        NARROW_CASE(7, 2)
-        NARROW_CASE(8, 2)
-        NARROW_CASE(9, 2)
-        NARROW_CASE(10, 2)
-        NARROW_CASE(11, 2)
+        NARROW_CASE(2)
+        NARROW_CASE(3)
+        NARROW_CASE(4)
+        NARROW_CASE(5)
+        NARROW_CASE(6)
+        NARROW_CASE(7)
+        NARROW_CASE(8)
+        NARROW_CASE(9)
+        NARROW_CASE(10)
+        NARROW_CASE(11)
     default:
-        NARROW_CASE(12, 2)
+        NARROW_CASE(12)
     }
 }
 #endif
+
+int ecp_gemm_narrow_pays(int B, int in_cache)
+{
+#if MR <= VW
+    if (B < 2 || B > ECP_GEMM_NARROW_MAX)
+        return 0;
+    /* In cache both kernels are bound by their FMAs: the narrow one wastes MR/VW of its lanes,
+     * the wide one the columns of its tile past B, none when B fills it (AVX2 at batch 8: wide
+     * 49 us against narrow 60 on 300 x 784). From memory the narrow kernel keeps up with the
+     * weight stream only with 4 row tiles (4096 x 4096, AVX-512: batch 6 3.5 against the wide
+     * 4.8 ms, batch 8 on 2 tiles 5.3 against 4.8; AVX2 at batch 4 on 2 tiles 4.5 against
+     * 3.9 ms). */
+    return in_cache ? B % VW != 0 : NARROW_TILES(B) == 4;
+#else
+    (void)B;
+    (void)in_cache;
+    return 0;
+#endif
+}
 
 void ecp_gemm_narrow(const ecp_wpack *p, const float *XT, int B, size_t ld, const float *b,
                      ecp_act act, const float *act_p, float *YT, float *work)

@@ -117,6 +117,9 @@ void ecp_gemm_packed(const ecp_wpack *p, const float *XT, int B, size_t ld, cons
 #define ECP_GEMM_NARROW_MAX 12
 void ecp_gemm_narrow(const ecp_wpack *p, const float *XT, int B, size_t ld, const float *b,
                      ecp_act act, const float *act_p, float *YT, float *work);
+/* 1 when ecp_gemm_narrow is the faster of the two at batch B, for weights that stay in cache
+ * (in_cache) or stream from memory (docs/PERF.md); 0 where it has no vector form. */
+int ecp_gemm_narrow_pays(int B, int in_cache);
 /* The same from the batch as rows: X is B x n_in with row stride ldx (the transpose into the
  * feature-major layout happens while packing). */
 void ecp_gemm_packed_rows(const ecp_wpack *p, const float *X, int B, size_t ldx, size_t ld,
