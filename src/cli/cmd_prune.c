@@ -4,7 +4,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static void help(FILE *f)
 {
@@ -387,10 +386,8 @@ static int prune_check_args(cli_args *a, prune_args *p)
         return cli_usage_error("prune", "--data and -o are required");
     if (a->out && ecp_dist_size() == 1 && (rc = cli_check_model_output("prune", a->out, &p->store)))
         return rc;
-    if (!a->threads && ecp_dist_size() > 1) { /* the processes on a machine share its cores */
-        long per = sysconf(_SC_NPROCESSORS_ONLN) / ecp_dist_local_size();
-        a->threads = per > 1 ? per : 1;
-    }
+    if (!a->threads) /* under mpirun the processes on a machine share its cores */
+        a->threads = ecp_dist_default_threads();
     cli_set_threads((int)a->threads);
     po->finetune.threads = (int)a->threads;
     po->threads = (int)a->threads;
