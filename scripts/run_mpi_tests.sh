@@ -160,6 +160,13 @@ mkdir "$tmp/dir.onnx"
     >/dev/null 2>"$tmp/err"
 rc=$?
 check_failure "an output rank 0 cannot write stops both ranks" "dir.onnx"
+# ... and so does its external data file, checked before the work as one process checks it.
+ln -s /etc/passwd "$tmp/never.onnx.data"
+"${mpirun[@]}" "$ecp" prune "$tmp/m.onnx" --data "$tmp/data" --sparsity 0.8 --external-data \
+    -o "$tmp/never.onnx" >/dev/null 2>"$tmp/err"
+rc=$?
+check_failure "an external data file rank 0 will not write stops both ranks" "-o .*never.onnx.data"
+rm -f "$tmp/never.onnx.data"
 # The same for train, sweep and eval: rank 1 alone cannot read its data (a truncated file) or
 # lacks the model.
 cp -r "$tmp/data" "$tmp/cut"

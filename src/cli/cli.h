@@ -51,12 +51,13 @@ ecp_status cli_open_err(const char *model, const char *data, const char *target_
 ecp_status cli_open_data_err(const char *model, const char *data, const char *target_cols,
                              int streamed, ecp_mlp **m, ecp_dataset **train, ecp_dataset **test,
                              ecp_error *err);
-/* cli_open_data_err for a command that writes OUT (may be NULL), under mpirun too: rank 0 checks
- * OUT first, and a file one rank cannot read stops every rank with that rank's message, printed
- * once. Returns the exit status, or 0. */
-int cli_open_shared(const char *cmd, const char *out, const char *model, const char *data,
-                    const char *target_cols, int streamed, ecp_mlp **m, ecp_dataset **train,
-                    ecp_dataset **test);
+/* cli_open_data_err for a command that writes the model OUT (may be NULL) as store says, under
+ * mpirun too: rank 0 checks OUT (and its external data file) first, as cli_check_model_output
+ * does before a single process starts, and a file one rank cannot read stops every rank with
+ * that rank's message, printed once. Returns the exit status, or 0. */
+int cli_open_shared(const char *cmd, const char *out, const ecp_onnx_options *store,
+                    const char *model, const char *data, const char *target_cols, int streamed,
+                    ecp_mlp **m, ecp_dataset **train, ecp_dataset **test);
 /* Checks, before any work starts, that PATH may be written as the output of `flag`
  * (ecp_output_check: missing, a regular file, or a link to one); prints the error and returns
  * the exit status, else 0. */

@@ -400,7 +400,7 @@ static int prune_check_args(cli_args *a, prune_args *p)
 static int prune_open(const cli_args *a, const prune_args *p, cli_loaded *l)
 {
     memset(l, 0, sizeof *l);
-    return cli_open_shared("prune", a->out, a->model, a->data, a->target_cols,
+    return cli_open_shared("prune", a->out, &p->store, a->model, a->data, a->target_cols,
                            p->po.finetune_epochs == 0, &l->m, &l->train, &l->test);
 }
 

@@ -420,8 +420,8 @@ int cmd_prune_neuron(int argc, char **argv)
     ecp_dataset *train = NULL, *test = NULL;
     ecp_error err = {0};
     int status;
-    if ((status = cli_open_shared("prune", a.out, model, a.data, a.target_cols, 0, &m, &train,
-                                  &test)))
+    if ((status = cli_open_shared("prune", a.out, &store, model, a.data, a.target_cols, 0, &m,
+                                  &train, &test)))
         goto done;
     status = 1;
     if (ecp_mlp_n_layers(m) < 2) {

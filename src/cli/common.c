@@ -364,13 +364,14 @@ ecp_status cli_open_data_err(const char *model, const char *data, const char *ta
     return s;
 }
 
-int cli_open_shared(const char *cmd, const char *out, const char *model, const char *data,
-                    const char *target_cols, int streamed, ecp_mlp **m, ecp_dataset **train,
-                    ecp_dataset **test)
+int cli_open_shared(const char *cmd, const char *out, const ecp_onnx_options *store,
+                    const char *model, const char *data, const char *target_cols, int streamed,
+                    ecp_mlp **m, ecp_dataset **train, ecp_dataset **test)
 {
     ecp_error err = {0};
     ecp_status s = ECP_OK;
-    if (out && ecp_dist_size() > 1 && ecp_dist_rank() == 0 && ecp_output_check(out, &err))
+    if (out && ecp_dist_size() > 1 && ecp_dist_rank() == 0 &&
+        ecp_onnx_output_check(out, store, &err))
         s = ecp_fail(&err, err.code, "-o %.1000s", err.msg);
     if (!s)
         s = cli_open_data_err(model, data, target_cols, streamed, m, train, test, &err);
