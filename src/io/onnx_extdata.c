@@ -196,16 +196,17 @@ static ecp_status ext_read(const char *mp, const Onnx__TensorProto *t, const cha
                      "dimensions need %zu", mp, what, (unsigned long long)len, need);
     else if (!(*out = ecp_alloc(need ? need : 1, 1, mp, err)))
         s = ECP_ERR_MEMORY;
-    for (size_t got = 0; !s && got < need;) {
-        ssize_t k = pread(fd, *out + got, need - got, (off_t)(r.offset + got));
-        if (k <= 0) {
-            s = ecp_fail(err, ECP_ERR_IO, "%s: %s: external data file '%.200s': read failed%s%s",
-                         mp, what, r.location, k < 0 ? ": " : " (file shrank)",
-                         k < 0 ? strerror(errno) : "");
+    if (!s) {
+        char src[EXT_PATH_MAX + 512];
+        snprintf(src, sizeof src, "%s: %s: external data file '%.200s'", mp, what, r.location);
+        size_t got;
+        if (!(s = ecp_pread_full(fd, src, *out, need, (int64_t)r.offset, &got, err)) &&
+            got < need)
+            s = ecp_fail(err, ECP_ERR_IO, "%s: read failed (file shrank)", src);
+        if (s) {
             free(*out);
             *out = NULL;
         }
-        got += k > 0 ? (size_t)k : 0;
     }
     close(fd);
     return s;
