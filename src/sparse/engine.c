@@ -595,7 +595,6 @@ ecp_status ecp_sparse_create(ecp_sparse_net **out, const ecp_mlp *m, const ecp_s
     ECP_REQUIRE(out, err);
     *out = NULL;
     ECP_REQUIRE(m, err);
-    *out = NULL;
     ecp_sparse_opts def;
     if (!o) {
         ecp_sparse_opts_default(&def);
@@ -703,7 +702,6 @@ static ecp_status forward_b1(ecp_sparse_net *s, const float *x, float *y, ecp_er
     return ECP_OK;
 }
 
-/* One layer at batch B > 1, activation included. */
 /* The layer's activation on the B used columns of each row of YT (row stride ld). */
 static void act_rows(const sp_layer *S, float *YT, int B, size_t ld)
 {
@@ -732,7 +730,8 @@ static int packed_bn(const ecp_sparse_net *s, const sp_layer *S, int B)
     return !S->nm_bn && choose_bn(s, S) != ECP_KERNEL_CSR && !narrow_bn(S, B) && S->wp.w;
 }
 
-/* A batch of B > 1 feature-major, rows of XT and YT ld = ecp_fm_ld(B) apart. */
+/* One layer at batch B > 1, activation included, the batch feature-major: rows of XT and YT
+ * ld = ecp_fm_ld(B) apart. */
 static ecp_status layer_bn(ecp_sparse_net *s, const sp_layer *S, const float *XT, int B,
                            size_t ld, float *YT, ecp_error *err)
 {
