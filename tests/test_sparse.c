@@ -593,6 +593,13 @@ static void test_engine_split_columns(void **state)
     ecp_mlp_free(m);
 }
 
+/* The batch-1 row kernel of a sparse layer: its window-permute layout where that has its
+ * vector form, else CSR. */
+static ecp_sparse_kernel row_kernel_b1(void)
+{
+    return ECP_WPERM_FAST ? ECP_KERNEL_WPERM : ECP_KERNEL_CSR;
+}
+
 /* Structural simplification when the engine is built (engine.c): every case against
  * ecp_mlp_forward, every activation (sigmoid, tanh, softplus, gelu: act(b) != 0 is folded into the
  * next bias), modes auto and sparse, batches 1 and > 1, with and without zero inputs. */
@@ -734,8 +741,7 @@ static void test_engine_kernel_choice(void **state)
     ecp_sparse_net *s;
     assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
     /* batch 1: CSR, or its window-permute layout where that has its vector form */
-    const ecp_sparse_kernel row_k = ECP_WPERM_FAST ? ECP_KERNEL_WPERM : ECP_KERNEL_CSR;
-    assert_int_equal(ecp_sparse_layer_kernel(s, 0, 1), row_k);
+    assert_int_equal(ecp_sparse_layer_kernel(s, 0, 1), row_kernel_b1());
     assert_int_equal(ecp_sparse_layer_kernel(s, 0, 256), ECP_KERNEL_CSR);
     /* a dense 100x10 layer at batch 1: the row kernel, or dense columns (one vector per
      * input) with 16-float vectors, where DCOL is the cheaper; with 8-float vectors the cost
@@ -754,7 +760,7 @@ static void test_engine_kernel_choice(void **state)
     ecp_sparse_free(s);
     o.mode = ECP_ENGINE_SPARSE; /* forced sparse: never the dense columns */
     assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
-    assert_int_equal(ecp_sparse_layer_kernel(s, 1, 1), row_k);
+    assert_int_equal(ecp_sparse_layer_kernel(s, 1, 1), row_kernel_b1());
     ecp_sparse_free(s);
     o.mode = ECP_ENGINE_DENSE; /* batch-1 bytes: 4 per weight */
     assert_int_equal(ecp_sparse_create(&s, m, &o, &err), ECP_OK);
@@ -1129,11 +1135,6 @@ static void test_engine_bf16(void **state)
         free(x);
         ecp_mlp_free(m);
     }
-}
-
-static ecp_sparse_kernel row_kernel_b1(void)
-{
-    return ECP_WPERM_FAST ? ECP_KERNEL_WPERM : ECP_KERNEL_CSR;
 }
 
 /* A layer streamed from memory at batch 1 runs a row layout (window-permute, CSR without
