@@ -274,8 +274,8 @@ double ecp_loss_eval(ecp_loss kind, const float *y, const float *t, const int32_
 typedef struct ecp_rows ecp_rows;
 /* An in-memory dataset: x is n x n_in float32; classification carries labels in [0, n_out),
  * regression carries y (n x n_out float32). A dataset from ecp_data_open_streamed has rows set
- * and x NULL instead: only ecp_prune (without fine-tuning), ecp_prune_scores, ecp_prune_calib
- * and ecp_dataset_subset read it. */
+ * and x NULL instead: only ecp_prune (without fine-tuning), ecp_prune_scores, ecp_prune_calib,
+ * ecp_dataset_subset and ecp_dataset_copy read it. */
 typedef struct {
     int64_t n;
     int n_in;
@@ -293,6 +293,8 @@ void ecp_dataset_free(ecp_dataset *d);
 /* A new dataset holding the rows idx[0..n-1] of d. */
 ecp_status ecp_dataset_subset(const ecp_dataset *d, const int64_t *idx, int64_t n,
                               ecp_dataset **out, ecp_error *err);
+/* A new dataset holding every row of d, in memory (read from its files when d stays on disk). */
+ecp_status ecp_dataset_copy(const ecp_dataset *d, ecp_dataset **out, ecp_error *err);
 /* Rejects NaN/Inf and out-of-range labels, naming `what` in the message. */
 ecp_status ecp_dataset_validate(const ecp_dataset *d, const char *what, ecp_error *err);
 

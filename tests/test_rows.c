@@ -83,8 +83,8 @@ static int64_t *calib_perm(uint64_t seed)
     return perm;
 }
 
-/* The rows of every chunk of a view over the file, and a subset of the file, are the in-memory
- * rows bit for bit, in the shuffled order. */
+/* The rows of every chunk of a view over the file, a subset of the file and a copy of it are the
+ * in-memory rows bit for bit, in the shuffled order. */
 static void test_rows_match_memory(void **state)
 {
     (void)state;
@@ -97,6 +97,14 @@ static void test_rows_match_memory(void **state)
         assert_int_equal(ecp_dataset_subset(lazy, perm, CALIB, &sub, &err), ECP_OK);
         assert_memory_equal(sub->x, ref->x, (size_t)CALIB * F * sizeof(float));
         assert_memory_equal(sub->label, ref->label, CALIB * sizeof(int32_t));
+        /* the whole file copied into memory: the in-memory loader's rows */
+        ecp_dataset *all;
+        assert_int_equal(ecp_dataset_copy(lazy, &all, &err), ECP_OK);
+        assert_null(all->rows);
+        assert_int_equal(all->n, mem->n);
+        assert_memory_equal(all->x, mem->x, (size_t)mem->n * F * sizeof(float));
+        assert_memory_equal(all->label, mem->label, (size_t)mem->n * sizeof(int32_t));
+        ecp_dataset_free(all);
         /* the smallest chunk: 1024 rows, so 3 fetches */
         assert_int_equal(ecp_dataset_view(lazy, perm, CALIB, 1, &view, &err), ECP_OK);
         int64_t C = ecp_dataset_chunk_rows(view);

@@ -329,13 +329,7 @@ static ecp_status small_in_memory(ecp_dataset **d, ecp_error *err)
     ecp_status st = stream_from(&limit, err);
     if (st || !t->rows || t->n >= limit / 4 / t->n_in)
         return st;
-    int64_t *idx = malloc((size_t)t->n * sizeof *idx);
-    if (!idx)
-        return ecp_fail(err, ECP_ERR_MEMORY, "training set: out of memory");
-    for (int64_t i = 0; i < t->n; i++)
-        idx[i] = i;
-    ecp_status s = ecp_dataset_subset(t, idx, t->n, &mem, err);
-    free(idx);
+    ecp_status s = ecp_dataset_copy(t, &mem, err);
     if (!s) {
         ecp_dataset_free(t);
         *d = mem;

@@ -63,6 +63,21 @@ ecp_status ecp_dataset_subset(const ecp_dataset *d, const int64_t *idx, int64_t 
     return s;
 }
 
+ecp_status ecp_dataset_copy(const ecp_dataset *d, ecp_dataset **out, ecp_error *err)
+{
+    ECP_REQUIRE(d, err);
+    ECP_REQUIRE(out, err);
+    *out = NULL;
+    int64_t *idx = ecp_alloc((size_t)(d->n ? d->n : 1), sizeof *idx, "dataset copy", err);
+    if (!idx)
+        return ECP_ERR_MEMORY;
+    for (int64_t i = 0; i < d->n; i++)
+        idx[i] = i;
+    ecp_status s = ecp_dataset_subset(d, idx, d->n, out, err);
+    free(idx);
+    return s;
+}
+
 ecp_status ecp_dataset_validate(const ecp_dataset *d, const char *what, ecp_error *err)
 {
     ECP_REQUIRE(d, err);

@@ -218,19 +218,6 @@ fail:
     return ECP_ERR_MEMORY;
 }
 
-/* A dataset whose rows come a chunk at a time, copied into memory whole. */
-static ecp_status whole(const ecp_dataset *d, ecp_dataset **out, ecp_error *err)
-{
-    int64_t *idx = ecp_alloc((size_t)d->n, sizeof *idx, "calibration", err);
-    if (!idx)
-        return ECP_ERR_MEMORY;
-    for (int64_t i = 0; i < d->n; i++)
-        idx[i] = i;
-    ecp_status s = ecp_dataset_subset(d, idx, d->n, out, err);
-    free(idx);
-    return s;
-}
-
 ecp_status ecp_prune_scores(const ecp_mlp *m, const ecp_dataset *calib, const char *method,
                             ecp_sens sens, int probes, uint64_t seed, ecp_scores **out,
                             ecp_error *err)
@@ -269,7 +256,7 @@ ecp_status ecp_prune_scores(const ecp_mlp *m, const ecp_dataset *calib, const ch
         if ((s = scores_alloc(m, 1, &ex, err)))
             goto done;
         ecp_dataset *mem = NULL; /* the oracle walks every sample at once */
-        if (calib->rows && !(s = whole(calib, &mem, err)))
+        if (calib->rows && !(s = ecp_dataset_copy(calib, &mem, err)))
             calib = mem;
         if (s || (s = ecp_exact_scores(m, calib, sc, ex, 1, err))) {
             ecp_dataset_free(mem);
