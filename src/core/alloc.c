@@ -96,7 +96,8 @@ void *ecp_carve_take(ecp_carve *c, size_t count, size_t size)
 {
     /* Sizes here come from models already checked against the memory budget: an overflow
      * saturates, and the block's own allocation then fails its budget check. */
-    size_t n = size && count > (SIZE_MAX - 64) / size ? SIZE_MAX / 2 : (count * size + 63) / 64 * 64;
+    size_t n = size && count > (SIZE_MAX - 64) / size ? SIZE_MAX / 2
+                                                       : (count * size + 63) / 64 * 64;
     void *p = c->base ? c->base + c->used : (void *)c;
     c->used = c->used > SIZE_MAX / 2 - n ? SIZE_MAX / 2 : c->used + n;
     return p;

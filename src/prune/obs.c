@@ -323,8 +323,9 @@ static ecp_status obs_hessian(obs_layer *L, const ecp_mlp *m, const ecp_mlp *ori
             if (orig) {
                 if (p0)
                     ecp_calib_pass_run(p0, x, b);
-                obs_rows(L->X0, ca0 ? ca0 + (size_t)(at - c->at) * ni : ecp_calib_pass_act(p0, L->l),
-                         q, b, ni);
+                obs_rows(L->X0,
+                         ca0 ? ca0 + (size_t)(at - c->at) * ni : ecp_calib_pass_act(p0, L->l), q,
+                         b, ni);
                 cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cols, cols, b, 1.0, L->X, cols,
                             L->X0, cols, 1.0, L->C, cols);
             }

@@ -216,11 +216,12 @@ void ecp_gemm_packed_rows(const ecp_wpack *p, const float *X, int B, size_t ldx,
  * input of that step is broadcast, and rt row tiles x B samples of accumulators stay in
  * registers over a block of steps (with AVX-512 4 tiles up to 6 samples, 2 up to 12: rt * B
  * >= 8 independent FMA chains for a 4-cycle latency at 2 per cycle, rt * B + rt + 1 <= 32
- * registers; NARROW_TILES). The batch-32 tile of the kernel above would do the work of 32 samples for B; the
- * row kernel of gemv.c would reduce every dot product across lanes (784-300-100-10's 300 x 784
- * at batch 4: 24 us there, 15 us here). Blocks of steps outside, as above: the weights are then
- * one sequential stream (a row tile's blocks lie 12 KB x tiles apart), and every output gets
- * the same sums in the same order as from ecp_gemm_packed at one panel (batches up to 32). */
+ * registers; NARROW_TILES). The batch-32 tile of the kernel above would do the work of 32
+ * samples for B; the row kernel of gemv.c would reduce every dot product across lanes
+ * (784-300-100-10's 300 x 784 at batch 4: 24 us there, 15 us here). Blocks of steps outside,
+ * as above: the weights are then one sequential stream (a row tile's blocks lie 12 KB x tiles
+ * apart), and every output gets the same sums in the same order as from ecp_gemm_packed at one
+ * panel (batches up to 32). */
 #if MR <= VW
 #define RT 4
 /* As AHEAD, for RT streams at once: 4096 x 4096 at batches 2 / 4 / 6 ran 3.5 / 4.1 / 4.7 ms
